@@ -1,0 +1,135 @@
+/*
+ * collector.h: the collector, the one writer of the database and the
+ * live segment.
+ *
+ * Threading: the collector is single-threaded.  One epoll loop (server.c)
+ * reads frames from the API workers, gathers the INGEST frames that arrive
+ * together into one group transaction (store.c), answers each frame after
+ * COMMIT, feeds the committed events to the live aggregator (shm/live.c)
+ * and closes seconds on time.  Commands (configuration writes, cmd.c) run
+ * between group commits in their own transactions.
+ *
+ * Ownership: struct col owns the database handle, the live aggregator, the
+ * price catalog and every connection; col_* functions borrow it.
+ */
+#ifndef TT_COLLECTOR_H
+#define TT_COLLECTOR_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "event.h"
+#include "live.h"
+#include "price.h"
+#include "proto.h"
+
+/* An unknown model seen since the last flush. */
+struct col_unknown {
+    char key[300];   /* workspace \x1f provider \x1f model */
+    uint64_t events;
+    int64_t last_ms;
+    int dirty;
+};
+
+/* The database side (store.c). */
+struct col_store {
+    sqlite3 *db;
+    sqlite3_stmt *ins;        /* INSERT OR IGNORE INTO events */
+    sqlite3_stmt *ws_get;     /* workspace id by name */
+    sqlite3_stmt *ws_add;     /* new workspace */
+    sqlite3_stmt *sec_put;    /* live_seconds row */
+    sqlite3_stmt *tot_put;    /* live_totals row */
+    sqlite3_stmt *meta_put;   /* meta key/value */
+    sqlite3_stmt *unk_put;    /* pricing_unknown upsert */
+    sqlite3_stmt *touch;      /* api_keys.last_used_ms */
+    sqlite3_stmt *prune;      /* old live_seconds */
+    char ws_last[72];         /* workspace of the last insert */
+    int64_t ws_last_id;       /* its id; 0 after a rollback */
+    struct col_unknown *unknown; /* small open-addressed set */
+    uint32_t nunknown, unknown_cap;
+};
+
+/* Everything the collector owns. */
+struct col {
+    struct conf conf;
+    struct col_store store;
+    struct live *live;
+    struct price_catalog *prices;
+    int64_t live_seq;   /* highest event seq fed to the live aggregator */
+    int persist;        /* closed seconds are saved (off while rebuilding) */
+    int64_t started_ms;
+};
+
+/* One event of a group commit, with what the commit learned about it. */
+struct col_item {
+    const struct ev_rec *rec;
+    const char *workspace;
+    const char *request_id;
+    int64_t received_ms;
+    int64_t seq;       /* rowid when stored, 0 when a duplicate */
+    int64_t cost_nusd; /* cost used */
+};
+
+/* ---- store.c ---- */
+
+/* Open (creating and migrating) the database at path.  Returns 0 or -1
+ * with a message in err. */
+int col_store_open(struct col_store *s, const char *path, const char *sync,
+                   char *err, size_t errlen);
+void col_store_close(struct col_store *s);
+
+/* The current schema version of an open database. */
+int col_store_version(struct col_store *s);
+
+/* Begin, commit or roll back a transaction.  Return SQLite codes. */
+int col_store_begin(struct col_store *s);
+int col_store_commit(struct col_store *s);
+void col_store_rollback(struct col_store *s);
+
+/* Insert one event inside the open transaction: fills it->seq (0 for a
+ * duplicate) and it->cost_nusd.  Returns a SQLite code. */
+int col_store_insert(struct col *c, struct col_item *it);
+
+/* Write the catalog in use to pricing_catalog.  Returns a SQLite code. */
+int col_store_save_catalog(struct col_store *s, const struct price_catalog *p);
+
+/* Flush the unknown-model counters (inside a transaction). */
+int col_store_flush_unknown(struct col_store *s);
+
+/* Record that key id was used at ms (inside a transaction). */
+int col_store_touch_key(struct col_store *s, int64_t id, int64_t ms);
+
+/* Save a closed second and the dirty totals (its own transaction). */
+void col_store_save_second(struct col *c, int64_t sec, const void *blob,
+                           size_t len);
+
+/* Ensure an admin key exists; if none, create one for workspace "default"
+ * and write it to key_path (mode 0600).  Returns 0, 1 when one was made,
+ * or -1. */
+int col_store_bootstrap_admin(struct col_store *s, const char *key_path);
+
+/* Size of the database and its WAL in bytes. */
+uint64_t col_store_size(const char *db_path);
+
+/* ---- rebuild.c ---- */
+
+/* Refill the live segment from the database after a start. */
+int col_rebuild(struct col *c, int64_t now_ms);
+
+/* Turn a stored or committed event into the aggregator's shape. */
+void col_live_event(const struct col_item *it, struct live_event *e);
+
+/* ---- cmd.c ---- */
+
+/* Run a JSON command; returns the HTTP status and sets *reply (a new
+ * jansson reference the caller releases). */
+int col_command(struct col *c, const char *text, size_t len, json_t **reply);
+
+/* ---- server.c ---- */
+
+/* Run the loop until SIGTERM/SIGINT; returns the exit status. */
+int col_serve(struct col *c);
+
+#endif

@@ -1,0 +1,159 @@
+/*
+ * rebuild.c: refill the live segment from SQLite when the collector starts.
+ *
+ * Three sources, in order: the all-time totals saved with every closed
+ * second (live_totals); the saved seconds of the last hour (live_seconds),
+ * replayed into the windows; and the events committed after the last saved
+ * second (seq > meta.live_seq), which a crash left out of both and which
+ * are added like fresh events.  Finally the feed gets the newest events.
+ * The cost is bounded by the ring length, not by the number of events.
+ */
+#include "collector.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* The columns every event query here selects, in this order. */
+#define COL_EVENT_COLS                                                        \
+    "e.seq, w.name, e.id, e.ts, e.received, e.provider, e.model, "            \
+    "e.operation, e.input_tokens, e.output_tokens, e.cache_read_tokens, "     \
+    "e.cache_write_tokens, e.reasoning_tokens, e.cost_usd, e.latency_ms, "    \
+    "e.ttft_ms, e.status, e.error_type, e.is_error, e.user, e.agent, "        \
+    "e.session, e.round, e.request_id "                                       \
+    "FROM events e JOIN workspaces w ON w.id = e.ws "
+
+/* Text of column i, "" for NULL. */
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    const char *s = (const char *)sqlite3_column_text(st, i);
+    return s ? s : "";
+}
+
+/* Fill e from a row of COL_EVENT_COLS; strings point into the row. */
+static void col_row_event(sqlite3_stmt *st, struct live_event *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->workspace = col_text(st, 1);
+    e->id = col_text(st, 2);
+    e->ts_ms = sqlite3_column_int64(st, 3);
+    e->received_ms = sqlite3_column_int64(st, 4);
+    e->provider = col_text(st, 5);
+    e->model = col_text(st, 6);
+    e->operation = col_text(st, 7);
+    for (int t = 0; t < SHM_TOK_N; t++)
+        e->tokens[t] = sqlite3_column_int64(st, 8 + t);
+    e->cost_nusd = llround(sqlite3_column_double(st, 13) * 1e9);
+    e->latency_ms = sqlite3_column_type(st, 14) == SQLITE_NULL
+                        ? -1
+                        : sqlite3_column_double(st, 14);
+    e->ttft_ms = sqlite3_column_type(st, 15) == SQLITE_NULL
+                     ? -1
+                     : sqlite3_column_double(st, 15);
+    e->status = sqlite3_column_int(st, 16);
+    e->error_type = col_text(st, 17);
+    e->is_error = sqlite3_column_int(st, 18);
+    e->user = col_text(st, 19);
+    e->agent = col_text(st, 20);
+    e->session = col_text(st, 21);
+    e->round = sqlite3_column_type(st, 22) == SQLITE_NULL
+                   ? -1
+                   : sqlite3_column_int(st, 22);
+    e->request_id = col_text(st, 23);
+}
+
+/* Prepare a statement on the collector's database or log why not. */
+static sqlite3_stmt *col_query(struct col *c, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->store.db, sql, -1, &st, NULL) != SQLITE_OK) {
+        log_error(NULL, "msg=\"rebuild query failed\" error=\"%s\"",
+                  sqlite3_errmsg(c->store.db));
+        return NULL;
+    }
+    return st;
+}
+
+int col_rebuild(struct col *c, int64_t now_ms)
+{
+    sqlite3_stmt *st;
+    int64_t seconds = 0, tail = 0, totals = 0;
+
+    c->persist = 0;
+    st = col_query(c, "SELECT kind, workspace, provider, model, data "
+                      "FROM live_totals");
+    if (st == NULL)
+        return -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        struct shm_agg a;
+        if (sqlite3_column_bytes(st, 4) != (int)sizeof(a))
+            continue;
+        memcpy(&a, sqlite3_column_blob(st, 4), sizeof(a));
+        live_set_total(c->live, sqlite3_column_int(st, 0), col_text(st, 1),
+                       col_text(st, 2), col_text(st, 3), &a);
+        totals++;
+    }
+    sqlite3_finalize(st);
+
+    c->live_seq = 0;
+    st = col_query(c, "SELECT value FROM meta WHERE key = 'live_seq'");
+    if (st == NULL)
+        return -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        c->live_seq = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+
+    st = col_query(c, "SELECT sec, data FROM live_seconds WHERE sec >= ? "
+                      "ORDER BY sec");
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_int64(st, 1, live_open_sec(c->live));
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (live_inject(c->live, sqlite3_column_int64(st, 0),
+                        sqlite3_column_blob(st, 1),
+                        (size_t)sqlite3_column_bytes(st, 1)) != 0)
+            log_warn(NULL, "msg=\"skipped a damaged live second\" sec=%lld",
+                     (long long)sqlite3_column_int64(st, 0));
+        seconds++;
+    }
+    sqlite3_finalize(st);
+
+    /* From here on, closed seconds are saved again. */
+    c->persist = 1;
+    st = col_query(c, "SELECT " COL_EVENT_COLS "WHERE e.seq > ? "
+                      "ORDER BY e.seq");
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_int64(st, 1, c->live_seq);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        struct live_event e;
+        col_row_event(st, &e);
+        live_add(c->live, &e);
+        c->live_seq = sqlite3_column_int64(st, 0);
+        tail++;
+    }
+    sqlite3_finalize(st);
+
+    /* The feed: the newest events, written oldest first. */
+    st = col_query(c, "SELECT * FROM (SELECT " COL_EVENT_COLS
+                      "ORDER BY e.seq DESC LIMIT ?) ORDER BY seq");
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_int(st, 1, c->conf.feed_size);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        struct live_event e;
+        col_row_event(st, &e);
+        live_feed(c->live, &e);
+    }
+    sqlite3_finalize(st);
+
+    live_tick(c->live, now_ms);
+    log_info(NULL,
+             "msg=\"live window rebuilt\" totals=%lld seconds=%lld "
+             "tail_events=%lld live_seq=%lld",
+             (long long)totals, (long long)seconds, (long long)tail,
+             (long long)c->live_seq);
+    return 0;
+}

@@ -1,0 +1,36 @@
+/*
+ * arena.h: a bump allocator for per-request memory.
+ *
+ * A FastCGI worker thread owns one arena, allocates from it while handling
+ * a request and calls arena_reset() when the request is finished, which
+ * frees everything at once (the first chunk is kept for the next request).
+ * Not thread-safe: one arena per thread.
+ */
+#ifndef TT_ARENA_H
+#define TT_ARENA_H
+
+#include <stddef.h>
+
+struct arena_chunk;
+
+struct arena {
+    struct arena_chunk *head; /* current chunk; older ones follow */
+    size_t chunk_size;        /* size of a normal chunk */
+};
+
+/* Prepare an empty arena whose chunks are chunk_size bytes. */
+void arena_init(struct arena *a, size_t chunk_size);
+
+/* Allocate n bytes aligned to 16; NULL when out of memory. */
+void *arena_alloc(struct arena *a, size_t n);
+
+/* Copy the string s (n bytes) into the arena, NUL-terminated. */
+char *arena_strndup(struct arena *a, const char *s, size_t n);
+
+/* Release every allocation but keep the first chunk. */
+void arena_reset(struct arena *a);
+
+/* Release everything. */
+void arena_free(struct arena *a);
+
+#endif

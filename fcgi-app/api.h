@@ -1,0 +1,185 @@
+/*
+ * api.h: tt-api, the REST API served by libfcgi worker threads behind nginx.
+ *
+ * Threading: main() starts conf.api_threads workers; each owns a struct
+ * api_thread (its FastCGI request, its arena, its read-only SQLite
+ * connection, its collector connection and its shm mapping), so a request
+ * never takes a lock except the accept lock and the live-stats cache lock.
+ *
+ * Memory: everything a handler allocates for a request comes from the
+ * thread's arena (or is a jansson value it releases) and is gone after
+ * api_finish(); nothing keeps FCGX_GetParam pointers past the request.
+ *
+ * Errors reach clients in one shape:
+ *     {"error": {"code": "...", "message": "...", "field": "..."}}
+ */
+#ifndef TT_API_H
+#define TT_API_H
+
+#include <fcgiapp.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "conf.h"
+#include "keys.h"
+#include "shm.h"
+
+/* What every thread shares, read-only after start (but the cache). */
+struct api_global {
+    struct conf conf;
+    int64_t started_ms;    /* when this API process started */
+    char db_path[CONF_PATH_MAX + 32];
+    char col_path[CONF_PATH_MAX + 32];
+    pthread_mutex_t cache_lock; /* guards the live-stats cache */
+    struct api_cache_ent *cache; /* serialized live stats, see route_live.c */
+    int cache_size;
+    uint64_t cache_clock; /* use counter for eviction */
+};
+
+/* A remembered key use, to send last_used to the collector sparingly. */
+struct api_touch {
+    int64_t id;
+    int64_t sent_ms;
+};
+
+/* Per worker thread. */
+struct api_thread {
+    int idx;
+    struct api_global *g;
+    FCGX_Request fr;
+    struct arena arena;
+    sqlite3 *db;                 /* read-only connection */
+    sqlite3_stmt *key_lookup;    /* by hash */
+    int col_fd;                  /* collector connection or -1 */
+    uint64_t tag;                /* last frame tag */
+    struct shm_reader shm;
+    struct api_touch touch[16];  /* recently reported key uses */
+};
+
+/* One request being handled. */
+struct api_req {
+    struct api_thread *t;
+    struct arena *arena;
+    const char *method;     /* "GET", ... */
+    const char *path;       /* URI path without the query string */
+    const char *query;      /* query string, "" when none */
+    const char *content_type;
+    long content_length;    /* -1 when absent */
+    char rid[72];           /* request id (X-Request-ID or nginx's) */
+    const char *params[4];  /* path parameters ({id}) */
+    /* Set by api_auth(). */
+    int64_t key_id;
+    enum key_role role;
+    char workspace[72];
+    int64_t now_ms;
+    int status;             /* status sent, for the access log */
+};
+
+/* ---- http.c ---- */
+
+/* Send a JSON body with status; extra is more header lines ("K: V\r\n") or
+ * NULL.  Consumes body (a jansson reference).  Returns 0. */
+int api_send_json(struct api_req *r, int status, json_t *body,
+                  const char *extra);
+
+/* Send already-serialized JSON text. */
+int api_send_text(struct api_req *r, int status, const char *type,
+                  const char *text, size_t len, const char *extra);
+
+/* Send an error in the API's one shape; field may be NULL. */
+int api_error(struct api_req *r, int status, const char *code,
+              const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Same, with extra header lines (e.g. "Retry-After: 1\r\n"). */
+int api_error_h(struct api_req *r, int status, const char *extra,
+                const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* Read the request body (at most max bytes) into the arena.  Returns the
+ * length, or -1 after answering 413 (too large) or 400 (short body). */
+long api_read_body(struct api_req *r, long max, char **out);
+
+/* The decoded value of query parameter name, or NULL (arena memory). */
+const char *api_query(struct api_req *r, const char *name);
+
+/* Check the query has only the named parameters; answers 400 otherwise. */
+int api_query_only(struct api_req *r, const char *const *names);
+
+/* ---- route.c ---- */
+
+typedef int (*api_handler)(struct api_req *r);
+
+/* One route: a method and a path pattern whose "{x}" segments are
+ * parameters, and the least role that may call it (KEY_ROLE_NONE: no key
+ * needed). */
+struct api_route {
+    const char *method;
+    const char *pattern;
+    int role;
+    api_handler fn;
+};
+
+/* Outcome of api_route_find(). */
+enum api_match { API_FOUND, API_NOT_FOUND, API_BAD_METHOD };
+
+/* Find the route for method and path in table (NULL-terminated); fills
+ * params, and for API_BAD_METHOD the allowed methods ("GET, POST"). */
+enum api_match api_route_find(const struct api_route *table,
+                              const char *method, const char *path,
+                              const struct api_route **found,
+                              const char **params, char *allow,
+                              size_t allowlen);
+
+/* The routing table of tt-api. */
+extern const struct api_route api_routes[];
+
+/* Route and run one request (authenticating first). */
+void api_dispatch(struct api_req *r);
+
+/* ---- auth.c ---- */
+
+/* Check the Bearer key for role need: fills r->key_id, role, workspace.
+ * Returns 0, or -1 after answering 401/403. */
+int api_auth(struct api_req *r, enum key_role need);
+
+/* ---- client.c ---- */
+
+/* Send an INGEST frame (records of len bytes, count of them) and wait for
+ * the collector's answer.  Returns 0 and fills *ack, or -errno when the
+ * collector cannot be reached or did not answer in time. */
+struct proto_ack;
+int api_col_ingest(struct api_thread *t, const char *ws, const char *rid,
+                   const void *recs, size_t len, uint32_t count,
+                   struct proto_ack *ack);
+
+/* Run a collector command; *status and *reply (malloc'ed) on success. */
+int api_col_command(struct api_thread *t, const char *cmd, int *status,
+                    char **reply);
+
+/* Tell the collector a key was used (at most once a minute per key). */
+void api_col_touch(struct api_thread *t, int64_t key_id, int64_t now_ms);
+
+/* ---- handlers ---- */
+int api_events_post(struct api_req *r);
+int api_live_stats(struct api_req *r);
+int api_live_feed(struct api_req *r);
+int api_keys_list(struct api_req *r);
+int api_keys_create(struct api_req *r);
+int api_keys_delete(struct api_req *r);
+int api_health(struct api_req *r);
+int api_health_live(struct api_req *r);
+int api_health_ready(struct api_req *r);
+int api_pricing(struct api_req *r);
+int api_pricing_unknown(struct api_req *r);
+
+/* Prepare the process-wide live-stats cache.  Returns 0 or -1. */
+int api_cache_init(struct api_global *g);
+
+/* Map the live segment for this thread; NULL if it is not there. */
+const struct shm_header *api_shm(struct api_req *r);
+
+#endif

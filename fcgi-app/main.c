@@ -1,0 +1,204 @@
+/*
+ * main.c: tt-api, the FastCGI workers behind nginx.
+ *
+ * Usage: tt-api --data DIR [-c FILE] [--set key=value]...
+ *
+ * It listens on DIR/run/api.sock and runs conf.api_threads worker threads,
+ * each accepting and answering one request at a time (nginx does not keep
+ * FastCGI connections, so a thread never blocks on an idle connection).
+ *
+ * Shutdown: the signals are blocked in every thread and taken by the main
+ * thread with sigwait().  On SIGTERM it shuts the listening socket down,
+ * which makes the threads' accept() fail; they finish the request they are
+ * in and return.  libfcgi's own signal handling never sees SIGTERM.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "log.h"
+#include "proto.h"
+
+static pthread_mutex_t api_accept_lock = PTHREAD_MUTEX_INITIALIZER;
+static volatile sig_atomic_t api_stopping;
+
+/* Fill a request from the FastCGI parameters. */
+static void api_req_init(struct api_req *r, struct api_thread *t)
+{
+    memset(r, 0, sizeof(*r));
+    r->t = t;
+    r->arena = &t->arena;
+    r->now_ms = proto_now_ms();
+    char **env = t->fr.envp;
+    const char *m = FCGX_GetParam("REQUEST_METHOD", env);
+    r->method = m ? m : "GET";
+    const char *uri = FCGX_GetParam("DOCUMENT_URI", env);
+    if (uri == NULL)
+        uri = FCGX_GetParam("REQUEST_URI", env);
+    if (uri == NULL)
+        uri = "/";
+    const char *q = strchr(uri, '?');
+    r->path = q ? arena_strndup(r->arena, uri, (size_t)(q - uri)) : uri;
+    const char *qs = FCGX_GetParam("QUERY_STRING", env);
+    r->query = qs ? qs : "";
+    r->content_type = FCGX_GetParam("CONTENT_TYPE", env);
+    const char *cl = FCGX_GetParam("CONTENT_LENGTH", env);
+    r->content_length = cl && cl[0] ? strtol(cl, NULL, 10) : -1;
+    const char *rid = FCGX_GetParam("REQUEST_ID", env);
+    if (rid == NULL)
+        rid = FCGX_GetParam("HTTP_X_REQUEST_ID", env);
+    snprintf(r->rid, sizeof(r->rid), "%s", rid ? rid : "");
+    r->role = KEY_ROLE_NONE;
+}
+
+/* Open this thread's read-only database connection. */
+static int api_open_db(struct api_thread *t)
+{
+    if (t->db != NULL)
+        return 0;
+    if (sqlite3_open_v2(t->g->db_path, &t->db,
+                        SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(t->db,
+                           "SELECT id, role, workspace FROM api_keys WHERE "
+                           "hash = ? AND revoked_ms IS NULL",
+                           -1, SQLITE_PREPARE_PERSISTENT, &t->key_lookup,
+                           NULL) != SQLITE_OK) {
+        log_error(NULL, "msg=\"cannot open database\" path=\"%s\" error=\"%s\"",
+                  t->g->db_path, t->db ? sqlite3_errmsg(t->db) : "?");
+        sqlite3_finalize(t->key_lookup);
+        sqlite3_close(t->db);
+        t->db = NULL;
+        t->key_lookup = NULL;
+        return -1;
+    }
+    sqlite3_busy_timeout(t->db, 2000);
+    return 0;
+}
+
+/* A worker thread: accept, answer, repeat until shutdown. */
+static void *api_worker(void *arg)
+{
+    struct api_thread *t = arg;
+    while (!api_stopping) {
+        pthread_mutex_lock(&api_accept_lock);
+        int rc = api_stopping ? -1 : FCGX_Accept_r(&t->fr);
+        pthread_mutex_unlock(&api_accept_lock);
+        if (rc < 0)
+            break;
+        struct api_req r;
+        api_req_init(&r, t);
+        if (api_open_db(t) != 0)
+            api_error_h(&r, 503, "Retry-After: 1\r\n", "unavailable", NULL,
+                        "the database is not available yet");
+        else
+            api_dispatch(&r);
+        log_debug(r.rid, "msg=\"request\" method=%s path=\"%s\" status=%d",
+                  r.method, r.path, r.status);
+        FCGX_Finish_r(&t->fr);
+        arena_reset(&t->arena);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    static struct api_global g;
+    char err[512];
+    if (conf_from_args(&g.conf, argc, argv, NULL, 0, err, sizeof(err)) < 0) {
+        fprintf(stderr, "tt-api: %s\n", err);
+        return 1;
+    }
+    char path[CONF_PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/log/api.log", g.conf.data_dir);
+    if (log_init("api", log_level_parse(g.conf.log_level), path) != 0) {
+        fprintf(stderr, "tt-api: cannot open %s\n", path);
+        return 1;
+    }
+    g.started_ms = proto_now_ms();
+    snprintf(g.db_path, sizeof(g.db_path), "%s/tokentap.db", g.conf.data_dir);
+    snprintf(g.col_path, sizeof(g.col_path), "%s/run/collector.sock",
+             g.conf.data_dir);
+    if (api_cache_init(&g) != 0)
+        return 1;
+
+    /* Block the signals before any thread starts: all inherit the mask. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (FCGX_Init() != 0) {
+        log_error(NULL, "msg=\"FCGX_Init failed\"");
+        return 1;
+    }
+    snprintf(path, sizeof(path), "%s/run/api.sock", g.conf.data_dir);
+    unlink(path);
+    int lfd = FCGX_OpenSocket(path, 1024);
+    if (lfd < 0) {
+        log_error(NULL, "msg=\"cannot listen\" path=\"%s\"", path);
+        return 1;
+    }
+    chmod(path, 0666);
+
+    int n = g.conf.api_threads;
+    struct api_thread *threads = calloc((size_t)n, sizeof(*threads));
+    pthread_t *tids = calloc((size_t)n, sizeof(*tids));
+    if (threads == NULL || tids == NULL)
+        return 1;
+    for (int i = 0; i < n; i++) {
+        struct api_thread *t = &threads[i];
+        t->idx = i;
+        t->g = &g;
+        t->col_fd = -1;
+        arena_init(&t->arena, 64 * 1024);
+        shm_reader_init(&t->shm, g.conf.shm_name);
+        FCGX_InitRequest(&t->fr, lfd, 0);
+        if (pthread_create(&tids[i], NULL, api_worker, t) != 0) {
+            log_error(NULL, "msg=\"cannot start worker\"");
+            return 1;
+        }
+    }
+    log_info(NULL, "msg=\"api ready\" socket=\"%s\" threads=%d", path, n);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&mask, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            log_reopen();
+            continue;
+        }
+        break;
+    }
+    log_info(NULL, "msg=\"api stopping\"");
+    api_stopping = 1;
+    FCGX_ShutdownPending();
+    /* accept() on a shut-down socket fails at once: the threads return. */
+    shutdown(lfd, SHUT_RDWR);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_nsec += 900 * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    for (int i = 0; i < n; i++)
+        if (pthread_timedjoin_np(tids[i], NULL, &deadline) != 0) {
+            log_warn(NULL, "msg=\"a worker did not finish in time\"");
+            break;
+        }
+    unlink(path);
+    return 0;
+}

@@ -1,0 +1,267 @@
+/*
+ * shm.c: the live segment's layout arithmetic, creation, and readers.
+ *
+ * The writer-side aggregation that fills the segment lives in live.c; this
+ * file only knows where things are and how to copy them out consistently.
+ */
+#include "shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const int shm_window_secs[SHM_WINDOWS] = {60, 300, 900, 3600};
+const char *const shm_window_names[SHM_WINDOWS] = {"1m", "5m", "15m", "1h"};
+const char *const shm_tok_names[SHM_TOK_N] = {"input", "output", "cache_read",
+                                              "cache_write", "reasoning"};
+
+/* Round n up to a multiple of 64 (cache lines). */
+static uint64_t shm_align(uint64_t n)
+{
+    return (n + 63) & ~(uint64_t)63;
+}
+
+size_t shm_layout(const struct shm_params *p, struct shm_header *h)
+{
+    uint64_t off = shm_align(sizeof(struct shm_header));
+    memset(h, 0, sizeof(*h));
+    h->magic = SHM_MAGIC;
+    h->version = SHM_VERSION;
+    h->nslots = p->nslots;
+    h->nseconds = p->nseconds;
+    h->hist_entries = p->hist_entries;
+    h->feed_size = p->feed_size;
+    h->ring_size = p->ring_size;
+    h->off_dims = off;
+    off = shm_align(off + (uint64_t)p->nslots * sizeof(struct shm_dim));
+    h->off_summary = off;
+    off = shm_align(off + sizeof(struct shm_summary) +
+                    (uint64_t)SHM_WINDOWS * p->nslots * sizeof(struct shm_stat) +
+                    (uint64_t)p->nslots * sizeof(struct shm_agg));
+    h->sec_stride = shm_align(sizeof(struct shm_sec) +
+                              (uint64_t)p->nslots * sizeof(struct shm_stat));
+    h->off_seconds = off;
+    off = shm_align(off + h->sec_stride * p->nseconds);
+    h->off_hist = off;
+    off = shm_align(off + (uint64_t)p->nseconds * p->hist_entries *
+                              sizeof(struct shm_hent));
+    h->off_feed = off;
+    off = shm_align(off + (uint64_t)p->feed_size * sizeof(struct shm_feed_ent));
+    h->off_ring = off;
+    off = shm_align(off + (uint64_t)p->ring_size * sizeof(struct shm_ring_ent));
+    h->size = off;
+    return off;
+}
+
+struct shm_dim *shm_dims(const struct shm_header *h)
+{
+    return (struct shm_dim *)((char *)h + h->off_dims);
+}
+
+struct shm_summary *shm_summary(const struct shm_header *h)
+{
+    return (struct shm_summary *)((char *)h + h->off_summary);
+}
+
+struct shm_stat *shm_summary_win(const struct shm_header *h, int w)
+{
+    return (struct shm_stat *)((char *)shm_summary(h) +
+                               sizeof(struct shm_summary)) +
+           (size_t)w * h->nslots;
+}
+
+struct shm_agg *shm_summary_tot(const struct shm_header *h)
+{
+    return (struct shm_agg *)(shm_summary_win(h, 0) +
+                              (size_t)SHM_WINDOWS * h->nslots);
+}
+
+struct shm_sec *shm_second(const struct shm_header *h, int64_t sec)
+{
+    uint64_t i = (uint64_t)sec % h->nseconds;
+    return (struct shm_sec *)((char *)h + h->off_seconds + i * h->sec_stride);
+}
+
+struct shm_stat *shm_second_stats(struct shm_sec *s)
+{
+    return (struct shm_stat *)(s + 1);
+}
+
+struct shm_hent *shm_second_hist(const struct shm_header *h, int64_t sec)
+{
+    uint64_t i = (uint64_t)sec % h->nseconds;
+    return (struct shm_hent *)((char *)h + h->off_hist) +
+           i * h->hist_entries;
+}
+
+struct shm_feed_ent *shm_feed(const struct shm_header *h, uint64_t i)
+{
+    return (struct shm_feed_ent *)((char *)h + h->off_feed) +
+           i % h->feed_size;
+}
+
+struct shm_ring_ent *shm_ring(const struct shm_header *h, uint64_t i)
+{
+    return (struct shm_ring_ent *)((char *)h + h->off_ring) +
+           i % h->ring_size;
+}
+
+struct shm_header *shm_create(const char *name, const struct shm_params *p,
+                              uint64_t generation)
+{
+    struct shm_header tmpl;
+    size_t size = shm_layout(p, &tmpl);
+    /* Unlink first: readers keep their old mapping until they notice the
+     * new inode, and never see a half-initialised header. */
+    shm_unlink(name);
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return NULL;
+    if (ftruncate(fd, (off_t)size) != 0) {
+        int e = errno;
+        close(fd);
+        shm_unlink(name);
+        errno = e;
+        return NULL;
+    }
+    void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    int e = errno;
+    close(fd);
+    if (base == MAP_FAILED) {
+        shm_unlink(name);
+        errno = e;
+        return NULL;
+    }
+    struct shm_header *h = base;
+    /* The file is zero-filled; write the header last but the magic. */
+    memcpy(h, &tmpl, sizeof(tmpl));
+    h->generation = generation;
+    return h;
+}
+
+void shm_destroy(struct shm_header *h)
+{
+    if (h != NULL)
+        munmap(h, h->size);
+}
+
+void shm_reader_init(struct shm_reader *r, const char *name)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    shm_reader_check(r, 0, 0);
+}
+
+void shm_reader_close(struct shm_reader *r)
+{
+    if (r->h != NULL)
+        munmap((void *)r->h, r->size);
+    r->h = NULL;
+}
+
+int shm_reader_check(struct shm_reader *r, int64_t now_ms, int interval_ms)
+{
+    if (r->h != NULL && now_ms - r->checked_ms < interval_ms)
+        return 0;
+    r->checked_ms = now_ms;
+    int fd = shm_open(r->name, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) {
+        /* Keep an old mapping: stale data beats none, and it says stale. */
+        return r->h != NULL ? 0 : -errno;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return r->h != NULL ? 0 : -e;
+    }
+    if (r->h != NULL && st.st_ino == r->ino) {
+        close(fd);
+        return 0;
+    }
+    if ((size_t)st.st_size < sizeof(struct shm_header)) {
+        close(fd);
+        return r->h != NULL ? 0 : -EAGAIN;
+    }
+    void *base = mmap(NULL, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (base == MAP_FAILED)
+        return r->h != NULL ? 0 : -ENOMEM;
+    const struct shm_header *h = base;
+    if (h->magic != SHM_MAGIC || h->version != SHM_VERSION ||
+        h->size != (uint64_t)st.st_size) {
+        munmap(base, st.st_size);
+        return r->h != NULL ? 0 : -EPROTO;
+    }
+    shm_reader_close(r);
+    r->h = h;
+    r->size = st.st_size;
+    r->ino = st.st_ino;
+    return 0;
+}
+
+int shm_read_window(const struct shm_header *h, int w, const char *ws,
+                    struct shm_item *items, int cap, int64_t *as_of_sec)
+{
+    if (h == NULL || w < 0 || w >= SHM_WINDOWS)
+        return -1;
+    struct shm_summary *s = shm_summary(h);
+    const struct shm_dim *dims = shm_dims(h);
+    const struct shm_stat *win = shm_summary_win(h, w);
+    const struct shm_agg *tot = shm_summary_tot(h);
+    int n;
+    uint64_t start;
+    do {
+        start = shm_read_begin(&s->seq);
+        uint32_t nd = atomic_load_explicit(
+            &((struct shm_header *)h)->ndims, memory_order_acquire);
+        if (nd > h->nslots)
+            nd = h->nslots;
+        n = 0;
+        int wsdim = -1;
+        for (uint32_t i = 0; i < nd && n < cap; i++) {
+            const struct shm_dim *d = &dims[i];
+            if (ws != NULL) {
+                if (wsdim < 0) {
+                    if (d->kind != SHM_DIM_WORKSPACE ||
+                        strcmp(d->workspace, ws) != 0)
+                        continue;
+                    wsdim = (int)i;
+                } else if (d->ws != wsdim)
+                    continue;
+            }
+            items[n].dim = *d;
+            items[n].win = win[i];
+            items[n].tot = tot[i];
+            n++;
+        }
+        *as_of_sec = s->as_of_sec;
+    } while (shm_read_retry(&s->seq, start));
+    return n;
+}
+
+int shm_read_feed(const struct shm_header *h, const char *ws,
+                  struct shm_feed_ent *out, int cap)
+{
+    uint64_t head = atomic_load_explicit(
+        &((struct shm_header *)h)->feed_head, memory_order_acquire);
+    int n = 0;
+    for (uint64_t k = head; k > 0 && n < cap && head - k < h->feed_size; k--) {
+        struct shm_feed_ent *e = shm_feed(h, k - 1);
+        uint64_t s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
+        if (s1 != k)
+            continue;
+        out[n] = *e;
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&e->seq, memory_order_relaxed) != s1)
+            continue;
+        if (ws != NULL && strcmp(out[n].workspace, ws) != 0)
+            continue;
+        n++;
+    }
+    return n;
+}
