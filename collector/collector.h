@@ -113,6 +113,15 @@ int col_store_bootstrap_admin(struct col_store *s, const char *key_path);
 /* Size of the database and its WAL in bytes. */
 uint64_t col_store_size(const char *db_path);
 
+/* ---- checkpoint.c ---- */
+
+/* Start the checkpoint thread on its own connection to path.  Returns 0 or
+ * -1 (then SQLite's own autocheckpoint is left on). */
+int col_checkpoint_start(const char *path);
+
+/* Stop it (before the main connection closes). */
+void col_checkpoint_stop(void);
+
 /* ---- rebuild.c ---- */
 
 /* Refill the live segment from the database after a start. */

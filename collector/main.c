@@ -73,6 +73,10 @@ int main(int argc, char **argv)
         return 1;
     }
     c.started_ms = proto_now_ms();
+    /* Each connection is used by one thread: no mutexes per connection,
+     * no memory statistics. */
+    sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 
     snprintf(path, sizeof(path), "%s/tokentap.db", cf->data_dir);
     if (col_store_open(&c.store, path, cf->db_synchronous, err,
@@ -81,6 +85,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "tt-collector: %s\n", err);
         return 1;
     }
+
+    if (col_checkpoint_start(path) == 0)
+        sqlite3_exec(c.store.db, "PRAGMA wal_autocheckpoint=0", NULL, NULL,
+                     NULL);
 
     const char *pricing = col_pricing_path(cf);
     c.prices = price_load(pricing, cf->pricing_override, err, sizeof(err));
@@ -132,6 +140,7 @@ int main(int argc, char **argv)
              (unsigned long long)generation, cf->shm_name);
 
     int rc = col_serve(&c);
+    col_checkpoint_stop();
     live_close(c.live);
     price_free(c.prices);
     col_store_close(&c.store);

@@ -278,8 +278,18 @@ ev_fail(struct ev_error *err, const char *field, const char *fmt, ...)
     memcpy(err->field, field, n);
     err->field[n] = '\0';
     va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    n = (size_t)vsnprintf(err->message, sizeof(err->message), fmt, ap);
     va_end(ap);
+    /* Messages fit, but if one ever did not, drop a character cut short. */
+    if (n >= sizeof(err->message)) {
+        size_t end = sizeof(err->message) - 1, j = end;
+        unsigned char c;
+        while (j > 0 && ((unsigned char)err->message[j - 1] & 0xC0) == 0x80)
+            j--;
+        c = j > 0 ? (unsigned char)err->message[j - 1] : 0;
+        if (c >= 0xC0 && j - 1 + (c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2) > end)
+            err->message[j - 1] = '\0';
+    }
     return -1;
 }
 
@@ -817,7 +827,8 @@ static enum ev_result ev_pack(const struct ev_stage *st, struct ev_batch *b,
     for (int f = 0; f < EV_S_TAGS; f++) {
         r->str_off[f] = (uint32_t)off;
         r->str_len[f] = (uint16_t)st->len[f];
-        memcpy(base + off, st->str[f], st->len[f]);
+        if (st->len[f] > 0) /* most optional strings are absent */
+            memcpy(base + off, st->str[f], st->len[f]);
         base[off + st->len[f]] = '\0';
         off += st->len[f] + 1;
     }

@@ -11,8 +11,11 @@
  * Ownership: ev_parse_body() fills a caller-owned struct ev_batch whose
  * buffer is malloc'ed; ev_batch_free() releases it.  Records are 8-byte
  * aligned and walked with ev_batch_next().  Thread safety: every function is
- * reentrant.  The only state kept is ev_new_id()'s random generator, one per
- * thread (reseeded in a forked child), so no lock is ever taken.
+ * reentrant and lock-free.  The only state kept is per thread: ev_new_id()'s
+ * random generator (reseeded in a forked child) and one batch buffer that
+ * ev_batch_free() keeps for the thread's next ev_parse_body() (freed when
+ * the thread exits); a batch may be freed on another thread than the one
+ * that parsed it.
  *
  * Limits are in bytes of UTF-8, not characters.  JSON does not distinguish
  * 3 from 3.0, so integer fields accept integral reals; 1.5 is rejected.
@@ -109,7 +112,9 @@ enum ev_result {
 /*
  * Parse and validate a request body: one event object or an array of up to
  * EV_MAX_BATCH objects.  now_ms supplies the default ts and the reference for
- * "ts too far in the future"; events without an id get one from ev_new_id().
+ * "ts too far in the future" (ts, as RFC 3339 or epoch ms, must lie from
+ * 2000-01-01 to now_ms + 1 day); events without an id get one from
+ * ev_new_id().
  * out is output only (it need not be initialised and is overwritten, so
  * free a previous batch first).  On EV_OK, out holds every record and
  * err->index is -1; on any error out is empty (buf NULL) and err says what is
@@ -119,7 +124,10 @@ enum ev_result {
 enum ev_result ev_parse_body(const char *body, size_t len, int64_t now_ms,
                              struct ev_batch *out, struct ev_error *err);
 
-/* Release a batch's buffer and reset it to empty. */
+/* Release a batch's buffer and reset it to empty.  A buffer of up to 1 MiB
+ * is kept for this thread's next ev_parse_body(): freeing a large buffer
+ * right after a jansson tree makes glibc consolidate its fast bins, which
+ * costs more than validating the events. */
 void ev_batch_free(struct ev_batch *b);
 
 /* Return the first record of b, or the one after r; NULL at the end. */

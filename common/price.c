@@ -217,6 +217,7 @@ static int price_get_price(const struct price_file *f, int i, json_t *e,
                            const char *field, double def, double *out)
 {
     json_t *v = json_object_get(e, field);
+    char what[64];
     double d;
 
     if (!v || json_is_null(v)) {
@@ -229,8 +230,10 @@ static int price_get_price(const struct price_file *f, int i, json_t *e,
         return price_fail_field(f, i, field,
                                 "a number (USD per million tokens)", v);
     d = json_number_value(v);
-    if (!(d >= 0 && d <= PRICE_MAX))
-        return price_fail_field(f, i, field, "from 0 to 100000", v);
+    if (!(d >= 0 && d <= PRICE_MAX)) {
+        snprintf(what, sizeof(what), "from 0 to %.0f", PRICE_MAX);
+        return price_fail_field(f, i, field, what, v);
+    }
     *out = d + 0.0;
     return 0;
 }

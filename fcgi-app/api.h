@@ -45,6 +45,17 @@ struct api_touch {
     int64_t sent_ms;
 };
 
+/* A key this thread has verified, valid while the segment's generation
+ * and keys_gen are unchanged (the collector bumps keys_gen on any key
+ * change, so a revoked key stops working on the next request). */
+struct api_keycache {
+    char hash[KEY_HASH_HEX + 1];
+    int64_t id;
+    enum key_role role;
+    char workspace[72];
+    uint64_t generation, keys_gen;
+};
+
 /* Per worker thread. */
 struct api_thread {
     int idx;
@@ -57,6 +68,8 @@ struct api_thread {
     uint64_t tag;                /* last frame tag */
     struct shm_reader shm;
     struct api_touch touch[16];  /* recently reported key uses */
+    struct api_keycache keys[8]; /* recently verified keys */
+    unsigned keys_next;          /* next cache slot to replace */
 };
 
 /* One request being handled. */
@@ -84,6 +97,10 @@ struct api_req {
  * NULL.  Consumes body (a jansson reference).  Returns 0. */
 int api_send_json(struct api_req *r, int status, json_t *body,
                   const char *extra);
+
+/* Serialize v into a malloc'ed, NUL-terminated buffer (free() it);
+ * *len gets its length.  NULL when out of memory. */
+char *api_dump(json_t *v, size_t *len);
 
 /* Send already-serialized JSON text. */
 int api_send_text(struct api_req *r, int status, const char *type,

@@ -9,10 +9,59 @@
  */
 #include "api.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "log.h"
+
+/* The current key generation: the segment's and its keys_gen.  Returns
+ * -1 when no segment is mapped (then nothing is cached). */
+static int api_keys_gen(struct api_req *r, uint64_t *gen, uint64_t *kgen)
+{
+    const struct shm_header *h = api_shm(r);
+    if (h == NULL)
+        return -1;
+    *gen = h->generation;
+    *kgen = atomic_load_explicit(&((struct shm_header *)h)->health.keys_gen,
+                                 memory_order_acquire);
+    return 0;
+}
+
+/* Fill r from this thread's cache if hash was verified under the current
+ * key generation.  Returns 0 on a hit. */
+static int api_key_cached(struct api_req *r, const char *hash)
+{
+    uint64_t gen, kgen;
+    if (api_keys_gen(r, &gen, &kgen) != 0)
+        return -1;
+    for (int i = 0; i < 8; i++) {
+        struct api_keycache *k = &r->t->keys[i];
+        if (k->generation == gen && k->keys_gen == kgen &&
+            strcmp(k->hash, hash) == 0) {
+            r->key_id = k->id;
+            r->role = k->role;
+            snprintf(r->workspace, sizeof(r->workspace), "%s", k->workspace);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Remember a key just verified against the database. */
+static void api_key_remember(struct api_req *r, const char *hash)
+{
+    uint64_t gen, kgen;
+    if (api_keys_gen(r, &gen, &kgen) != 0)
+        return;
+    struct api_keycache *k = &r->t->keys[r->t->keys_next++ % 8];
+    snprintf(k->hash, sizeof(k->hash), "%s", hash);
+    k->id = r->key_id;
+    k->role = r->role;
+    snprintf(k->workspace, sizeof(k->workspace), "%s", r->workspace);
+    k->generation = gen;
+    k->keys_gen = kgen;
+}
 
 int api_auth(struct api_req *r, enum key_role need)
 {
@@ -35,6 +84,8 @@ int api_auth(struct api_req *r, enum key_role need)
                            "invalid API key");
     char hash[KEY_HASH_HEX + 1];
     key_hash(key, len, hash);
+    if (api_key_cached(r, hash) == 0)
+        goto check_role;
 
     sqlite3_stmt *st = r->t->key_lookup;
     sqlite3_bind_text(st, 1, hash, KEY_HASH_HEX, SQLITE_STATIC);
@@ -56,6 +107,8 @@ int api_auth(struct api_req *r, enum key_role need)
         return api_error_h(r, 401, www, "unauthorized", NULL,
                            "unknown or revoked API key");
     }
+    api_key_remember(r, hash);
+check_role:
     if (r->role != need && r->role != KEY_ROLE_ADMIN)
         return api_error(r, 403, "forbidden", NULL,
                          "a %s key may not do this; it needs a %s key",

@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The reason phrase for a status code. */
@@ -44,6 +45,19 @@ int api_send_text(struct api_req *r, int status, const char *type,
     FCGX_PutStr(text, (int)len, out);
     r->status = status;
     return 0;
+}
+
+char *api_dump(json_t *v, size_t *len)
+{
+    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    char *buf = n ? malloc(n + 1) : NULL;
+    if (buf == NULL)
+        return NULL;
+    json_dumpb(v, buf, n, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    buf[n] = '\0';
+    if (len != NULL)
+        *len = n;
+    return buf;
 }
 
 int api_send_json(struct api_req *r, int status, json_t *body,

@@ -17,7 +17,7 @@
 /* Send a command and relay the collector's JSON answer. */
 static int api_key_cmd(struct api_req *r, json_t *cmd)
 {
-    char *text = json_dumps(cmd, JSON_COMPACT);
+    char *text = api_dump(cmd, NULL);
     json_decref(cmd);
     if (text == NULL)
         return api_error(r, 500, "internal", NULL, "out of memory");

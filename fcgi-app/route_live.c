@@ -218,12 +218,11 @@ int api_live_stats(struct api_req *r)
     json_t *o = api_build_stats(r, h, w, stale);
     if (o == NULL)
         return api_error(r, 500, "internal", NULL, "out of memory");
-    char *text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    size_t len = 0;
+    char *text = api_dump(o, &len);
     json_decref(o);
     if (text == NULL)
         return api_error(r, 500, "internal", NULL, "out of memory");
-    size_t len = strlen(text);
-    text[len] = '\0';
     api_send_text(r, 200, "application/json", text, len, NULL);
 
     pthread_mutex_lock(&g->cache_lock);

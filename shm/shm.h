@@ -95,6 +95,7 @@ struct shm_health {
     _Atomic uint64_t db_bytes;         /* database + WAL size */
     _Atomic int64_t db_ok;             /* 1 if the last commit worked */
     _Atomic uint64_t unknown_models;   /* events priced at 0: model unknown */
+    _Atomic uint64_t keys_gen;         /* bumped when API keys change */
 };
 
 /* The segment header. */
