@@ -21,6 +21,10 @@
 #include "keys.h"
 #include "log.h"
 
+#ifndef COL_PAGE_SIZE
+#define COL_PAGE_SIZE "8192"
+#endif
+
 /* The migrations: index i brings the schema from version i to i + 1. */
 static const char *const col_migrations[] = {
     /* 1: the foundation. */
@@ -195,6 +199,9 @@ int col_store_open(struct col_store *s, const char *path, const char *sync,
         return -1;
     }
     sqlite3_busy_timeout(s->db, 5000);
+    /* Larger pages: fewer WAL frames (and write calls) per event.  Only a
+     * new database takes it; an existing one keeps its page size. */
+    col_exec(s->db, "PRAGMA page_size=" COL_PAGE_SIZE);
     char pragmas[256];
     snprintf(pragmas, sizeof(pragmas),
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,23 +26,6 @@ static int64_t proto_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int proto_connect_timeout(const char *path, int timeout_ms)
-{
-    int fd = proto_connect(path);
-    if (fd < 0)
-        return fd;
-    /* Blocking I/O bounded by socket timeouts: one syscall per read or
-     * write instead of poll plus a retry. */
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    return fd;
 }
 
 int proto_connect(const char *path)
@@ -97,13 +79,11 @@ int proto_send(int fd, uint16_t type, uint64_t tag, const void *a,
         ssize_t n = sendmsg(fd,
                             &(struct msghdr){.msg_iov = iov + idx,
                                              .msg_iovlen = niov - idx},
-                            MSG_NOSIGNAL);
+                            MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN) {
-                /* A blocking socket's SO_SNDTIMEO expired, or a
-                 * non-blocking socket is full: wait out the deadline. */
                 int rc = proto_wait(fd, POLLOUT, deadline);
                 if (rc != 0)
                     return rc;
@@ -128,7 +108,7 @@ static int proto_read_full(int fd, void *buf, size_t len, int64_t deadline)
 {
     size_t got = 0;
     while (got < len) {
-        ssize_t n = recv(fd, (char *)buf + got, len - got, MSG_WAITALL);
+        ssize_t n = recv(fd, (char *)buf + got, len - got, MSG_DONTWAIT);
         if (n > 0) {
             got += n;
             continue;
@@ -150,7 +130,11 @@ int proto_recv(int fd, struct proto_hdr *h, void **payload, int timeout_ms)
 {
     int64_t deadline = proto_mono_ms() + timeout_ms;
     *payload = NULL;
-    int rc = proto_read_full(fd, h, sizeof(*h), deadline);
+    /* Wait first: the reply is rarely there yet, and a recv that fails
+     * with EAGAIN would only cost a syscall. */
+    int rc = proto_wait(fd, POLLIN, deadline);
+    if (rc == 0)
+        rc = proto_read_full(fd, h, sizeof(*h), deadline);
     if (rc != 0)
         return rc;
     if (h->len > PROTO_MAX_PAYLOAD)

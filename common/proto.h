@@ -75,11 +75,6 @@ struct proto_reply {
  * -errno. */
 int proto_connect(const char *path);
 
-/* Connect, and make reads and writes block for at most timeout_ms (the
- * client helpers below then need no poll).  Returns a descriptor or
- * -errno. */
-int proto_connect_timeout(const char *path, int timeout_ms);
-
 /* Send one frame made of two payload parts (either may be empty). */
 int proto_send(int fd, uint16_t type, uint64_t tag, const void *a,
                size_t alen, const void *b, size_t blen, int timeout_ms);

@@ -42,8 +42,7 @@ static int api_col_call(struct api_thread *t, uint16_t type, const void *a,
                         struct proto_hdr *h, void **payload, int timeout_ms)
 {
     if (t->col_fd < 0) {
-        int fd = proto_connect_timeout(t->g->col_path,
-                                       t->g->conf.ingest_timeout_ms);
+        int fd = proto_connect(t->g->col_path);
         if (fd < 0)
             return fd;
         t->col_fd = fd;
