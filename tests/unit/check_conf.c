@@ -94,7 +94,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c.port, 8080);
     ck_assert_str_eq(c.shm_name, "");
     ck_assert_str_eq(c.log_level, "info");
-    ck_assert_int_eq(c.api_threads, 8);
+    ck_assert_int_eq(c.api_threads, 16);
     ck_assert_int_eq(c.ingest_max_body, 1048576);
     ck_assert_int_eq(c.ingest_timeout_ms, 10000);
     ck_assert_int_eq(c.ingest_queue_ms, 2000);
