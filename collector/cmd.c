@@ -243,11 +243,11 @@ int col_command(struct col *c, const char *text, size_t len, json_t **reply)
         *reply = col_error("bad_request", msg, "op");
         status = 400;
     }
-    json_decref(args);
     /* Workers cache keys: tell them the table changed (a revoked key must
      * stop working on the next request). */
     if (status < 300 && op != NULL && strcmp(op, "key.list") != 0 &&
         c->live != NULL)
         atomic_fetch_add(&live_header(c->live)->health.keys_gen, 1);
+    json_decref(args); /* op points into args */
     return status;
 }

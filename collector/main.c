@@ -12,6 +12,7 @@
  * until SIGTERM, when it commits what it has read and exits.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,15 @@ int main(int argc, char **argv)
 {
     static struct col c;
     char err[512];
+    /* Block the stop signals before any thread exists, so every thread
+     * inherits the mask and only the loop's signalfd ever takes them (a
+     * thread with them unblocked would die of SIGTERM without flushing). */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
     if (conf_from_args(&c.conf, argc, argv, NULL, 0, err, sizeof(err)) < 0) {
         fprintf(stderr, "tt-collector: %s\n", err);
         return 1;

@@ -152,6 +152,61 @@ def test_hung_collector_answers_503():
                    )[0][0] == 1
 
 
+def wait_gone(pid, limit):
+    """Seconds until pid has exited (been reaped), or None after limit."""
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                if f.read().split(") ")[1].startswith("Z"):
+                    return time.time() - t0
+        except FileNotFoundError:
+            return time.time() - t0
+        time.sleep(0.005)
+    return None
+
+
+def test_sigterm_stops_within_a_second_and_flushes():
+    """SIGTERM under load: each process exits within 1 s, and every
+    acknowledged event is stored."""
+    loaders = [Loader(100 + n, 20) for n in range(4)]
+    for l in loaders:
+        l.start()
+    time.sleep(1)
+    took, pids = {}, {}
+    for comp in ("collector", "api"):
+        pid = pids[comp] = S.pid(comp)
+        os.kill(pid, signal.SIGTERM)
+        took[comp] = wait_gone(pid, 5)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            try:
+                if S.pid(comp) != pid:
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        time.sleep(0.5)
+    for l in loaders:
+        l.stop = True
+    for l in loaders:
+        l.join(30)
+    acked = {i for l in loaders for i in l.acked}
+    print("    stop_s=%s acked=%d" % (took, len(acked)))
+    for comp, t in took.items():
+        assert t is not None and t < 1.0, (comp, t)
+    # Each stopped by handling SIGTERM (exit 0), not by dying of it.
+    with open(os.path.join(S.data, "log", "supervise.log")) as f:
+        log = f.read()
+    for comp, pid in pids.items():
+        line = [l for l in log.splitlines()
+                if "name=%s pid=%d status=" % (comp, pid) in l]
+        assert line and "status=exit:0" in line[0], (comp, line)
+    missing = acked - stored_ids()
+    assert not missing, "%d acknowledged events lost" % len(missing)
+    assert S.wait_ready(10)
+
+
 def test_api_worker_killed_restarts():
     """A killed API process is restarted and serves again within 2 s."""
     old = S.pid("api")
@@ -173,6 +228,7 @@ def main():
         failed = run_tests([test_sigkill_loses_no_acknowledged_event,
                             test_live_window_comes_back,
                             test_hung_collector_answers_503,
+                            test_sigterm_stops_within_a_second_and_flushes,
                             test_api_worker_killed_restarts], s)
     sys.exit(1 if failed else 0)
 
