@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -152,6 +153,9 @@ int main(int argc, char **argv)
     int rc = col_serve(&c);
     col_checkpoint_stop();
     live_close(c.live);
+    /* A clean stop removes the segment; readers keep their mapping (and
+     * report it stale) until a new collector creates the next one. */
+    shm_unlink(cf->shm_name);
     price_free(c.prices);
     col_store_close(&c.store);
     return rc;

@@ -33,6 +33,7 @@
 
 /* One client connection. */
 struct col_conn {
+    struct col_conn *prev, *next; /* every open connection */
     int fd;
     char *rbuf;         /* bytes read, not yet consumed */
     size_t rlen, rcap;
@@ -58,6 +59,7 @@ struct col_srv {
     int64_t (*touch)[2];    /* key id, ms */
     uint32_t ntouch, tcap;
     int64_t last_second_ms;
+    struct col_conn *conns; /* open connections, to free at exit */
 };
 
 /* Monotonic microseconds, for commit timing. */
@@ -89,6 +91,12 @@ static void col_conn_free(struct col_srv *sv, struct col_conn *cn)
 {
     epoll_ctl(sv->ep, EPOLL_CTL_DEL, cn->fd, NULL);
     close(cn->fd);
+    if (cn->prev != NULL)
+        cn->prev->next = cn->next;
+    else
+        sv->conns = cn->next;
+    if (cn->next != NULL)
+        cn->next->prev = cn->prev;
     free(cn->rbuf);
     free(cn->wbuf);
     free(cn);
@@ -487,7 +495,12 @@ static void col_accept(struct col_srv *sv)
         if (epoll_ctl(sv->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
             close(fd);
             free(cn);
+            continue;
         }
+        cn->next = sv->conns;
+        if (sv->conns != NULL)
+            sv->conns->prev = cn;
+        sv->conns = cn;
     }
 }
 
@@ -615,6 +628,10 @@ int col_serve(struct col *c)
     log_info(NULL, "msg=\"collector stopping\"");
     close(sv.lfd);
     unlink(path);
+    while (sv.conns != NULL)
+        col_conn_free(&sv, sv.conns);
+    close(sv.sfd);
+    close(sv.ep);
     free(sv.items);
     free(sv.waiting);
     free(sv.touch);

@@ -196,6 +196,9 @@ int api_pricing_unknown(struct api_req *r);
 /* Prepare the process-wide live-stats cache.  Returns 0 or -1. */
 int api_cache_init(struct api_global *g);
 
+/* Release the cache at exit. */
+void api_cache_free(struct api_global *g);
+
 /* Map the live segment for this thread; NULL if it is not there. */
 const struct shm_header *api_shm(struct api_req *r);
 

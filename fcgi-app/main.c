@@ -204,11 +204,29 @@ int main(int argc, char **argv)
         deadline.tv_sec++;
         deadline.tv_nsec -= 1000000000L;
     }
-    for (int i = 0; i < n; i++)
-        if (pthread_timedjoin_np(tids[i], NULL, &deadline) != 0) {
-            log_warn(NULL, "msg=\"a worker did not finish in time\"");
-            break;
-        }
+    int joined = 0;
+    while (joined < n && pthread_timedjoin_np(tids[joined], NULL,
+                                              &deadline) == 0)
+        joined++;
     unlink(path);
+    if (joined < n) {
+        /* A worker is still in a request: exit anyway, within the second
+         * the supervisor expects; the process's memory goes with it. */
+        log_warn(NULL, "msg=\"a worker did not finish in time\"");
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        struct api_thread *t = &threads[i];
+        sqlite3_finalize(t->key_lookup);
+        sqlite3_close(t->db);
+        arena_free(&t->arena);
+        shm_reader_close(&t->shm);
+        if (t->col_fd >= 0)
+            close(t->col_fd);
+        FCGX_Free(&t->fr, 1);
+    }
+    api_cache_free(&g);
+    free(threads);
+    free(tids);
     return 0;
 }

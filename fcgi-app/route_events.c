@@ -5,8 +5,8 @@
  * nothing, into flat records that go to the collector in one frame; the
  * answer waits for the collector's COMMIT, so a 200 means every event in
  * it is durable.  The answer says how many events were new and how many
- * were duplicates of stored ids, and lists the ids (server-assigned ones
- * included).
+ * were duplicates of stored ids, and, when the server assigned any id,
+ * lists every event's id in order.
  */
 #include "api.h"
 
@@ -100,14 +100,23 @@ int api_events_post(struct api_req *r)
                            "nothing was stored: %s", ack.message);
     }
 
-    json_t *ids = json_array();
+    json_t *out = json_pack("{s:i, s:i, s:i}", "accepted", (int)b.count,
+                            "new", (int)ack.fresh, "duplicates", (int)ack.dup);
+    /* The ids are news to the client only when the server made some up;
+     * then every event's id is listed, in the order sent. */
+    int assigned = 0;
     for (const struct ev_rec *e = ev_batch_next(&b, NULL); e != NULL;
          e = ev_batch_next(&b, e))
-        json_array_append_new(
-            ids, json_stringn_nocheck(ev_str(e, EV_S_ID), e->str_len[EV_S_ID]));
-    json_t *out = json_pack("{s:i, s:i, s:i, s:o}", "accepted", (int)b.count,
-                            "new", (int)ack.fresh, "duplicates", (int)ack.dup,
-                            "ids", ids);
+        assigned |= (e->flags & EV_F_ID_SERVER) != 0;
+    if (assigned) {
+        json_t *ids = json_array();
+        for (const struct ev_rec *e = ev_batch_next(&b, NULL); e != NULL;
+             e = ev_batch_next(&b, e))
+            json_array_append_new(ids, json_stringn_nocheck(
+                                           ev_str(e, EV_S_ID),
+                                           e->str_len[EV_S_ID]));
+        json_object_set_new(out, "ids", ids);
+    }
     ev_batch_free(&b);
     return api_send_json(r, 200, out, NULL);
 }

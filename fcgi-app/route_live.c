@@ -39,6 +39,14 @@ int api_cache_init(struct api_global *g)
     return g->cache ? 0 : -1;
 }
 
+void api_cache_free(struct api_global *g)
+{
+    for (int i = 0; i < g->cache_size; i++)
+        free(g->cache[i].body);
+    free(g->cache);
+    g->cache = NULL;
+}
+
 const struct shm_header *api_shm(struct api_req *r)
 {
     if (shm_reader_check(&r->t->shm, r->now_ms, 1000) != 0)

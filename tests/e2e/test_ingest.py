@@ -31,7 +31,7 @@ def test_single_and_batch_read_back_exact():
     before = S.stats("1h")
     r = S.ingest(event(1, id="single-1"))
     assert r.status == 200, r
-    assert r.json()["new"] == 1 and r.json()["duplicates"] == 0, r
+    assert r.json() == {"accepted": 1, "new": 1, "duplicates": 0}, r
     batch = [event(i, provider=random.choice(["openai", "anthropic"]),
                    model=random.choice(["gpt-4o", "claude-sonnet-4-5"]),
                    cache_read_tokens=i % 7, cost_usd=(i % 3) * 0.001 or None)
@@ -42,11 +42,15 @@ def test_single_and_batch_read_back_exact():
     r = S.ingest(batch)
     assert r.status == 200, r
     body = r.json()
-    assert body == {"accepted": 250, "new": 250, "duplicates": 0,
-                    "ids": [e["id"] for e in batch]}, body
+    assert body == {"accepted": 250, "new": 250, "duplicates": 0}, body
+    # Without ids the server assigns them and lists them in order.
+    r = S.ingest([event(1, id=None), event(2, id="given-2")])
+    ids = r.json()["ids"]
+    assert len(ids) == 2 and ids[1] == "given-2" and len(ids[0]) == 32, ids
+    assert count("id = ?", (ids[0],)) == 1
+    S.wait_second_closed()
     # A 2xx means committed: the rows are there now.
     assert count() >= 251
-    S.wait_second_closed()
     after = S.stats("1h")
     raw = S.query("SELECT count(*), sum(input_tokens), sum(output_tokens), "
                   "sum(cache_read_tokens), sum(is_error), "
@@ -59,7 +63,7 @@ def test_single_and_batch_read_back_exact():
     assert after["totals"]["tokens"]["cache_read"] == raw[3]
     assert after["totals"]["errors"] == raw[4]
     assert abs(after["totals"]["cost_usd"] - raw[5] / 1e9) < 1e-9
-    assert after["requests"] - before["requests"] == 251, (before, after)
+    assert after["requests"] - before["requests"] == 253, (before, after)
     # Per model numbers add up to the workspace's.
     assert sum(m["requests"] for m in after["models"]) == after["requests"]
     assert sum(p["requests"] for p in after["providers"]) == after["requests"]
@@ -164,6 +168,18 @@ def test_exactly_1000_events_and_1mib_ok():
     """The limits themselves are accepted."""
     r = S.ingest([event(i, id="thousand-%d" % i) for i in range(1000)])
     assert r.status == 200 and r.json()["new"] == 1000, r
+    # A body of exactly 1 MiB (JSON may end in whitespace) is accepted...
+    body = json.dumps([event(i, id="mib-%d" % i) for i in range(50)])
+    exact = body + " " * (1048576 - len(body))
+    ctype = {"Content-Type": "application/json"}
+    r = S.post("/api/v1/events", exact, headers=ctype)
+    assert r.status == 200 and r.json()["new"] == 50, r
+    # ...and one byte more is not, and stores nothing.
+    body = json.dumps([event(i, id="mib1-%d" % i) for i in range(50)])
+    r = S.post("/api/v1/events", body + " " * (1048577 - len(body)),
+               headers=ctype)
+    assert r.status == 413, r
+    assert count("id LIKE 'mib1-%'") == 0
 
 
 def test_auth():
