@@ -22,7 +22,7 @@
 
 #include "log.h"
 
-#define CKPT_INTERVAL_MS 200
+#define CKPT_INTERVAL_MS    200
 #define CKPT_TRUNCATE_PAGES 262144 /* 1 GiB of 4 KiB pages */
 
 /* The checkpointer's state. */
@@ -48,12 +48,11 @@ static void *col_ckpt_main(void *arg)
     struct col_ckpt *k = arg;
     while (!atomic_load(&k->stop)) {
         int log = 0, done = 0;
-        int rc = sqlite3_wal_checkpoint_v2(k->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                           &log, &done);
+        int rc = sqlite3_wal_checkpoint_v2(
+            k->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
         if (rc == SQLITE_OK && log >= CKPT_TRUNCATE_PAGES)
-            rc = sqlite3_wal_checkpoint_v2(k->db, NULL,
-                                           SQLITE_CHECKPOINT_TRUNCATE, &log,
-                                           &done);
+            rc = sqlite3_wal_checkpoint_v2(
+                k->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             log_warn(NULL, "msg=\"checkpoint failed\" error=\"%s\"",
                      sqlite3_errmsg(k->db));

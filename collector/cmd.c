@@ -40,14 +40,14 @@ static const char *col_arg_str(json_t *args, const char *name)
 /* One api_keys row as JSON (never the key itself: it is not stored). */
 static json_t *col_key_row(sqlite3_stmt *st)
 {
-    json_t *o = json_pack(
-        "{s:I, s:s, s:s, s:s, s:s, s:I}", "id",
-        (json_int_t)sqlite3_column_int64(st, 0), "prefix",
-        (const char *)sqlite3_column_text(st, 1), "name",
-        (const char *)sqlite3_column_text(st, 2), "role",
-        (const char *)sqlite3_column_text(st, 3), "workspace",
-        (const char *)sqlite3_column_text(st, 4), "created_ms",
-        (json_int_t)sqlite3_column_int64(st, 5));
+    json_t *o =
+        json_pack("{s:I, s:s, s:s, s:s, s:s, s:I}", "id",
+                  (json_int_t)sqlite3_column_int64(st, 0), "prefix",
+                  (const char *)sqlite3_column_text(st, 1), "name",
+                  (const char *)sqlite3_column_text(st, 2), "role",
+                  (const char *)sqlite3_column_text(st, 3), "workspace",
+                  (const char *)sqlite3_column_text(st, 4), "created_ms",
+                  (json_int_t)sqlite3_column_int64(st, 5));
     char ts[40];
     ev_format_rfc3339(sqlite3_column_int64(st, 5), ts, sizeof(ts));
     json_object_set_new(o, "created", json_string(ts));
@@ -87,8 +87,8 @@ static int col_key_create(struct col *c, json_t *args, json_t **reply)
     if (name == NULL)
         name = "";
     if (strlen(name) > 128) {
-        *reply = col_error("invalid_field", "name is longer than 128 bytes",
-                           "name");
+        *reply =
+            col_error("invalid_field", "name is longer than 128 bytes", "name");
         return 400;
     }
     char key[KEY_LEN + 1], hash[KEY_HASH_HEX + 1];
@@ -121,10 +121,10 @@ static int col_key_create(struct col *c, json_t *args, json_t **reply)
     int64_t id = sqlite3_last_insert_rowid(c->store.db);
     char ts[40];
     ev_format_rfc3339(now, ts, sizeof(ts));
-    *reply = json_pack("{s:I, s:s, s:s%, s:s, s:s, s:s, s:s}", "id",
-                       (json_int_t)id, "key", key, "prefix", key,
-                       (size_t)KEY_PREFIX_LEN, "name", name, "role", role,
-                       "workspace", ws, "created", ts);
+    *reply =
+        json_pack("{s:I, s:s, s:s%, s:s, s:s, s:s, s:s}", "id", (json_int_t)id,
+                  "key", key, "prefix", key, (size_t)KEY_PREFIX_LEN, "name",
+                  name, "role", role, "workspace", ws, "created", ts);
     log_info(NULL, "msg=\"key created\" id=%lld role=%s workspace=%s",
              (long long)id, role, ws);
     return 201;

@@ -27,7 +27,7 @@
 
 /* An unknown model seen since the last flush. */
 struct col_unknown {
-    char key[300];   /* workspace \x1f provider \x1f model */
+    char key[300]; /* workspace \x1f provider \x1f model */
     uint64_t events;
     int64_t last_ms;
     int dirty;
@@ -36,17 +36,17 @@ struct col_unknown {
 /* The database side (store.c). */
 struct col_store {
     sqlite3 *db;
-    sqlite3_stmt *ins;        /* INSERT OR IGNORE INTO events */
-    sqlite3_stmt *ws_get;     /* workspace id by name */
-    sqlite3_stmt *ws_add;     /* new workspace */
-    sqlite3_stmt *sec_put;    /* live_seconds row */
-    sqlite3_stmt *tot_put;    /* live_totals row */
-    sqlite3_stmt *meta_put;   /* meta key/value */
-    sqlite3_stmt *unk_put;    /* pricing_unknown upsert */
-    sqlite3_stmt *touch;      /* api_keys.last_used_ms */
-    sqlite3_stmt *prune;      /* old live_seconds */
-    char ws_last[72];         /* workspace of the last insert */
-    int64_t ws_last_id;       /* its id; 0 after a rollback */
+    sqlite3_stmt *ins;           /* INSERT OR IGNORE INTO events */
+    sqlite3_stmt *ws_get;        /* workspace id by name */
+    sqlite3_stmt *ws_add;        /* new workspace */
+    sqlite3_stmt *sec_put;       /* live_seconds row */
+    sqlite3_stmt *tot_put;       /* live_totals row */
+    sqlite3_stmt *meta_put;      /* meta key/value */
+    sqlite3_stmt *unk_put;       /* pricing_unknown upsert */
+    sqlite3_stmt *touch;         /* api_keys.last_used_ms */
+    sqlite3_stmt *prune;         /* old live_seconds */
+    char ws_last[72];            /* workspace of the last insert */
+    int64_t ws_last_id;          /* its id; 0 after a rollback */
     struct col_unknown *unknown; /* small open-addressed set */
     uint32_t nunknown, unknown_cap;
 };
@@ -57,8 +57,8 @@ struct col {
     struct col_store store;
     struct live *live;
     struct price_catalog *prices;
-    int64_t live_seq;   /* highest event seq fed to the live aggregator */
-    int persist;        /* closed seconds are saved (off while rebuilding) */
+    int64_t live_seq; /* highest event seq fed to the live aggregator */
+    int persist;      /* closed seconds are saved (off while rebuilding) */
     int64_t started_ms;
 };
 

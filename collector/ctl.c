@@ -22,11 +22,10 @@
 /* Print usage and exit. */
 static void ctl_usage(void)
 {
-    fprintf(stderr,
-            "usage: tt-ctl [--data DIR] key create --role ROLE "
-            "[--workspace W] [--name N]\n"
-            "       tt-ctl [--data DIR] key list [--workspace W]\n"
-            "       tt-ctl [--data DIR] key delete ID\n");
+    fprintf(stderr, "usage: tt-ctl [--data DIR] key create --role ROLE "
+                    "[--workspace W] [--name N]\n"
+                    "       tt-ctl [--data DIR] key list [--workspace W]\n"
+                    "       tt-ctl [--data DIR] key delete ID\n");
     exit(2);
 }
 
@@ -99,8 +98,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "tt-ctl: invalid key id \"%s\"\n", argv[rest[2]]);
             return 2;
         }
-        cmd = json_pack("{s:s, s:I}", "op", "key.delete", "id",
-                        (json_int_t)id);
+        cmd = json_pack("{s:s, s:I}", "op", "key.delete", "id", (json_int_t)id);
     } else
         ctl_usage();
 
@@ -124,8 +122,8 @@ int main(int argc, char **argv)
         printf("%s\n", reply);
     else if (status >= 400)
         fprintf(stderr, "tt-ctl: %s\n",
-                json_string_value(json_object_get(
-                    json_object_get(r, "error"), "message")));
+                json_string_value(
+                    json_object_get(json_object_get(r, "error"), "message")));
     else if (strcmp(verb, "create") == 0)
         printf("key: %s\nid: %lld\nrole: %s\nworkspace: %s\n"
                "(the key is shown only now; store it safely)\n",

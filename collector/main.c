@@ -90,8 +90,8 @@ int main(int argc, char **argv)
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 
     snprintf(path, sizeof(path), "%s/tokentap.db", cf->data_dir);
-    if (col_store_open(&c.store, path, cf->db_synchronous, err,
-                       sizeof(err)) != 0) {
+    if (col_store_open(&c.store, path, cf->db_synchronous, err, sizeof(err)) !=
+        0) {
         log_error(NULL, "msg=\"cannot open database\" error=\"%s\"", err);
         fprintf(stderr, "tt-collector: %s\n", err);
         return 1;
@@ -136,7 +136,8 @@ int main(int argc, char **argv)
     c.live = live_open(cf->shm_name, &sp, generation,
                        now - (int64_t)cf->live_seconds * 1000);
     if (c.live == NULL) {
-        log_error(NULL, "msg=\"cannot create shared memory\" name=%s error=\"%s\"",
+        log_error(NULL,
+                  "msg=\"cannot create shared memory\" name=%s error=\"%s\"",
                   cf->shm_name, strerror(errno));
         return 1;
     }

@@ -17,12 +17,12 @@
 #include "log.h"
 
 /* The columns every event query here selects, in this order. */
-#define COL_EVENT_COLS                                                        \
-    "e.seq, w.name, e.id, e.ts, e.received, e.provider, e.model, "            \
-    "e.operation, e.input_tokens, e.output_tokens, e.cache_read_tokens, "     \
-    "e.cache_write_tokens, e.reasoning_tokens, e.cost_usd, e.latency_ms, "    \
-    "e.ttft_ms, e.status, e.error_type, e.is_error, e.user, e.agent, "        \
-    "e.session, e.round, e.request_id "                                       \
+#define COL_EVENT_COLS                                                         \
+    "e.seq, w.name, e.id, e.ts, e.received, e.provider, e.model, "             \
+    "e.operation, e.input_tokens, e.output_tokens, e.cache_read_tokens, "      \
+    "e.cache_write_tokens, e.reasoning_tokens, e.cost_usd, e.latency_ms, "     \
+    "e.ttft_ms, e.status, e.error_type, e.is_error, e.user, e.agent, "         \
+    "e.session, e.round, e.request_id "                                        \
     "FROM events e JOIN workspaces w ON w.id = e.ws "
 
 /* Text of column i, "" for NULL. */

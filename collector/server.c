@@ -35,16 +35,16 @@
 struct col_conn {
     struct col_conn *prev, *next; /* every open connection */
     int fd;
-    char *rbuf;         /* bytes read, not yet consumed */
+    char *rbuf; /* bytes read, not yet consumed */
     size_t rlen, rcap;
-    char *wbuf;         /* replies not yet written */
+    char *wbuf; /* replies not yet written */
     size_t wlen, wcap;
-    int pending;        /* an INGEST frame waits for the commit */
-    int eof;            /* the peer closed its side */
-    uint32_t first;     /* its first item in the batch */
-    uint32_t count;     /* its items */
-    uint64_t tag;       /* the frame's tag, echoed in the reply */
-    size_t frame_len;   /* bytes of the pending frame in rbuf */
+    int pending;      /* an INGEST frame waits for the commit */
+    int eof;          /* the peer closed its side */
+    uint32_t first;   /* its first item in the batch */
+    uint32_t count;   /* its items */
+    uint64_t tag;     /* the frame's tag, echoed in the reply */
+    size_t frame_len; /* bytes of the pending frame in rbuf */
 };
 
 /* The loop's state. */
@@ -56,7 +56,7 @@ struct col_srv {
     uint32_t nitems, cap;
     struct col_conn **waiting; /* connections with a frame in the batch */
     uint32_t nwaiting, wcap;
-    int64_t (*touch)[2];    /* key id, ms */
+    int64_t (*touch)[2]; /* key id, ms */
     uint32_t ntouch, tcap;
     int64_t last_second_ms;
     struct col_conn *conns; /* open connections, to free at exit */
@@ -209,7 +209,8 @@ static int col_take_ingest(struct col_srv *sv, struct col_conn *cn,
         col_consume(cn, sizeof(*h) + h->len);
         return 0;
     }
-    if (sv->nitems > 0 && sv->nitems + pi->count > (uint32_t)c->conf.commit_max_rows)
+    if (sv->nitems > 0 &&
+        sv->nitems + pi->count > (uint32_t)c->conf.commit_max_rows)
         col_commit_batch(sv);
     if (sv->nitems + pi->count > sv->cap) {
         uint32_t n = sv->cap ? sv->cap : 4096;
@@ -246,8 +247,8 @@ static int col_take_ingest(struct col_srv *sv, struct col_conn *cn,
         p += it->rec->size;
     }
     sv->waiting[sv->nwaiting++] = cn;
-    atomic_store_explicit(&live_header(c->live)->health.queue_depth,
-                          sv->nitems, memory_order_relaxed);
+    atomic_store_explicit(&live_header(c->live)->health.queue_depth, sv->nitems,
+                          memory_order_relaxed);
     return 0;
 }
 
@@ -428,7 +429,8 @@ static void col_commit_batch(struct col_srv *sv)
     if (ok) {
         /* Only committed events reach the live numbers. */
         uint32_t feed_from = 0, seen = 0;
-        for (uint32_t i = sv->nitems; i > 0 && seen < (uint32_t)c->conf.feed_size; i--)
+        for (uint32_t i = sv->nitems;
+             i > 0 && seen < (uint32_t)c->conf.feed_size; i--)
             if (sv->items[i - 1].seq > 0) {
                 seen++;
                 feed_from = i - 1;
@@ -462,8 +464,8 @@ static void col_commit_batch(struct col_srv *sv)
         atomic_fetch_add_explicit(&hl->rejected_fail, sv->nwaiting,
                                   memory_order_relaxed);
     atomic_store_explicit(&hl->queue_depth, 0, memory_order_relaxed);
-    log_debug(NULL, "msg=\"committed\" rows=%u requests=%u us=%lld",
-              sv->nitems, sv->nwaiting, (long long)us);
+    log_debug(NULL, "msg=\"committed\" rows=%u requests=%u us=%lld", sv->nitems,
+              sv->nwaiting, (long long)us);
 
     /* Free the frames, then look at what the connections sent since. */
     uint32_t nw = sv->nwaiting;

@@ -104,7 +104,8 @@ static const char *const col_migrations[] = {
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;",
 };
 
-#define COL_NMIGRATIONS (int)(sizeof(col_migrations) / sizeof(col_migrations[0]))
+#define COL_NMIGRATIONS                                                        \
+    (int)(sizeof(col_migrations) / sizeof(col_migrations[0]))
 
 /* Execute SQL text, logging failures. */
 static int col_exec(sqlite3 *db, const char *sql)
@@ -122,8 +123,8 @@ int col_store_version(struct col_store *s)
 {
     sqlite3_stmt *st;
     int v = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT max(version) FROM schema_version",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, "SELECT max(version) FROM schema_version", -1,
+                           &st, NULL) != SQLITE_OK)
         return 0;
     if (sqlite3_step(st) == SQLITE_ROW)
         v = sqlite3_column_int(st, 0);
@@ -224,8 +225,8 @@ int col_store_open(struct col_store *s, const char *path, const char *sync,
                  "round, request_id, tags) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,"
                  "?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                  err, errlen) ||
-        col_prep(s, &s->ws_get, "SELECT id FROM workspaces WHERE name = ?",
-                 err, errlen) ||
+        col_prep(s, &s->ws_get, "SELECT id FROM workspaces WHERE name = ?", err,
+                 errlen) ||
         col_prep(s, &s->ws_add,
                  "INSERT INTO workspaces(name, created_ms) VALUES(?, ?)", err,
                  errlen) ||
@@ -261,9 +262,9 @@ int col_store_open(struct col_store *s, const char *path, const char *sync,
 
 void col_store_close(struct col_store *s)
 {
-    sqlite3_stmt *all[] = {s->ins,     s->ws_get,  s->ws_add, s->sec_put,
-                           s->tot_put, s->meta_put, s->unk_put, s->touch,
-                           s->prune};
+    sqlite3_stmt *all[] = {s->ins,     s->ws_get,  s->ws_add,
+                           s->sec_put, s->tot_put, s->meta_put,
+                           s->unk_put, s->touch,   s->prune};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
     if (s->db != NULL)
@@ -357,8 +358,8 @@ int col_store_flush_unknown(struct col_store *s)
         struct col_unknown *u = &s->unknown[i];
         if (!u->dirty)
             continue;
-        char *f1 = strchr(u->key, '\x1f'), *f2 = f1 ? strchr(f1 + 1, '\x1f')
-                                                    : NULL;
+        char *f1 = strchr(u->key, '\x1f'),
+             *f2 = f1 ? strchr(f1 + 1, '\x1f') : NULL;
         if (f2 == NULL)
             continue;
         sqlite3_bind_text(s->unk_put, 1, u->key, (int)(f1 - u->key),

@@ -92,7 +92,7 @@ void arena_free(struct arena *a)
 
 /* Tags in front of every jansson allocation, saying where it came from. */
 #define ARENA_TAG_MALLOC 0x6d616c6cu
-#define ARENA_TAG_ARENA 0x6172656eu
+#define ARENA_TAG_ARENA  0x6172656eu
 
 static __thread struct arena *arena_json_current;
 

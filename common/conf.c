@@ -47,14 +47,14 @@ static const struct conf_opt conf_table[] = {
      "debug|info|warn|error", "minimum level written to the logs"},
     {"api_threads", CONF_INT, F(api_threads), "16", 1, 256, NULL,
      "FastCGI worker threads in the API process"},
-    {"ingest_max_body", CONF_INT, F(ingest_max_body), "1048576", 1024,
-     16777216, NULL, "largest ingest body in bytes (413 above)"},
-    {"ingest_timeout_ms", CONF_INT, F(ingest_timeout_ms), "10000", 100,
-     600000, NULL, "how long a worker waits for the collector to commit"},
-    {"ingest_queue_ms", CONF_INT, F(ingest_queue_ms), "2000", 10, 600000,
-     NULL, "a batch that waited longer than this is refused with 503"},
-    {"commit_max_rows", CONF_INT, F(commit_max_rows), "20000", 1, 1000000,
-     NULL, "most events committed in one group transaction"},
+    {"ingest_max_body", CONF_INT, F(ingest_max_body), "1048576", 1024, 16777216,
+     NULL, "largest ingest body in bytes (413 above)"},
+    {"ingest_timeout_ms", CONF_INT, F(ingest_timeout_ms), "10000", 100, 600000,
+     NULL, "how long a worker waits for the collector to commit"},
+    {"ingest_queue_ms", CONF_INT, F(ingest_queue_ms), "2000", 10, 600000, NULL,
+     "a batch that waited longer than this is refused with 503"},
+    {"commit_max_rows", CONF_INT, F(commit_max_rows), "20000", 1, 1000000, NULL,
+     "most events committed in one group transaction"},
     {"db_synchronous", CONF_WORD, F(db_synchronous), "normal", 0, 0,
      "normal|full",
      "SQLite synchronous mode: normal survives process crashes, full also "
@@ -63,18 +63,18 @@ static const struct conf_opt conf_table[] = {
      "length of the per-second live ring (at least one hour)"},
     {"live_slots", CONF_INT, F(live_slots), "128", 8, 4096, NULL,
      "live dimension slots (workspaces, providers, models)"},
-    {"live_hist_entries", CONF_INT, F(live_hist_entries), "8192", 256,
-     1048576, NULL, "latency histogram entries kept per second"},
+    {"live_hist_entries", CONF_INT, F(live_hist_entries), "8192", 256, 1048576,
+     NULL, "latency histogram entries kept per second"},
     {"feed_size", CONF_INT, F(feed_size), "1000", 10, 100000, NULL,
      "recent requests kept for the live feed"},
     {"pricing_file", CONF_PATH, F(pricing_file), "", 0, 0, NULL,
      "shipped price catalog (\"\": the one installed with tokentap)"},
     {"pricing_override", CONF_PATH, F(pricing_override), "", 0, 0, NULL,
      "operator's price catalog (\"\": DATA/pricing.json if present)"},
-    {"disk_min_free_mb", CONF_INT, F(disk_min_free_mb), "100", 0, 1000000,
-     NULL, "readiness fails when the data disk has less free space"},
-    {"stale_after_ms", CONF_INT, F(stale_after_ms), "3000", 500, 600000,
-     NULL, "live data older than this is reported stale"},
+    {"disk_min_free_mb", CONF_INT, F(disk_min_free_mb), "100", 0, 1000000, NULL,
+     "readiness fails when the data disk has less free space"},
+    {"stale_after_ms", CONF_INT, F(stale_after_ms), "3000", 500, 600000, NULL,
+     "live data older than this is reported stale"},
 };
 
 #define CONF_NOPTS (sizeof(conf_table) / sizeof(conf_table[0]))
@@ -106,9 +106,8 @@ static int conf_word_ok(const char *words, const char *word)
 }
 
 /* Parse and store one value; where names the source ("file:line"). */
-static int conf_apply(struct conf *c, const struct conf_opt *o,
-                      const char *val, const char *where, char *err,
-                      size_t errlen)
+static int conf_apply(struct conf *c, const struct conf_opt *o, const char *val,
+                      const char *where, char *err, size_t errlen)
 {
     char *field = (char *)c + o->off;
     const char *why = NULL;
@@ -206,8 +205,8 @@ static int conf_apply_kv(struct conf *c, char *key, char *val,
     return conf_apply(c, o, val, where, err, errlen);
 }
 
-int conf_load_file(struct conf *c, const char *path, int missing_ok,
-                   char *err, size_t errlen)
+int conf_load_file(struct conf *c, const char *path, int missing_ok, char *err,
+                   size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
@@ -380,9 +379,8 @@ int conf_from_args(struct conf *c, int argc, char **argv, int *rest, int nrest,
         conf_describe(stdout);
         exit(0);
     }
-    if (data != NULL &&
-        conf_apply(c, conf_find("data_dir", 8), data, "--data: ", err,
-                   errlen) != 0)
+    if (data != NULL && conf_apply(c, conf_find("data_dir", 8), data,
+                                   "--data: ", err, errlen) != 0)
         return -1;
     char path[CONF_PATH_MAX + 32];
     int missing_ok = file == NULL; /* only the default file may be absent */
@@ -396,9 +394,8 @@ int conf_from_args(struct conf *c, int argc, char **argv, int *rest, int nrest,
     if (conf_load_file(c, file, missing_ok, err, errlen) != 0)
         return -1;
     /* --data wins over data_dir in the file: it chose the file. */
-    if (data != NULL &&
-        conf_apply(c, conf_find("data_dir", 8), data, "--data: ", err,
-                   errlen) != 0)
+    if (data != NULL && conf_apply(c, conf_find("data_dir", 8), data,
+                                   "--data: ", err, errlen) != 0)
         return -1;
     for (int i = 0; i < nsets; i++)
         if (conf_set(c, sets[i], err, errlen) != 0)

@@ -22,25 +22,26 @@
 
 /* Every option; see conf.c for defaults, bounds and descriptions. */
 struct conf {
-    char data_dir[CONF_PATH_MAX];  /* state directory (DIR) */
-    char listen[64];               /* nginx listen address */
-    int port;                      /* nginx listen port */
-    char shm_name[64];             /* POSIX shm name; "" = derived from data_dir */
-    char log_level[16];            /* debug|info|warn|error */
-    int api_threads;               /* FastCGI worker threads */
-    int ingest_max_body;           /* bytes; larger bodies answer 413 */
-    int ingest_timeout_ms;         /* worker waits this long for a commit */
-    int ingest_queue_ms;           /* a batch older than this when read: 503 */
-    int commit_max_rows;           /* rows per group commit at most */
-    char db_synchronous[16];       /* SQLite synchronous: normal|full */
-    int live_seconds;              /* per-second ring length */
-    int live_slots;                /* live dimension slots (workspace, provider, model) */
-    int live_hist_entries;         /* histogram entries kept per second */
-    int feed_size;                 /* recent-request ring length */
-    char pricing_file[CONF_PATH_MAX];  /* shipped catalog */
-    char pricing_override[CONF_PATH_MAX]; /* operator's catalog; "" = DIR/pricing.json */
-    int disk_min_free_mb;          /* readiness fails below this */
-    int stale_after_ms;            /* live data older than this is stale */
+    char data_dir[CONF_PATH_MAX]; /* state directory (DIR) */
+    char listen[64];              /* nginx listen address */
+    int port;                     /* nginx listen port */
+    char shm_name[64];       /* POSIX shm name; "" = derived from data_dir */
+    char log_level[16];      /* debug|info|warn|error */
+    int api_threads;         /* FastCGI worker threads */
+    int ingest_max_body;     /* bytes; larger bodies answer 413 */
+    int ingest_timeout_ms;   /* worker waits this long for a commit */
+    int ingest_queue_ms;     /* a batch older than this when read: 503 */
+    int commit_max_rows;     /* rows per group commit at most */
+    char db_synchronous[16]; /* SQLite synchronous: normal|full */
+    int live_seconds;        /* per-second ring length */
+    int live_slots; /* live dimension slots (workspace, provider, model) */
+    int live_hist_entries;            /* histogram entries kept per second */
+    int feed_size;                    /* recent-request ring length */
+    char pricing_file[CONF_PATH_MAX]; /* shipped catalog */
+    char pricing_override[CONF_PATH_MAX]; /* operator's catalog; "" =
+                                             DIR/pricing.json */
+    int disk_min_free_mb;                 /* readiness fails below this */
+    int stale_after_ms; /* live data older than this is stale */
 };
 
 /* Fill c with every default.  data_dir defaults to "./var". */
@@ -48,8 +49,8 @@ void conf_defaults(struct conf *c);
 
 /* Read a config file into c.  A missing file is not an error when
  * missing_ok.  Returns 0, or -1 with a message in err. */
-int conf_load_file(struct conf *c, const char *path, int missing_ok,
-                   char *err, size_t errlen);
+int conf_load_file(struct conf *c, const char *path, int missing_ok, char *err,
+                   size_t errlen);
 
 /* Apply one "key=value" override.  Returns 0 or -1 with a message in err. */
 int conf_set(struct conf *c, const char *kv, char *err, size_t errlen);

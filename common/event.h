@@ -27,18 +27,19 @@
 #include <stdint.h>
 
 /* Bounds on one event and one batch (documented in docs/api.md). */
-#define EV_MAX_BATCH 1000
-#define EV_MAX_ID 64
-#define EV_MAX_NAME 128 /* provider, model, user, agent, api_key, session */
-#define EV_MAX_SHORT 64 /* operation, error_type */
+#define EV_MAX_BATCH      1000
+#define EV_MAX_ID         64
+#define EV_MAX_NAME       128 /* provider, model, user, agent, api_key, session */
+#define EV_MAX_SHORT      64 /* operation, error_type */
 #define EV_MAX_REQUEST_ID 128
-#define EV_MAX_TAGS 16
-#define EV_MAX_TAG_KEY 64
-#define EV_MAX_TAG_VALUE 256
-#define EV_MAX_TOKENS 1000000000000LL /* 1e12: anything above is a unit mistake */
-#define EV_MAX_COST 1000000.0         /* USD for one call */
-#define EV_MAX_LATENCY 86400000.0     /* ms: one day */
-#define EV_MAX_ROUND 1000000
+#define EV_MAX_TAGS       16
+#define EV_MAX_TAG_KEY    64
+#define EV_MAX_TAG_VALUE  256
+#define EV_MAX_TOKENS                                                          \
+    1000000000000LL               /* 1e12: anything above is a unit mistake */
+#define EV_MAX_COST    1000000.0  /* USD for one call */
+#define EV_MAX_LATENCY 86400000.0 /* ms: one day */
+#define EV_MAX_ROUND   1000000
 
 /* String fields of a record, in storage order. */
 enum ev_str {
@@ -57,13 +58,13 @@ enum ev_str {
 };
 
 /* Bits of ev_rec.flags saying which optional numbers are present. */
-#define EV_F_COST 0x01     /* cost_usd was given by the client */
-#define EV_F_LATENCY 0x02  /* latency_ms present */
-#define EV_F_TTFT 0x04     /* ttft_ms present */
-#define EV_F_STATUS 0x08   /* status present */
-#define EV_F_ROUND 0x10    /* round present */
+#define EV_F_COST      0x01 /* cost_usd was given by the client */
+#define EV_F_LATENCY   0x02 /* latency_ms present */
+#define EV_F_TTFT      0x04 /* ttft_ms present */
+#define EV_F_STATUS    0x08 /* status present */
+#define EV_F_ROUND     0x10 /* round present */
 #define EV_F_ID_SERVER 0x20 /* id was assigned by the server */
-#define EV_F_ERROR 0x40    /* status >= 400 or error_type set */
+#define EV_F_ERROR     0x40 /* status >= 400 or error_type set */
 
 /* One validated event.  Absent strings have length 0. */
 struct ev_rec {
@@ -75,21 +76,22 @@ struct ev_rec {
     int64_t cache_read_tokens;
     int64_t cache_write_tokens;
     int64_t reasoning_tokens;
-    double cost_usd;   /* meaningful only with EV_F_COST */
-    double latency_ms; /* meaningful only with EV_F_LATENCY */
-    double ttft_ms;    /* meaningful only with EV_F_TTFT */
-    int32_t status;    /* meaningful only with EV_F_STATUS */
-    int32_t round;     /* meaningful only with EV_F_ROUND */
+    double cost_usd;           /* meaningful only with EV_F_COST */
+    double latency_ms;         /* meaningful only with EV_F_LATENCY */
+    double ttft_ms;            /* meaningful only with EV_F_TTFT */
+    int32_t status;            /* meaningful only with EV_F_STATUS */
+    int32_t round;             /* meaningful only with EV_F_ROUND */
     uint32_t str_off[EV_NSTR]; /* offset of each string from the record start */
-    uint16_t str_len[EV_NSTR]; /* length of each string, no terminator counted */
+    uint16_t
+        str_len[EV_NSTR]; /* length of each string, no terminator counted */
     /* The strings follow, each NUL-terminated. */
 };
 
 /* A batch of records in one malloc'ed buffer. */
 struct ev_batch {
-    char *buf;    /* records back to back; owned by the batch */
-    size_t len;   /* bytes used in buf */
-    size_t cap;   /* bytes allocated */
+    char *buf;      /* records back to back; owned by the batch */
+    size_t len;     /* bytes used in buf */
+    size_t cap;     /* bytes allocated */
     uint32_t count; /* number of records */
 };
 
@@ -103,8 +105,8 @@ struct ev_error {
 /* Return values of ev_parse_body(). */
 enum ev_result {
     EV_OK = 0,
-    EV_ERR_JSON,    /* not JSON: 400 */
-    EV_ERR_INVALID, /* JSON but an event is invalid: 400 */
+    EV_ERR_JSON,     /* not JSON: 400 */
+    EV_ERR_INVALID,  /* JSON but an event is invalid: 400 */
     EV_ERR_TOO_MANY, /* more than EV_MAX_BATCH events: 413 */
     EV_ERR_NOMEM
 };

@@ -11,11 +11,16 @@
 
 #include <stddef.h>
 
-#define KEY_LEN 43        /* "tt_" + 40 hex */
+#define KEY_LEN        43 /* "tt_" + 40 hex */
 #define KEY_PREFIX_LEN 11 /* "tt_" + 8 hex */
-#define KEY_HASH_HEX 64   /* SHA-256 as hex */
+#define KEY_HASH_HEX   64 /* SHA-256 as hex */
 
-enum key_role { KEY_ROLE_NONE = -1, KEY_ROLE_INGEST, KEY_ROLE_READ, KEY_ROLE_ADMIN };
+enum key_role {
+    KEY_ROLE_NONE = -1,
+    KEY_ROLE_INGEST,
+    KEY_ROLE_READ,
+    KEY_ROLE_ADMIN
+};
 
 /* Generate a new key into out (KEY_LEN + 1 bytes).  Returns 0 or -1 if the
  * random source failed. */

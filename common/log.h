@@ -30,8 +30,8 @@ void log_msg(enum log_level lvl, const char *rid, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #define log_debug(rid, ...) log_msg(LOG_DEBUG, rid, __VA_ARGS__)
-#define log_info(rid, ...) log_msg(LOG_INFO, rid, __VA_ARGS__)
-#define log_warn(rid, ...) log_msg(LOG_WARN, rid, __VA_ARGS__)
+#define log_info(rid, ...)  log_msg(LOG_INFO, rid, __VA_ARGS__)
+#define log_warn(rid, ...)  log_msg(LOG_WARN, rid, __VA_ARGS__)
 #define log_error(rid, ...) log_msg(LOG_ERROR, rid, __VA_ARGS__)
 
 #endif

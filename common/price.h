@@ -27,8 +27,8 @@ struct ev_rec;
 struct price_entry {
     char provider[64];
     char model[128];
-    double input;       /* per 1M input tokens */
-    double output;      /* per 1M output tokens (reasoning tokens bill as output) */
+    double input;  /* per 1M input tokens */
+    double output; /* per 1M output tokens (reasoning tokens bill as output) */
     double cache_read;  /* per 1M cache-read tokens */
     double cache_write; /* per 1M cache-write tokens */
     char date[16];      /* YYYY-MM-DD the price was taken */

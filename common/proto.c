@@ -63,8 +63,8 @@ static int proto_wait(int fd, short events, int64_t deadline)
     }
 }
 
-int proto_send(int fd, uint16_t type, uint64_t tag, const void *a,
-               size_t alen, const void *b, size_t blen, int timeout_ms)
+int proto_send(int fd, uint16_t type, uint64_t tag, const void *a, size_t alen,
+               const void *b, size_t blen, int timeout_ms)
 {
     if (alen + blen > PROTO_MAX_PAYLOAD)
         return -EMSGSIZE;
@@ -72,14 +72,15 @@ int proto_send(int fd, uint16_t type, uint64_t tag, const void *a,
                           .type = type,
                           .tag = tag,
                           .sent_ms = proto_now_ms()};
-    struct iovec iov[3] = {{&h, sizeof(h)}, {(void *)a, alen}, {(void *)b, blen}};
+    struct iovec iov[3] = {
+        {&h, sizeof(h)}, {(void *)a, alen}, {(void *)b, blen}};
     int niov = 3, idx = 0;
     int64_t deadline = proto_mono_ms() + timeout_ms;
     while (idx < niov) {
-        ssize_t n = sendmsg(fd,
-                            &(struct msghdr){.msg_iov = iov + idx,
-                                             .msg_iovlen = niov - idx},
-                            MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = sendmsg(
+            fd,
+            &(struct msghdr){.msg_iov = iov + idx, .msg_iovlen = niov - idx},
+            MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -158,8 +159,8 @@ int proto_command(const char *path, const char *cmd, int timeout_ms,
     int fd = proto_connect(path);
     if (fd < 0)
         return fd;
-    int rc = proto_send(fd, PROTO_CMD, 1, cmd, strlen(cmd), NULL, 0,
-                        timeout_ms);
+    int rc =
+        proto_send(fd, PROTO_CMD, 1, cmd, strlen(cmd), NULL, 0, timeout_ms);
     struct proto_hdr h;
     void *p = NULL;
     if (rc == 0)

@@ -43,7 +43,7 @@ struct proto_hdr {
 
 /* Payload head of PROTO_INGEST; struct ev_rec records follow. */
 struct proto_ingest {
-    uint32_t count;       /* records that follow */
+    uint32_t count; /* records that follow */
     uint32_t reserved;
     char workspace[72];   /* NUL-terminated, from the API key */
     char request_id[136]; /* NUL-terminated, for the logs */
@@ -76,8 +76,8 @@ struct proto_reply {
 int proto_connect(const char *path);
 
 /* Send one frame made of two payload parts (either may be empty). */
-int proto_send(int fd, uint16_t type, uint64_t tag, const void *a,
-               size_t alen, const void *b, size_t blen, int timeout_ms);
+int proto_send(int fd, uint16_t type, uint64_t tag, const void *a, size_t alen,
+               const void *b, size_t blen, int timeout_ms);
 
 /* Receive one frame; *payload is malloc'ed (the caller frees it, even when
  * len is 0 it may be NULL).  Returns 0 or -errno. */

@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "arena.h"
@@ -30,10 +31,10 @@
 /* What every thread shares, read-only after start (but the cache). */
 struct api_global {
     struct conf conf;
-    int64_t started_ms;    /* when this API process started */
+    int64_t started_ms; /* when this API process started */
     char db_path[CONF_PATH_MAX + 32];
     char col_path[CONF_PATH_MAX + 32];
-    pthread_mutex_t cache_lock; /* guards the live-stats cache */
+    pthread_mutex_t cache_lock;  /* guards the live-stats cache */
     struct api_cache_ent *cache; /* serialized live stats, see route_live.c */
     int cache_size;
     uint64_t cache_clock; /* use counter for eviction */
@@ -62,13 +63,15 @@ struct api_thread {
     struct api_global *g;
     FCGX_Request fr;
     struct arena arena;
-    sqlite3 *db;                 /* read-only connection */
-    sqlite3_stmt *key_lookup;    /* by hash */
-    int col_fd;                  /* collector connection or -1 */
-    uint64_t tag;                /* last frame tag */
+    sqlite3 *db;              /* read-only connection */
+    sqlite3_stmt *key_lookup; /* by hash */
+    int col_fd;               /* collector connection or -1 */
+    uint64_t tag;             /* last frame tag */
     struct shm_reader shm;
     struct api_touch touch[16];  /* recently reported key uses */
     struct api_keycache keys[8]; /* recently verified keys */
+    _Atomic int kept_fd;         /* connection kept open between requests
+                                    (nginx keep-alive), -1 when none */
     unsigned keys_next;          /* next cache slot to replace */
 };
 
@@ -76,19 +79,19 @@ struct api_thread {
 struct api_req {
     struct api_thread *t;
     struct arena *arena;
-    const char *method;     /* "GET", ... */
-    const char *path;       /* URI path without the query string */
-    const char *query;      /* query string, "" when none */
+    const char *method; /* "GET", ... */
+    const char *path;   /* URI path without the query string */
+    const char *query;  /* query string, "" when none */
     const char *content_type;
-    long content_length;    /* -1 when absent */
-    char rid[72];           /* request id (X-Request-ID or nginx's) */
-    const char *params[4];  /* path parameters ({id}) */
+    long content_length;   /* -1 when absent */
+    char rid[72];          /* request id (X-Request-ID or nginx's) */
+    const char *params[4]; /* path parameters ({id}) */
     /* Set by api_auth(). */
     int64_t key_id;
     enum key_role role;
     char workspace[72];
     int64_t now_ms;
-    int status;             /* status sent, for the access log */
+    int status; /* status sent, for the access log */
 };
 
 /* ---- http.c ---- */
@@ -145,9 +148,8 @@ enum api_match { API_FOUND, API_NOT_FOUND, API_BAD_METHOD };
 
 /* Find the route for method and path in table (NULL-terminated); fills
  * params, and for API_BAD_METHOD the allowed methods ("GET, POST"). */
-enum api_match api_route_find(const struct api_route *table,
-                              const char *method, const char *path,
-                              const struct api_route **found,
+enum api_match api_route_find(const struct api_route *table, const char *method,
+                              const char *path, const struct api_route **found,
                               const char **params, char *allow,
                               size_t allowlen);
 

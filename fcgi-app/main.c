@@ -94,6 +94,7 @@ static void *api_worker(void *arg)
          * waiter per connection. */
         if (FCGX_Accept_r(&t->fr) < 0 || api_stopping)
             break;
+        atomic_store(&t->kept_fd, -1);
         struct api_req r;
         arena_json_use(&t->arena);
         api_req_init(&r, t);
@@ -109,6 +110,8 @@ static void *api_worker(void *arg)
          * a UNIX socket, where nginx reads all we wrote before EOF. */
         FCGX_Detach(&t->fr);
         FCGX_Finish_r(&t->fr);
+        /* A kept connection stays open: the next accept reads from it. */
+        atomic_store(&t->kept_fd, t->fr.ipcFd);
         arena_json_use(NULL);
         arena_reset(&t->arena);
     }
@@ -172,6 +175,7 @@ int main(int argc, char **argv)
         t->idx = i;
         t->g = &g;
         t->col_fd = -1;
+        atomic_store(&t->kept_fd, -1);
         arena_init(&t->arena, 256 * 1024);
         shm_reader_init(&t->shm, g.conf.shm_name);
         FCGX_InitRequest(&t->fr, lfd, 0);
@@ -195,8 +199,15 @@ int main(int argc, char **argv)
     log_info(NULL, "msg=\"api stopping\"");
     api_stopping = 1;
     FCGX_ShutdownPending();
-    /* accept() on a shut-down socket fails at once: the threads return. */
+    /* accept() on a shut-down socket fails at once: the threads return.
+     * A thread waiting for the next request on a kept connection is woken
+     * by shutting that connection down too. */
     shutdown(lfd, SHUT_RDWR);
+    for (int i = 0; i < n; i++) {
+        int fd = atomic_load(&threads[i].kept_fd);
+        if (fd >= 0)
+            shutdown(fd, SHUT_RDWR);
+    }
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_nsec += 900 * 1000000L;
@@ -205,8 +216,8 @@ int main(int argc, char **argv)
         deadline.tv_nsec -= 1000000000L;
     }
     int joined = 0;
-    while (joined < n && pthread_timedjoin_np(tids[joined], NULL,
-                                              &deadline) == 0)
+    while (joined < n &&
+           pthread_timedjoin_np(tids[joined], NULL, &deadline) == 0)
         joined++;
     unlink(path);
     if (joined < n) {

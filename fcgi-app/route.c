@@ -54,11 +54,9 @@ static int api_match_path(const char *pattern, const char *path,
     return *p == '\0' && *s == '\0';
 }
 
-enum api_match api_route_find(const struct api_route *table,
-                              const char *method, const char *path,
-                              const struct api_route **found,
-                              const char **params, char *allow,
-                              size_t allowlen)
+enum api_match api_route_find(const struct api_route *table, const char *method,
+                              const char *path, const struct api_route **found,
+                              const char **params, char *allow, size_t allowlen)
 {
     int path_seen = 0;
     allow[0] = '\0';

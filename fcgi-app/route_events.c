@@ -62,8 +62,8 @@ int api_events_post(struct api_req *r)
             snprintf(field, sizeof(field), "[%d]", err.index);
         else
             snprintf(field, sizeof(field), "%s", err.field);
-        json_t *e = json_pack("{s:s, s:s}", "code", "invalid_event",
-                              "message", err.message);
+        json_t *e = json_pack("{s:s, s:s}", "code", "invalid_event", "message",
+                              err.message);
         if (field[0])
             json_object_set_new(e, "field", json_string(field));
         if (err.index >= 0)
@@ -74,8 +74,8 @@ int api_events_post(struct api_req *r)
     }
 
     struct proto_ack ack;
-    int rc = api_col_ingest(r->t, r->workspace, r->rid, b.buf, b.len, b.count,
-                            &ack);
+    int rc =
+        api_col_ingest(r->t, r->workspace, r->rid, b.buf, b.len, b.count, &ack);
     if (rc != 0) {
         ev_batch_free(&b);
         if (rc == -ETIMEDOUT)
@@ -100,8 +100,8 @@ int api_events_post(struct api_req *r)
                            "nothing was stored: %s", ack.message);
     }
 
-    json_t *out = json_pack("{s:i, s:i, s:i}", "accepted", (int)b.count,
-                            "new", (int)ack.fresh, "duplicates", (int)ack.dup);
+    json_t *out = json_pack("{s:i, s:i, s:i}", "accepted", (int)b.count, "new",
+                            (int)ack.fresh, "duplicates", (int)ack.dup);
     /* The ids are news to the client only when the server made some up;
      * then every event's id is listed, in the order sent. */
     int assigned = 0;
@@ -112,9 +112,9 @@ int api_events_post(struct api_req *r)
         json_t *ids = json_array();
         for (const struct ev_rec *e = ev_batch_next(&b, NULL); e != NULL;
              e = ev_batch_next(&b, e))
-            json_array_append_new(ids, json_stringn_nocheck(
-                                           ev_str(e, EV_S_ID),
-                                           e->str_len[EV_S_ID]));
+            json_array_append_new(
+                ids,
+                json_stringn_nocheck(ev_str(e, EV_S_ID), e->str_len[EV_S_ID]));
         json_object_set_new(out, "ids", ids);
     }
     ev_batch_free(&b);

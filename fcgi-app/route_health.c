@@ -146,9 +146,9 @@ int api_health(struct api_req *r)
 {
     struct api_checks c;
     api_check(r, &c);
-    json_t *o = json_pack("{s:s, s:s, s:o}", "status", c.ok ? "ok" : "down",
-                          "version", PACKAGE_VERSION, "components",
-                          api_components(&c));
+    json_t *o =
+        json_pack("{s:s, s:s, s:o}", "status", c.ok ? "ok" : "down", "version",
+                  PACKAGE_VERSION, "components", api_components(&c));
     return api_send_json(r, c.ok ? 200 : 503, o,
                          c.ok ? NULL : "Retry-After: 1\r\n");
 }
@@ -166,12 +166,12 @@ int api_health_ready(struct api_req *r)
 {
     struct api_checks c;
     api_check(r, &c);
-    json_t *o = json_pack("{s:s, s:s, s:o}", "status",
-                          c.ok ? "ready" : "not_ready", "version",
-                          PACKAGE_VERSION, "components", api_components(&c));
-    json_t *mem = json_pack("{s:I, s:I}", "api_rss_bytes",
-                            (json_int_t)api_rss(0), "system_available_bytes",
-                            (json_int_t)api_mem_available());
+    json_t *o =
+        json_pack("{s:s, s:s, s:o}", "status", c.ok ? "ready" : "not_ready",
+                  "version", PACKAGE_VERSION, "components", api_components(&c));
+    json_t *mem =
+        json_pack("{s:I, s:I}", "api_rss_bytes", (json_int_t)api_rss(0),
+                  "system_available_bytes", (json_int_t)api_mem_available());
     json_object_set_new(o, "memory", mem);
     json_object_set_new(o, "disk_free_bytes",
                         json_integer((json_int_t)c.disk_free));
@@ -183,23 +183,21 @@ int api_health_ready(struct api_req *r)
             json_integer((json_int_t)((r->now_ms - h->started_ms) / 1000)));
         json_object_set_new(o, "generation",
                             json_integer((json_int_t)h->generation));
-        json_object_set_new(o, "db_bytes",
-                            json_integer((json_int_t)atomic_load(&hl->db_bytes)));
+        json_object_set_new(
+            o, "db_bytes",
+            json_integer((json_int_t)atomic_load(&hl->db_bytes)));
         json_object_set_new(mem, "collector_rss_bytes",
                             json_integer((json_int_t)api_rss(h->pid)));
         json_object_set_new(
             o, "ingest",
-            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "events_stored",
-                      (json_int_t)atomic_load(&hl->events_stored),
-                      "events_duplicate",
-                      (json_int_t)atomic_load(&hl->events_duplicate),
-                      "commits", (json_int_t)atomic_load(&hl->commits),
-                      "last_commit_rows",
-                      (json_int_t)atomic_load(&hl->last_commit_rows),
-                      "rejected_busy",
-                      (json_int_t)atomic_load(&hl->rejected_busy),
-                      "queue_depth",
-                      (json_int_t)atomic_load(&hl->queue_depth)));
+            json_pack(
+                "{s:I, s:I, s:I, s:I, s:I, s:I}", "events_stored",
+                (json_int_t)atomic_load(&hl->events_stored), "events_duplicate",
+                (json_int_t)atomic_load(&hl->events_duplicate), "commits",
+                (json_int_t)atomic_load(&hl->commits), "last_commit_rows",
+                (json_int_t)atomic_load(&hl->last_commit_rows), "rejected_busy",
+                (json_int_t)atomic_load(&hl->rejected_busy), "queue_depth",
+                (json_int_t)atomic_load(&hl->queue_depth)));
     }
     return api_send_json(r, c.ok ? 200 : 503, o,
                          c.ok ? NULL : "Retry-After: 1\r\n");

@@ -82,6 +82,6 @@ int api_keys_delete(struct api_req *r)
         return api_error(r, 400, "invalid_parameter", "id",
                          "key id must be a positive integer, got \"%.32s\"",
                          r->params[0]);
-    return api_key_cmd(r, json_pack("{s:s, s:I}", "op", "key.delete", "id",
-                                    (json_int_t)id));
+    return api_key_cmd(
+        r, json_pack("{s:s, s:I}", "op", "key.delete", "id", (json_int_t)id));
 }

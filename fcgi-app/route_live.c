@@ -129,7 +129,8 @@ static json_t *api_build_stats(struct api_req *r, const struct shm_header *h,
                                int w, int stale)
 {
     int cap = (int)h->nslots;
-    struct shm_item *items = arena_alloc(r->arena, (size_t)cap * sizeof(*items));
+    struct shm_item *items =
+        arena_alloc(r->arena, (size_t)cap * sizeof(*items));
     if (items == NULL)
         return NULL;
     int64_t as_of = 0;
@@ -266,8 +267,8 @@ static json_t *api_feed_entry(const struct shm_feed_ent *f)
     ev_format_rfc3339(f->ts_ms, ts, sizeof(ts));
     ev_format_rfc3339(f->received_ms, rcv, sizeof(rcv));
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", f->id, "ts",
-                          ts, "received", rcv, "provider", f->provider,
-                          "model", f->model, "operation", f->operation);
+                          ts, "received", rcv, "provider", f->provider, "model",
+                          f->model, "operation", f->operation);
     for (int t = 0; t < SHM_TOK_N; t++) {
         char k[32];
         snprintf(k, sizeof(k), "%s_tokens", shm_tok_names[t]);

@@ -22,21 +22,19 @@ int api_pricing(struct api_req *r)
     json_t *arr = json_array();
     while (sqlite3_step(st) == SQLITE_ROW)
         json_array_append_new(
-            arr,
-            json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:s, s:s}", "provider",
-                      sqlite3_column_text(st, 0), "model",
-                      sqlite3_column_text(st, 1), "input",
-                      sqlite3_column_double(st, 2), "output",
-                      sqlite3_column_double(st, 3), "cache_read",
-                      sqlite3_column_double(st, 4), "cache_write",
-                      sqlite3_column_double(st, 5), "date",
-                      sqlite3_column_text(st, 6), "source",
-                      sqlite3_column_text(st, 7)));
+            arr, json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:s, s:s}",
+                           "provider", sqlite3_column_text(st, 0), "model",
+                           sqlite3_column_text(st, 1), "input",
+                           sqlite3_column_double(st, 2), "output",
+                           sqlite3_column_double(st, 3), "cache_read",
+                           sqlite3_column_double(st, 4), "cache_write",
+                           sqlite3_column_double(st, 5), "date",
+                           sqlite3_column_text(st, 6), "source",
+                           sqlite3_column_text(st, 7)));
     sqlite3_finalize(st);
     return api_send_json(r, 200,
-                         json_pack("{s:s, s:s, s:o}", "currency", "USD",
-                                   "unit", "per_million_tokens", "models",
-                                   arr),
+                         json_pack("{s:s, s:s, s:o}", "currency", "USD", "unit",
+                                   "per_million_tokens", "models", arr),
                          NULL);
 }
 

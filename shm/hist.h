@@ -18,10 +18,10 @@
 
 #include <stdint.h>
 
-#define HIST_MIN_MS 1.0
-#define HIST_MAX_MS 3600000.0 /* one hour */
-#define HIST_GAMMA 1.02
-#define HIST_BUCKETS 768      /* 1 + ceil(log(MAX/MIN)/log(GAMMA)) rounded up */
+#define HIST_MIN_MS  1.0
+#define HIST_MAX_MS  3600000.0 /* one hour */
+#define HIST_GAMMA   1.02
+#define HIST_BUCKETS 768 /* 1 + ceil(log(MAX/MIN)/log(GAMMA)) rounded up */
 
 /* The bucket index of a value in milliseconds (negative counts as 0). */
 int hist_bucket(double ms);

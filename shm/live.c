@@ -28,25 +28,25 @@ struct live {
     uint32_t nslots;
     struct live_slot *tab; /* open addressing, tabmask + 1 entries */
     uint32_t tabmask;
-    int32_t *other_prov;   /* per workspace dim: its "other" provider dim */
-    int32_t *other_model;  /* per workspace dim: its "other" model dim */
+    int32_t *other_prov;  /* per workspace dim: its "other" provider dim */
+    int32_t *other_model; /* per workspace dim: its "other" model dim */
     int64_t open_sec;
-    int64_t floor_sec;     /* seconds before this are in no window */
-    struct shm_agg *cur;   /* [nslots] open second */
-    uint32_t *cur_hist;    /* [nslots][LIVE_HIST] open second */
-    uint16_t *touched;     /* dims with events in the open second */
+    int64_t floor_sec;   /* seconds before this are in no window */
+    struct shm_agg *cur; /* [nslots] open second */
+    uint32_t *cur_hist;  /* [nslots][LIVE_HIST] open second */
+    uint16_t *touched;   /* dims with events in the open second */
     uint8_t *is_touched;
     uint32_t ntouched;
-    struct shm_agg *win[SHM_WINDOWS];  /* [nslots] */
-    uint32_t *win_hist[SHM_WINDOWS];   /* [nslots][LIVE_HIST] */
-    uint64_t *win_hn[SHM_WINDOWS];     /* [nslots][2] histogram totals */
-    uint8_t *win_dirty[SHM_WINDOWS];   /* [nslots] percentiles to redo */
+    struct shm_agg *win[SHM_WINDOWS];       /* [nslots] */
+    uint32_t *win_hist[SHM_WINDOWS];        /* [nslots][LIVE_HIST] */
+    uint64_t *win_hn[SHM_WINDOWS];          /* [nslots][2] histogram totals */
+    uint8_t *win_dirty[SHM_WINDOWS];        /* [nslots] percentiles to redo */
     struct shm_stat *win_stat[SHM_WINDOWS]; /* [nslots] published copy */
-    struct shm_agg *tot;   /* [nslots] */
+    struct shm_agg *tot;                    /* [nslots] */
     uint8_t *tot_dirty;
     live_close_fn on_close;
     void *ctx;
-    unsigned char *blob;   /* encode buffer for on_close */
+    unsigned char *blob; /* encode buffer for on_close */
     size_t blobcap;
 };
 
@@ -120,12 +120,12 @@ static int live_ws(struct live *l, const char *ws)
     if (n + 3 > l->nslots)
         return -1;
     d = live_alloc(l, hash, SHM_DIM_WORKSPACE, -1, ws, "", "");
-    l->other_prov[d] = live_alloc(
-        l, live_hash(SHM_DIM_PROVIDER, ws, SHM_OTHER, ""), SHM_DIM_PROVIDER,
-        d, ws, SHM_OTHER, "");
-    l->other_model[d] = live_alloc(
-        l, live_hash(SHM_DIM_MODEL, ws, SHM_OTHER, SHM_OTHER), SHM_DIM_MODEL,
-        d, ws, SHM_OTHER, SHM_OTHER);
+    l->other_prov[d] =
+        live_alloc(l, live_hash(SHM_DIM_PROVIDER, ws, SHM_OTHER, ""),
+                   SHM_DIM_PROVIDER, d, ws, SHM_OTHER, "");
+    l->other_model[d] =
+        live_alloc(l, live_hash(SHM_DIM_MODEL, ws, SHM_OTHER, SHM_OTHER),
+                   SHM_DIM_MODEL, d, ws, SHM_OTHER, SHM_OTHER);
     return d;
 }
 
@@ -282,8 +282,8 @@ static void live_touch(struct live *l, int d)
 }
 
 /* Add an event's numbers to dim d of the open second and the totals. */
-static void live_add_dim(struct live *l, int d, const struct shm_agg *a,
-                         int lb, int tb)
+static void live_add_dim(struct live *l, int d, const struct shm_agg *a, int lb,
+                         int tb)
 {
     live_agg_add(&l->cur[d], a);
     live_agg_add(&l->tot[d], a);
@@ -347,7 +347,8 @@ static void live_copy(char *dst, size_t n, const char *s)
 
 void live_feed(struct live *l, const struct live_event *e)
 {
-    uint64_t head = atomic_load_explicit(&l->h->feed_head, memory_order_relaxed);
+    uint64_t head =
+        atomic_load_explicit(&l->h->feed_head, memory_order_relaxed);
     struct shm_feed_ent *f = shm_feed(l->h, head);
     atomic_store_explicit(&f->seq, 0, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
@@ -378,7 +379,8 @@ void live_feed(struct live *l, const struct live_event *e)
 void live_ring_publish(struct live *l, uint32_t type, const char *workspace,
                        const char *json, size_t len, int64_t now_ms)
 {
-    uint64_t head = atomic_load_explicit(&l->h->ring_head, memory_order_relaxed);
+    uint64_t head =
+        atomic_load_explicit(&l->h->ring_head, memory_order_relaxed);
     struct shm_ring_ent *r = shm_ring(l->h, head);
     atomic_store_explicit(&r->seq, 0, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
@@ -438,8 +440,9 @@ static int live_blob_dim(struct live *l, size_t *used, int d)
 {
     const struct shm_dim *dim = &shm_dims(l->h)[d];
     const uint32_t *hh = l->cur_hist + (size_t)d * LIVE_HIST;
-    if (live_blob_room(l, *used, 1 + 3 * 256 + sizeof(struct shm_agg) + 4 +
-                                     (size_t)LIVE_HIST * 6) != 0)
+    if (live_blob_room(l, *used,
+                       1 + 3 * 256 + sizeof(struct shm_agg) + 4 +
+                           (size_t)LIVE_HIST * 6) != 0)
         return -1;
     unsigned char *p = l->blob + *used, *start = p;
     *p++ = (unsigned char)dim->kind;
@@ -534,8 +537,8 @@ static void live_close_second(struct live *l)
         st[d].p50 = (float)hist_quantile(hh, l->cur[d].lat_n, 0.50);
         st[d].p95 = (float)hist_quantile(hh, l->cur[d].lat_n, 0.95);
         st[d].p99 = (float)hist_quantile(hh, l->cur[d].lat_n, 0.99);
-        st[d].ttft_p95 = (float)hist_quantile(hh + HIST_BUCKETS,
-                                              l->cur[d].ttft_n, 0.95);
+        st[d].ttft_p95 =
+            (float)hist_quantile(hh + HIST_BUCKETS, l->cur[d].ttft_n, 0.95);
         for (int i = 0; i < LIVE_HIST; i++) {
             if (hh[i] == 0)
                 continue;
@@ -658,9 +661,9 @@ static int live_blob_walk(struct live *l, const void *blob, size_t len,
         int kind = *p++;
         struct shm_agg a;
         uint32_t ne;
-        if (live_blob_get_str(&p, end, ws) || live_blob_get_str(&p, end, prov) ||
-            live_blob_get_str(&p, end, model) ||
-            p + sizeof(a) + 4 > end)
+        if (live_blob_get_str(&p, end, ws) ||
+            live_blob_get_str(&p, end, prov) ||
+            live_blob_get_str(&p, end, model) || p + sizeof(a) + 4 > end)
             return -1;
         memcpy(&a, p, sizeof(a));
         p += sizeof(a);

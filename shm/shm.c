@@ -39,9 +39,10 @@ size_t shm_layout(const struct shm_params *p, struct shm_header *h)
     h->off_dims = off;
     off = shm_align(off + (uint64_t)p->nslots * sizeof(struct shm_dim));
     h->off_summary = off;
-    off = shm_align(off + sizeof(struct shm_summary) +
-                    (uint64_t)SHM_WINDOWS * p->nslots * sizeof(struct shm_stat) +
-                    (uint64_t)p->nslots * sizeof(struct shm_agg));
+    off =
+        shm_align(off + sizeof(struct shm_summary) +
+                  (uint64_t)SHM_WINDOWS * p->nslots * sizeof(struct shm_stat) +
+                  (uint64_t)p->nslots * sizeof(struct shm_agg));
     h->sec_stride = shm_align(sizeof(struct shm_sec) +
                               (uint64_t)p->nslots * sizeof(struct shm_stat));
     h->off_seconds = off;
@@ -94,20 +95,17 @@ struct shm_stat *shm_second_stats(struct shm_sec *s)
 struct shm_hent *shm_second_hist(const struct shm_header *h, int64_t sec)
 {
     uint64_t i = (uint64_t)sec % h->nseconds;
-    return (struct shm_hent *)((char *)h + h->off_hist) +
-           i * h->hist_entries;
+    return (struct shm_hent *)((char *)h + h->off_hist) + i * h->hist_entries;
 }
 
 struct shm_feed_ent *shm_feed(const struct shm_header *h, uint64_t i)
 {
-    return (struct shm_feed_ent *)((char *)h + h->off_feed) +
-           i % h->feed_size;
+    return (struct shm_feed_ent *)((char *)h + h->off_feed) + i % h->feed_size;
 }
 
 struct shm_ring_ent *shm_ring(const struct shm_header *h, uint64_t i)
 {
-    return (struct shm_ring_ent *)((char *)h + h->off_ring) +
-           i % h->ring_size;
+    return (struct shm_ring_ent *)((char *)h + h->off_ring) + i % h->ring_size;
 }
 
 struct shm_header *shm_create(const char *name, const struct shm_params *p,
@@ -217,8 +215,8 @@ int shm_read_window(const struct shm_header *h, int w, const char *ws,
     uint64_t start;
     do {
         start = shm_read_begin(&s->seq);
-        uint32_t nd = atomic_load_explicit(
-            &((struct shm_header *)h)->ndims, memory_order_acquire);
+        uint32_t nd = atomic_load_explicit(&((struct shm_header *)h)->ndims,
+                                           memory_order_acquire);
         if (nd > h->nslots)
             nd = h->nslots;
         n = 0;
@@ -247,8 +245,8 @@ int shm_read_window(const struct shm_header *h, int w, const char *ws,
 int shm_read_feed(const struct shm_header *h, const char *ws,
                   struct shm_feed_ent *out, int cap)
 {
-    uint64_t head = atomic_load_explicit(
-        &((struct shm_header *)h)->feed_head, memory_order_acquire);
+    uint64_t head = atomic_load_explicit(&((struct shm_header *)h)->feed_head,
+                                         memory_order_acquire);
     int n = 0;
     for (uint64_t k = head; k > 0 && n < cap && head - k < h->feed_size; k--) {
         struct shm_feed_ent *e = shm_feed(h, k - 1);

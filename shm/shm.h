@@ -33,26 +33,32 @@
 
 #include "hist.h"
 
-#define SHM_MAGIC 0x50415454u /* "TTAP" */
+#define SHM_MAGIC   0x50415454u /* "TTAP" */
 #define SHM_VERSION 1
 #define SHM_WINDOWS 4 /* 1m, 5m, 15m, 1h */
-#define SHM_OTHER "other"
+#define SHM_OTHER   "other"
 
 /* Window lengths in seconds, index by window number. */
 extern const int shm_window_secs[SHM_WINDOWS];
 extern const char *const shm_window_names[SHM_WINDOWS];
 
 /* Token types, in the order of shm_agg.tokens. */
-enum shm_tok { SHM_TOK_INPUT, SHM_TOK_OUTPUT, SHM_TOK_CACHE_READ,
-               SHM_TOK_CACHE_WRITE, SHM_TOK_REASONING, SHM_TOK_N };
+enum shm_tok {
+    SHM_TOK_INPUT,
+    SHM_TOK_OUTPUT,
+    SHM_TOK_CACHE_READ,
+    SHM_TOK_CACHE_WRITE,
+    SHM_TOK_REASONING,
+    SHM_TOK_N
+};
 extern const char *const shm_tok_names[SHM_TOK_N];
 
 enum shm_dim_kind { SHM_DIM_WORKSPACE = 1, SHM_DIM_PROVIDER, SHM_DIM_MODEL };
 
 /* Describes one slot.  Strings are NUL-terminated. */
 struct shm_dim {
-    uint16_t kind;     /* enum shm_dim_kind */
-    uint16_t ws;       /* slot of the workspace this dim belongs to */
+    uint16_t kind; /* enum shm_dim_kind */
+    uint16_t ws;   /* slot of the workspace this dim belongs to */
     uint32_t reserved;
     char workspace[72];
     char provider[72]; /* "" for a workspace dim; SHM_OTHER when full */
@@ -64,10 +70,10 @@ struct shm_agg {
     uint64_t requests;
     uint64_t errors;
     uint64_t tokens[SHM_TOK_N];
-    int64_t cost_nusd;  /* sum of round(cost_usd * 1e9) */
-    uint64_t lat_n;     /* events that carried latency_ms */
+    int64_t cost_nusd; /* sum of round(cost_usd * 1e9) */
+    uint64_t lat_n;    /* events that carried latency_ms */
     double lat_sum_ms;
-    uint64_t ttft_n;    /* events that carried ttft_ms */
+    uint64_t ttft_n; /* events that carried ttft_ms */
     double ttft_sum_ms;
 };
 
@@ -87,36 +93,36 @@ struct shm_health {
     _Atomic uint64_t last_commit_rows;
     _Atomic uint64_t last_commit_us;
     _Atomic uint64_t commit_us_total;
-    _Atomic uint64_t rejected_busy;    /* batches answered PROTO_BUSY */
-    _Atomic uint64_t rejected_fail;    /* batches whose commit failed */
-    _Atomic uint64_t queue_depth;      /* events read but not committed */
-    _Atomic uint64_t live_dropped;     /* events with no live slot */
-    _Atomic uint64_t hist_dropped;     /* histogram entries not kept */
-    _Atomic uint64_t db_bytes;         /* database + WAL size */
-    _Atomic int64_t db_ok;             /* 1 if the last commit worked */
-    _Atomic uint64_t unknown_models;   /* events priced at 0: model unknown */
-    _Atomic uint64_t keys_gen;         /* bumped when API keys change */
+    _Atomic uint64_t rejected_busy;  /* batches answered PROTO_BUSY */
+    _Atomic uint64_t rejected_fail;  /* batches whose commit failed */
+    _Atomic uint64_t queue_depth;    /* events read but not committed */
+    _Atomic uint64_t live_dropped;   /* events with no live slot */
+    _Atomic uint64_t hist_dropped;   /* histogram entries not kept */
+    _Atomic uint64_t db_bytes;       /* database + WAL size */
+    _Atomic int64_t db_ok;           /* 1 if the last commit worked */
+    _Atomic uint64_t unknown_models; /* events priced at 0: model unknown */
+    _Atomic uint64_t keys_gen;       /* bumped when API keys change */
 };
 
 /* The segment header. */
 struct shm_header {
-    uint32_t magic;      /* SHM_MAGIC */
-    uint32_t version;    /* SHM_VERSION */
-    uint64_t size;       /* bytes of the whole segment */
-    uint64_t generation; /* new for every collector start */
-    int64_t started_ms;  /* when this collector started */
-    int32_t pid;         /* the collector's pid */
-    uint32_t nslots;     /* dimension slots */
-    uint32_t nseconds;   /* per-second ring length */
+    uint32_t magic;        /* SHM_MAGIC */
+    uint32_t version;      /* SHM_VERSION */
+    uint64_t size;         /* bytes of the whole segment */
+    uint64_t generation;   /* new for every collector start */
+    int64_t started_ms;    /* when this collector started */
+    int32_t pid;           /* the collector's pid */
+    uint32_t nslots;       /* dimension slots */
+    uint32_t nseconds;     /* per-second ring length */
     uint32_t hist_entries; /* histogram entries per second */
-    uint32_t feed_size;  /* feed ring length */
-    uint32_t ring_size;  /* event ring length */
+    uint32_t feed_size;    /* feed ring length */
+    uint32_t ring_size;    /* event ring length */
     uint64_t off_dims, off_summary, off_seconds, off_hist, off_feed, off_ring;
-    uint64_t sec_stride; /* bytes per second record */
-    _Atomic uint32_t ndims;       /* dims in use (release-stored) */
+    uint64_t sec_stride;    /* bytes per second record */
+    _Atomic uint32_t ndims; /* dims in use (release-stored) */
     uint32_t reserved;
-    _Atomic uint64_t feed_head;   /* feed entries ever written */
-    _Atomic uint64_t ring_head;   /* event ring entries ever written */
+    _Atomic uint64_t feed_head; /* feed entries ever written */
+    _Atomic uint64_t ring_head; /* event ring entries ever written */
     struct shm_health health;
 };
 
@@ -130,9 +136,9 @@ struct shm_summary {
 /* One closed second: its own seqlock, then struct shm_stat[nslots]. */
 struct shm_sec {
     _Atomic uint64_t seq;
-    int64_t sec;     /* epoch second this record holds */
-    uint32_t ndims;  /* dims valid in this record */
-    uint32_t nhist;  /* histogram entries stored for it */
+    int64_t sec;    /* epoch second this record holds */
+    uint32_t ndims; /* dims valid in this record */
+    uint32_t nhist; /* histogram entries stored for it */
 };
 
 /* A sparse histogram entry: bucket of one dim's latency or TTFT. */
@@ -172,8 +178,8 @@ struct shm_feed_ent {
 struct shm_ring_ent {
     _Atomic uint64_t seq; /* index + 1 once written */
     int64_t ts_ms;
-    uint32_t type;        /* enum shm_ring_type */
-    uint32_t len;         /* bytes of json */
+    uint32_t type; /* enum shm_ring_type */
+    uint32_t len;  /* bytes of json */
     char workspace[72];
     char json[928];
 };
@@ -212,13 +218,15 @@ static inline int shm_read_retry(_Atomic uint64_t *seq, uint64_t start)
 }
 static inline void shm_write_begin(_Atomic uint64_t *seq)
 {
-    atomic_store_explicit(seq, atomic_load_explicit(seq, memory_order_relaxed) + 1,
+    atomic_store_explicit(seq,
+                          atomic_load_explicit(seq, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
 }
 static inline void shm_write_end(_Atomic uint64_t *seq)
 {
-    atomic_store_explicit(seq, atomic_load_explicit(seq, memory_order_relaxed) + 1,
+    atomic_store_explicit(seq,
+                          atomic_load_explicit(seq, memory_order_relaxed) + 1,
                           memory_order_release);
 }
 
@@ -239,8 +247,8 @@ struct shm_reader {
     char name[64];
     const struct shm_header *h; /* NULL when not mapped */
     size_t size;
-    ino_t ino;           /* inode of the mapped segment */
-    int64_t checked_ms;  /* when the name was last checked */
+    ino_t ino;          /* inode of the mapped segment */
+    int64_t checked_ms; /* when the name was last checked */
 };
 
 /* Prepare a reader for name; maps it if it exists (not an error if not). */
