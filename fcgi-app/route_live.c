@@ -168,6 +168,17 @@ static json_t *api_build_stats(struct api_req *r, const struct shm_header *h,
     return o;
 }
 
+/* The live segment, or NULL after answering 503 when there is none. */
+static const struct shm_header *api_live_segment(struct api_req *r)
+{
+    const struct shm_header *h = api_shm(r);
+    if (h == NULL)
+        api_error_h(r, 503, "Retry-After: 1\r\n", "unavailable", NULL,
+                    "live data is not available: the collector has not "
+                    "started");
+    return h;
+}
+
 /* Whether the live data is older than the configured limit. */
 static int api_stale(struct api_req *r, const struct shm_header *h)
 {
@@ -193,11 +204,9 @@ int api_live_stats(struct api_req *r)
                              "\"%.32s\"",
                              wq);
     }
-    const struct shm_header *h = api_shm(r);
+    const struct shm_header *h = api_live_segment(r);
     if (h == NULL)
-        return api_error_h(r, 503, "Retry-After: 1\r\n", "unavailable", NULL,
-                           "live data is not available: the collector has "
-                           "not started");
+        return -1;
     int stale = api_stale(r, h);
     int64_t as_of = shm_summary(h)->as_of_sec;
 
@@ -306,11 +315,9 @@ int api_live_feed(struct api_req *r)
                              "\"%.32s\"",
                              lq);
     }
-    const struct shm_header *h = api_shm(r);
+    const struct shm_header *h = api_live_segment(r);
     if (h == NULL)
-        return api_error_h(r, 503, "Retry-After: 1\r\n", "unavailable", NULL,
-                           "live data is not available: the collector has "
-                           "not started");
+        return -1;
     if (limit > (long)h->feed_size)
         limit = h->feed_size;
     struct shm_feed_ent *ents =
