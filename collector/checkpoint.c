@@ -23,7 +23,7 @@
 #include "log.h"
 
 #define CKPT_INTERVAL_MS    200
-#define CKPT_TRUNCATE_PAGES 262144 /* 1 GiB of 4 KiB pages */
+#define CKPT_TRUNCATE_PAGES 131072 /* WAL frames: 1 GiB of 8 KiB pages */
 
 /* The checkpointer's state. */
 struct col_ckpt {

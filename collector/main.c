@@ -101,6 +101,19 @@ int main(int argc, char **argv)
         sqlite3_exec(c.store.db, "PRAGMA wal_autocheckpoint=0", NULL, NULL,
                      NULL);
 
+    /* The default override (DATA/pricing.json) is optional; one named
+     * explicitly must exist, or a typo would silently keep old prices. */
+    char def_override[CONF_PATH_MAX + 32];
+    snprintf(def_override, sizeof(def_override), "%s/pricing.json",
+             cf->data_dir);
+    if (strcmp(cf->pricing_override, def_override) != 0 &&
+        access(cf->pricing_override, R_OK) != 0) {
+        fprintf(stderr, "tt-collector: pricing_override \"%s\": %s\n",
+                cf->pricing_override, strerror(errno));
+        log_error(NULL, "msg=\"cannot read pricing_override\" path=\"%s\"",
+                  cf->pricing_override);
+        return 1;
+    }
     const char *pricing = col_pricing_path(cf);
     c.prices = price_load(pricing, cf->pricing_override, err, sizeof(err));
     if (c.prices == NULL) {

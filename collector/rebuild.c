@@ -62,6 +62,11 @@ static void col_row_event(sqlite3_stmt *st, struct live_event *e)
                    ? -1
                    : sqlite3_column_int(st, 22);
     e->request_id = col_text(st, 23);
+    e->flags = (e->is_error ? EV_F_ERROR : 0) |
+               (e->latency_ms >= 0 ? EV_F_LATENCY : 0) |
+               (e->ttft_ms >= 0 ? EV_F_TTFT : 0) |
+               (sqlite3_column_type(st, 16) != SQLITE_NULL ? EV_F_STATUS : 0) |
+               (e->round >= 0 ? EV_F_ROUND : 0);
 }
 
 /* Prepare a statement on the collector's database or log why not. */

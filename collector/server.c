@@ -452,7 +452,8 @@ static void col_commit_batch(struct col_srv *sv)
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&hl->events_duplicate, dup_total,
                               memory_order_relaxed);
-    atomic_fetch_add_explicit(&hl->commits, 1, memory_order_relaxed);
+    if (ok)
+        atomic_fetch_add_explicit(&hl->commits, 1, memory_order_relaxed);
     atomic_store_explicit(&hl->last_commit_rows, sv->nitems,
                           memory_order_relaxed);
     atomic_store_explicit(&hl->last_commit_us, (uint64_t)us,

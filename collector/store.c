@@ -471,8 +471,13 @@ int col_store_insert(struct col *c, struct col_item *it)
         return rc;
     if (sqlite3_changes(s->db) == 1) {
         it->seq = sqlite3_last_insert_rowid(s->db);
-        if (source == 2)
+        if (source == 2) {
             col_note_unknown(s, it->workspace, r, it->received_ms);
+            if (c->live != NULL)
+                atomic_fetch_add_explicit(
+                    &live_header(c->live)->health.unknown_models, 1,
+                    memory_order_relaxed);
+        }
     } else
         it->seq = 0;
     return SQLITE_OK;
@@ -561,6 +566,8 @@ void col_store_save_second(struct col *c, int64_t sec, const void *blob,
         log_warn(NULL, "msg=\"cannot save live second\" error=\"%s\"",
                  sqlite3_errmsg(s->db));
         col_store_rollback(s);
+        /* The totals were not saved: save them all with the next second. */
+        live_redirty_totals(c->live);
     }
 }
 

@@ -47,8 +47,10 @@ static const struct conf_opt conf_table[] = {
      "debug|info|warn|error", "minimum level written to the logs"},
     {"api_threads", CONF_INT, F(api_threads), "16", 1, 256, NULL,
      "FastCGI worker threads in the API process"},
-    {"ingest_max_body", CONF_INT, F(ingest_max_body), "1048576", 1024, 16777216,
-     NULL, "largest ingest body in bytes (413 above)"},
+    {"ingest_max_body", CONF_INT, F(ingest_max_body), "1048576", 1024, 1048576,
+     NULL,
+     "largest ingest body in bytes (413 above; nginx also stops bodies over "
+     "1 MiB)"},
     {"ingest_timeout_ms", CONF_INT, F(ingest_timeout_ms), "10000", 100, 600000,
      NULL, "how long a worker waits for the collector to commit"},
     {"ingest_queue_ms", CONF_INT, F(ingest_queue_ms), "2000", 10, 600000, NULL,
@@ -59,8 +61,9 @@ static const struct conf_opt conf_table[] = {
      "normal|full",
      "SQLite synchronous mode: normal survives process crashes, full also "
      "power loss"},
-    {"live_seconds", CONF_INT, F(live_seconds), "3660", 3600, 86400, NULL,
-     "length of the per-second live ring (at least one hour)"},
+    {"live_seconds", CONF_INT, F(live_seconds), "3660", 3660, 86400, NULL,
+     "length of the per-second live ring (an hour plus a minute at least, "
+     "so the 1h window never reads a second being reused)"},
     {"live_slots", CONF_INT, F(live_slots), "128", 8, 4096, NULL,
      "live dimension slots (workspaces, providers, models)"},
     {"live_hist_entries", CONF_INT, F(live_hist_entries), "8192", 256, 1048576,
@@ -202,6 +205,13 @@ static int conf_apply_kv(struct conf *c, char *key, char *val,
         snprintf(err, errlen, "%sunknown option \"%s\"", where, key);
         return -1;
     }
+    /* The data directory holds the file itself: it comes from --data only,
+     * or the programs of one stack could disagree about it. */
+    if (strcmp(key, "data_dir") == 0) {
+        snprintf(err, errlen,
+                 "%s\"data_dir\" cannot be set here: use --data DIR", where);
+        return -1;
+    }
     return conf_apply(c, o, val, where, err, errlen);
 }
 
@@ -222,8 +232,14 @@ int conf_load_file(struct conf *c, const char *path, int missing_ok, char *err,
     int lineno = 0, rc = 0;
     while (getline(&line, &cap, f) != -1) {
         lineno++;
+        /* A '#' after a blank starts a comment, as at the start of a line. */
+        for (char *h = strchr(line, '#'); h != NULL; h = strchr(h + 1, '#'))
+            if (h == line || isspace((unsigned char)h[-1])) {
+                *h = '\0';
+                break;
+            }
         char *s = conf_trim(line);
-        if (*s == '\0' || *s == '#')
+        if (*s == '\0')
             continue;
         char where[300];
         snprintf(where, sizeof(where), "%s:%d: ", base, lineno);

@@ -126,6 +126,9 @@ long api_read_body(struct api_req *r, long max, char **out);
 /* The decoded value of query parameter name, or NULL (arena memory). */
 const char *api_query(struct api_req *r, const char *name);
 
+/* Check that a Content-Type is JSON (parameters such as charset allowed). */
+int api_is_json(const char *ct);
+
 /* Check the query has only the named parameters; answers 400 otherwise. */
 int api_query_only(struct api_req *r, const char *const *names);
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* The reason phrase for a status code. */
 static const char *api_reason(int status)
@@ -264,4 +265,16 @@ int api_query_only(struct api_req *r, const char *const *names)
         return 0;
     return api_error(r, 400, "invalid_parameter", o.bad,
                      "unknown query parameter \"%s\"", o.bad);
+}
+
+/* Check that the content type is JSON (parameters such as charset ok). */
+int api_is_json(const char *ct)
+{
+    if (ct == NULL)
+        return 0;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strlen("application/json");
+    return strncasecmp(ct, "application/json", n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }

@@ -4,8 +4,10 @@
  * Usage: tt-api --data DIR [-c FILE] [--set key=value]...
  *
  * It listens on DIR/run/api.sock and runs conf.api_threads worker threads,
- * each accepting and answering one request at a time (nginx does not keep
- * FastCGI connections, so a thread never blocks on an idle connection).
+ * each accepting and answering one request at a time.  nginx keeps at most
+ * two idle FastCGI connections per worker, for the live reads only (see
+ * nginx/tokentap.conf.in); a thread waiting on such a connection is one of
+ * api_threads, so the default leaves most threads free for ingest.
  *
  * Shutdown: the signals are blocked in every thread and taken by the main
  * thread with sigwait().  On SIGTERM it shuts the listening socket down,

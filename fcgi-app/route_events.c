@@ -18,18 +18,6 @@
 #include "log.h"
 #include "proto.h"
 
-/* Check that the content type is JSON (parameters such as charset ok). */
-static int api_is_json(const char *ct)
-{
-    if (ct == NULL)
-        return 0;
-    while (*ct == ' ')
-        ct++;
-    size_t n = strlen("application/json");
-    return strncasecmp(ct, "application/json", n) == 0 &&
-           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
-}
-
 int api_events_post(struct api_req *r)
 {
     struct api_global *g = r->t->g;
@@ -85,7 +73,9 @@ int api_events_post(struct api_req *r)
                                "events may or may not be stored: retry with "
                                "the same ids");
         return api_error_h(r, 503, "Retry-After: 1\r\n", "unavailable", NULL,
-                           "the collector is not running; nothing was stored");
+                           "the collector is not reachable; retry with the "
+                           "same ids (an event already stored is not stored "
+                           "twice)");
     }
     if (ack.status != PROTO_OK) {
         ev_batch_free(&b);

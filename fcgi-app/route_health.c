@@ -191,13 +191,19 @@ int api_health_ready(struct api_req *r)
         json_object_set_new(
             o, "ingest",
             json_pack(
-                "{s:I, s:I, s:I, s:I, s:I, s:I}", "events_stored",
-                (json_int_t)atomic_load(&hl->events_stored), "events_duplicate",
+                "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                "events_stored", (json_int_t)atomic_load(&hl->events_stored),
+                "events_duplicate",
                 (json_int_t)atomic_load(&hl->events_duplicate), "commits",
                 (json_int_t)atomic_load(&hl->commits), "last_commit_rows",
                 (json_int_t)atomic_load(&hl->last_commit_rows), "rejected_busy",
-                (json_int_t)atomic_load(&hl->rejected_busy), "queue_depth",
-                (json_int_t)atomic_load(&hl->queue_depth)));
+                (json_int_t)atomic_load(&hl->rejected_busy), "rejected_failed",
+                (json_int_t)atomic_load(&hl->rejected_fail), "queue_depth",
+                (json_int_t)atomic_load(&hl->queue_depth),
+                "unknown_model_events",
+                (json_int_t)atomic_load(&hl->unknown_models), "live_dropped",
+                (json_int_t)atomic_load(&hl->live_dropped), "histogram_dropped",
+                (json_int_t)atomic_load(&hl->hist_dropped)));
     }
     return api_send_json(r, c.ok ? 200 : 503, o,
                          c.ok ? NULL : "Retry-After: 1\r\n");

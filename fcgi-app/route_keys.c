@@ -47,6 +47,10 @@ int api_keys_list(struct api_req *r)
 
 int api_keys_create(struct api_req *r)
 {
+    if (!api_is_json(r->content_type))
+        return api_error(r, 415, "unsupported_media_type", NULL,
+                         "Content-Type must be application/json, got \"%s\"",
+                         r->content_type ? r->content_type : "");
     char *body;
     long len = api_read_body(r, 65536, &body);
     if (len < 0)
@@ -67,6 +71,11 @@ int api_keys_create(struct api_req *r)
             json_decref(in);
             return api_error(r, 400, "invalid_field", k,
                              "unknown field \"%.64s\"", k);
+        }
+        if (!json_is_string(v)) {
+            json_decref(in);
+            return api_error(r, 400, "invalid_field", k,
+                             "%.64s must be a string", k);
         }
     }
     json_object_set_new(in, "op", json_string("key.create"));

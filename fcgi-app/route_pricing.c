@@ -11,6 +11,9 @@
 
 int api_pricing(struct api_req *r)
 {
+    static const char *const none[] = {NULL};
+    if (api_query_only(r, none) != 0)
+        return -1;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(r->t->db,
                            "SELECT provider, model, input, output, "
@@ -40,6 +43,9 @@ int api_pricing(struct api_req *r)
 
 int api_pricing_unknown(struct api_req *r)
 {
+    static const char *const none[] = {NULL};
+    if (api_query_only(r, none) != 0)
+        return -1;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(r->t->db,
                            "SELECT provider, model, events, first_seen_ms, "

@@ -339,8 +339,12 @@ static void live_copy(char *dst, size_t n, const char *s)
     if (s == NULL)
         s = "";
     size_t len = strlen(s);
-    if (len >= n)
+    if (len >= n) {
+        /* Cut before a whole character: never in the middle of UTF-8. */
         len = n - 1;
+        while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
+            len--;
+    }
     memcpy(dst, s, len);
     dst[len] = '\0';
 }
@@ -727,6 +731,11 @@ int live_set_total(struct live *l, int kind, const char *ws,
     /* Two stored dims may now share an "other" slot: add, not assign. */
     live_agg_add(&l->tot[d], a);
     return 0;
+}
+
+void live_redirty_totals(struct live *l)
+{
+    memset(l->tot_dirty, 1, l->nslots);
 }
 
 void live_dirty_totals(struct live *l,

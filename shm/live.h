@@ -89,6 +89,9 @@ void live_dirty_totals(struct live *l,
                                   const struct shm_agg *a),
                        void *ctx);
 
+/* Mark every dim's totals as changed (after their save failed). */
+void live_redirty_totals(struct live *l);
+
 /* Publish a JSON event (alert, budget, notification) to the event ring. */
 void live_ring_publish(struct live *l, uint32_t type, const char *workspace,
                        const char *json, size_t len, int64_t now_ms);

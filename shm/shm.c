@@ -135,7 +135,9 @@ struct shm_header *shm_create(const char *name, const struct shm_params *p,
         return NULL;
     }
     struct shm_header *h = base;
-    /* The file is zero-filled; write the header last but the magic. */
+    /* The file is zero-filled.  Readers only map a segment they find under
+     * the name and check its magic, version and size, so the header can be
+     * written at once. */
     memcpy(h, &tmpl, sizeof(tmpl));
     h->generation = generation;
     return h;

@@ -1029,6 +1029,8 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* The supervisor forwards SIGHUP (log rotation); nothing to reopen. */
+    signal(SIGHUP, SIG_IGN);
 
     memset(&run, 0, sizeof run);
     run.cfg = &cfg;

@@ -109,6 +109,9 @@ def test_sigkill_loses_no_acknowledged_event():
 
 def test_live_window_comes_back():
     """After a restart the live window equals the database, not zero."""
+    assert S.ingest([{"id": "err-before-restart", "provider": "openai",
+                      "model": "gpt-4o", "status": 429,
+                      "error_type": "rate_limit"}]).status == 200
     S.wait_second_closed()
     before = S.stats("1h")
     n = S.query("SELECT count(*) FROM events")[0][0]
@@ -127,6 +130,11 @@ def test_live_window_comes_back():
     assert st["generation"] != before["generation"], st
     assert st["requests"] == n, (st["requests"], n)
     assert st["totals"]["requests"] == before["totals"]["requests"], st
+    # The feed came back from the database too, flags included.
+    feed = S.get("/api/v1/live/feed?limit=1000").json()["requests"]
+    mine = [e for e in feed if e["id"] == "err-before-restart"]
+    assert mine and mine[0]["error"] is True, mine
+    assert mine[0]["error_type"] == "rate_limit" and mine[0]["status"] == 429
 
 
 def test_hung_collector_answers_503():
@@ -139,6 +147,12 @@ def test_hung_collector_answers_503():
         r = S.ingest([{"id": "hung-1", "provider": "openai",
                        "model": "gpt-4o", "input_tokens": 1}])
         took = time.time() - t0
+        time.sleep(3.2)  # past stale_after_ms without a heartbeat
+        ready = S.get("/health/ready", key=None)
+        assert ready.status == 503, ready
+        comp = ready.json()["components"]["collector"]
+        assert comp["status"] == "down" and "heartbeat" in comp["error"], comp
+        assert S.stats()["stale"] is True
     finally:
         os.kill(pid, signal.SIGCONT)
     assert r.status == 503, r
@@ -221,6 +235,37 @@ def test_api_worker_killed_restarts():
     assert time.time() - t0 < 2.5, time.time() - t0
 
 
+def test_overloaded_collector_answers_503_and_stores_nothing():
+    """A batch that waited in the collector's queue longer than
+    ingest_queue_ms is refused with 503 overloaded, not stored."""
+    with Stack(sets=["ingest_queue_ms=50"]) as s:
+        pid = s.pid("collector")
+        result = {}
+
+        def send():
+            result["r"] = s.ingest([{"id": "busy-1", "provider": "openai",
+                                     "model": "gpt-4o"}])
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            t = threading.Thread(target=send)
+            t.start()
+            time.sleep(0.4)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        t.join(10)
+        r = result["r"]
+        assert r.status == 503, r
+        assert r.json()["error"]["code"] == "overloaded", r
+        assert r.headers.get("retry-after") == "1", r.headers
+        assert s.query("SELECT count(*) FROM events WHERE id = 'busy-1'"
+                       )[0][0] == 0
+        ready = s.get("/health/ready", key=None).json()
+        assert ready["ingest"]["rejected_busy"] == 1, ready
+        # Once the queue is short again, the same batch goes through.
+        assert s.ingest([{"id": "busy-1", "provider": "openai",
+                          "model": "gpt-4o"}]).status == 200
+
+
 def main():
     global S
     with Stack(sets=["ingest_timeout_ms=1500"]) as s:
@@ -229,7 +274,9 @@ def main():
                             test_live_window_comes_back,
                             test_hung_collector_answers_503,
                             test_sigterm_stops_within_a_second_and_flushes,
-                            test_api_worker_killed_restarts], s)
+                            test_api_worker_killed_restarts,
+                            test_overloaded_collector_answers_503_and_stores_nothing],
+                           s)
     sys.exit(1 if failed else 0)
 
 

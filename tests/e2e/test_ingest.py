@@ -3,6 +3,7 @@ pricing, health and errors, through nginx on a private stack."""
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -260,6 +261,45 @@ def test_feed_newest_first():
     assert S.get("/api/v1/live/feed?limit=abc").status == 400
 
 
+def test_feed_keeps_long_unicode_fields():
+    """Long multi-byte strings are cut on a character boundary in the feed,
+    and the stored event keeps them whole."""
+    user = "ü" * 60  # 120 bytes: longer than the feed keeps
+    assert S.ingest(event(1, id="utf8-long", user=user,
+                          agent="агент-" * 10)).status == 200
+    feed = S.get("/api/v1/live/feed?limit=5").json()
+    assert feed["count"] == len(feed["requests"]), feed
+    mine = [e for e in feed["requests"] if e["id"] == "utf8-long"][0]
+    assert mine["user"] and user.startswith(mine["user"]), mine["user"]
+    assert S.query("SELECT user FROM events WHERE id = 'utf8-long'"
+                   ) == [(user,)]
+
+
+def test_price_override_is_used():
+    """An operator's DATA/pricing.json overrides the shipped price."""
+    with open(os.path.join(S.data, "pricing.json"), "w") as f:
+        json.dump({"models": [{"provider": "openai", "model": "gpt-4o",
+                               "input": 1000, "output": 2000,
+                               "date": "2026-11-01"}]}, f)
+    os.kill(S.pid("collector"), signal.SIGTERM)
+    time.sleep(0.3)
+    assert S.wait_ready(10)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        r = S.ingest(event(1, id="override-1", model="gpt-4o",
+                           input_tokens=1000, output_tokens=1000))
+        if r.status == 200:
+            break
+        time.sleep(0.1)
+    assert r.status == 200, r
+    cost = S.query("SELECT cost_usd FROM events WHERE id = 'override-1'")
+    assert abs(cost[0][0] - 3.0) < 1e-9, cost  # 1000*1000/1e6 + 1000*2000/1e6
+    cat = S.get("/api/v1/pricing").json()["models"]
+    g = [m for m in cat if m["model"] == "gpt-4o" and
+         m["provider"] == "openai"][0]
+    assert g["source"] == "override" and g["input"] == 1000, g
+
+
 def test_pricing_and_unknown_models():
     """The catalog is served; unknown models count tokens at cost 0."""
     cat = S.get("/api/v1/pricing").json()
@@ -308,6 +348,8 @@ def main():
                    test_auth, test_keys_api_and_cli,
                    test_workspaces_are_separate, test_feed_newest_first,
                    test_pricing_and_unknown_models,
+                   test_feed_keeps_long_unicode_fields,
+                   test_price_override_is_used,
                    test_routes_health_and_errors], s)
     sys.exit(1 if failed else 0)
 

@@ -251,8 +251,8 @@ START_TEST(test_int_bounds)
     } opts[] = {
         {"port", 1, 65535},
         {"api_threads", 1, 256},
-        {"ingest_max_body", 1024, 16777216},
-        {"live_seconds", 3600, 86400},
+        {"ingest_max_body", 1024, 1048576},
+        {"live_seconds", 3660, 86400},
         {"live_slots", 8, 4096},
         {"feed_size", 10, 100000},
         {"disk_min_free_mb", 0, 1000000},
@@ -480,7 +480,8 @@ START_TEST(test_from_args)
 }
 END_TEST
 
-/* Without -c, the file is DATA/tokentap.conf; --data beats its data_dir. */
+/* Without -c, the file is DATA/tokentap.conf; it may not set data_dir
+ * (only --data chooses the directory), and says so with its line. */
 START_TEST(test_from_args_default_file)
 {
     char data[PATH_MAX], cf[PATH_MAX + 32];
@@ -495,6 +496,14 @@ START_TEST(test_from_args_default_file)
     int rest[1];
     struct conf c;
     char err[512] = "";
+    ck_assert_int_eq(conf_from_args(&c, 3, argv, rest, 1, err, sizeof(err)),
+                     -1);
+    ck_assert_contains(err, "tokentap.conf:2:");
+    ck_assert_contains(err, "use --data");
+    f = fopen(cf, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "port = 4444 # the test port\n");
+    fclose(f);
     ck_assert_msg(conf_from_args(&c, 3, argv, rest, 1, err, sizeof(err)) == 0,
                   "%s", err);
     ck_assert_int_eq(c.port, 4444);
@@ -540,7 +549,8 @@ START_TEST(test_finish_absolute)
     ck_assert_str_eq(c.data_dir, want); /* "./var" */
 
     conf_defaults(&c);
-    ck_assert_int_eq(conf_set(&c, "data_dir=state", err, sizeof(err)), 0);
+    ck_assert_int_eq(conf_set(&c, "data_dir=state", err, sizeof(err)), -1);
+    snprintf(c.data_dir, sizeof(c.data_dir), "state");
     ck_assert_int_eq(
         conf_set(&c, "pricing_file=p/catalog.json", err, sizeof(err)), 0);
     ck_assert_int_eq(
@@ -554,7 +564,7 @@ START_TEST(test_finish_absolute)
     ck_assert_str_eq(c.pricing_override, want);
 
     conf_defaults(&c);
-    ck_assert_int_eq(conf_set(&c, "data_dir=/abs/dir", err, sizeof(err)), 0);
+    snprintf(c.data_dir, sizeof(c.data_dir), "/abs/dir");
     ck_assert_int_eq(conf_finish(&c, err, sizeof(err)), 0);
     ck_assert_str_eq(c.data_dir, "/abs/dir");
 }
@@ -569,10 +579,10 @@ START_TEST(test_finish_shm_name)
     conf_defaults(&a);
     conf_defaults(&a2);
     conf_defaults(&b);
-    conf_set(&a, "data_dir=/srv/tokentap/one", err, sizeof(err));
-    conf_set(&a2, "data_dir=/srv/tokentap/one", err, sizeof(err));
+    snprintf(a.data_dir, sizeof(a.data_dir), "/srv/tokentap/one");
+    snprintf(a2.data_dir, sizeof(a2.data_dir), "/srv/tokentap/one");
     conf_set(&a2, "port=9999", err, sizeof(err));
-    conf_set(&b, "data_dir=/srv/tokentap/two", err, sizeof(err));
+    snprintf(b.data_dir, sizeof(b.data_dir), "/srv/tokentap/two");
     ck_assert_int_eq(conf_finish(&a, err, sizeof(err)), 0);
     ck_assert_int_eq(conf_finish(&a2, err, sizeof(err)), 0);
     ck_assert_int_eq(conf_finish(&b, err, sizeof(err)), 0);
@@ -606,18 +616,16 @@ END_TEST
 /* Two real temp directories give two different derived names. */
 START_TEST(test_finish_two_dirs)
 {
-    char d1[PATH_MAX], d2[PATH_MAX], kv[PATH_MAX + 16], err[512] = "";
-    snprintf(d1, sizeof(d1), "%s/one", tmpdir);
-    snprintf(d2, sizeof(d2), "%s/two", tmpdir);
+    char d1[256], d2[256], err[512] = "";
+    snprintf(d1, sizeof(d1), "%.200s/one", tmpdir);
+    snprintf(d2, sizeof(d2), "%.200s/two", tmpdir);
     ck_assert_int_eq(mkdir(d1, 0700), 0);
     ck_assert_int_eq(mkdir(d2, 0700), 0);
     struct conf a, b;
     conf_defaults(&a);
     conf_defaults(&b);
-    snprintf(kv, sizeof(kv), "data_dir=%s", d1);
-    ck_assert_int_eq(conf_set(&a, kv, err, sizeof(err)), 0);
-    snprintf(kv, sizeof(kv), "data_dir=%s", d2);
-    ck_assert_int_eq(conf_set(&b, kv, err, sizeof(err)), 0);
+    snprintf(a.data_dir, sizeof(a.data_dir), "%s", d1);
+    snprintf(b.data_dir, sizeof(b.data_dir), "%s", d2);
     ck_assert_int_eq(conf_finish(&a, err, sizeof(err)), 0);
     ck_assert_int_eq(conf_finish(&b, err, sizeof(err)), 0);
     ck_assert_str_ne(a.shm_name, b.shm_name);
@@ -630,12 +638,12 @@ START_TEST(test_finish_pricing_override)
     struct conf c;
     char err[512] = "";
     conf_defaults(&c);
-    conf_set(&c, "data_dir=/srv/tt", err, sizeof(err));
+    snprintf(c.data_dir, sizeof(c.data_dir), "/srv/tt");
     ck_assert_int_eq(conf_finish(&c, err, sizeof(err)), 0);
     ck_assert_str_eq(c.pricing_override, "/srv/tt/pricing.json");
 
     conf_defaults(&c);
-    conf_set(&c, "data_dir=/srv/tt", err, sizeof(err));
+    snprintf(c.data_dir, sizeof(c.data_dir), "/srv/tt");
     conf_set(&c, "pricing_override=/etc/tt/prices.json", err, sizeof(err));
     ck_assert_int_eq(conf_finish(&c, err, sizeof(err)), 0);
     ck_assert_str_eq(c.pricing_override, "/etc/tt/prices.json");
