@@ -27,7 +27,7 @@
 
 /* An unknown model seen since the last flush. */
 struct col_unknown {
-    char key[300]; /* workspace \x1f provider \x1f model */
+    char key[340]; /* workspace \x1f provider \x1f model */
     uint64_t events;
     int64_t last_ms;
     int dirty;
@@ -47,6 +47,7 @@ struct col_store {
     sqlite3_stmt *prune;         /* old live_seconds */
     char ws_last[72];            /* workspace of the last insert */
     int64_t ws_last_id;          /* its id; 0 after a rollback */
+    int save_failed;             /* a write of the current live save failed */
     struct col_unknown *unknown; /* small open-addressed set */
     uint32_t nunknown, unknown_cap;
 };
@@ -70,6 +71,7 @@ struct col_item {
     int64_t received_ms;
     int64_t seq;       /* rowid when stored, 0 when a duplicate */
     int64_t cost_nusd; /* cost used */
+    int unknown;       /* priced at 0: the model is not in the catalog */
 };
 
 /* ---- store.c ---- */

@@ -12,10 +12,12 @@
  * until SIGTERM, when it commits what it has read and exits.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -81,6 +83,18 @@ int main(int argc, char **argv)
     snprintf(path, sizeof(path), "%s/log/collector.log", cf->data_dir);
     if (log_init("collector", log_level_parse(cf->log_level), path) != 0) {
         fprintf(stderr, "tt-collector: cannot open %s\n", path);
+        return 1;
+    }
+    /* One collector per data directory: a second one would take over the
+     * socket and the segment while the first still writes.  The lock goes
+     * with the process, however it ends. */
+    snprintf(path, sizeof(path), "%s/run/collector.lock", cf->data_dir);
+    int lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "tt-collector: another collector is running on %s\n",
+                cf->data_dir);
+        log_error(NULL, "msg=\"another collector holds the lock\" path=\"%s\"",
+                  path);
         return 1;
     }
     c.started_ms = proto_now_ms();
@@ -161,10 +175,17 @@ int main(int argc, char **argv)
     live_on_close(c.live, col_on_close, &c);
     if (col_rebuild(&c, proto_now_ms()) != 0)
         log_warn(NULL, "msg=\"live rebuild incomplete\"");
+    /* Readers switch to the new segment only now that it holds the rebuilt
+     * window: they never see it empty. */
+    live_publish(c.live);
     log_info(NULL, "msg=\"collector started\" generation=%llu shm=%s",
              (unsigned long long)generation, cf->shm_name);
 
     int rc = col_serve(&c);
+    /* A heartbeat of 0 tells readers at once that this segment is done, so
+     * they look for the next collector's instead of waiting to call it
+     * stale. */
+    atomic_store(&live_header(c.live)->health.heartbeat_ms, 0);
     col_checkpoint_stop();
     live_close(c.live);
     /* A clean stop removes the segment; readers keep their mapping (and

@@ -40,6 +40,7 @@ struct col_conn {
     char *wbuf; /* replies not yet written */
     size_t wlen, wcap;
     int pending;      /* an INGEST frame waits for the commit */
+    uint32_t events;  /* epoll interest currently registered */
     int eof;          /* the peer closed its side */
     uint32_t first;   /* its first item in the batch */
     uint32_t count;   /* its items */
@@ -102,7 +103,42 @@ static void col_conn_free(struct col_srv *sv, struct col_conn *cn)
     free(cn);
 }
 
-/* Queue (or write at once) one reply frame. */
+/* Register the interest the connection needs now: input unless a frame
+ * of it waits in the batch (its records point into the read buffer, which
+ * must not move), output while replies are queued. */
+static void col_conn_events(struct col_srv *sv, struct col_conn *cn)
+{
+    uint32_t want = (cn->pending ? 0 : EPOLLIN) | (cn->wlen ? EPOLLOUT : 0);
+    if (want == cn->events)
+        return;
+    struct epoll_event ev = {.events = want, .data.ptr = cn};
+    if (epoll_ctl(sv->ep, EPOLL_CTL_MOD, cn->fd, &ev) == 0)
+        cn->events = want;
+}
+
+/* Write queued replies until done or the socket is full. */
+static int col_flush(struct col_srv *sv, struct col_conn *cn)
+{
+    int rc = 0;
+    while (cn->wlen > 0) {
+        ssize_t w = send(cn->fd, cn->wbuf, cn->wlen, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN) {
+                cn->eof = 1;
+                rc = -1;
+            }
+            break;
+        }
+        memmove(cn->wbuf, cn->wbuf + w, cn->wlen - w);
+        cn->wlen -= w;
+    }
+    col_conn_events(sv, cn);
+    return rc;
+}
+
+/* Queue one reply frame and write what the socket takes. */
 static int col_reply(struct col_srv *sv, struct col_conn *cn, uint16_t type,
                      uint64_t tag, const void *a, size_t alen, const void *b,
                      size_t blen)
@@ -112,29 +148,18 @@ static int col_reply(struct col_srv *sv, struct col_conn *cn, uint16_t type,
                           .tag = tag,
                           .sent_ms = proto_now_ms()};
     size_t n = sizeof(h) + alen + blen;
-    if (col_grow(&cn->wbuf, &cn->wcap, cn->wlen + n) != 0)
+    if (col_grow(&cn->wbuf, &cn->wcap, cn->wlen + n) != 0) {
+        cn->eof = 1;
         return -1;
-    memcpy(cn->wbuf + cn->wlen, &h, sizeof(h));
-    memcpy(cn->wbuf + cn->wlen + sizeof(h), a, alen);
-    if (blen)
-        memcpy(cn->wbuf + cn->wlen + sizeof(h) + alen, b, blen);
-    cn->wlen += n;
-    while (cn->wlen > 0) {
-        ssize_t w = send(cn->fd, cn->wbuf, cn->wlen, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN)
-                return -1;
-            struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT,
-                                     .data.ptr = cn};
-            epoll_ctl(sv->ep, EPOLL_CTL_MOD, cn->fd, &ev);
-            return 0;
-        }
-        memmove(cn->wbuf, cn->wbuf + w, cn->wlen - w);
-        cn->wlen -= w;
     }
-    return 0;
+    char *p = cn->wbuf + cn->wlen;
+    memcpy(p, &h, sizeof(h));
+    if (alen)
+        memcpy(p + sizeof(h), a, alen);
+    if (blen)
+        memcpy(p + sizeof(h) + alen, b, blen);
+    cn->wlen += n;
+    return col_flush(sv, cn);
 }
 
 /* Answer an INGEST frame. */
@@ -235,6 +260,7 @@ static int col_take_ingest(struct col_srv *sv, struct col_conn *cn,
     cn->tag = h->tag;
     cn->frame_len = sizeof(*h) + h->len;
     cn->pending = 1;
+    col_conn_events(sv, cn);
     const char *p = recs;
     for (uint32_t i = 0; i < pi->count; i++) {
         struct col_item *it = &sv->items[sv->nitems++];
@@ -443,6 +469,9 @@ static void col_commit_batch(struct col_srv *sv)
             col_live_event(it, &e);
             live_add(c->live, &e);
             c->live_seq = it->seq;
+            if (it->unknown)
+                atomic_fetch_add_explicit(&hl->unknown_models, 1,
+                                          memory_order_relaxed);
             if (i >= feed_from)
                 live_feed(c->live, &e);
         }
@@ -476,6 +505,7 @@ static void col_commit_batch(struct col_srv *sv)
         struct col_conn *cn = sv->waiting[k];
         col_consume(cn, cn->frame_len);
         cn->pending = 0;
+        col_conn_events(sv, cn);
     }
     for (uint32_t k = 0; k < nw; k++)
         col_parse(sv, sv->waiting[k]);
@@ -494,6 +524,7 @@ static void col_accept(struct col_srv *sv)
             continue;
         }
         cn->fd = fd;
+        cn->events = EPOLLIN;
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = cn};
         if (epoll_ctl(sv->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
             close(fd);
@@ -581,7 +612,9 @@ int col_serve(struct col *c)
     struct epoll_event evs[128];
     while (!sv.stop) {
         int64_t now = proto_now_ms();
-        int timeout = (int)(1000 - now % 1000) + 1;
+        /* Frames parsed after the last commit wait in the batch: commit
+         * them without sleeping. */
+        int timeout = sv.nitems ? 0 : (int)(1000 - now % 1000) + 1;
         int n = epoll_wait(sv.ep, evs, 128, timeout);
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
@@ -597,11 +630,17 @@ int col_serve(struct col *c)
                 }
             } else {
                 struct col_conn *cn = p;
-                if (evs[i].events & EPOLLOUT && cn->wlen > 0)
-                    col_reply(&sv, cn, 0, 0, NULL, 0, NULL, 0);
-                if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                if (evs[i].events & EPOLLOUT)
+                    col_flush(&sv, cn);
+                if (cn->pending) {
+                    /* Do not read: the batch points into rbuf.  A hang-up
+                     * is handled once the frame is answered. */
+                    if (evs[i].events & (EPOLLHUP | EPOLLERR))
+                        cn->eof = 1;
+                } else if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                     col_read(&sv, cn);
-                col_parse(&sv, cn);
+                    col_parse(&sv, cn);
+                }
             }
         }
         if (sv.nitems > 0)

@@ -324,7 +324,7 @@ static int64_t col_workspace_id(struct col_store *s, const char *name)
 static void col_note_unknown(struct col_store *s, const char *ws,
                              const struct ev_rec *r, int64_t now)
 {
-    char key[300];
+    char key[340];
     snprintf(key, sizeof(key), "%s\x1f%s\x1f%s", ws, ev_str(r, EV_S_PROVIDER),
              ev_str(r, EV_S_MODEL));
     uint32_t h = 2166136261u;
@@ -416,6 +416,7 @@ int col_store_insert(struct col *c, struct col_item *it)
             source = 2;
     }
     it->cost_nusd = llround(cost * 1e9);
+    it->unknown = source == 2;
 
     sqlite3_bind_int64(st, 1, ws);
     sqlite3_bind_text(st, 2, ev_str(r, EV_S_ID), r->str_len[EV_S_ID],
@@ -471,13 +472,8 @@ int col_store_insert(struct col *c, struct col_item *it)
         return rc;
     if (sqlite3_changes(s->db) == 1) {
         it->seq = sqlite3_last_insert_rowid(s->db);
-        if (source == 2) {
+        if (source == 2)
             col_note_unknown(s, it->workspace, r, it->received_ms);
-            if (c->live != NULL)
-                atomic_fetch_add_explicit(
-                    &live_header(c->live)->health.unknown_models, 1,
-                    memory_order_relaxed);
-        }
     } else
         it->seq = 0;
     return SQLITE_OK;
@@ -534,7 +530,8 @@ static void col_save_total(void *ctx, const struct shm_dim *d,
     sqlite3_bind_text(s->tot_put, 3, d->provider, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->tot_put, 4, d->model, -1, SQLITE_STATIC);
     sqlite3_bind_blob(s->tot_put, 5, a, sizeof(*a), SQLITE_STATIC);
-    sqlite3_step(s->tot_put);
+    if (sqlite3_step(s->tot_put) != SQLITE_DONE)
+        s->save_failed = 1;
     sqlite3_reset(s->tot_put);
 }
 
@@ -552,17 +549,20 @@ void col_store_save_second(struct col *c, int64_t sec, const void *blob,
     sqlite3_bind_int64(s->sec_put, 1, sec);
     sqlite3_bind_int64(s->sec_put, 2, c->live_seq);
     sqlite3_bind_blob(s->sec_put, 3, blob, (int)len, SQLITE_STATIC);
-    int rc = sqlite3_step(s->sec_put);
+    s->save_failed = sqlite3_step(s->sec_put) != SQLITE_DONE;
     sqlite3_reset(s->sec_put);
     live_dirty_totals(c->live, col_save_total, s);
     sqlite3_bind_text(s->meta_put, 1, "live_seq", -1, SQLITE_STATIC);
     sqlite3_bind_int64(s->meta_put, 2, c->live_seq);
-    sqlite3_step(s->meta_put);
+    if (sqlite3_step(s->meta_put) != SQLITE_DONE)
+        s->save_failed = 1;
     sqlite3_reset(s->meta_put);
     sqlite3_bind_int64(s->prune, 1, sec - (int64_t)c->conf.live_seconds);
-    sqlite3_step(s->prune);
+    sqlite3_step(s->prune); /* pruning can wait for the next second */
     sqlite3_reset(s->prune);
-    if (rc != SQLITE_DONE || col_store_commit(s) != SQLITE_OK) {
+    /* All or nothing: live_seq must never pass totals that were not
+     * saved with it. */
+    if (s->save_failed || col_store_commit(s) != SQLITE_OK) {
         log_warn(NULL, "msg=\"cannot save live second\" error=\"%s\"",
                  sqlite3_errmsg(s->db));
         col_store_rollback(s);

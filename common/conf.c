@@ -45,7 +45,7 @@ static const struct conf_opt conf_table[] = {
      "POSIX shared-memory name (\"\": derived from data_dir)"},
     {"log_level", CONF_WORD, F(log_level), "info", 0, 0,
      "debug|info|warn|error", "minimum level written to the logs"},
-    {"api_threads", CONF_INT, F(api_threads), "16", 1, 256, NULL,
+    {"api_threads", CONF_INT, F(api_threads), "16", 8, 256, NULL,
      "FastCGI worker threads in the API process"},
     {"ingest_max_body", CONF_INT, F(ingest_max_body), "1048576", 1024, 1048576,
      NULL,

@@ -56,9 +56,16 @@ int log_reopen(void)
     int fd = log_open();
     if (fd < 0)
         return fd;
-    int old = atomic_exchange(&log_fd, fd);
-    if (old > 2)
-        close(old);
+    /* Put the new file under the descriptor number writers already use:
+     * the number never changes, so no thread can write a line into a
+     * descriptor that was closed and reused meanwhile. */
+    int cur = atomic_load(&log_fd);
+    if (cur > 2) {
+        int rc = dup3(fd, cur, O_CLOEXEC) < 0 ? -errno : 0;
+        close(fd);
+        return rc;
+    }
+    atomic_store(&log_fd, fd);
     return 0;
 }
 

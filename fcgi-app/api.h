@@ -16,6 +16,7 @@
 #ifndef TT_API_H
 #define TT_API_H
 
+#include <errno.h>
 #include <fcgiapp.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -126,6 +127,9 @@ long api_read_body(struct api_req *r, long max, char **out);
 /* The decoded value of query parameter name, or NULL (arena memory). */
 const char *api_query(struct api_req *r, const char *name);
 
+/* Replace bytes that are not valid UTF-8 in s with '?', in place. */
+void api_utf8_clean(char *s);
+
 /* Check that a Content-Type is JSON (parameters such as charset allowed). */
 int api_is_json(const char *ct);
 
@@ -170,9 +174,14 @@ int api_auth(struct api_req *r, enum key_role need);
 
 /* ---- client.c ---- */
 
+/* The frame was sent but no answer came back: the collector may or may
+ * not have acted on it. */
+#define API_COL_UNKNOWN (-EINPROGRESS)
+
 /* Send an INGEST frame (records of len bytes, count of them) and wait for
- * the collector's answer.  Returns 0 and fills *ack, or -errno when the
- * collector cannot be reached or did not answer in time. */
+ * the collector's answer.  Returns 0 and fills *ack; -ETIMEDOUT or
+ * API_COL_UNKNOWN when the outcome is unknown; another -errno when the
+ * collector could not be reached (nothing was stored). */
 struct proto_ack;
 int api_col_ingest(struct api_thread *t, const char *ws, const char *rid,
                    const void *recs, size_t len, uint32_t count,

@@ -48,12 +48,12 @@ static int api_key_cached(struct api_req *r, const char *hash)
     return -1;
 }
 
-/* Remember a key just verified against the database. */
-static void api_key_remember(struct api_req *r, const char *hash)
+/* Remember a key just verified against the database, under the key
+ * generation read before the lookup: a change that raced with the lookup
+ * then invalidates the entry at once. */
+static void api_key_remember(struct api_req *r, const char *hash, uint64_t gen,
+                             uint64_t kgen)
 {
-    uint64_t gen, kgen;
-    if (api_keys_gen(r, &gen, &kgen) != 0)
-        return;
     struct api_keycache *k = &r->t->keys[r->t->keys_next++ % 8];
     snprintf(k->hash, sizeof(k->hash), "%s", hash);
     k->id = r->key_id;
@@ -86,6 +86,8 @@ int api_auth(struct api_req *r, enum key_role need)
     key_hash(key, len, hash);
     if (api_key_cached(r, hash) == 0)
         goto check_role;
+    uint64_t gen = 0, kgen = 0;
+    int cacheable = api_keys_gen(r, &gen, &kgen) == 0;
 
     sqlite3_stmt *st = r->t->key_lookup;
     sqlite3_bind_text(st, 1, hash, KEY_HASH_HEX, SQLITE_STATIC);
@@ -107,7 +109,8 @@ int api_auth(struct api_req *r, enum key_role need)
         return api_error_h(r, 401, www, "unauthorized", NULL,
                            "unknown or revoked API key");
     }
-    api_key_remember(r, hash);
+    if (cacheable)
+        api_key_remember(r, hash, gen, kgen);
 check_role:
     if (r->role != need && r->role != KEY_ROLE_ADMIN)
         return api_error(r, 403, "forbidden", NULL,

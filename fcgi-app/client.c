@@ -56,6 +56,10 @@ static int api_col_call(struct api_thread *t, uint16_t type, const void *a,
             *payload = NULL;
             rc = -EPROTO;
         }
+        /* The whole frame went out: whatever failed after, the collector
+         * may have acted on it. */
+        if (rc != 0 && rc != -ETIMEDOUT)
+            rc = API_COL_UNKNOWN;
     }
     if (rc != 0)
         api_col_drop(t);
@@ -88,8 +92,11 @@ int api_col_ingest(struct api_thread *t, const char *ws, const char *rid,
             free(p);
             return 0;
         }
-        /* A timeout is not retried: the collector is alive but slow. */
-        if (rc == -ETIMEDOUT || waited >= API_COL_RETRY_MS)
+        /* Only a frame that never fully left is sent again: after a
+         * timeout or a lost answer the outcome is unknown, and resending
+         * would report stored events as duplicates. */
+        if (rc == -ETIMEDOUT || rc == API_COL_UNKNOWN ||
+            waited >= API_COL_RETRY_MS)
             break;
         api_sleep_ms(100);
         waited += 100;
@@ -105,7 +112,10 @@ int api_col_command(struct api_thread *t, const char *cmd, int *status,
     void *p = NULL;
     int rc = api_col_call(t, PROTO_CMD, cmd, strlen(cmd), NULL, 0, &h, &p,
                           t->g->conf.ingest_timeout_ms);
-    if (rc == -EPIPE || rc == -ECONNRESET)
+    /* A stale connection (the collector restarted) fails on send: the
+     * command never arrived and is sent once more on a new connection.
+     * A command that was sent is never repeated (it may have run). */
+    if (rc != 0 && rc != API_COL_UNKNOWN && rc != -ETIMEDOUT)
         rc = api_col_call(t, PROTO_CMD, cmd, strlen(cmd), NULL, 0, &h, &p,
                           t->g->conf.ingest_timeout_ms);
     if (rc != 0)

@@ -18,6 +18,35 @@
 #include "log.h"
 #include "proto.h"
 
+/* Answer 503 for a batch whose fate is unknown, listing the ids the server
+ * assigned so that a retry can reuse them (a stored event is then reported
+ * as a duplicate, never stored twice). */
+static int api_unknown_outcome(struct api_req *r, const struct ev_batch *b,
+                               int timed_out)
+{
+    json_t *e = json_pack(
+        "{s:s, s:s, s:s}", "code", "unavailable", "message",
+        timed_out ? "the collector did not commit in time; the events may "
+                    "or may not be stored: retry with the same ids"
+                  : "the collector stopped while handling the events; they "
+                    "may or may not be stored: retry with the same ids",
+        "request_id", r->rid);
+    int assigned = 0;
+    for (const struct ev_rec *ev = ev_batch_next(b, NULL); ev != NULL;
+         ev = ev_batch_next(b, ev))
+        assigned |= (ev->flags & EV_F_ID_SERVER) != 0;
+    if (assigned) {
+        json_t *ids = json_array();
+        for (const struct ev_rec *ev = ev_batch_next(b, NULL); ev != NULL;
+             ev = ev_batch_next(b, ev))
+            json_array_append_new(ids, json_string(ev_str(ev, EV_S_ID)));
+        json_object_set_new(e, "ids", ids);
+    }
+    api_send_json(r, 503, json_pack("{s:o}", "error", e),
+                  timed_out ? "Retry-After: 2\r\n" : "Retry-After: 1\r\n");
+    return -1;
+}
+
 int api_events_post(struct api_req *r)
 {
     struct api_global *g = r->t->g;
@@ -50,6 +79,8 @@ int api_events_post(struct api_req *r)
             snprintf(field, sizeof(field), "[%d]", err.index);
         else
             snprintf(field, sizeof(field), "%s", err.field);
+        api_utf8_clean(field);
+        api_utf8_clean(err.message);
         json_t *e = json_pack("{s:s, s:s}", "code", "invalid_event", "message",
                               err.message);
         if (field[0])
@@ -65,17 +96,15 @@ int api_events_post(struct api_req *r)
     int rc =
         api_col_ingest(r->t, r->workspace, r->rid, b.buf, b.len, b.count, &ack);
     if (rc != 0) {
+        if (rc == -ETIMEDOUT || rc == API_COL_UNKNOWN) {
+            int n = api_unknown_outcome(r, &b, rc == -ETIMEDOUT);
+            ev_batch_free(&b);
+            return n;
+        }
         ev_batch_free(&b);
-        if (rc == -ETIMEDOUT)
-            return api_error_h(r, 503, "Retry-After: 2\r\n", "unavailable",
-                               NULL,
-                               "the collector did not commit in time; the "
-                               "events may or may not be stored: retry with "
-                               "the same ids");
         return api_error_h(r, 503, "Retry-After: 1\r\n", "unavailable", NULL,
-                           "the collector is not reachable; retry with the "
-                           "same ids (an event already stored is not stored "
-                           "twice)");
+                           "the collector is not reachable; nothing was "
+                           "stored");
     }
     if (ack.status != PROTO_OK) {
         ev_batch_free(&b);

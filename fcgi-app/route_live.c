@@ -49,9 +49,17 @@ void api_cache_free(struct api_global *g)
 
 const struct shm_header *api_shm(struct api_req *r)
 {
-    if (shm_reader_check(&r->t->shm, r->now_ms, 1000) != 0)
+    struct shm_reader *rd = &r->t->shm;
+    if (shm_reader_check(rd, r->now_ms, 1000) != 0)
         return NULL;
-    return r->t->shm.h;
+    /* A segment whose heartbeat stopped may have been replaced by a
+     * restarted collector: look again now, not at the next full second. */
+    int64_t hb = atomic_load_explicit(
+        &((struct shm_header *)rd->h)->health.heartbeat_ms,
+        memory_order_relaxed);
+    if (r->now_ms - hb > 1500)
+        shm_reader_check(rd, r->now_ms, 100);
+    return rd->h;
 }
 
 /* The token counts of a as a JSON object, scaled by 1/div. */
@@ -184,7 +192,10 @@ static int api_stale(struct api_req *r, const struct shm_header *h)
 {
     int64_t hb = atomic_load_explicit(
         &((struct shm_header *)h)->health.heartbeat_ms, memory_order_relaxed);
-    return r->now_ms - hb > r->t->g->conf.stale_after_ms;
+    int limit = r->t->g->conf.stale_after_ms;
+    /* A live collector whose seconds stopped closing is stale too. */
+    int64_t lag = r->now_ms - (shm_summary(h)->as_of_sec + 1) * 1000;
+    return r->now_ms - hb > limit || lag > limit + 1000 || lag < -limit;
 }
 
 int api_live_stats(struct api_req *r)

@@ -15,7 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LIVE_HIST (2 * HIST_BUCKETS) /* latency then TTFT, per dim */
+#define LIVE_HIST       (2 * HIST_BUCKETS) /* latency then TTFT, per dim */
+#define LIVE_WS_RESERVE 6 /* slots kept for two more workspaces */
 
 /* One entry of the dim lookup table. */
 struct live_slot {
@@ -30,6 +31,7 @@ struct live {
     uint32_t tabmask;
     int32_t *other_prov;  /* per workspace dim: its "other" provider dim */
     int32_t *other_model; /* per workspace dim: its "other" model dim */
+    uint32_t *ws_used;    /* per workspace dim: dims it holds */
     int64_t open_sec;
     int64_t floor_sec;   /* seconds before this are in no window */
     struct shm_agg *cur; /* [nslots] open second */
@@ -126,6 +128,7 @@ static int live_ws(struct live *l, const char *ws)
     l->other_model[d] =
         live_alloc(l, live_hash(SHM_DIM_MODEL, ws, SHM_OTHER, SHM_OTHER),
                    SHM_DIM_MODEL, d, ws, SHM_OTHER, SHM_OTHER);
+    l->ws_used[d] = 3;
     return d;
 }
 
@@ -138,9 +141,16 @@ static int live_dim(struct live *l, int w, int kind, const char *ws,
     int d = live_find(l, hash, kind, ws, p, m);
     if (d >= 0)
         return d;
-    d = live_alloc(l, hash, kind, w, ws, p, m);
-    if (d >= 0)
-        return d;
+    /* Fairness: one workspace holds at most half the slots, and provider
+     * and model dims always leave room for two more workspaces. */
+    uint32_t n = atomic_load_explicit(&l->h->ndims, memory_order_relaxed);
+    if (l->ws_used[w] < l->nslots / 2 && n + LIVE_WS_RESERVE < l->nslots) {
+        d = live_alloc(l, hash, kind, w, ws, p, m);
+        if (d >= 0) {
+            l->ws_used[w]++;
+            return d;
+        }
+    }
     return kind == SHM_DIM_PROVIDER ? l->other_prov[w] : l->other_model[w];
 }
 
@@ -172,6 +182,7 @@ struct live *live_open(const char *name, const struct shm_params *p,
             l->tab[i].dim = -1;
     l->other_prov = live_calloc(ns, sizeof(int32_t), &ok);
     l->other_model = live_calloc(ns, sizeof(int32_t), &ok);
+    l->ws_used = live_calloc(ns, sizeof(uint32_t), &ok);
     l->cur = live_calloc(ns, sizeof(struct shm_agg), &ok);
     l->cur_hist = live_calloc((size_t)ns * LIVE_HIST, sizeof(uint32_t), &ok);
     l->touched = live_calloc(ns, sizeof(uint16_t), &ok);
@@ -207,6 +218,7 @@ void live_close(struct live *l)
     free(l->tab);
     free(l->other_prov);
     free(l->other_model);
+    free(l->ws_used);
     free(l->cur);
     free(l->cur_hist);
     free(l->touched);
@@ -222,6 +234,11 @@ void live_close(struct live *l)
     }
     free(l->blob);
     free(l);
+}
+
+void live_publish(struct live *l)
+{
+    shm_publish(l->h);
 }
 
 struct shm_header *live_header(struct live *l)
@@ -622,6 +639,16 @@ static void live_reset_windows(struct live *l)
 void live_tick(struct live *l, int64_t now_ms)
 {
     int64_t now_sec = now_ms / 1000;
+    if (now_sec < l->open_sec - 1) {
+        /* The clock stepped back: the windows hold seconds from its future.
+         * Start them again from now rather than freeze until it catches
+         * up (the totals are not affected). */
+        live_close_second(l);
+        live_reset_windows(l);
+        l->open_sec = now_sec;
+        l->floor_sec = now_sec;
+        return;
+    }
     if (now_sec <= l->open_sec)
         return;
     if (now_sec - l->open_sec > (int64_t)l->h->nseconds) {

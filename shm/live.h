@@ -52,6 +52,9 @@ typedef void (*live_close_fn)(void *ctx, int64_t sec, const void *blob,
 struct live *live_open(const char *name, const struct shm_params *p,
                        uint64_t generation, int64_t now_ms);
 
+/* Make the segment visible to readers (after the rebuild). */
+void live_publish(struct live *l);
+
 /* Unmap and free (the segment stays for readers until the next start). */
 void live_close(struct live *l);
 

@@ -135,12 +135,17 @@ struct shm_header *shm_create(const char *name, const struct shm_params *p,
         return NULL;
     }
     struct shm_header *h = base;
-    /* The file is zero-filled.  Readers only map a segment they find under
-     * the name and check its magic, version and size, so the header can be
-     * written at once. */
+    /* Everything but the magic: readers refuse a segment without it, so
+     * they keep their old mapping until shm_publish(). */
+    tmpl.magic = 0;
     memcpy(h, &tmpl, sizeof(tmpl));
     h->generation = generation;
     return h;
+}
+
+void shm_publish(struct shm_header *h)
+{
+    __atomic_store_n(&h->magic, SHM_MAGIC, __ATOMIC_RELEASE);
 }
 
 void shm_destroy(struct shm_header *h)

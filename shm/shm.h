@@ -34,7 +34,7 @@
 #include "hist.h"
 
 #define SHM_MAGIC   0x50415454u /* "TTAP" */
-#define SHM_VERSION 1
+#define SHM_VERSION 2
 #define SHM_WINDOWS 4 /* 1m, 5m, 15m, 1h */
 #define SHM_OTHER   "other"
 
@@ -61,8 +61,8 @@ struct shm_dim {
     uint16_t ws;   /* slot of the workspace this dim belongs to */
     uint32_t reserved;
     char workspace[72];
-    char provider[72]; /* "" for a workspace dim; SHM_OTHER when full */
-    char model[136];   /* "" unless kind is SHM_DIM_MODEL */
+    char provider[136]; /* "" for a workspace dim; SHM_OTHER when full */
+    char model[136];    /* "" unless kind is SHM_DIM_MODEL */
 };
 
 /* Additive counters; they add and subtract exactly (cost in nano-USD). */
@@ -164,7 +164,7 @@ struct shm_feed_ent {
     uint32_t reserved;
     char workspace[68];
     char id[68];
-    char provider[68];
+    char provider[132];
     char model[132];
     char operation[36];
     char error_type[36];
@@ -236,6 +236,10 @@ static inline void shm_write_end(_Atomic uint64_t *seq)
  * Returns the header or NULL with errno set. */
 struct shm_header *shm_create(const char *name, const struct shm_params *p,
                               uint64_t generation);
+
+/* Let readers use a segment made by shm_create (it is invisible to them
+ * until then, so they never see it half filled). */
+void shm_publish(struct shm_header *h);
 
 /* Unmap a segment mapped by shm_create. */
 void shm_destroy(struct shm_header *h);

@@ -14,6 +14,19 @@
  * forwarded to every child.  If the supervisor itself is killed, the
  * children get SIGTERM from the kernel (PR_SET_PDEATHSIG).
  *
+ * The process started as tt-supervise (or, with --daemon, its detached
+ * child) does not supervise the components itself: it is the keeper, which
+ * writes DIR/run/keeper.pid and forks the supervisor (DIR/run/supervise.pid)
+ * and does nothing but start it again, with the components' backoff, when it
+ * dies of a signal or exits non-zero.  A supervisor that exits 0 (after a
+ * stop) ends the keeper too.  The keeper forwards SIGTERM, SIGINT and SIGHUP
+ * to the supervisor and, when told to stop, waits for the supervisor's
+ * ordered stop before exiting.  The supervisor is not tied to the keeper: a
+ * killed keeper leaves the stack running.  A restarted supervisor first
+ * waits (at most 3 s, then SIGKILL) for the components of the one that died,
+ * which got SIGTERM from the kernel and may still be flushing, so that the
+ * collector's socket, the shm segment and nginx's port are free again.
+ *
  * Signal handlers only set a flag and write a byte to a self-pipe; all the
  * work happens in one poll() loop that reaps children with waitpid().  The
  * program is single-threaded and depends on nothing but libc.
@@ -45,6 +58,9 @@
 #define SUP_BACKOFF_MAX_MS 1000
 #define SUP_STABLE_MS      10000
 #define SUP_STOP_GRACE_MS  3000
+#define SUP_PREV_WAIT_MS   3000 /* for a dead supervisor's components */
+#define SUP_PREV_KILL_MS   1000 /* for them to go once SIGKILLed */
+#define SUP_COMM_MAX       15   /* a process name's length (comm) */
 
 /* One supervised component, from one line of the spec. */
 struct sup_comp {
@@ -53,6 +69,7 @@ struct sup_comp {
     char *shell_cmd;             /* "exec " + command, given to sh -c */
     char pid_path[PATH_MAX];     /* DIR/run/NAME.pid */
     char log_path[PATH_MAX];     /* DIR/log/NAME.log */
+    char comm[SUP_COMM_MAX + 1]; /* the process name the command runs as */
     pid_t pid;                   /* the running child, or 0 */
     int64_t started_ms;          /* monotonic time the child was started */
     int64_t restart_at_ms;       /* when to start again; 0 = not waiting */
@@ -62,16 +79,21 @@ struct sup_comp {
     int64_t kill_at_ms;          /* stopping: when SIGTERM becomes SIGKILL */
 };
 
-/* The supervisor's whole state; one instance lives in main(). */
+/* The state of the keeper, copied into each supervisor it forks; one
+ * instance lives in main(). */
 struct sup {
     const char *data_dir;                 /* --data */
     const char *spec_path;                /* --spec */
     const char *log_path;                 /* --log, or NULL for stderr */
     int daemon;                           /* --daemon */
+    const char *comp;                     /* "keeper" or "supervise" */
+    char real_dir[PATH_MAX];              /* DIR resolved, or "" */
     char run_dir[PATH_MAX];               /* DIR/run */
     char log_dir[PATH_MAX];               /* DIR/log */
     char pid_path[PATH_MAX];              /* DIR/run/supervise.pid */
+    char keeper_path[PATH_MAX];           /* DIR/run/keeper.pid */
     int log_fd;                           /* where our own lines go */
+    int ready_fd;                         /* --daemon: parent's pipe, or -1 */
     struct sup_comp comps[SUP_MAX_COMPS]; /* in spec order */
     int ncomps;                           /* number of entries in comps */
     int stopping;                         /* a stop was requested */
@@ -81,6 +103,7 @@ struct sup {
 /* The self-pipe and the flags set by signal handlers. */
 static int sup_sigpipe[2] = {-1, -1};
 static volatile sig_atomic_t sup_got_term;
+static volatile sig_atomic_t sup_term_sig; /* SIGTERM or SIGINT */
 static volatile sig_atomic_t sup_got_hup;
 static volatile sig_atomic_t sup_got_chld;
 
@@ -107,8 +130,8 @@ sup_log(struct sup *s, const char *level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     n = strftime(line, sizeof(line), "ts=%Y-%m-%dT%H:%M:%S", &tm);
-    r = snprintf(line + n, sizeof(line) - n, ".%03ldZ level=%s comp=supervise ",
-                 ts.tv_nsec / 1000000L, level);
+    r = snprintf(line + n, sizeof(line) - n, ".%03ldZ level=%s comp=%s ",
+                 ts.tv_nsec / 1000000L, level, s->comp);
     n += (size_t)r;
     va_start(ap, fmt);
     r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
@@ -154,9 +177,10 @@ static void sup_on_signal(int sig)
     int saved = errno;
     char b = (char)sig;
 
-    if (sig == SIGTERM || sig == SIGINT)
+    if (sig == SIGTERM || sig == SIGINT) {
         sup_got_term = 1;
-    else if (sig == SIGHUP)
+        sup_term_sig = sig;
+    } else if (sig == SIGHUP)
         sup_got_hup = 1;
     else if (sig == SIGCHLD)
         sup_got_chld = 1;
@@ -191,13 +215,42 @@ static int sup_name_ok(const char *name)
 {
     size_t n = strlen(name);
 
-    if (n == 0 || n > SUP_NAME_MAX || strcmp(name, "supervise") == 0)
+    if (n == 0 || n > SUP_NAME_MAX || strcmp(name, "supervise") == 0 ||
+        strcmp(name, "keeper") == 0)
         return 0;
     for (const char *p = name; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
               (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
             return 0;
     return 1;
+}
+
+/* Set c->comm to the name the kernel gives the component's process: the
+ * base name of the command's first word (as a single-quoted word too),
+ * truncated like /proc/PID/comm.  "exec" and "VAR=value" prefixes are not
+ * looked through: such a component is not recognised after a restart. */
+static void sup_set_comm(struct sup_comp *c)
+{
+    const char *p = c->command, *end, *base;
+    size_t n;
+
+    if (*p == '\'') {
+        p++;
+        end = strchr(p, '\'');
+        if (end == NULL)
+            end = p + strlen(p);
+    } else {
+        end = p + strcspn(p, " \t");
+    }
+    base = p;
+    for (const char *q = p; q < end; q++)
+        if (*q == '/')
+            base = q + 1;
+    n = (size_t)(end - base);
+    if (n > SUP_COMM_MAX)
+        n = SUP_COMM_MAX;
+    memcpy(c->comm, base, n);
+    c->comm[n] = '\0';
 }
 
 /* Parse the spec file into s->comps.  Returns 0, or -1 after printing why. */
@@ -238,7 +291,8 @@ static int sup_read_spec(struct sup *s)
         if (!sup_name_ok(name)) {
             fprintf(stderr,
                     "tt-supervise: %s:%d: invalid component name \"%s\" "
-                    "(letters, digits, '-', '_', at most %d)\n",
+                    "(letters, digits, '-', '_', at most %d; not supervise "
+                    "or keeper)\n",
                     s->spec_path, lineno, name, SUP_NAME_MAX);
             goto fail;
         }
@@ -274,6 +328,7 @@ static int sup_read_spec(struct sup *s)
             fprintf(stderr, "tt-supervise: data directory path too long\n");
             goto fail;
         }
+        sup_set_comm(c);
         c->backoff_ms = SUP_BACKOFF_MIN_MS;
         s->ncomps++;
     }
@@ -619,49 +674,192 @@ static void sup_loop(struct sup *s)
     }
 }
 
-/* Return 1 if pid is a live tt-supervise process.  A pid file can outlive
- * its process (SIGKILL, reboot) and the pid be reused, so the process name is
- * checked where /proc allows, and a zombie does not count. */
-static int sup_pid_is_supervisor(pid_t pid)
+/* Read process pid's name (comm, into len bytes) and state letter from
+ * /proc/PID/stat.  Returns 0, or -1 if it cannot be read. */
+static int sup_proc_stat(pid_t pid, char *comm, size_t len, char *state)
 {
-    char path[64], buf[512], *p;
+    char path[64], buf[512], *open_p, *close_p;
+    size_t k;
     ssize_t n;
     int fd;
 
-    if (pid <= 0 || pid == getpid() || (kill(pid, 0) < 0 && errno != EPERM))
-        return 0;
     snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return 1;
+        return -1;
     n = read(fd, buf, sizeof(buf) - 1);
     close(fd);
     if (n <= 0)
-        return 1;
+        return -1;
     buf[n] = '\0';
     /* "PID (COMM) STATE ..."; COMM may itself contain ") ". */
-    p = strrchr(buf, ')');
-    if (p == NULL || p[1] != ' ')
-        return 1;
-    if (p[2] == 'Z' || p[2] == 'X')
-        return 0;
-    return strstr(buf, "(tt-supervise") != NULL;
+    open_p = strchr(buf, '(');
+    close_p = strrchr(buf, ')');
+    if (open_p == NULL || close_p == NULL || close_p < open_p ||
+        close_p[1] != ' ')
+        return -1;
+    k = (size_t)(close_p - open_p - 1);
+    if (k >= len)
+        k = len - 1;
+    memcpy(comm, open_p + 1, k);
+    comm[k] = '\0';
+    *state = close_p[2];
+    return 0;
 }
 
-/* Refuse to run twice on one data directory.  Returns 0 or -1. */
+/* Return 1 if pid is a live tt-supervise process (a keeper or a
+ * supervisor).  A pid file can outlive its process (SIGKILL, reboot) and the
+ * pid be reused, so the process name is checked where /proc allows, and a
+ * zombie does not count. */
+static int sup_pid_is_supervisor(pid_t pid)
+{
+    char comm[SUP_COMM_MAX + 1], state;
+
+    if (pid <= 0 || pid == getpid() || (kill(pid, 0) < 0 && errno != EPERM))
+        return 0;
+    if (sup_proc_stat(pid, comm, sizeof(comm), &state) < 0)
+        return 1;
+    if (state == 'Z' || state == 'X')
+        return 0;
+    return strncmp(comm, "tt-supervise", 12) == 0;
+}
+
+/* Return 1 if process pid's command line names directory dir (followed by
+ * '/', a space or its end): that tells one stack's processes from those of
+ * another stack running the same programs. */
+static int sup_cmdline_names(pid_t pid, const char *dir)
+{
+    char path[64], buf[8192];
+    size_t len = strlen(dir);
+    const char *p;
+    ssize_t n;
+    int fd;
+
+    while (len > 1 && dir[len - 1] == '/')
+        len--;
+    if (len == 0)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] == '\0')
+            buf[i] = ' ';
+    buf[n] = '\0';
+    for (p = buf; (p = memmem(p, (size_t)(buf + n - p), dir, len)) != NULL; p++)
+        if (p[len] == '/' || p[len] == ' ' || p[len] == '\0')
+            return 1;
+    return 0;
+}
+
+/* Return 1 if pid is a live (not zombie) process of component c of this
+ * stack: it runs c's program, and its command line names the data
+ * directory.  A pid file can outlive its process and the pid be reused. */
+static int sup_pid_is_comp(struct sup *s, struct sup_comp *c, pid_t pid)
+{
+    char comm[SUP_COMM_MAX + 1], state;
+
+    if (pid <= 0 || pid == getpid() || pid == getppid())
+        return 0;
+    if (sup_proc_stat(pid, comm, sizeof(comm), &state) < 0 || state == 'Z' ||
+        state == 'X' || strcmp(comm, c->comm) != 0)
+        return 0;
+    return (s->real_dir[0] != '\0' && sup_cmdline_names(pid, s->real_dir)) ||
+           sup_cmdline_names(pid, s->data_dir);
+}
+
+/* Before a supervisor starts anything, the components of a previous one
+ * that was killed may still run: the kernel sent them SIGTERM and they may
+ * take a second to flush, holding the collector's socket, the shm segment
+ * and nginx's port until they exit.  Wait for every one still named by its
+ * pid file to exit, at most SUP_PREV_WAIT_MS, then SIGKILL its process group
+ * and wait at most SUP_PREV_KILL_MS more.  A stop request ends the wait. */
+static void sup_wait_previous(struct sup *s)
+{
+    struct pollfd pfd = {.fd = sup_sigpipe[0], .events = POLLIN};
+    pid_t prev[SUP_MAX_COMPS];
+    int64_t start = sup_now_ms(), deadline = start + SUP_PREV_WAIT_MS;
+    int left = 0, killed = 0;
+    char buf[64];
+
+    for (int i = 0; i < s->ncomps; i++) {
+        struct sup_comp *c = &s->comps[i];
+        pid_t pid = sup_read_pid(c->pid_path);
+
+        prev[i] = sup_pid_is_comp(s, c, pid) ? pid : 0;
+        if (prev[i] > 0) {
+            sup_log(s, "info",
+                    "msg=\"waiting for previous process\" name=%s pid=%ld",
+                    c->name, (long)pid);
+            left++;
+        }
+    }
+    if (left == 0)
+        return;
+    while (left > 0 && !sup_got_term) {
+        int64_t now = sup_now_ms();
+
+        if (now >= deadline) {
+            if (killed)
+                break;
+            for (int i = 0; i < s->ncomps; i++)
+                if (prev[i] > 0) {
+                    sup_log(s, "warn",
+                            "msg=\"killing previous process\" name=%s "
+                            "pid=%ld waited_ms=%d",
+                            s->comps[i].name, (long)prev[i], SUP_PREV_WAIT_MS);
+                    kill(-prev[i], SIGKILL);
+                    kill(prev[i], SIGKILL);
+                }
+            killed = 1;
+            deadline = now + SUP_PREV_KILL_MS;
+        }
+        poll(&pfd, 1, deadline - now < 20 ? (int)(deadline - now) : 20);
+        while (read(sup_sigpipe[0], buf, sizeof(buf)) > 0)
+            ;
+        left = 0;
+        for (int i = 0; i < s->ncomps; i++) {
+            if (prev[i] > 0 && !sup_pid_is_comp(s, &s->comps[i], prev[i]))
+                prev[i] = 0;
+            if (prev[i] > 0)
+                left++;
+        }
+    }
+    if (left > 0 && !sup_got_term)
+        sup_log(s, "error", "msg=\"previous processes still running\" count=%d",
+                left);
+    else if (left == 0)
+        sup_log(s, "info", "msg=\"previous processes gone\" waited_ms=%lld",
+                (long long)(sup_now_ms() - start));
+}
+
+/* Refuse to run twice on one data directory: a keeper or a supervisor may
+ * be alive (a supervisor outlives a killed keeper).  Returns 0 or -1. */
 static int sup_check_running(struct sup *s)
 {
-    pid_t pid = sup_read_pid(s->pid_path);
+    const char *paths[] = {s->keeper_path, s->pid_path};
 
-    if (sup_pid_is_supervisor(pid)) {
-        fprintf(stderr, "tt-supervise: already running for \"%s\" (pid %ld)\n",
-                s->data_dir, (long)pid);
-        return -1;
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        pid_t pid = sup_read_pid(paths[i]);
+
+        if (sup_pid_is_supervisor(pid)) {
+            fprintf(stderr,
+                    "tt-supervise: already running for \"%s\" (pid %ld)\n",
+                    s->data_dir, (long)pid);
+            return -1;
+        }
     }
     return 0;
 }
 
-/* Detach into the background; the parent exits once the pid file exists. */
+/* Detach into the background and write the keeper's pid file.  The parent
+ * exits 0 once the first supervisor has written its own pid file (it writes
+ * a byte to s->ready_fd), or 1 if it never does. */
 static int sup_daemonize(struct sup *s)
 {
     int ready[2], fd, r;
@@ -681,14 +879,16 @@ static int sup_daemonize(struct sup *s)
         close(ready[1]);
         while ((r = (int)read(ready[0], &b, 1)) < 0 && errno == EINTR)
             ;
+        if (r != 1)
+            fprintf(stderr, "tt-supervise: the supervisor did not start\n");
         _exit(r == 1 ? 0 : 1);
     }
     close(ready[0]);
     setsid();
-    r = sup_write_pid(s->pid_path, getpid());
+    r = sup_write_pid(s->keeper_path, getpid());
     if (r < 0) {
-        fprintf(stderr, "tt-supervise: cannot write \"%s\": %s\n", s->pid_path,
-                strerror(-r));
+        fprintf(stderr, "tt-supervise: cannot write \"%s\": %s\n",
+                s->keeper_path, strerror(-r));
         _exit(1);
     }
     fd = open("/dev/null", O_RDONLY);
@@ -698,12 +898,179 @@ static int sup_daemonize(struct sup *s)
     }
     dup2(s->log_fd, STDOUT_FILENO);
     dup2(s->log_fd, STDERR_FILENO);
-    b = 1;
-    if (write(ready[1], &b, 1) < 0) {
-        /* The parent is gone; nobody is waiting for the answer. */
-    }
-    close(ready[1]);
+    s->ready_fd = ready[1];
     return 0;
+}
+
+/* In a supervisor just forked by the keeper (with every signal blocked,
+ * mask being the mask to restore): take a self-pipe of its own, write the
+ * pid file, wait for a dead predecessor's components, then supervise until
+ * a stop completes.  Returns the exit status. */
+static int sup_supervise(struct sup *s, const sigset_t *mask)
+{
+    int r;
+    char b = 1;
+
+    s->comp = "supervise";
+    sup_got_term = sup_got_hup = sup_got_chld = 0;
+    close(sup_sigpipe[0]);
+    close(sup_sigpipe[1]);
+    r = sup_signals_init();
+    sigprocmask(SIG_SETMASK, mask, NULL);
+    if (r < 0) {
+        sup_log(s, "error", "msg=\"cannot set up signals\" error=\"%s\"",
+                strerror(-r));
+        return 1;
+    }
+    r = sup_write_pid(s->pid_path, getpid());
+    if (r < 0) {
+        sup_log(s, "error", "msg=\"cannot write pid file\" error=\"%s\"",
+                strerror(-r));
+        return 1;
+    }
+    if (s->ready_fd >= 0) {
+        if (write(s->ready_fd, &b, 1) < 0) {
+            /* The parent is gone; nobody is waiting for the answer. */
+        }
+        close(s->ready_fd);
+        s->ready_fd = -1;
+    }
+    sup_log(s, "info", "msg=\"supervisor started\" pid=%ld components=%d",
+            (long)getpid(), s->ncomps);
+    sup_wait_previous(s);
+    sup_loop(s);
+    if (sup_read_pid(s->pid_path) == getpid())
+        unlink(s->pid_path);
+    sup_log(s, "info", "msg=\"supervisor stopped\"");
+    return 0;
+}
+
+/* In the keeper: handle the end of supervisor pid with wait status st.
+ * Returns 1 if the keeper is done (*rc set), or 0 after scheduling a
+ * restart with the components' backoff. */
+static int sup_supervisor_gone(struct sup *s, pid_t pid, int st, int stopping,
+                               int64_t started_ms, int64_t *restart_at_ms,
+                               int *backoff_ms, int *rc)
+{
+    int64_t now = sup_now_ms();
+    char sbuf[32];
+    int delay;
+
+    if (sup_read_pid(s->pid_path) == pid)
+        unlink(s->pid_path);
+    sup_status(sbuf, sizeof(sbuf), st);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        sup_log(s, "info", "msg=\"supervisor exited\" pid=%ld status=%s",
+                (long)pid, sbuf);
+        *rc = 0;
+        return 1;
+    }
+    if (stopping) {
+        sup_log(s, "warn", "msg=\"supervisor ended\" pid=%ld status=%s",
+                (long)pid, sbuf);
+        *rc = 1;
+        return 1;
+    }
+    if (now - started_ms >= SUP_STABLE_MS)
+        *backoff_ms = SUP_BACKOFF_MIN_MS;
+    delay = *backoff_ms;
+    *backoff_ms *= 2;
+    if (*backoff_ms > SUP_BACKOFF_MAX_MS)
+        *backoff_ms = SUP_BACKOFF_MAX_MS;
+    *restart_at_ms = now + delay;
+    sup_log(s, "warn",
+            "msg=\"restarting supervisor\" pid=%ld status=%s ran_ms=%lld "
+            "delay_ms=%d",
+            (long)pid, sbuf, (long long)(now - started_ms), delay);
+    return 0;
+}
+
+/* The keeper: fork the supervisor, fork it again when it dies abnormally,
+ * pass stop and reload requests on to it.  It does nothing else, so that
+ * nothing can make it fail.  Returns the exit status, both in the keeper
+ * when it ends and in each forked supervisor when that one ends. */
+static int sup_keep(struct sup *s)
+{
+    struct pollfd pfd = {.fd = sup_sigpipe[0], .events = POLLIN};
+    int64_t started_ms = 0, restart_at_ms = 0;
+    int backoff_ms = SUP_BACKOFF_MIN_MS, stopping = 0, rc = 0;
+    pid_t pid = 0;
+    char buf[64];
+
+    sup_log(s, "info", "msg=\"keeper started\" pid=%ld", (long)getpid());
+    for (;;) {
+        int timeout = -1, st;
+        pid_t w;
+
+        if (pid == 0 && !stopping) {
+            int64_t now = sup_now_ms();
+
+            if (now >= restart_at_ms) {
+                sigset_t all, old;
+
+                /* Signals stay blocked until the child has its own
+                 * self-pipe: the handlers would write to ours. */
+                sigfillset(&all);
+                sigprocmask(SIG_BLOCK, &all, &old);
+                pid = fork();
+                if (pid == 0)
+                    return sup_supervise(s, &old);
+                sigprocmask(SIG_SETMASK, &old, NULL);
+                if (pid < 0) {
+                    sup_log(s, "error", "msg=\"fork failed\" error=\"%s\"",
+                            strerror(errno));
+                    pid = 0;
+                    restart_at_ms = now + SUP_BACKOFF_MAX_MS;
+                } else {
+                    started_ms = now;
+                    sup_log(s, "info", "msg=\"started supervisor\" pid=%ld",
+                            (long)pid);
+                }
+                /* Only the first supervisor answers a waiting parent. */
+                if (s->ready_fd >= 0) {
+                    close(s->ready_fd);
+                    s->ready_fd = -1;
+                }
+                continue;
+            }
+            timeout = (int)(restart_at_ms - now);
+        }
+        if (!sup_got_term && !sup_got_hup && !sup_got_chld)
+            poll(&pfd, 1, timeout);
+        while (read(sup_sigpipe[0], buf, sizeof(buf)) > 0)
+            ;
+        if (sup_got_term) {
+            sup_got_term = 0;
+            if (!stopping)
+                sup_log(s, "info", "msg=\"stop requested\"");
+            stopping = 1;
+            if (pid > 0)
+                kill(pid, sup_term_sig ? sup_term_sig : SIGTERM);
+        }
+        if (sup_got_hup) {
+            sup_got_hup = 0;
+            sup_reopen_log(s);
+            if (pid > 0)
+                kill(pid, SIGHUP);
+        }
+        if (sup_got_chld) {
+            sup_got_chld = 0;
+            while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+                if (w != pid)
+                    continue;
+                pid = 0;
+                if (sup_supervisor_gone(s, w, st, stopping, started_ms,
+                                        &restart_at_ms, &backoff_ms, &rc))
+                    stopping = 1;
+            }
+        }
+        if (stopping && pid == 0)
+            break;
+    }
+    if (sup_read_pid(s->keeper_path) == getpid())
+        unlink(s->keeper_path);
+    sup_log(s, "info", "msg=\"keeper stopped\" status=%d", rc);
+    return rc;
 }
 
 /* Print usage to f. */
@@ -733,6 +1100,8 @@ int main(int argc, char **argv)
 
     memset(&s, 0, sizeof(s));
     s.log_fd = STDERR_FILENO;
+    s.ready_fd = -1;
+    s.comp = "keeper";
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case 'd':
@@ -764,7 +1133,9 @@ int main(int argc, char **argv)
         snprintf(s.log_dir, sizeof(s.log_dir), "%s/log", s.data_dir) >=
             (int)sizeof(s.log_dir) ||
         snprintf(s.pid_path, sizeof(s.pid_path), "%s/supervise.pid",
-                 s.run_dir) >= (int)sizeof(s.pid_path)) {
+                 s.run_dir) >= (int)sizeof(s.pid_path) ||
+        snprintf(s.keeper_path, sizeof(s.keeper_path), "%s/keeper.pid",
+                 s.run_dir) >= (int)sizeof(s.keeper_path)) {
         fprintf(stderr, "tt-supervise: data directory path too long\n");
         return 1;
     }
@@ -772,6 +1143,8 @@ int main(int argc, char **argv)
         sup_mkdir(s.log_dir) < 0 || sup_read_spec(&s) < 0 ||
         sup_check_running(&s) < 0)
         return 1;
+    if (realpath(s.data_dir, s.real_dir) == NULL)
+        s.real_dir[0] = '\0';
     if (s.daemon && s.log_path == NULL) {
         if (snprintf(default_log, sizeof(default_log), "%s/supervise.log",
                      s.log_dir) >= (int)sizeof(default_log)) {
@@ -801,22 +1174,17 @@ int main(int argc, char **argv)
         if (sup_daemonize(&s) < 0)
             return 1;
     } else {
-        r = sup_write_pid(s.pid_path, getpid());
+        r = sup_write_pid(s.keeper_path, getpid());
         if (r < 0) {
             fprintf(stderr, "tt-supervise: cannot write \"%s\": %s\n",
-                    s.pid_path, strerror(-r));
+                    s.keeper_path, strerror(-r));
             return 1;
         }
     }
-    sup_log(&s, "info", "msg=\"supervisor started\" pid=%ld components=%d",
-            (long)getpid(), s.ncomps);
-    sup_loop(&s);
-    if (sup_read_pid(s.pid_path) == getpid())
-        unlink(s.pid_path);
-    sup_log(&s, "info", "msg=\"supervisor stopped\"");
+    r = sup_keep(&s);
     for (int i = 0; i < s.ncomps; i++) {
         free(s.comps[i].command);
         free(s.comps[i].shell_cmd);
     }
-    return 0;
+    return r;
 }

@@ -124,7 +124,7 @@ START_TEST(test_file_syntax)
                                     "   # an indented comment\n"
                                     "  listen =   \"::1\"  \n"
                                     "log_level\t=\tdebug\n"
-                                    "api_threads = 4\r\n"
+                                    "api_threads = 9\r\n"
                                     "pricing_file = \" /opt/a b.json \"\n"
                                     "shm_name = \"/tt-x\"\n"
                                     "feed_size = 10");
@@ -136,7 +136,7 @@ START_TEST(test_file_syntax)
     ck_assert_int_eq(c.port, 9090);
     ck_assert_str_eq(c.listen, "::1");
     ck_assert_str_eq(c.log_level, "debug");
-    ck_assert_int_eq(c.api_threads, 4);
+    ck_assert_int_eq(c.api_threads, 9);
     ck_assert_str_eq(c.pricing_file, " /opt/a b.json ");
     ck_assert_str_eq(c.shm_name, "/tt-x");
     ck_assert_int_eq(c.feed_size, 10);         /* last line without a newline */
@@ -250,7 +250,7 @@ START_TEST(test_int_bounds)
         long lo, hi;
     } opts[] = {
         {"port", 1, 65535},
-        {"api_threads", 1, 256},
+        {"api_threads", 8, 256},
         {"ingest_max_body", 1024, 1048576},
         {"live_seconds", 3660, 86400},
         {"live_slots", 8, 4096},
@@ -448,7 +448,7 @@ START_TEST(test_from_args)
     snprintf(data, sizeof(data), "%s/data", tmpdir);
     ck_assert_int_eq(mkdir(data, 0700), 0);
     snprintf(conffile, sizeof(conffile), "%s",
-             write_file("other.conf", "port = 9090\napi_threads = 3\n"
+             write_file("other.conf", "port = 9090\napi_threads = 12\n"
                                       "log_level = warn\n"));
     char *argv[] = {"prog",
                     "--data",
@@ -474,7 +474,7 @@ START_TEST(test_from_args)
     ck_assert_int_eq(rest[2], 11);
     ck_assert_str_eq(c.data_dir, data);
     ck_assert_int_eq(c.port, 9191);         /* --set beats the file */
-    ck_assert_int_eq(c.api_threads, 3);     /* from -c */
+    ck_assert_int_eq(c.api_threads, 12);    /* from -c */
     ck_assert_str_eq(c.log_level, "error"); /* the second --set */
     ck_assert_str_ne(c.shm_name, "");       /* conf_finish ran */
 }

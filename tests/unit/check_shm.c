@@ -84,6 +84,7 @@ static struct live *open_live(int id, uint64_t gen, char *name, size_t n)
     seg_name(name, n, id);
     struct live *l = live_open(name, &P, gen, T0);
     ck_assert_msg(l != NULL, "live_open %s: %s", name, strerror(errno));
+    live_publish(l);
     return l;
 }
 
@@ -516,8 +517,8 @@ static uint64_t sum_kind(const struct shm_item *items, int n, int kind,
     return s;
 }
 
-/* Once the slots are full, new providers and models go to the workspace's
- * "other" dims and nothing is lost from the sums. */
+/* Once a workspace holds half the slots (its quota), its new providers
+ * and models go to its "other" dims and nothing is lost from the sums. */
 START_TEST(test_overflow_to_other)
 {
     char name[64];
@@ -534,11 +535,11 @@ START_TEST(test_overflow_to_other)
         }
     live_tick(l, T0 + 1000);
     const struct shm_header *h = live_header(l);
-    ck_assert_uint_eq(atomic_load(&h->ndims), P.nslots);
+    ck_assert_uint_eq(atomic_load(&h->ndims), P.nslots / 2);
     ck_assert_uint_eq(atomic_load(&h->health.live_dropped), 0);
     struct shm_item items[CAP];
     int n = read_win(h, 0, "ws1", items, NULL);
-    ck_assert_int_eq(n, (int)P.nslots);
+    ck_assert_int_eq(n, (int)P.nslots / 2);
     uint64_t all = PROVIDERS * PER;
     ck_assert_uint_eq(items[0].win.a.requests, all);
     ck_assert_uint_eq(items[0].tot.requests, all);
@@ -546,20 +547,20 @@ START_TEST(test_overflow_to_other)
     ck_assert_uint_eq(sum_kind(items, n, SHM_DIM_MODEL, 0), all);
     ck_assert_uint_eq(sum_kind(items, n, SHM_DIM_PROVIDER, 1), all);
     ck_assert_uint_eq(sum_kind(items, n, SHM_DIM_MODEL, 1), all);
-    /* 13 slots after ws + 2 "other": providers 0..5 got a provider and a
-     * model slot, provider 6 only a provider slot. */
+    /* 5 slots of the quota of 8 after ws + 2 "other": providers 0..1 got a
+     * provider and a model slot, provider 2 only a provider slot. */
     const struct shm_item *op =
         find_item(items, n, SHM_DIM_PROVIDER, "ws1", SHM_OTHER, "");
     const struct shm_item *om =
         find_item(items, n, SHM_DIM_MODEL, "ws1", SHM_OTHER, SHM_OTHER);
     ck_assert_ptr_nonnull(op);
     ck_assert_ptr_nonnull(om);
-    ck_assert_uint_eq(op->win.a.requests, (PROVIDERS - 7) * PER);
-    ck_assert_uint_eq(om->win.a.requests, (PROVIDERS - 6) * PER);
+    ck_assert_uint_eq(op->win.a.requests, (PROVIDERS - 3) * PER);
+    ck_assert_uint_eq(om->win.a.requests, (PROVIDERS - 2) * PER);
     ck_assert_ptr_nonnull(
-        find_item(items, n, SHM_DIM_PROVIDER, "ws1", "prov6", ""));
+        find_item(items, n, SHM_DIM_PROVIDER, "ws1", "prov2", ""));
     ck_assert_ptr_null(
-        find_item(items, n, SHM_DIM_MODEL, "ws1", "prov6", "model6"));
+        find_item(items, n, SHM_DIM_MODEL, "ws1", "prov2", "model2"));
     close_live(l, name);
 }
 END_TEST
@@ -570,21 +571,28 @@ START_TEST(test_no_slot_for_workspace)
 {
     char name[64];
     struct live *l = open_live(7, 1, name, sizeof(name));
-    /* Each workspace takes 5 of the 16 slots (itself, its two "other"
-     * dims, one provider, one model): the fourth finds too few. */
-    char ws[4][16];
-    for (int w = 0; w < 4; w++) {
+    /* Workspaces 0 and 1 take 5 of the 16 slots each (itself, its two
+     * "other" dims, one provider, one model); provider and model dims leave
+     * 6 slots for new workspaces, so 2 and 3 still get their own 3 (their
+     * provider and model go to "other"), and 4 finds none. */
+    char ws[5][16];
+    for (int w = 0; w < 5; w++) {
         snprintf(ws[w], sizeof(ws[w]), "ws%d", w);
         struct live_event e = mk(ws[w], "p", "m", T0 + 10 + w, 100, -1);
         int rc = live_add(l, &e);
-        ck_assert_int_eq(rc, w < 3 ? 0 : -1);
+        ck_assert_int_eq(rc, w < 4 ? 0 : -1);
     }
     live_tick(l, T0 + 1000);
     const struct shm_header *h = live_header(l);
     ck_assert_uint_eq(atomic_load(&h->health.live_dropped), 1);
     struct shm_item items[CAP];
-    int n = read_win(h, 0, "ws3", items, NULL);
+    int n = read_win(h, 0, "ws4", items, NULL);
     ck_assert_int_eq(n, 0);
+    n = read_win(h, 0, "ws3", items, NULL);
+    ck_assert_int_eq(n, 3);
+    ck_assert_uint_eq(items[0].win.a.requests, 1);
+    ck_assert_ptr_nonnull(
+        find_item(items, n, SHM_DIM_MODEL, "ws3", SHM_OTHER, SHM_OTHER));
     n = read_win(h, 0, "ws0", items, NULL);
     ck_assert_int_ge(n, 1);
     ck_assert_uint_eq(items[0].win.a.requests, 1);
@@ -1029,24 +1037,31 @@ START_TEST(test_clock_jump)
 }
 END_TEST
 
-/* A clock going backwards closes nothing; late events join the open
- * second. */
+/* A clock stepping back more than a second restarts the windows from
+ * the new now (they would otherwise freeze until it caught up); totals
+ * keep everything and events count again at once. */
 START_TEST(test_clock_backwards)
 {
     char name[64];
     struct live *l = open_live(20, 1, name, sizeof(name));
+    struct live_event e0 = mk("ws1", "p", "m", T0 + 9000, 100, -1);
+    ck_assert_int_eq(live_add(l, &e0), 0);
     live_tick(l, T0 + 10000);
     ck_assert_int_eq(live_open_sec(l), S0 + 10);
     live_tick(l, T0 + 5000);
-    ck_assert_int_eq(live_open_sec(l), S0 + 10);
-    struct live_event e = mk("ws1", "p", "m", T0 + 3000, 100, -1);
+    ck_assert_int_eq(live_open_sec(l), S0 + 5);
+    struct live_event e = mk("ws1", "p", "m", T0 + 5500, 100, -1);
     ck_assert_int_eq(live_add(l, &e), 0);
-    live_tick(l, T0 + 11000);
+    live_tick(l, T0 + 6000);
     struct shm_item items[CAP];
     int64_t as_of;
     read_win(live_header(l), 0, "ws1", items, &as_of);
-    ck_assert_int_eq(as_of, S0 + 10);
+    ck_assert_int_eq(as_of, S0 + 5);
     ck_assert_uint_eq(items[0].win.a.requests, 1);
+    ck_assert_uint_eq(items[0].tot.requests, 2);
+    /* A step back of under a second closes nothing. */
+    live_tick(l, T0 + 5600);
+    ck_assert_int_eq(live_open_sec(l), S0 + 6);
     close_live(l, name);
 }
 END_TEST
@@ -1067,6 +1082,7 @@ START_TEST(test_reader_new_generation)
 
     live_close(a);
     struct live *b = live_open(name, &P, 222, T0);
+    live_publish(b);
     ck_assert_ptr_nonnull(b);
     /* Within the interval: not checked yet. */
     ck_assert_int_eq(shm_reader_check(&r, 1200, 500), 0);
