@@ -314,6 +314,48 @@ def test_pricing_and_unknown_models():
                for m in unk), unk
 
 
+def test_bad_bytes_in_query_and_path_are_400_and_404():
+    """Invalid UTF-8 quoted back in an error is cleaned, not a 500."""
+    for path, status in (("/api/v1/live/stats?window=%ff", 400),
+                         ("/api/v1/live/stats?window=" + "%C3%A9" * 40, 400),
+                         ("/api/v1/live/feed?limit=%ff", 400),
+                         ("/api/v1/nope%ff", 404)):
+        r = S.get(path)
+        assert r.status == status, (path, r)
+        assert r.json()["error"]["message"], r
+
+
+def test_large_key_listing_then_more_commands():
+    """A collector reply larger than a socket buffer arrives whole, and the
+    same worker connections keep working afterwards."""
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        list(ex.map(lambda i: S.create_key("read", "bulk", "k%04d" % i),
+                    range(1200)))
+    r = S.get("/api/v1/keys")
+    assert r.status == 200, r
+    keys = r.json()["keys"]
+    assert len([k for k in keys if k["workspace"] == "bulk"]) == 1200
+    for _ in range(20):  # reach every worker thread's connection
+        assert S.get("/api/v1/keys?workspace=bulk").status == 200
+        assert S.ingest(event(1, id="after-list")).status == 200
+
+
+def test_long_provider_names_do_not_starve_other_workspaces():
+    """One workspace with many long, distinct provider names fills only its
+    share of the live slots; another workspace still gets live numbers."""
+    evs = [event(i, id="longp-%d" % i, provider="p%03d-" % i + "x" * 100)
+           for i in range(150)]
+    assert S.ingest(evs).status == 200
+    key = S.create_key("admin", workspace="latecomer")
+    assert S.ingest(event(1, id="late-1"), key=key).status == 200
+    S.wait_second_closed()
+    st = S.stats("1h", key=key)
+    assert st["requests"] == 1 and st["models"], st
+    mine = S.stats("1h")
+    assert sum(p["requests"] for p in mine["providers"]) == mine["requests"]
+
+
 def test_routes_health_and_errors():
     """Unknown route 404, wrong method 405, health endpoints answer."""
     r = S.get("/api/v1/nothing")
@@ -350,6 +392,9 @@ def main():
                    test_pricing_and_unknown_models,
                    test_feed_keeps_long_unicode_fields,
                    test_price_override_is_used,
+                   test_bad_bytes_in_query_and_path_are_400_and_404,
+                   test_large_key_listing_then_more_commands,
+                   test_long_provider_names_do_not_starve_other_workspaces,
                    test_routes_health_and_errors], s)
     sys.exit(1 if failed else 0)
 
