@@ -25,6 +25,7 @@
 
 #include "collector.h"
 #include "log.h"
+#include "sig.h"
 
 /* Create dir (and DIR/run, DIR/log) if missing. */
 static int col_mkdirs(const char *data)
@@ -63,15 +64,10 @@ int main(int argc, char **argv)
 {
     static struct col c;
     char err[512];
-    /* Block the stop signals before any thread exists, so every thread
-     * inherits the mask and only the loop's signalfd ever takes them (a
-     * thread with them unblocked would die of SIGTERM without flushing). */
+    /* Before any thread exists (the checkpointer): a thread with the stop
+     * signals unblocked would die of SIGTERM without the flush. */
     sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
+    sig_block_stop(&mask);
     if (conf_from_args(&c.conf, argc, argv, NULL, 0, err, sizeof(err)) < 0) {
         fprintf(stderr, "tt-collector: %s\n", err);
         return 1;

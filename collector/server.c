@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sig.h"
 
 /* One client connection. */
 struct col_conn {
@@ -591,12 +592,7 @@ int col_serve(struct col *c)
     snprintf(path, sizeof(path), "%s/run/collector.sock", c->conf.data_dir);
 
     sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    sig_block_stop(&mask); /* main() did already; this gets the set */
     sv.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     sv.ep = epoll_create1(EPOLL_CLOEXEC);
     sv.lfd = col_listen(path);

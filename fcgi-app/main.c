@@ -27,6 +27,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "sig.h"
 #include "proto.h"
 
 static volatile sig_atomic_t api_stopping;
@@ -142,14 +143,9 @@ int main(int argc, char **argv)
     if (api_cache_init(&g) != 0)
         return 1;
 
-    /* Block the signals before any thread starts: all inherit the mask. */
+    /* Before any thread starts: all inherit the mask. */
     sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &mask, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    sig_block_stop(&mask);
 
     arena_json_install();
     /* Each thread has its own connection: SQLite needs no mutexes. */

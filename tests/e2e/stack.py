@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -185,6 +186,48 @@ class Stack:
                 pass
             time.sleep(0.05)
         return False
+
+
+class Loader(threading.Thread):
+    """Posts batches of unique events (ids PREFIX-N) to stack as fast as it
+    can until stopped, recording the ids of every batch answered 2xx."""
+
+    def __init__(self, stack, prefix, batch=20):
+        super().__init__(daemon=True)
+        self.stack = stack
+        self.prefix = prefix
+        self.batch = batch
+        self.acked = []
+        self.statuses = {}
+        self.stop = False
+
+    def run(self):
+        seq = 0
+        conn = None
+        while not self.stop:
+            ids = ["%s-%d" % (self.prefix, seq + i)
+                   for i in range(self.batch)]
+            seq += self.batch
+            body = json.dumps([{"id": i, "provider": "openai",
+                                "model": "gpt-4o-mini", "input_tokens": 10,
+                                "output_tokens": 5, "latency_ms": 100}
+                               for i in ids])
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(
+                        "127.0.0.1", self.stack.port, timeout=30)
+                conn.request("POST", "/api/v1/events", body=body, headers={
+                    "Authorization": "Bearer " + self.stack.admin_key,
+                    "Content-Type": "application/json"})
+                r = conn.getresponse()
+                r.read()
+                self.statuses[r.status] = self.statuses.get(r.status, 0) + 1
+                if 200 <= r.status < 300:
+                    self.acked.extend(ids)
+            except (OSError, http.client.HTTPException):
+                self.statuses["conn"] = self.statuses.get("conn", 0) + 1
+                conn = None
+                time.sleep(0.01)
 
 
 def run_tests(tests, stack=None):

@@ -6,57 +6,15 @@ must come back (it is rebuilt from SQLite, not reset to zero).  Also: a
 collector that hangs (SIGSTOP) makes ingest answer 503 with Retry-After,
 and SIGTERM stops the stack cleanly with everything accepted stored.
 """
-import http.client
-import json
 import os
 import signal
 import sys
 import threading
 import time
 
-from stack import Stack, run_tests
+from stack import Loader, Stack, run_tests
 
 S = None
-
-
-class Loader(threading.Thread):
-    """Posts batches of unique events as fast as it can until stopped,
-    recording the ids of every batch answered 2xx."""
-
-    def __init__(self, n, batch):
-        super().__init__(daemon=True)
-        self.n = n
-        self.batch = batch
-        self.acked = []
-        self.statuses = {}
-        self.stop = False
-
-    def run(self):
-        seq = 0
-        conn = None
-        while not self.stop:
-            ids = ["crash-%d-%d" % (self.n, seq + i) for i in range(self.batch)]
-            seq += self.batch
-            body = json.dumps([{"id": i, "provider": "openai",
-                                "model": "gpt-4o-mini", "input_tokens": 10,
-                                "output_tokens": 5, "latency_ms": 100}
-                               for i in ids])
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", S.port,
-                                                      timeout=30)
-                conn.request("POST", "/api/v1/events", body=body, headers={
-                    "Authorization": "Bearer " + S.admin_key,
-                    "Content-Type": "application/json"})
-                r = conn.getresponse()
-                r.read()
-                self.statuses[r.status] = self.statuses.get(r.status, 0) + 1
-                if 200 <= r.status < 300:
-                    self.acked.extend(ids)
-            except (OSError, http.client.HTTPException):
-                self.statuses["conn"] = self.statuses.get("conn", 0) + 1
-                conn = None
-                time.sleep(0.01)
 
 
 def stored_ids():
@@ -66,7 +24,7 @@ def stored_ids():
 
 def test_sigkill_loses_no_acknowledged_event():
     """SIGKILL twice under load: every acknowledged id is stored."""
-    loaders = [Loader(n, 20) for n in range(6)]
+    loaders = [Loader(S, "crash-%d" % n) for n in range(6)]
     for l in loaders:
         l.start()
     time.sleep(1.5)
@@ -183,7 +141,7 @@ def wait_gone(pid, limit):
 def test_sigterm_stops_within_a_second_and_flushes():
     """SIGTERM under load: each process exits within 1 s, and every
     acknowledged event is stored."""
-    loaders = [Loader(100 + n, 20) for n in range(4)]
+    loaders = [Loader(S, "crash-%d" % (100 + n)) for n in range(4)]
     for l in loaders:
         l.start()
     time.sleep(1)

@@ -11,60 +11,15 @@ the keeper: nothing else notices.  After either, `tokentap down` must leave
 no process of the stack behind: every process whose command line names the
 data directory, and their descendants (nginx's workers), is gone.
 """
-import http.client
-import json
 import os
 import re
 import signal
 import sys
-import threading
 import time
 
-from stack import Stack, run_tests
+from stack import Stack, run_tests, Loader
 
 S = None  # the stack the current test drives
-
-
-class Loader(threading.Thread):
-    """Posts batches of unique events as fast as it can until stopped,
-    recording the ids of every batch answered 2xx."""
-
-    def __init__(self, stack, tag, batch=20):
-        super().__init__(daemon=True)
-        self.stack = stack
-        self.tag = tag
-        self.batch = batch
-        self.acked = []
-        self.statuses = {}
-        self.stop = False
-
-    def run(self):
-        seq = 0
-        conn = None
-        while not self.stop:
-            ids = ["sup-%s-%d" % (self.tag, seq + i)
-                   for i in range(self.batch)]
-            seq += self.batch
-            body = json.dumps([{"id": i, "provider": "openai",
-                                "model": "gpt-4o-mini", "input_tokens": 10,
-                                "output_tokens": 5, "latency_ms": 100}
-                               for i in ids])
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection(
-                        "127.0.0.1", self.stack.port, timeout=30)
-                conn.request("POST", "/api/v1/events", body=body, headers={
-                    "Authorization": "Bearer " + self.stack.admin_key,
-                    "Content-Type": "application/json"})
-                r = conn.getresponse()
-                r.read()
-                self.statuses[r.status] = self.statuses.get(r.status, 0) + 1
-                if 200 <= r.status < 300:
-                    self.acked.extend(ids)
-            except (OSError, http.client.HTTPException):
-                self.statuses["conn"] = self.statuses.get("conn", 0) + 1
-                conn = None
-                time.sleep(0.01)
 
 
 def proc_table():
@@ -189,7 +144,7 @@ def test_supervisor_sigkill_recovers_and_loses_nothing():
     within ~200 ms, the stack is ready again within a few seconds, and
     every acknowledged event is stored."""
     keeper = read_pid("keeper")
-    loaders = [Loader(S, "k%d" % n) for n in range(4)]
+    loaders = [Loader(S, "sup-k%d" % n) for n in range(4)]
     for l in loaders:
         l.start()
     time.sleep(1.5)
@@ -292,7 +247,7 @@ def test_down_during_supervisor_restart():
     """down right after a supervisor SIGKILL (its components still
     flushing, a new supervisor starting) stops everything, and nothing is
     started again afterwards."""
-    loaders = [Loader(S, "d%d" % n) for n in range(2)]
+    loaders = [Loader(S, "sup-d%d" % n) for n in range(2)]
     for l in loaders:
         l.start()
     time.sleep(1)
