@@ -22,7 +22,12 @@
 static json_t *col_error(const char *code, const char *message,
                          const char *field)
 {
-    json_t *e = json_pack("{s:s, s:s}", "code", code, "message", message);
+    /* Messages quote the command's input, cut to a length: keep them
+     * valid UTF-8 or jansson refuses them. */
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", message);
+    ev_utf8_clean(msg);
+    json_t *e = json_pack("{s:s, s:s}", "code", code, "message", msg);
     if (field != NULL)
         json_object_set_new(e, "field", json_string(field));
     return json_pack("{s:o}", "error", e);

@@ -982,3 +982,33 @@ const struct ev_rec *ev_batch_next(const struct ev_batch *b,
         return NULL;
     return (const struct ev_rec *)(const void *)p;
 }
+
+/* Replace every byte that is not part of a valid UTF-8 sequence in s with
+ * '?', in place: error messages quote client input, which may be cut
+ * mid-character or not be UTF-8 at all, and JSON strings must be. */
+void ev_utf8_clean(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80                           ? 1
+                : (*p & 0xE0) == 0xC0 && *p >= 0xC2 ? 2
+                : (*p & 0xF0) == 0xE0               ? 3
+                : (*p & 0xF8) == 0xF0 && *p <= 0xF4 ? 4
+                                                    : 0;
+        int ok = n > 0;
+        for (int i = 1; ok && i < n; i++)
+            ok = (p[i] & 0xC0) == 0x80;
+        /* Overlong three-byte forms and surrogates are not UTF-8 either. */
+        if (ok && n == 3)
+            ok = !(p[0] == 0xE0 && p[1] < 0xA0) &&
+                 !(p[0] == 0xED && p[1] >= 0xA0);
+        if (ok && n == 4)
+            ok = !(p[0] == 0xF0 && p[1] < 0x90) &&
+                 !(p[0] == 0xF4 && p[1] >= 0x90);
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}

@@ -142,6 +142,10 @@ static inline const char *ev_str(const struct ev_rec *r, enum ev_str f)
     return (const char *)r + r->str_off[f];
 }
 
+/* Replace every byte of s that is not part of valid UTF-8 with '?', in
+ * place (for messages that quote client input, which JSON must carry). */
+void ev_utf8_clean(char *s);
+
 /* Generate a server-side event id into buf (at least 33 bytes): 32 lower
  * hex characters, 12 of epoch ms then 20 (80 bits) of per-thread randomness
  * seeded from getrandom().  Thread-safe and lock-free. */

@@ -2,9 +2,9 @@
  * log.c: key=value log lines, one write(2) each, for every tokentap process.
  *
  * The state (component name, level, file) is set once by log_init() before
- * threads start; after that only the descriptor changes, on log_reopen(),
- * which swaps it atomically so concurrent writers never see a closed fd
- * for longer than one line.
+ * threads start.  log_reopen() opens the file again and dup3()s it onto the
+ * same descriptor number, so a writer can never write into a descriptor
+ * that was closed and reused meanwhile.
  */
 #include "log.h"
 

@@ -127,9 +127,6 @@ long api_read_body(struct api_req *r, long max, char **out);
 /* The decoded value of query parameter name, or NULL (arena memory). */
 const char *api_query(struct api_req *r, const char *name);
 
-/* Replace bytes that are not valid UTF-8 in s with '?', in place. */
-void api_utf8_clean(char *s);
-
 /* Check that a Content-Type is JSON (parameters such as charset allowed). */
 int api_is_json(const char *ct);
 

@@ -48,9 +48,12 @@ static int api_col_call(struct api_thread *t, uint16_t type, const void *a,
         t->col_fd = fd;
     }
     uint64_t tag = ++t->tag;
+    int64_t start = proto_now_ms();
     int rc = proto_send(t->col_fd, type, tag, a, alen, b, blen, timeout_ms);
     if (rc == 0 && type != PROTO_TOUCH) {
-        rc = proto_recv(t->col_fd, h, payload, timeout_ms);
+        /* One budget for the whole call, not one per direction. */
+        int64_t left = timeout_ms - (proto_now_ms() - start);
+        rc = proto_recv(t->col_fd, h, payload, left > 0 ? (int)left : 1);
         if (rc == 0 && h->tag != tag) {
             free(*payload);
             *payload = NULL;
@@ -84,9 +87,10 @@ int api_col_ingest(struct api_thread *t, const char *ws, const char *rid,
                           timeout);
         if (rc == 0) {
             if (h.type != PROTO_ACK || h.len < sizeof(*ack)) {
+                /* Sent whole, answered wrongly: the outcome is unknown. */
                 free(p);
                 api_col_drop(t);
-                return -EPROTO;
+                return API_COL_UNKNOWN;
             }
             memcpy(ack, p, sizeof(*ack));
             free(p);
@@ -123,7 +127,7 @@ int api_col_command(struct api_thread *t, const char *cmd, int *status,
     if (h.type != PROTO_CMD_REPLY || h.len < sizeof(struct proto_reply)) {
         free(p);
         api_col_drop(t);
-        return -EPROTO;
+        return API_COL_UNKNOWN;
     }
     const struct proto_reply *pr = p;
     *status = pr->http_status;

@@ -6,6 +6,7 @@
  * request's arena.
  */
 #include "api.h"
+#include "event.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -95,36 +96,6 @@ int api_send_json(struct api_req *r, int status, json_t *body,
     return api_send_text(r, status, "application/json", buf, n, extra);
 }
 
-/* Replace every byte that is not part of a valid UTF-8 sequence in s with
- * '?', in place: error messages quote client input, which may be cut
- * mid-character or not be UTF-8 at all, and JSON strings must be. */
-void api_utf8_clean(char *s)
-{
-    unsigned char *p = (unsigned char *)s;
-    while (*p) {
-        int n = *p < 0x80                           ? 1
-                : (*p & 0xE0) == 0xC0 && *p >= 0xC2 ? 2
-                : (*p & 0xF0) == 0xE0               ? 3
-                : (*p & 0xF8) == 0xF0 && *p <= 0xF4 ? 4
-                                                    : 0;
-        int ok = n > 0;
-        for (int i = 1; ok && i < n; i++)
-            ok = (p[i] & 0xC0) == 0x80;
-        /* Overlong three-byte forms and surrogates are not UTF-8 either. */
-        if (ok && n == 3)
-            ok = !(p[0] == 0xE0 && p[1] < 0xA0) &&
-                 !(p[0] == 0xED && p[1] >= 0xA0);
-        if (ok && n == 4)
-            ok = !(p[0] == 0xF0 && p[1] < 0x90) &&
-                 !(p[0] == 0xF4 && p[1] >= 0x90);
-        if (!ok) {
-            *p++ = '?';
-            continue;
-        }
-        p += n;
-    }
-}
-
 /* Format and send an error. */
 static int api_verror(struct api_req *r, int status, const char *extra,
                       const char *code, const char *field, const char *fmt,
@@ -132,11 +103,11 @@ static int api_verror(struct api_req *r, int status, const char *extra,
 {
     char msg[512], fld[128];
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    api_utf8_clean(msg);
+    ev_utf8_clean(msg);
     json_t *e = json_pack("{s:s, s:s}", "code", code, "message", msg);
     if (field != NULL) {
         snprintf(fld, sizeof(fld), "%s", field);
-        api_utf8_clean(fld);
+        ev_utf8_clean(fld);
         json_object_set_new(e, "field", json_string(fld));
     }
     if (r->rid[0] != '\0')

@@ -79,8 +79,8 @@ int api_events_post(struct api_req *r)
             snprintf(field, sizeof(field), "[%d]", err.index);
         else
             snprintf(field, sizeof(field), "%s", err.field);
-        api_utf8_clean(field);
-        api_utf8_clean(err.message);
+        ev_utf8_clean(field);
+        ev_utf8_clean(err.message);
         json_t *e = json_pack("{s:s, s:s}", "code", "invalid_event", "message",
                               err.message);
         if (field[0])

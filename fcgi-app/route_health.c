@@ -82,9 +82,14 @@ static void api_check(struct api_req *r, struct api_checks *c)
         int64_t age = r->now_ms - hb;
         if (age > cf->stale_after_ms || kill(c->h->pid, 0) != 0) {
             c->collector = "down";
-            snprintf(c->collector_why, sizeof(c->collector_why),
-                     "no heartbeat for %lld ms (pid %d)", (long long)age,
-                     c->h->pid);
+            if (hb == 0)
+                snprintf(c->collector_why, sizeof(c->collector_why),
+                         "the collector (pid %d) stopped; no new one yet",
+                         c->h->pid);
+            else
+                snprintf(c->collector_why, sizeof(c->collector_why),
+                         "no heartbeat for %lld ms (pid %d)", (long long)age,
+                         c->h->pid);
             c->ok = 0;
         }
         if (!atomic_load_explicit(&((struct shm_header *)c->h)->health.db_ok,

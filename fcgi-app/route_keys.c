@@ -25,9 +25,14 @@ static int api_key_cmd(struct api_req *r, json_t *cmd)
     char *reply = NULL;
     int rc = api_col_command(r->t, text, &status, &reply);
     free(text);
+    if (rc == API_COL_UNKNOWN || rc == -ETIMEDOUT)
+        return api_error_h(r, 503, "Retry-After: 1\r\n", "unavailable", NULL,
+                           "the collector did not answer; the change may or "
+                           "may not have been made: check before retrying");
     if (rc != 0)
         return api_error_h(r, 503, "Retry-After: 1\r\n", "unavailable", NULL,
-                           "the collector is not running: %s", strerror(-rc));
+                           "the collector is not running; nothing was "
+                           "changed");
     api_send_text(r, status, "application/json", reply, strlen(reply), NULL);
     free(reply);
     return status < 400 ? 0 : -1;
@@ -40,6 +45,13 @@ int api_keys_list(struct api_req *r)
         return -1;
     json_t *cmd = json_pack("{s:s}", "op", "key.list");
     const char *ws = api_query(r, "workspace");
+    if (ws != NULL && !key_workspace_ok(ws)) {
+        json_decref(cmd);
+        return api_error(r, 400, "invalid_parameter", "workspace",
+                         "workspace must be 1-64 of a-z, 0-9, '-' and '_', "
+                         "got \"%.64s\"",
+                         ws);
+    }
     if (ws != NULL)
         json_object_set_new(cmd, "workspace", json_string(ws));
     return api_key_cmd(r, cmd);

@@ -54,9 +54,9 @@ const struct shm_header *api_shm(struct api_req *r)
         return NULL;
     /* A segment whose heartbeat stopped may have been replaced by a
      * restarted collector: look again now, not at the next full second. */
-    int64_t hb = atomic_load_explicit(
-        &((struct shm_header *)rd->h)->health.heartbeat_ms,
-        memory_order_relaxed);
+    int64_t hb =
+        atomic_load_explicit(&((struct shm_header *)rd->h)->health.heartbeat_ms,
+                             memory_order_relaxed);
     if (r->now_ms - hb > 1500)
         shm_reader_check(rd, r->now_ms, 100);
     return rd->h;

@@ -319,10 +319,14 @@ def test_bad_bytes_in_query_and_path_are_400_and_404():
     for path, status in (("/api/v1/live/stats?window=%ff", 400),
                          ("/api/v1/live/stats?window=" + "%C3%A9" * 40, 400),
                          ("/api/v1/live/feed?limit=%ff", 400),
-                         ("/api/v1/nope%ff", 404)):
+                         ("/api/v1/nope%ff", 404),
+                         ("/api/v1/keys?workspace=%ff", 400)):
         r = S.get(path)
         assert r.status == status, (path, r)
         assert r.json()["error"]["message"], r
+    # A collector command's message quoting cut multi-byte input is valid.
+    r = S.post("/api/v1/keys", {"role": "é" * 40})
+    assert r.status == 400 and "role" in r.json()["error"]["message"], r
 
 
 def test_large_key_listing_then_more_commands():

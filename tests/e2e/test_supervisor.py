@@ -255,7 +255,9 @@ def test_down_during_supervisor_restart():
     time.sleep(0.05)
     for l in loaders:
         l.stop = True
-    assert_down(expect=("tt-supervise", "tt-collector"))
+    # Only the keeper is sure to be there: the old components may already
+    # have flushed and gone (the collector stops in about 0.1 s).
+    assert_down(expect=("tt-supervise",))
     for l in loaders:
         l.join(30)
     time.sleep(1.5)
