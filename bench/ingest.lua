@@ -20,8 +20,18 @@ function setup(thread)
 end
 
 -- One event with its id left as %d, with realistic, varied numbers.
+-- SHAPE=minimal sends what basic instrumentation sends (7 fields);
+-- the default is a rich event (13 fields: user, agent, session, ...).
+local shape = os.getenv("SHAPE") or "rich"
 local function event(prefix, i)
   local m = models[i % #models + 1]
+  if shape == "minimal" then
+    return string.format(
+      '{"id":"%s-%%d","provider":"%s","model":"%s","input_tokens":%d,' ..
+      '"output_tokens":%d,"latency_ms":%d,"status":200}',
+      prefix, m[1], m[2], 200 + (i * 37) % 800, 50 + (i * 13) % 300,
+      300 + (i * 101) % 3000)
+  end
   return string.format(
     '{"id":"%s-%%d","provider":"%s","model":"%s","input_tokens":%d,' ..
     '"output_tokens":%d,"latency_ms":%d.5,"ttft_ms":%d,"status":200,' ..
