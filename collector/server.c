@@ -58,6 +58,8 @@ struct col_srv {
     uint32_t nitems, cap;
     struct col_conn **waiting; /* connections with a frame in the batch */
     uint32_t nwaiting, wcap;
+    struct col_conn **answered; /* the last batch's, while re-parsing */
+    uint32_t acap;
     int64_t (*touch)[2]; /* key id, ms */
     uint32_t ntouch, tcap;
     int64_t last_second_ms;
@@ -271,6 +273,7 @@ static int col_take_ingest(struct col_srv *sv, struct col_conn *cn,
         it->received_ms = now;
         it->seq = 0;
         it->cost_nusd = 0;
+        it->unknown = 0;
         p += it->rec->size;
     }
     sv->waiting[sv->nwaiting++] = cn;
@@ -498,18 +501,26 @@ static void col_commit_batch(struct col_srv *sv)
     log_debug(NULL, "msg=\"committed\" rows=%u requests=%u us=%lld", sv->nitems,
               sv->nwaiting, (long long)us);
 
-    /* Free the frames, then look at what the connections sent since. */
+    /* Free the frames, then look at what the connections sent since.  The
+     * answered connections move to their own list first: parsing may queue
+     * new frames, which reuse the waiting list. */
     uint32_t nw = sv->nwaiting;
+    struct col_conn **done = sv->waiting;
+    sv->waiting = sv->answered;
+    sv->answered = done;
+    uint32_t cap = sv->wcap;
+    sv->wcap = sv->acap;
+    sv->acap = cap;
     sv->nitems = 0;
     sv->nwaiting = 0;
     for (uint32_t k = 0; k < nw; k++) {
-        struct col_conn *cn = sv->waiting[k];
+        struct col_conn *cn = done[k];
         col_consume(cn, cn->frame_len);
         cn->pending = 0;
         col_conn_events(sv, cn);
     }
     for (uint32_t k = 0; k < nw; k++)
-        col_parse(sv, sv->waiting[k]);
+        col_parse(sv, done[k]);
 }
 
 /* Accept every pending connection. */
@@ -672,6 +683,7 @@ int col_serve(struct col *c)
     close(sv.ep);
     free(sv.items);
     free(sv.waiting);
+    free(sv.answered);
     free(sv.touch);
     return 0;
 }
