@@ -14,18 +14,12 @@
  * forwarded to every child.  If the supervisor itself is killed, the
  * children get SIGTERM from the kernel (PR_SET_PDEATHSIG).
  *
- * The process started as tt-supervise (or, with --daemon, its detached
- * child) does not supervise the components itself: it is the keeper, which
- * writes DIR/run/keeper.pid and forks the supervisor (DIR/run/supervise.pid)
- * and does nothing but start it again, with the components' backoff, when it
- * dies of a signal or exits non-zero.  A supervisor that exits 0 (after a
- * stop) ends the keeper too.  The keeper forwards SIGTERM, SIGINT and SIGHUP
- * to the supervisor and, when told to stop, waits for the supervisor's
- * ordered stop before exiting.  The supervisor is not tied to the keeper: a
- * killed keeper leaves the stack running.  A restarted supervisor first
- * waits (at most 3 s, then SIGKILL) for the components of the one that died,
- * which got SIGTERM from the kernel and may still be flushing, so that the
- * collector's socket, the shm segment and nginx's port are free again.
+ * This file holds main() and its arguments, the spec, the supervisor loop
+ * and the helpers the other files share (clock, log, pid files, signals).
+ * The process started as tt-supervise does not supervise the components
+ * itself: it is the keeper (keeper.c), which forks the supervisor and starts
+ * it again when it dies.  A restarted supervisor first waits for its dead
+ * predecessor's components to go (procs.c).
  *
  * Signal handlers only set a flag and write a byte to a self-pipe; all the
  * work happens in one poll() loop that reaps children with waitpid().  The
@@ -51,64 +45,20 @@
 #include <sys/prctl.h>
 #endif
 
-#define SUP_MAX_COMPS      16
-#define SUP_NAME_MAX       32
-#define SUP_LINE_MAX       4096
-#define SUP_BACKOFF_MIN_MS 100
-#define SUP_BACKOFF_MAX_MS 1000
-#define SUP_STABLE_MS      10000
-#define SUP_STOP_GRACE_MS  3000
-#define SUP_PREV_WAIT_MS   3000 /* for a dead supervisor's components */
-#define SUP_PREV_KILL_MS   1000 /* for them to go once SIGKILLed */
-#define SUP_COMM_MAX       15   /* a process name's length (comm) */
+#include "supervise.h"
 
-/* One supervised component, from one line of the spec. */
-struct sup_comp {
-    char name[SUP_NAME_MAX + 1]; /* names the pid and log files */
-    char *command;               /* the command as written in the spec */
-    char *shell_cmd;             /* "exec " + command, given to sh -c */
-    char pid_path[PATH_MAX];     /* DIR/run/NAME.pid */
-    char log_path[PATH_MAX];     /* DIR/log/NAME.log */
-    char comm[SUP_COMM_MAX + 1]; /* the process name the command runs as */
-    pid_t pid;                   /* the running child, or 0 */
-    int64_t started_ms;          /* monotonic time the child was started */
-    int64_t restart_at_ms;       /* when to start again; 0 = not waiting */
-    int backoff_ms;              /* delay before the next quick restart */
-    int term_sent;               /* stopping: SIGTERM has been sent */
-    int kill_sent;               /* stopping: SIGKILL has been sent */
-    int64_t kill_at_ms;          /* stopping: when SIGTERM becomes SIGKILL */
-};
-
-/* The state of the keeper, copied into each supervisor it forks; one
- * instance lives in main(). */
-struct sup {
-    const char *data_dir;                 /* --data */
-    const char *spec_path;                /* --spec */
-    const char *log_path;                 /* --log, or NULL for stderr */
-    int daemon;                           /* --daemon */
-    const char *comp;                     /* "keeper" or "supervise" */
-    char real_dir[PATH_MAX];              /* DIR resolved, or "" */
-    char run_dir[PATH_MAX];               /* DIR/run */
-    char log_dir[PATH_MAX];               /* DIR/log */
-    char pid_path[PATH_MAX];              /* DIR/run/supervise.pid */
-    char keeper_path[PATH_MAX];           /* DIR/run/keeper.pid */
-    int log_fd;                           /* where our own lines go */
-    int ready_fd;                         /* --daemon: parent's pipe, or -1 */
-    struct sup_comp comps[SUP_MAX_COMPS]; /* in spec order */
-    int ncomps;                           /* number of entries in comps */
-    int stopping;                         /* a stop was requested */
-    int stop_idx;                         /* component being stopped next */
-};
+#define SUP_LINE_MAX      4096
+#define SUP_STOP_GRACE_MS 3000
 
 /* The self-pipe and the flags set by signal handlers. */
-static int sup_sigpipe[2] = {-1, -1};
-static volatile sig_atomic_t sup_got_term;
-static volatile sig_atomic_t sup_term_sig; /* SIGTERM or SIGINT */
-static volatile sig_atomic_t sup_got_hup;
-static volatile sig_atomic_t sup_got_chld;
+int sup_sigpipe[2] = {-1, -1};
+volatile sig_atomic_t sup_got_term;
+volatile sig_atomic_t sup_term_sig; /* SIGTERM or SIGINT */
+volatile sig_atomic_t sup_got_hup;
+volatile sig_atomic_t sup_got_chld;
 
 /* Return the monotonic clock in milliseconds. */
-static int64_t sup_now_ms(void)
+int64_t sup_now_ms(void)
 {
     struct timespec ts;
 
@@ -117,8 +67,7 @@ static int64_t sup_now_ms(void)
 }
 
 /* Write one key=value log line with a UTC timestamp in a single write(2). */
-__attribute__((format(printf, 3, 4))) static void
-sup_log(struct sup *s, const char *level, const char *fmt, ...)
+void sup_log(struct sup *s, const char *level, const char *fmt, ...)
 {
     char line[SUP_LINE_MAX + 256];
     struct timespec ts;
@@ -162,7 +111,7 @@ static const char *sup_quote(char *dst, size_t dstlen, const char *src)
 }
 
 /* Describe a wait status as "exit:N" or "signal:N". */
-static const char *sup_status(char *buf, size_t len, int st)
+const char *sup_status(char *buf, size_t len, int st)
 {
     if (WIFSIGNALED(st))
         snprintf(buf, len, "signal:%d", WTERMSIG(st));
@@ -191,7 +140,7 @@ static void sup_on_signal(int sig)
 }
 
 /* Create the self-pipe and install the handlers.  Returns 0 or -errno. */
-static int sup_signals_init(void)
+int sup_signals_init(void)
 {
     struct sigaction sa;
     int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD};
@@ -355,7 +304,7 @@ static int sup_mkdir(const char *dir)
 }
 
 /* Write "PID\n" to path atomically (temporary file, then rename). */
-static int sup_write_pid(const char *path, pid_t pid)
+int sup_write_pid(const char *path, pid_t pid)
 {
     char tmp[PATH_MAX + 8], buf[32];
     int fd, n, ok;
@@ -378,7 +327,7 @@ static int sup_write_pid(const char *path, pid_t pid)
 }
 
 /* Read a pid file; returns the pid, or 0 if absent or unreadable. */
-static pid_t sup_read_pid(const char *path)
+pid_t sup_read_pid(const char *path)
 {
     char buf[32];
     ssize_t n;
@@ -549,7 +498,7 @@ static void sup_forward_hup(struct sup *s)
 }
 
 /* Reopen our own log file after rotation; keep the old one on failure. */
-static void sup_reopen_log(struct sup *s)
+void sup_reopen_log(struct sup *s)
 {
     int fd;
 
@@ -674,239 +623,11 @@ static void sup_loop(struct sup *s)
     }
 }
 
-/* Read process pid's name (comm, into len bytes) and state letter from
- * /proc/PID/stat.  Returns 0, or -1 if it cannot be read. */
-static int sup_proc_stat(pid_t pid, char *comm, size_t len, char *state)
-{
-    char path[64], buf[512], *open_p, *close_p;
-    size_t k;
-    ssize_t n;
-    int fd;
-
-    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    /* "PID (COMM) STATE ..."; COMM may itself contain ") ". */
-    open_p = strchr(buf, '(');
-    close_p = strrchr(buf, ')');
-    if (open_p == NULL || close_p == NULL || close_p < open_p ||
-        close_p[1] != ' ')
-        return -1;
-    k = (size_t)(close_p - open_p - 1);
-    if (k >= len)
-        k = len - 1;
-    memcpy(comm, open_p + 1, k);
-    comm[k] = '\0';
-    *state = close_p[2];
-    return 0;
-}
-
-/* Return 1 if pid is a live tt-supervise process (a keeper or a
- * supervisor).  A pid file can outlive its process (SIGKILL, reboot) and the
- * pid be reused, so the process name is checked where /proc allows, and a
- * zombie does not count. */
-static int sup_pid_is_supervisor(pid_t pid)
-{
-    char comm[SUP_COMM_MAX + 1], state;
-
-    if (pid <= 0 || pid == getpid() || (kill(pid, 0) < 0 && errno != EPERM))
-        return 0;
-    if (sup_proc_stat(pid, comm, sizeof(comm), &state) < 0)
-        return 1;
-    if (state == 'Z' || state == 'X')
-        return 0;
-    return strncmp(comm, "tt-supervise", 12) == 0;
-}
-
-/* Return 1 if process pid's command line names directory dir (followed by
- * '/', a space or its end): that tells one stack's processes from those of
- * another stack running the same programs. */
-static int sup_cmdline_names(pid_t pid, const char *dir)
-{
-    char path[64], buf[8192];
-    size_t len = strlen(dir);
-    const char *p;
-    ssize_t n;
-    int fd;
-
-    while (len > 1 && dir[len - 1] == '/')
-        len--;
-    if (len == 0)
-        return 0;
-    snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    for (ssize_t i = 0; i < n; i++)
-        if (buf[i] == '\0')
-            buf[i] = ' ';
-    buf[n] = '\0';
-    for (p = buf; (p = memmem(p, (size_t)(buf + n - p), dir, len)) != NULL; p++)
-        if (p[len] == '/' || p[len] == ' ' || p[len] == '\0')
-            return 1;
-    return 0;
-}
-
-/* Return 1 if pid is a live (not zombie) process of component c of this
- * stack: it runs c's program, and its command line names the data
- * directory.  A pid file can outlive its process and the pid be reused. */
-static int sup_pid_is_comp(struct sup *s, struct sup_comp *c, pid_t pid)
-{
-    char comm[SUP_COMM_MAX + 1], state;
-
-    if (pid <= 0 || pid == getpid() || pid == getppid())
-        return 0;
-    if (sup_proc_stat(pid, comm, sizeof(comm), &state) < 0 || state == 'Z' ||
-        state == 'X' || strcmp(comm, c->comm) != 0)
-        return 0;
-    return (s->real_dir[0] != '\0' && sup_cmdline_names(pid, s->real_dir)) ||
-           sup_cmdline_names(pid, s->data_dir);
-}
-
-/* Before a supervisor starts anything, the components of a previous one
- * that was killed may still run: the kernel sent them SIGTERM and they may
- * take a second to flush, holding the collector's socket, the shm segment
- * and nginx's port until they exit.  Wait for every one still named by its
- * pid file to exit, at most SUP_PREV_WAIT_MS, then SIGKILL its process group
- * and wait at most SUP_PREV_KILL_MS more.  A stop request ends the wait. */
-static void sup_wait_previous(struct sup *s)
-{
-    struct pollfd pfd = {.fd = sup_sigpipe[0], .events = POLLIN};
-    pid_t prev[SUP_MAX_COMPS];
-    int64_t start = sup_now_ms(), deadline = start + SUP_PREV_WAIT_MS;
-    int left = 0, killed = 0;
-    char buf[64];
-
-    for (int i = 0; i < s->ncomps; i++) {
-        struct sup_comp *c = &s->comps[i];
-        pid_t pid = sup_read_pid(c->pid_path);
-
-        prev[i] = sup_pid_is_comp(s, c, pid) ? pid : 0;
-        if (prev[i] > 0) {
-            sup_log(s, "info",
-                    "msg=\"waiting for previous process\" name=%s pid=%ld",
-                    c->name, (long)pid);
-            left++;
-        }
-    }
-    if (left == 0)
-        return;
-    while (left > 0 && !sup_got_term) {
-        int64_t now = sup_now_ms();
-
-        if (now >= deadline) {
-            if (killed)
-                break;
-            for (int i = 0; i < s->ncomps; i++)
-                if (prev[i] > 0) {
-                    sup_log(s, "warn",
-                            "msg=\"killing previous process\" name=%s "
-                            "pid=%ld waited_ms=%d",
-                            s->comps[i].name, (long)prev[i], SUP_PREV_WAIT_MS);
-                    kill(-prev[i], SIGKILL);
-                    kill(prev[i], SIGKILL);
-                }
-            killed = 1;
-            deadline = now + SUP_PREV_KILL_MS;
-        }
-        poll(&pfd, 1, deadline - now < 20 ? (int)(deadline - now) : 20);
-        while (read(sup_sigpipe[0], buf, sizeof(buf)) > 0)
-            ;
-        left = 0;
-        for (int i = 0; i < s->ncomps; i++) {
-            if (prev[i] > 0 && !sup_pid_is_comp(s, &s->comps[i], prev[i]))
-                prev[i] = 0;
-            if (prev[i] > 0)
-                left++;
-        }
-    }
-    if (left > 0 && !sup_got_term)
-        sup_log(s, "error", "msg=\"previous processes still running\" count=%d",
-                left);
-    else if (left == 0)
-        sup_log(s, "info", "msg=\"previous processes gone\" waited_ms=%lld",
-                (long long)(sup_now_ms() - start));
-}
-
-/* Refuse to run twice on one data directory: a keeper or a supervisor may
- * be alive (a supervisor outlives a killed keeper).  Returns 0 or -1. */
-static int sup_check_running(struct sup *s)
-{
-    const char *paths[] = {s->keeper_path, s->pid_path};
-
-    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-        pid_t pid = sup_read_pid(paths[i]);
-
-        if (sup_pid_is_supervisor(pid)) {
-            fprintf(stderr,
-                    "tt-supervise: already running for \"%s\" (pid %ld)\n",
-                    s->data_dir, (long)pid);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Detach into the background and write the keeper's pid file.  The parent
- * exits 0 once the first supervisor has written its own pid file (it writes
- * a byte to s->ready_fd), or 1 if it never does. */
-static int sup_daemonize(struct sup *s)
-{
-    int ready[2], fd, r;
-    pid_t pid;
-    char b;
-
-    if (pipe2(ready, O_CLOEXEC) < 0) {
-        perror("tt-supervise: pipe");
-        return -1;
-    }
-    pid = fork();
-    if (pid < 0) {
-        perror("tt-supervise: fork");
-        return -1;
-    }
-    if (pid > 0) {
-        close(ready[1]);
-        while ((r = (int)read(ready[0], &b, 1)) < 0 && errno == EINTR)
-            ;
-        if (r != 1)
-            fprintf(stderr, "tt-supervise: the supervisor did not start\n");
-        _exit(r == 1 ? 0 : 1);
-    }
-    close(ready[0]);
-    setsid();
-    r = sup_write_pid(s->keeper_path, getpid());
-    if (r < 0) {
-        fprintf(stderr, "tt-supervise: cannot write \"%s\": %s\n",
-                s->keeper_path, strerror(-r));
-        _exit(1);
-    }
-    fd = open("/dev/null", O_RDONLY);
-    if (fd >= 0) {
-        dup2(fd, STDIN_FILENO);
-        close(fd);
-    }
-    dup2(s->log_fd, STDOUT_FILENO);
-    dup2(s->log_fd, STDERR_FILENO);
-    s->ready_fd = ready[1];
-    return 0;
-}
-
 /* In a supervisor just forked by the keeper (with every signal blocked,
  * mask being the mask to restore): take a self-pipe of its own, write the
  * pid file, wait for a dead predecessor's components, then supervise until
  * a stop completes.  Returns the exit status. */
-static int sup_supervise(struct sup *s, const sigset_t *mask)
+int sup_supervise(struct sup *s, const sigset_t *mask)
 {
     int r;
     char b = 1;
@@ -943,134 +664,6 @@ static int sup_supervise(struct sup *s, const sigset_t *mask)
         unlink(s->pid_path);
     sup_log(s, "info", "msg=\"supervisor stopped\"");
     return 0;
-}
-
-/* In the keeper: handle the end of supervisor pid with wait status st.
- * Returns 1 if the keeper is done (*rc set), or 0 after scheduling a
- * restart with the components' backoff. */
-static int sup_supervisor_gone(struct sup *s, pid_t pid, int st, int stopping,
-                               int64_t started_ms, int64_t *restart_at_ms,
-                               int *backoff_ms, int *rc)
-{
-    int64_t now = sup_now_ms();
-    char sbuf[32];
-    int delay;
-
-    if (sup_read_pid(s->pid_path) == pid)
-        unlink(s->pid_path);
-    sup_status(sbuf, sizeof(sbuf), st);
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-        sup_log(s, "info", "msg=\"supervisor exited\" pid=%ld status=%s",
-                (long)pid, sbuf);
-        *rc = 0;
-        return 1;
-    }
-    if (stopping) {
-        sup_log(s, "warn", "msg=\"supervisor ended\" pid=%ld status=%s",
-                (long)pid, sbuf);
-        *rc = 1;
-        return 1;
-    }
-    if (now - started_ms >= SUP_STABLE_MS)
-        *backoff_ms = SUP_BACKOFF_MIN_MS;
-    delay = *backoff_ms;
-    *backoff_ms *= 2;
-    if (*backoff_ms > SUP_BACKOFF_MAX_MS)
-        *backoff_ms = SUP_BACKOFF_MAX_MS;
-    *restart_at_ms = now + delay;
-    sup_log(s, "warn",
-            "msg=\"restarting supervisor\" pid=%ld status=%s ran_ms=%lld "
-            "delay_ms=%d",
-            (long)pid, sbuf, (long long)(now - started_ms), delay);
-    return 0;
-}
-
-/* The keeper: fork the supervisor, fork it again when it dies abnormally,
- * pass stop and reload requests on to it.  It does nothing else, so that
- * nothing can make it fail.  Returns the exit status, both in the keeper
- * when it ends and in each forked supervisor when that one ends. */
-static int sup_keep(struct sup *s)
-{
-    struct pollfd pfd = {.fd = sup_sigpipe[0], .events = POLLIN};
-    int64_t started_ms = 0, restart_at_ms = 0;
-    int backoff_ms = SUP_BACKOFF_MIN_MS, stopping = 0, rc = 0;
-    pid_t pid = 0;
-    char buf[64];
-
-    sup_log(s, "info", "msg=\"keeper started\" pid=%ld", (long)getpid());
-    for (;;) {
-        int timeout = -1, st;
-        pid_t w;
-
-        if (pid == 0 && !stopping) {
-            int64_t now = sup_now_ms();
-
-            if (now >= restart_at_ms) {
-                sigset_t all, old;
-
-                /* Signals stay blocked until the child has its own
-                 * self-pipe: the handlers would write to ours. */
-                sigfillset(&all);
-                sigprocmask(SIG_BLOCK, &all, &old);
-                pid = fork();
-                if (pid == 0)
-                    return sup_supervise(s, &old);
-                sigprocmask(SIG_SETMASK, &old, NULL);
-                if (pid < 0) {
-                    sup_log(s, "error", "msg=\"fork failed\" error=\"%s\"",
-                            strerror(errno));
-                    pid = 0;
-                    restart_at_ms = now + SUP_BACKOFF_MAX_MS;
-                } else {
-                    started_ms = now;
-                    sup_log(s, "info", "msg=\"started supervisor\" pid=%ld",
-                            (long)pid);
-                }
-                /* Only the first supervisor answers a waiting parent. */
-                if (s->ready_fd >= 0) {
-                    close(s->ready_fd);
-                    s->ready_fd = -1;
-                }
-                continue;
-            }
-            timeout = (int)(restart_at_ms - now);
-        }
-        if (!sup_got_term && !sup_got_hup && !sup_got_chld)
-            poll(&pfd, 1, timeout);
-        while (read(sup_sigpipe[0], buf, sizeof(buf)) > 0)
-            ;
-        if (sup_got_term) {
-            sup_got_term = 0;
-            if (!stopping)
-                sup_log(s, "info", "msg=\"stop requested\"");
-            stopping = 1;
-            if (pid > 0)
-                kill(pid, sup_term_sig ? sup_term_sig : SIGTERM);
-        }
-        if (sup_got_hup) {
-            sup_got_hup = 0;
-            sup_reopen_log(s);
-            if (pid > 0)
-                kill(pid, SIGHUP);
-        }
-        if (sup_got_chld) {
-            sup_got_chld = 0;
-            while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
-                if (w != pid)
-                    continue;
-                pid = 0;
-                if (sup_supervisor_gone(s, w, st, stopping, started_ms,
-                                        &restart_at_ms, &backoff_ms, &rc))
-                    stopping = 1;
-            }
-        }
-        if (stopping && pid == 0)
-            break;
-    }
-    if (sup_read_pid(s->keeper_path) == getpid())
-        unlink(s->keeper_path);
-    sup_log(s, "info", "msg=\"keeper stopped\" status=%d", rc);
-    return rc;
 }
 
 /* Print usage to f. */
