@@ -7,8 +7,12 @@
  * and with it every ingest request, several times a second under load.  So
  * the main connection never checkpoints; this thread, with its own
  * connection, runs a PASSIVE checkpoint (which never blocks the writer or
- * readers) whenever the WAL has grown, and a TRUNCATE checkpoint when it
- * has grown very large so it cannot grow without bound.
+ * readers) every CKPT_INTERVAL_MS.  Under a steady stream of commits a
+ * PASSIVE checkpoint never quite catches up, and the WAL can only start
+ * over from its beginning once every frame is back in the database; so
+ * when the WAL holds more than CKPT_RESTART_FRAMES the thread runs a
+ * RESTART checkpoint, which holds the writer back only for the few frames
+ * the PASSIVE one left (milliseconds) and lets the WAL start over.
  *
  * Threading: the thread touches only its own connection and the stop flag.
  */
@@ -23,7 +27,7 @@
 #include "log.h"
 
 #define CKPT_INTERVAL_MS    200
-#define CKPT_TRUNCATE_PAGES 131072 /* WAL frames: 1 GiB of 8 KiB pages */
+#define CKPT_RESTART_FRAMES 8192 /* 64 MiB of 8 KiB pages */
 
 /* The checkpointer's state. */
 struct col_ckpt {
@@ -50,9 +54,9 @@ static void *col_ckpt_main(void *arg)
         int log = 0, done = 0;
         int rc = sqlite3_wal_checkpoint_v2(
             k->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-        if (rc == SQLITE_OK && log >= CKPT_TRUNCATE_PAGES)
+        if (rc == SQLITE_OK && log >= CKPT_RESTART_FRAMES)
             rc = sqlite3_wal_checkpoint_v2(
-                k->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+                k->db, NULL, SQLITE_CHECKPOINT_RESTART, &log, &done);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             log_warn(NULL, "msg=\"checkpoint failed\" error=\"%s\"",
                      sqlite3_errmsg(k->db));
@@ -74,6 +78,19 @@ int col_checkpoint_start(const char *path)
         return -1;
     }
     sqlite3_busy_timeout(k->db, 1000);
+    /* A connection learns that the database is in WAL mode only when it
+     * first reads it; until then a checkpoint through it silently does
+     * nothing (and the WAL would grow without bound). */
+    if (sqlite3_exec(k->db, "SELECT count(*) FROM sqlite_master", NULL, NULL,
+                     NULL) != SQLITE_OK) {
+        log_error(NULL,
+                  "msg=\"checkpoint connection cannot read\" "
+                  "error=\"%s\"",
+                  sqlite3_errmsg(k->db));
+        sqlite3_close(k->db);
+        k->db = NULL;
+        return -1;
+    }
     if (pthread_create(&k->tid, NULL, col_ckpt_main, k) != 0) {
         sqlite3_close(k->db);
         k->db = NULL;

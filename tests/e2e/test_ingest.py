@@ -360,6 +360,33 @@ def test_long_provider_names_do_not_starve_other_workspaces():
     assert sum(p["requests"] for p in mine["providers"]) == mine["requests"]
 
 
+def test_checkpoints_move_the_wal_into_the_database():
+    """Under sustained ingest the WAL is checkpointed into the database
+    file and starts over, so it stays bounded (it once grew forever from a
+    fresh start).  Its own stack: the first start is the case that broke."""
+    import concurrent.futures
+    with Stack() as s:
+        db = os.path.join(s.data, "tokentap.db")
+        wal = db + "-wal"
+        start = os.path.getsize(db)
+
+        def post(n):
+            return s.ingest([event(i, id="ckpt-%d-%d" % (n, i),
+                                   user="u" * 40, agent="a" * 40)
+                             for i in range(1000)]).status
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            assert set(ex.map(post, range(250))) == {200}
+        deadline = time.time() + 10
+        while (time.time() < deadline and
+               os.path.getsize(db) < start + (40 << 20)):
+            time.sleep(0.2)
+        grown = os.path.getsize(db) - start
+        assert grown >= 40 << 20, "database file grew %d bytes" % grown
+        # 250,000 rows are about 100 MB of WAL frames; a WAL that starts
+        # over after each RESTART checkpoint stays well below that.
+        assert os.path.getsize(wal) < 96 << 20, os.path.getsize(wal)
+
+
 def test_routes_health_and_errors():
     """Unknown route 404, wrong method 405, health endpoints answer."""
     r = S.get("/api/v1/nothing")
@@ -399,6 +426,7 @@ def main():
                    test_bad_bytes_in_query_and_path_are_400_and_404,
                    test_large_key_listing_then_more_commands,
                    test_long_provider_names_do_not_starve_other_workspaces,
+                   test_checkpoints_move_the_wal_into_the_database,
                    test_routes_health_and_errors], s)
     sys.exit(1 if failed else 0)
 
