@@ -191,6 +191,38 @@ int api_col_command(struct api_thread *t, const char *cmd, int *status,
 /* Tell the collector a key was used (at most once a minute per key). */
 void api_col_touch(struct api_thread *t, int64_t key_id, int64_t now_ms);
 
+/* ---- params.c ---- */
+
+/* A time range in epoch ms: from inclusive, to exclusive. */
+struct api_range {
+    int64_t from_ms, to_ms;
+};
+
+#define API_STATUS_ANY   -1
+#define API_STATUS_OK    0
+#define API_STATUS_ERROR 1
+
+/* Filters shared by the history endpoints; NULL means "any". Strings point
+ * into the request's arena. */
+struct api_filter {
+    const char *provider, *model, *agent, *user, *session;
+    int status; /* API_STATUS_* */
+};
+
+/* Parse range or from/to (def is the preset when none is given).  Returns
+ * 0, or -1 after answering 400. */
+int api_parse_range(struct api_req *r, const char *def, struct api_range *out);
+
+/* Parse the filters.  Returns 0, or -1 after answering 400. */
+int api_parse_filters(struct api_req *r, struct api_filter *f);
+
+/* Parse format=json|csv into *csv.  Returns 0, or -1 after answering 400. */
+int api_parse_format(struct api_req *r, int *csv);
+
+/* Write one RFC 4180 CSV field (quoted when it must be), then a comma or,
+ * when last, CRLF. */
+void api_csv_field(struct api_req *r, const char *s, int last);
+
 /* ---- handlers ---- */
 int api_events_post(struct api_req *r);
 int api_live_stats(struct api_req *r);
@@ -203,6 +235,8 @@ int api_health_live(struct api_req *r);
 int api_health_ready(struct api_req *r);
 int api_pricing(struct api_req *r);
 int api_pricing_unknown(struct api_req *r);
+int api_requests_list(struct api_req *r);
+int api_requests_get(struct api_req *r);
 
 /* Prepare the process-wide live-stats cache.  Returns 0 or -1. */
 int api_cache_init(struct api_global *g);

@@ -23,6 +23,8 @@ const struct api_route api_routes[] = {
     {"GET", "/api/v1/keys", KEY_ROLE_ADMIN, api_keys_list},
     {"POST", "/api/v1/keys", KEY_ROLE_ADMIN, api_keys_create},
     {"DELETE", "/api/v1/keys/{id}", KEY_ROLE_ADMIN, api_keys_delete},
+    {"GET", "/api/v1/requests", KEY_ROLE_READ, api_requests_list},
+    {"GET", "/api/v1/requests/{id}", KEY_ROLE_READ, api_requests_get},
     {"GET", "/api/v1/pricing", KEY_ROLE_READ, api_pricing},
     {"GET", "/api/v1/pricing/unknown", KEY_ROLE_READ, api_pricing_unknown},
     {NULL, NULL, 0, NULL},
