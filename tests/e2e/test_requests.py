@@ -72,7 +72,10 @@ def fetch_all(params, limit):
 
 def test_newest_first_and_filters_match_brute_force():
     """Each filter, paginated, equals the brute-force answer exactly."""
+    # An explicit window: "range=24h" would be measured from the server's
+    # now, a few seconds after this test's.
     since = NOW_MS - 24 * 3600 * 1000
+    window = {"from": ms_iso(since), "to": ms_iso(NOW_MS + 60000)}
     cases = [({}, lambda e: True),
              ({"provider": "openai"}, lambda e: e["provider"] == "openai"),
              ({"model": "m-b"}, lambda e: e["model"] == "m-b"),
@@ -85,11 +88,19 @@ def test_newest_first_and_filters_match_brute_force():
               lambda e: "status" not in e and e["provider"] == "anthropic")]
     for params, pred in cases:
         want = expect(pred, since)
-        got, pages = fetch_all(dict(params, range="24h"), 17)
-        # Events at the very edge of the range may fall either side of
-        # "now" between the two computations: compare the settled part.
+        got, pages = fetch_all(dict(params, **window), 17)
         assert got == want, (params, len(got), len(want))
         assert pages == len(want) // 17 + 1, (params, pages)
+
+
+def test_range_preset():
+    """range=24h answers the events of the last 24 hours."""
+    r = S.get("/api/v1/requests?range=24h&limit=1000")
+    assert r.status == 200, r
+    got = {e["id"] for e in r.json()["requests"]}
+    inside = {e["id"] for e in SENT if e["ts"] >= NOW_MS - 86400000 + 60000}
+    outside = {e["id"] for e in SENT if e["ts"] < NOW_MS - 86400000 - 60000}
+    assert inside <= got and not (outside & got), (len(got), len(inside))
 
 
 def test_from_to_with_offsets():
@@ -155,7 +166,8 @@ def main():
         S = s
         setup()
         failed = run_tests([test_newest_first_and_filters_match_brute_force,
-                            test_from_to_with_offsets, test_csv_round_trips,
+                            test_range_preset, test_from_to_with_offsets,
+                            test_csv_round_trips,
                             test_one_event_and_workspaces,
                             test_bad_parameters], s)
     sys.exit(1 if failed else 0)
