@@ -2,9 +2,10 @@
  * conf.h: tokentap's configuration, one table of options for every process.
  *
  * The options live in one declarative table (conf.c: name, type, default,
- * bounds, description).  A process calls conf_load() with the path of
- * DIR/tokentap.conf ("key = value" lines, '#' comments) and then any number
- * of "key=value" overrides from the command line (--set).  Every value is
+ * bounds, description).  A process calls conf_from_args(), which reads
+ * DIR/tokentap.conf ("key = value" lines, '#' comments, the directory from
+ * --data only) and then any number of "key=value" overrides from the
+ * command line (--set).  Every value is
  * validated; an unknown key or a bad value fails with a message naming the
  * key and quoting the value, e.g.
  *     tokentap.conf:3: invalid value "abc" for "api_threads": not an integer

@@ -7,8 +7,9 @@
  * never takes a lock except the accept lock and the live-stats cache lock.
  *
  * Memory: everything a handler allocates for a request comes from the
- * thread's arena (or is a jansson value it releases) and is gone after
- * api_finish(); nothing keeps FCGX_GetParam pointers past the request.
+ * thread's arena (jansson values included: arena_json_use) and is gone when
+ * the worker resets the arena after FCGX_Finish_r; nothing keeps
+ * FCGX_GetParam pointers past the request.
  *
  * Errors reach clients in one shape:
  *     {"error": {"code": "...", "message": "...", "field": "..."}}

@@ -32,18 +32,10 @@ static int sup_proc_stat(pid_t pid, char *comm, size_t len, char *state)
 {
     char path[64], buf[512], *open_p, *close_p;
     size_t k;
-    ssize_t n;
-    int fd;
 
     snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (sup_read_file(path, buf, sizeof(buf)) < 0)
         return -1;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
     /* "PID (COMM) STATE ..."; COMM may itself contain ") ". */
     open_p = strchr(buf, '(');
     close_p = strrchr(buf, ')');
@@ -84,25 +76,19 @@ static int sup_cmdline_names(pid_t pid, const char *dir)
     char path[64], buf[8192];
     size_t len = strlen(dir);
     const char *p;
-    ssize_t n;
-    int fd;
 
     while (len > 1 && dir[len - 1] == '/')
         len--;
     if (len == 0)
         return 0;
     snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    ssize_t n = sup_read_file(path, buf, sizeof(buf));
+    if (n < 0)
         return 0;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
+    /* The arguments are NUL-separated: make them one searchable line. */
     for (ssize_t i = 0; i < n; i++)
         if (buf[i] == '\0')
             buf[i] = ' ';
-    buf[n] = '\0';
     for (p = buf; (p = memmem(p, (size_t)(buf + n - p), dir, len)) != NULL; p++)
         if (p[len] == '/' || p[len] == ' ' || p[len] == '\0')
             return 1;

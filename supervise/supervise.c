@@ -326,23 +326,26 @@ int sup_write_pid(const char *path, pid_t pid)
     return 0;
 }
 
+ssize_t sup_read_file(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    return n;
+}
+
 /* Read a pid file; returns the pid, or 0 if absent or unreadable. */
 pid_t sup_read_pid(const char *path)
 {
     char buf[32];
-    ssize_t n;
-    int fd;
-    long v;
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (sup_read_file(path, buf, sizeof(buf)) < 0)
         return 0;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    v = strtol(buf, NULL, 10);
+    long v = strtol(buf, NULL, 10);
     return v > 0 && v <= INT_MAX ? (pid_t)v : 0;
 }
 

@@ -90,6 +90,11 @@ const char *sup_status(char *buf, size_t len, int st);
 int sup_signals_init(void);
 int sup_write_pid(const char *path, pid_t pid);
 pid_t sup_read_pid(const char *path);
+
+/* Read at most size - 1 bytes of a small file (a pid file, a /proc entry)
+ * into buf, NUL-terminated.  Returns the length, or -1 if it cannot be read
+ * or is empty. */
+ssize_t sup_read_file(const char *path, char *buf, size_t size);
 void sup_reopen_log(struct sup *s);
 int sup_supervise(struct sup *s, const sigset_t *mask);
 

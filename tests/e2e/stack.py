@@ -230,6 +230,20 @@ class Loader(threading.Thread):
                 time.sleep(0.01)
 
 
+def stop_loaders(loaders):
+    """Stop and join the loaders; return (acknowledged ids in order, HTTP
+    statuses counted over all of them)."""
+    for l in loaders:
+        l.stop = True
+    for l in loaders:
+        l.join(30)
+    statuses = {}
+    for l in loaders:
+        for k, v in l.statuses.items():
+            statuses[k] = statuses.get(k, 0) + v
+    return [i for l in loaders for i in l.acked], statuses
+
+
 def run_tests(tests, stack=None):
     """Run test functions, print ok/FAIL per test and the closing count;
     return the number of failures (printing the stack's logs if any)."""

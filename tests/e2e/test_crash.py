@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from stack import Loader, Stack, run_tests
+from stack import Loader, Stack, run_tests, stop_loaders
 
 S = None
 
@@ -46,15 +46,7 @@ def test_sigkill_loses_no_acknowledged_event():
         assert new != old, "collector was not restarted"
         restarts.append(time.time() - t0)
         time.sleep(1.5)
-    for l in loaders:
-        l.stop = True
-    for l in loaders:
-        l.join(30)
-    acked = [i for l in loaders for i in l.acked]
-    statuses = {}
-    for l in loaders:
-        for k, v in l.statuses.items():
-            statuses[k] = statuses.get(k, 0) + v
+    acked, statuses = stop_loaders(loaders)
     print("    acked=%d statuses=%s restart_s=%s" % (
         len(acked), statuses, ["%.2f" % r for r in restarts]))
     assert len(acked) > 1000, statuses
@@ -159,11 +151,7 @@ def test_sigterm_stops_within_a_second_and_flushes():
                 pass
             time.sleep(0.02)
         time.sleep(0.5)
-    for l in loaders:
-        l.stop = True
-    for l in loaders:
-        l.join(30)
-    acked = {i for l in loaders for i in l.acked}
+    acked = set(stop_loaders(loaders)[0])
     print("    stop_s=%s acked=%d" % (took, len(acked)))
     for comp, t in took.items():
         assert t is not None and t < 1.0, (comp, t)

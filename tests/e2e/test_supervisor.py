@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 
-from stack import Stack, run_tests, Loader
+from stack import Stack, run_tests, Loader, stop_loaders
 
 S = None  # the stack the current test drives
 
@@ -131,12 +131,17 @@ def test_status_shows_keeper():
     assert ppid_of(read_pid("collector")) == sup
 
 
-def test_up_refuses_while_running():
-    """A second up on the same data directory is refused."""
+def assert_up_refused():
+    """A second `up` on the stack's data directory fails: already running."""
     r = S.tokentap("up", "-d", "--port", str(S.port + 1), "--data", S.data,
                    check=False)
     assert r.returncode != 0, r.stdout
     assert "already running" in r.stderr, r.stderr
+
+
+def test_up_refuses_while_running():
+    """A second up on the same data directory is refused."""
+    assert_up_refused()
 
 
 def test_supervisor_sigkill_recovers_and_loses_nothing():
@@ -168,15 +173,7 @@ def test_supervisor_sigkill_recovers_and_loses_nothing():
         assert read_pid("collector") != old_col
         assert not alive(old_col), "the old collector still runs"
         time.sleep(1.5)
-    for l in loaders:
-        l.stop = True
-    for l in loaders:
-        l.join(30)
-    acked = [i for l in loaders for i in l.acked]
-    statuses = {}
-    for l in loaders:
-        for k, v in l.statuses.items():
-            statuses[k] = statuses.get(k, 0) + v
+    acked, statuses = stop_loaders(loaders)
     print("    acked=%d statuses=%s respawn_s=%s ready_s=%s" % (
         len(acked), statuses, ["%.3f" % t for t in respawn],
         ["%.2f" % t for t in ready]))
@@ -230,10 +227,7 @@ def test_keeper_sigkill_leaves_stack_running():
 
 def test_up_refuses_with_supervisor_only():
     """With only the supervisor alive, up is still refused."""
-    r = S.tokentap("up", "-d", "--port", str(S.port + 1), "--data", S.data,
-                   check=False)
-    assert r.returncode != 0, r.stdout
-    assert "already running" in r.stderr, r.stderr
+    assert_up_refused()
 
 
 def test_down_without_keeper():
