@@ -20,6 +20,7 @@
 
 #include "keys.h"
 #include "log.h"
+#include "rollup.h"
 
 #ifndef COL_PAGE_SIZE
 #define COL_PAGE_SIZE "8192"
@@ -102,6 +103,102 @@ static const char *const col_migrations[] = {
     "  last_seen_ms INTEGER NOT NULL,"
     "  PRIMARY KEY(workspace, provider, model)) WITHOUT ROWID;"
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;",
+
+    /* 2: analytics rollups, crosstalk sessions and budgets (rollup.h).
+     * The collector fills the rollups from existing events at its next
+     * start (meta.rollup_seq is absent, so every event is re-added). */
+    "CREATE TABLE rollups("
+    "  ws INTEGER NOT NULL,"
+    "  cube INTEGER NOT NULL,"
+    "  res INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  provider TEXT NOT NULL,"
+    "  model TEXT NOT NULL,"
+    "  agent TEXT NOT NULL,"
+    "  user TEXT NOT NULL,"
+    "  session TEXT NOT NULL,"
+    "  is_error INTEGER NOT NULL,"
+    "  error_type TEXT NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  calls INTEGER NOT NULL,"
+    "  errors INTEGER NOT NULL,"
+    "  input_tokens INTEGER NOT NULL,"
+    "  output_tokens INTEGER NOT NULL,"
+    "  cache_read_tokens INTEGER NOT NULL,"
+    "  cache_write_tokens INTEGER NOT NULL,"
+    "  reasoning_tokens INTEGER NOT NULL,"
+    "  cost_nusd INTEGER NOT NULL,"
+    "  lat_n INTEGER NOT NULL,"
+    "  lat_sum REAL NOT NULL,"
+    "  ttft_n INTEGER NOT NULL,"
+    "  ttft_sum REAL NOT NULL,"
+    "  first_ms INTEGER NOT NULL,"
+    "  last_ms INTEGER NOT NULL,"
+    "  lat_hist BLOB NOT NULL,"
+    "  ttft_hist BLOB NOT NULL,"
+    "  PRIMARY KEY(ws, cube, res, ts, provider, model, agent, user, session,"
+    "              is_error, error_type, status)) WITHOUT ROWID;"
+    "CREATE INDEX rollups_user ON rollups(ws, user, res, ts) WHERE cube = 2;"
+    "CREATE INDEX rollups_session ON rollups(ws, session, ts) WHERE cube = 5;"
+    "CREATE TABLE sessions("
+    "  ws INTEGER NOT NULL,"
+    "  session TEXT NOT NULL,"
+    "  user TEXT NOT NULL,"
+    "  agent TEXT NOT NULL,"
+    "  started_ms INTEGER NOT NULL,"
+    "  last_ms INTEGER NOT NULL,"
+    "  calls INTEGER NOT NULL,"
+    "  errors INTEGER NOT NULL,"
+    "  input_tokens INTEGER NOT NULL,"
+    "  output_tokens INTEGER NOT NULL,"
+    "  cache_read_tokens INTEGER NOT NULL,"
+    "  cache_write_tokens INTEGER NOT NULL,"
+    "  reasoning_tokens INTEGER NOT NULL,"
+    "  cost_nusd INTEGER NOT NULL,"
+    "  lat_n INTEGER NOT NULL,"
+    "  lat_sum REAL NOT NULL,"
+    "  rounds INTEGER NOT NULL,"
+    "  PRIMARY KEY(ws, session)) WITHOUT ROWID;"
+    "CREATE INDEX sessions_last ON sessions(ws, last_ms);"
+    "CREATE TABLE session_rounds("
+    "  ws INTEGER NOT NULL,"
+    "  session TEXT NOT NULL,"
+    "  round INTEGER NOT NULL,"
+    "  provider TEXT NOT NULL,"
+    "  model TEXT NOT NULL,"
+    "  calls INTEGER NOT NULL,"
+    "  errors INTEGER NOT NULL,"
+    "  input_tokens INTEGER NOT NULL,"
+    "  output_tokens INTEGER NOT NULL,"
+    "  cache_read_tokens INTEGER NOT NULL,"
+    "  cache_write_tokens INTEGER NOT NULL,"
+    "  reasoning_tokens INTEGER NOT NULL,"
+    "  cost_nusd INTEGER NOT NULL,"
+    "  lat_n INTEGER NOT NULL,"
+    "  lat_sum REAL NOT NULL,"
+    "  first_ms INTEGER NOT NULL,"
+    "  last_ms INTEGER NOT NULL,"
+    "  lat_hist BLOB NOT NULL,"
+    "  PRIMARY KEY(ws, session, round, provider, model)) WITHOUT ROWID;"
+    "CREATE TABLE budgets("
+    "  id INTEGER PRIMARY KEY,"
+    "  ws INTEGER NOT NULL,"
+    "  period TEXT NOT NULL," /* day | month */
+    "  provider TEXT NOT NULL,"
+    "  model TEXT NOT NULL,"
+    "  limit_nusd INTEGER NOT NULL,"
+    "  thresholds TEXT NOT NULL," /* "80,95,100" */
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  UNIQUE(ws, period, provider, model));"
+    "CREATE TABLE budget_crossings("
+    "  budget INTEGER NOT NULL,"
+    "  period_start_ms INTEGER NOT NULL,"
+    "  threshold INTEGER NOT NULL,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  spend_nusd INTEGER NOT NULL,"
+    "  limit_nusd INTEGER NOT NULL,"
+    "  PRIMARY KEY(budget, period_start_ms, threshold)) WITHOUT ROWID;",
 };
 
 #define COL_NMIGRATIONS                                                        \
@@ -200,6 +297,11 @@ int col_store_open(struct col_store *s, const char *path, const char *sync,
         return -1;
     }
     sqlite3_busy_timeout(s->db, 5000);
+    if (rollup_sql_register(s->db) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot register SQL functions: %s",
+                 sqlite3_errmsg(s->db));
+        return -1;
+    }
     /* Larger pages: fewer WAL frames (and write calls) per event.  Only a
      * new database takes it; an existing one keeps its page size. */
     col_exec(s->db, "PRAGMA page_size=" COL_PAGE_SIZE);

@@ -78,6 +78,13 @@ static const struct conf_opt conf_table[] = {
      "readiness fails when the data disk has less free space"},
     {"stale_after_ms", CONF_INT, F(stale_after_ms), "3000", 500, 600000, NULL,
      "live data older than this is reported stale"},
+    {"retention_days", CONF_INT, F(retention_days), "30", 1, 36500, NULL,
+     "raw events (and minute rollups) older than this many days are "
+     "deleted"},
+    {"rollup_retention_days", CONF_INT, F(rollup_retention_days), "400", 1,
+     36500, NULL,
+     "hour and day rollups, sessions and budget history older than this "
+     "many days are deleted"},
 };
 
 #define CONF_NOPTS (sizeof(conf_table) / sizeof(conf_table[0]))

@@ -42,7 +42,9 @@ struct conf {
     char pricing_override[CONF_PATH_MAX]; /* operator's catalog; "" =
                                              DIR/pricing.json */
     int disk_min_free_mb;                 /* readiness fails below this */
-    int stale_after_ms; /* live data older than this is stale */
+    int stale_after_ms;        /* live data older than this is stale */
+    int retention_days;        /* raw events and minute rollups */
+    int rollup_retention_days; /* hour/day rollups, sessions, budgets */
 };
 
 /* Fill c with every default.  data_dir defaults to "./var". */

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "rollup.h"
 #include "log.h"
 #include "sig.h"
 #include "proto.h"
@@ -83,6 +84,7 @@ static int api_open_db(struct api_thread *t)
         return -1;
     }
     sqlite3_busy_timeout(t->db, 2000);
+    rollup_sql_register(t->db);
     /* Read pages through a mapping rather than a pread each. */
     sqlite3_exec(t->db, "PRAGMA mmap_size=1073741824", NULL, NULL, NULL);
     return 0;

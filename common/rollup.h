@@ -1,0 +1,107 @@
+/*
+ * rollup.h: the analytics rollups, shared by their writer (the collector)
+ * and their readers (the API workers).
+ *
+ * Storage scales with time, not with events.  The collector aggregates
+ * every committed event into the table `rollups` at three resolutions
+ * (ROLLUP_RES_*: minute, hour, day buckets aligned to UTC) and into
+ * several "cubes": the same measures grouped by different dimensions, so
+ * that each question reads the smallest cube that holds every dimension it
+ * filters or groups by:
+ *
+ *   cube           dimensions set (others are '' or 0)      resolutions
+ *   ROLLUP_MODEL   provider, model, is_error                 m, h, d
+ *   ROLLUP_AGENT   agent, provider, model, is_error          m, h, d
+ *   ROLLUP_USER    user, agent, provider, model, is_error    m, h, d
+ *   ROLLUP_USERS   user                                      m, h, d
+ *   ROLLUP_ERRORS  provider, model, agent, user, error_type, m, h, d
+ *                  status (only events with is_error = 1)
+ *   ROLLUP_SESSION session, user, agent, provider, model,    m
+ *                  is_error (only events with a session)
+ *
+ * A row is keyed by (ws, cube, res, ts, provider, model, agent, user,
+ * session, is_error, error_type, status).  ts is the bucket start in epoch
+ * milliseconds and res the bucket length in seconds.  An absent string
+ * dimension of an event (no agent, say) is stored as ''.  Measures add:
+ * calls, errors, the five token counts, cost_nusd (the sum of
+ * round(cost_usd * 1e9), so sums are exact), lat_n/lat_sum and
+ * ttft_n/ttft_sum (events carrying the value, and the sum of the values),
+ * first_ms/last_ms (earliest and latest event ts) and two histograms.
+ *
+ * Histogram blobs (lat_hist, ttft_hist) hold the HIST_* buckets of
+ * shm/hist.h sparsely: a sequence of 6-byte entries, each a little-endian
+ * uint16 bucket index followed by a little-endian uint32 count, with
+ * strictly increasing bucket indexes and no zero counts.  An empty
+ * histogram is a zero-length blob.  Blobs merge by adding counts.
+ *
+ * Sessions (crosstalk) have their own tables: `sessions` (one row per
+ * workspace and session id: user, agent, started/last activity, totals,
+ * distinct rounds) and `session_rounds` (per session, round, provider and
+ * model: totals, latency sum and histogram).  An event without a round
+ * counts under round -1.
+ *
+ * Consistency: the collector flushes its in-memory aggregates in the same
+ * transaction as a group commit, at most ROLLUP_FLUSH_MS apart and
+ * whenever ingest goes idle, together with meta.rollup_seq, the highest
+ * event seq the rollups include.  After a crash the collector re-adds the
+ * events with seq > rollup_seq, so rollups always equal an aggregate of
+ * events 1..rollup_seq exactly.  Readers that need the newest events add
+ * raw rows with seq > rollup_seq (at most about a second of ingest).
+ *
+ * Retention: raw events and minute rows live retention_days; hour and day
+ * rows, sessions and session rounds rollup_retention_days.
+ */
+#ifndef TT_ROLLUP_H
+#define TT_ROLLUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hist.h"
+
+enum rollup_cube {
+    ROLLUP_MODEL = 0,
+    ROLLUP_AGENT = 1,
+    ROLLUP_USER = 2,
+    ROLLUP_USERS = 3,
+    ROLLUP_ERRORS = 4,
+    ROLLUP_SESSION = 5,
+    ROLLUP_NCUBES
+};
+
+#define ROLLUP_RES_MINUTE 60
+#define ROLLUP_RES_HOUR   3600
+#define ROLLUP_RES_DAY    86400
+
+#define ROLLUP_FLUSH_MS 1000
+
+/* Bytes of one histogram blob entry. */
+#define HIST_BLOB_ENT 6
+
+/* Encode HIST_BUCKETS dense counts into buf (at least
+ * HIST_BUCKETS * HIST_BLOB_ENT bytes); returns the blob's length. */
+size_t hist_blob_encode(const uint32_t *counts, unsigned char *buf);
+
+/* Add the counts of blob (len bytes) to dense counts[HIST_BUCKETS]; returns
+ * the number of values added, or -1 if the blob is malformed (then counts
+ * are left partly added: callers treat the whole answer as failed). */
+int64_t hist_blob_add(const void *blob, size_t len, uint32_t *counts);
+
+/* Merge two blobs into out (at least a_len + b_len bytes); returns the
+ * merged length, or -1 if either is malformed. */
+long hist_blob_merge(const void *a, size_t a_len, const void *b, size_t b_len,
+                     unsigned char *out);
+
+struct sqlite3;
+
+/*
+ * Register the SQL functions over histogram blobs on db:
+ *   tt_hist_merge(a, b)   scalar: the merged blob (NULL counts as empty);
+ *   tt_hist_sum(blob)     aggregate: the merge of every blob in the group;
+ *   tt_hist_of(ms)        aggregate: the blob of the values ms (NULLs are
+ *                         skipped), for raw events.
+ * Returns a SQLite code.
+ */
+int rollup_sql_register(struct sqlite3 *db);
+
+#endif
