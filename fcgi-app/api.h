@@ -30,6 +30,8 @@
 #include "keys.h"
 #include "shm.h"
 
+struct qry_cache;
+
 /* What every thread shares, read-only after start (but the cache). */
 struct api_global {
     struct conf conf;
@@ -67,6 +69,8 @@ struct api_thread {
     struct arena arena;
     sqlite3 *db;              /* read-only connection */
     sqlite3_stmt *key_lookup; /* by hash */
+    struct qry_cache *qcache; /* analytics statements (query.h), made on
+                                 first use, freed before db closes */
     int col_fd;               /* collector connection or -1 */
     uint64_t tag;             /* last frame tag */
     struct shm_reader shm;
@@ -224,6 +228,10 @@ int api_parse_format(struct api_req *r, int *csv);
  * when last, CRLF. */
 void api_csv_field(struct api_req *r, const char *s, int last);
 
+/* The workspace id of the request's key, 0 when the workspace has no
+ * events yet, -1 when the database cannot be read. */
+int64_t api_ws_id(struct api_req *r);
+
 /* ---- handlers ---- */
 int api_events_post(struct api_req *r);
 int api_live_stats(struct api_req *r);
@@ -238,6 +246,18 @@ int api_pricing(struct api_req *r);
 int api_pricing_unknown(struct api_req *r);
 int api_requests_list(struct api_req *r);
 int api_requests_get(struct api_req *r);
+int api_usage_overview(struct api_req *r);
+int api_usage_timeseries(struct api_req *r);
+int api_usage_distribution(struct api_req *r);
+int api_usage_top_users(struct api_req *r);
+int api_cost_overview(struct api_req *r);
+int api_cost_trend(struct api_req *r);
+int api_cost_by_model(struct api_req *r);
+int api_cost_by_provider(struct api_req *r);
+int api_perf_overview(struct api_req *r);
+int api_perf_latency(struct api_req *r);
+int api_perf_throughput(struct api_req *r);
+int api_perf_errors(struct api_req *r);
 
 /* Prepare the process-wide live-stats cache.  Returns 0 or -1. */
 int api_cache_init(struct api_global *g);

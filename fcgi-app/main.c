@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "query.h"
 #include "rollup.h"
 #include "log.h"
 #include "sig.h"
@@ -77,6 +78,7 @@ static int api_open_db(struct api_thread *t)
                            NULL) != SQLITE_OK) {
         log_error(NULL, "msg=\"cannot open database\" path=\"%s\" error=\"%s\"",
                   t->g->db_path, t->db ? sqlite3_errmsg(t->db) : "?");
+        qry_cache_free(t->qcache);
         sqlite3_finalize(t->key_lookup);
         sqlite3_close(t->db);
         t->db = NULL;
@@ -109,6 +111,10 @@ static void *api_worker(void *arg)
                         "the database is not available yet");
         else
             api_dispatch(&r);
+        /* No read transaction outlives its request (it would hold back
+         * the collector's checkpoints). */
+        if (t->qcache != NULL)
+            qry_end(t->qcache);
         log_debug(r.rid, "msg=\"request\" method=%s path=\"%s\" status=%d",
                   r.method, r.path, r.status);
         /* Detached, the connection closes at once: libfcgi's lingering
@@ -230,6 +236,7 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < n; i++) {
         struct api_thread *t = &threads[i];
+        qry_cache_free(t->qcache);
         sqlite3_finalize(t->key_lookup);
         sqlite3_close(t->db);
         arena_free(&t->arena);

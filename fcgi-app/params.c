@@ -121,3 +121,18 @@ void api_csv_field(struct api_req *r, const char *s, int last)
     }
     FCGX_PutS(last ? "\r\n" : ",", out);
 }
+
+/* The workspace id of the request's key, or 0 when it has no events yet. */
+int64_t api_ws_id(struct api_req *r)
+{
+    sqlite3_stmt *st;
+    int64_t id = 0;
+    if (sqlite3_prepare_v2(r->t->db, "SELECT id FROM workspaces WHERE name = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, r->workspace, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return id;
+}

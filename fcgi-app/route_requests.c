@@ -58,21 +58,6 @@ static const char *const api_req_names[] = {"id",
 
 static const char *const api_cost_sources[] = {"client", "catalog", "unknown"};
 
-/* The workspace id of the request's key, or 0 when it has no events yet. */
-static int64_t api_ws_id(struct api_req *r)
-{
-    sqlite3_stmt *st;
-    int64_t id = 0;
-    if (sqlite3_prepare_v2(r->t->db, "SELECT id FROM workspaces WHERE name = ?",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_text(st, 1, r->workspace, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        id = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return id;
-}
-
 /* Column i of a row as text for CSV (times as RFC 3339, NULL as ""). */
 static const char *api_req_text(sqlite3_stmt *st, int i, char *buf, size_t n)
 {

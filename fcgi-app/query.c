@@ -1,0 +1,795 @@
+/*
+ * query.c: the analytics query engine (query.h).
+ *
+ * Each question becomes one statement:
+ *
+ *   SELECT b, <groups>, sum(calls), ..., tt_hist_sum(lat_hist), ...
+ *   FROM (<raw head> UNION ALL <raw tail> UNION ALL <raw lag>
+ *         UNION ALL <minute rows> UNION ALL <hour rows> ...)
+ *   GROUP BY b, <groups> ORDER BY b, <groups>
+ *
+ * Its text depends only on the cube, the grouped dimensions, the filters
+ * present and whether histograms are wanted, never on the range: the
+ * plan's segments are bound as parameters, an empty segment as [0, 0),
+ * which costs one index probe.  So a thread prepares a few texts once and
+ * keeps them (a small least-recently-used cache).
+ *
+ * Rollup arms pass their rows through (the cube's primary key
+ * (ws, cube, res, ts, ...) bounds them; a user or session filter goes
+ * through the cube's partial index instead); raw arms aggregate their
+ * events with tt_hist_of through the (ws, ts) index, and the lag arm walks
+ * the seq (rowid) range above rollup_seq, which is about a second of
+ * ingest: its "+ws" and "+ts" keep the planner off the (ws, ts) index,
+ * which would scan the whole range.
+ */
+#include "query.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hist.h"
+#include "rollup.h"
+
+#define QRY_MIN_MS  60000LL
+#define QRY_HOUR_MS 3600000LL
+#define QRY_DAY_MS  86400000LL
+
+/* Statements a thread keeps prepared. */
+#define QRY_CACHE_SIZE 24
+
+/* Parameters of the statement: fixed ones, then two per arm. */
+enum {
+    QRY_P_WS = 1,
+    QRY_P_BUCKET,
+    QRY_P_PROVIDER,
+    QRY_P_MODEL,
+    QRY_P_AGENT,
+    QRY_P_USER,
+    QRY_P_SESSION,
+    QRY_P_ISERR,
+    QRY_P_SEQ,
+    QRY_P_ARMS /* arm i: lo is QRY_P_ARMS + 2i, hi the next */
+};
+
+/* The cubes a question may read, smallest first, and what each holds. */
+static const struct {
+    int cube;
+    unsigned dims;
+    int max_res;
+} qry_cubes[] = {
+    {ROLLUP_MODEL, QRY_PROVIDER | QRY_MODEL | QRY_ISERR, ROLLUP_RES_DAY},
+    {ROLLUP_USERS, QRY_USER, ROLLUP_RES_DAY},
+    {ROLLUP_AGENT, QRY_AGENT | QRY_PROVIDER | QRY_MODEL | QRY_ISERR,
+     ROLLUP_RES_DAY},
+    {ROLLUP_USER, QRY_USER | QRY_AGENT | QRY_PROVIDER | QRY_MODEL | QRY_ISERR,
+     ROLLUP_RES_DAY},
+    {ROLLUP_SESSION,
+     QRY_SESSION | QRY_USER | QRY_AGENT | QRY_PROVIDER | QRY_MODEL | QRY_ISERR,
+     ROLLUP_RES_MINUTE},
+};
+
+/* What ROLLUP_ERRORS holds (its rows are all errors: is_error is implied). */
+#define QRY_ERRORS_DIMS                                                        \
+    (QRY_PROVIDER | QRY_MODEL | QRY_AGENT | QRY_USER | QRY_ETYPE |             \
+     QRY_STATUS | QRY_ISERR)
+
+/* The groupable dimensions in column order, with their SQL. */
+static const struct {
+    unsigned dim;
+    const char *col; /* rollup column */
+    const char *raw; /* expression over events */
+} qry_groups[] = {
+    {QRY_PROVIDER, "provider", "provider"},
+    {QRY_MODEL, "model", "model"},
+    {QRY_AGENT, "agent", "coalesce(agent, '')"},
+    {QRY_USER, "user", "coalesce(user, '')"},
+    {QRY_ETYPE, "error_type", "coalesce(error_type, '')"},
+    {QRY_STATUS, "status", "coalesce(status, 0)"},
+};
+
+#define QRY_NGROUPS (int)(sizeof(qry_groups) / sizeof(qry_groups[0]))
+
+struct qry_stmt {
+    char *sql;        /* the text, malloc'ed; NULL when the slot is free */
+    sqlite3_stmt *st; /* prepared */
+    uint64_t used;    /* cache clock at last use */
+};
+
+struct qry_cache {
+    sqlite3 *db;
+    sqlite3_stmt *begin, *commit, *seq; /* prepared at first use */
+    struct qry_stmt ent[QRY_CACHE_SIZE];
+    uint64_t clock;
+    int64_t rollup_seq;
+    int in_txn;
+    char err[256];
+};
+
+int qry_arm_res(enum qry_arm arm)
+{
+    switch (arm) {
+    case QRY_ARM_MIN_A:
+    case QRY_ARM_MIN_B:
+        return ROLLUP_RES_MINUTE;
+    case QRY_ARM_HOUR_A:
+    case QRY_ARM_HOUR_B:
+        return ROLLUP_RES_HOUR;
+    case QRY_ARM_DAY:
+        return ROLLUP_RES_DAY;
+    default:
+        return 0;
+    }
+}
+
+/* x rounded down and up to a multiple of unit (x >= 0). */
+static int64_t qry_floor(int64_t x, int64_t unit)
+{
+    return x - x % unit;
+}
+
+static int64_t qry_ceil(int64_t x, int64_t unit)
+{
+    return qry_floor(x + unit - 1, unit);
+}
+
+void qry_plan_make(int64_t from, int64_t to, int max_res, struct qry_plan *p)
+{
+    static const struct {
+        int res;
+        enum qry_arm a, b; /* b == a: the level has one arm (days) */
+    } levels[] = {{ROLLUP_RES_DAY, QRY_ARM_DAY, QRY_ARM_DAY},
+                  {ROLLUP_RES_HOUR, QRY_ARM_HOUR_A, QRY_ARM_HOUR_B},
+                  {ROLLUP_RES_MINUTE, QRY_ARM_MIN_A, QRY_ARM_MIN_B}};
+    memset(p, 0, sizeof(*p));
+    int64_t lo = qry_ceil(from, QRY_MIN_MS), hi = qry_floor(to, QRY_MIN_MS);
+    if (lo >= hi) {
+        /* No whole minute inside: all raw. */
+        p->seg[QRY_ARM_HEAD] = (struct qry_seg){from, to};
+        return;
+    }
+    p->seg[QRY_ARM_HEAD] = (struct qry_seg){from, lo};
+    p->seg[QRY_ARM_TAIL] = (struct qry_seg){hi, to};
+    p->seg[QRY_ARM_LAG] = (struct qry_seg){lo, hi};
+    /* [mlo, mhi) is covered so far, by coarser levels; it grows outwards
+     * level by level until it reaches the whole minutes [lo, hi). */
+    int64_t mlo = 0, mhi = 0;
+    int have = 0;
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+        if (levels[i].res > max_res)
+            continue;
+        int64_t unit = (int64_t)levels[i].res * 1000;
+        int64_t c = qry_ceil(lo, unit), f = qry_floor(hi, unit);
+        if (!have) {
+            if (c < f) {
+                p->seg[levels[i].a] = (struct qry_seg){c, f};
+                mlo = c;
+                mhi = f;
+                have = 1;
+            }
+            continue;
+        }
+        /* Coarser levels are multiples of this one: c <= mlo, mhi <= f. */
+        p->seg[levels[i].a] = (struct qry_seg){c, mlo};
+        p->seg[levels[i].b] = (struct qry_seg){mhi, f};
+        mlo = c;
+        mhi = f;
+    }
+}
+
+int qry_cube(unsigned dims, int errors_only, int *max_res)
+{
+    *max_res = ROLLUP_RES_DAY;
+    if (errors_only)
+        return (dims & ~QRY_ERRORS_DIMS) == 0 ? ROLLUP_ERRORS : -1;
+    for (size_t i = 0; i < sizeof(qry_cubes) / sizeof(qry_cubes[0]); i++)
+        if ((dims & ~qry_cubes[i].dims) == 0) {
+            *max_res = qry_cubes[i].max_res;
+            return qry_cubes[i].cube;
+        }
+    return -1;
+}
+
+unsigned qry_dims(const struct qry_spec *s)
+{
+    unsigned d = s->group;
+    if (s->f.provider != NULL)
+        d |= QRY_PROVIDER;
+    if (s->f.model != NULL)
+        d |= QRY_MODEL;
+    if (s->f.agent != NULL)
+        d |= QRY_AGENT;
+    if (s->f.user != NULL)
+        d |= QRY_USER;
+    if (s->f.session != NULL)
+        d |= QRY_SESSION;
+    if (s->f.status != QRY_STATUS_ANY)
+        d |= QRY_ISERR;
+    return d;
+}
+
+/* ---- the statement's text ---- */
+
+/* A string being built into a fixed buffer; overflow is sticky. */
+struct qry_buf {
+    char *p;
+    size_t len, cap;
+    int over;
+};
+
+static void qry_put(struct qry_buf *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (b->over || b->len + n + 1 > b->cap) {
+        b->over = 1;
+        return;
+    }
+    memcpy(b->p + b->len, s, n + 1);
+    b->len += n;
+}
+
+/* ", <col>" for each grouped dimension (raw: the events expression). */
+static void qry_put_groups(struct qry_buf *b, unsigned group, int raw)
+{
+    for (int i = 0; i < QRY_NGROUPS; i++)
+        if (group & qry_groups[i].dim) {
+            qry_put(b, ", ");
+            qry_put(b, raw ? qry_groups[i].raw : qry_groups[i].col);
+        }
+}
+
+/* The filters of a question as SQL terms (ERRORS rows imply is_error). */
+static void qry_put_filters(struct qry_buf *b, const struct qry_spec *s,
+                            int raw)
+{
+    if (s->f.provider != NULL)
+        qry_put(b, " AND provider = ?3");
+    if (s->f.model != NULL)
+        qry_put(b, " AND model = ?4");
+    if (s->f.agent != NULL)
+        qry_put(b, " AND agent = ?5");
+    if (s->f.user != NULL)
+        qry_put(b, " AND user = ?6");
+    if (s->f.session != NULL)
+        qry_put(b, " AND session = ?7");
+    if (s->errors_only) {
+        if (raw)
+            qry_put(b, " AND is_error = 1");
+    } else if (s->f.status != QRY_STATUS_ANY)
+        qry_put(b, " AND is_error = ?8");
+}
+
+/* The arm's segment parameters, "?N" and "?N+1". */
+static void qry_put_seg(struct qry_buf *b, int arm, const char *col)
+{
+    char t[96];
+    snprintf(t, sizeof(t), " AND %s >= ?%d AND %s < ?%d", col,
+             QRY_P_ARMS + 2 * arm, col, QRY_P_ARMS + 2 * arm + 1);
+    qry_put(b, t);
+}
+
+/* One raw arm: the events of the segment, aggregated per bucket/group. */
+static void qry_put_raw(struct qry_buf *b, const struct qry_spec *s, int arm)
+{
+    qry_put(b, "SELECT ts - ts % ?2");
+    qry_put_groups(b, s->group, 1);
+    qry_put(b, ", count(*), sum(is_error), sum(input_tokens), "
+               "sum(output_tokens), sum(cache_read_tokens), "
+               "sum(cache_write_tokens), sum(reasoning_tokens), "
+               "sum(CAST(round(cost_usd * 1e9) AS INTEGER)), "
+               "count(latency_ms), total(latency_ms), count(ttft_ms), "
+               "total(ttft_ms), min(ts), max(ts), ");
+    qry_put(b, s->hist ? "tt_hist_of(latency_ms), tt_hist_of(ttft_ms)"
+                       : "NULL, NULL");
+    if (arm == QRY_ARM_LAG) {
+        qry_put(b, " FROM events WHERE seq > ?9 AND +ws = ?1");
+        qry_put_seg(b, arm, "+ts");
+    } else {
+        qry_put(b, " FROM events WHERE ws = ?1");
+        qry_put_seg(b, arm, "ts");
+    }
+    qry_put_filters(b, s, 1);
+    qry_put(b, " GROUP BY ts - ts % ?2");
+    qry_put_groups(b, s->group, 1);
+}
+
+/* One rollup arm: the rows of the segment at the arm's resolution. */
+static void qry_put_rollup(struct qry_buf *b, const struct qry_spec *s,
+                           int cube, int arm)
+{
+    char t[160];
+    qry_put(b, "SELECT ts - ts % ?2");
+    qry_put_groups(b, s->group, 0);
+    qry_put(b, ", calls, errors, input_tokens, output_tokens, "
+               "cache_read_tokens, cache_write_tokens, reasoning_tokens, "
+               "cost_nusd, lat_n, lat_sum, ttft_n, ttft_sum, first_ms, "
+               "last_ms, ");
+    qry_put(b, s->hist ? "lat_hist, ttft_hist" : "NULL, NULL");
+    /* A user's or a session's rows are a small part of their cube: the
+     * partial index reaches them without walking everyone's. */
+    const char *idx = "";
+    if (cube == ROLLUP_USER && s->f.user != NULL)
+        idx = " INDEXED BY rollups_user";
+    else if (cube == ROLLUP_SESSION)
+        idx = " INDEXED BY rollups_session";
+    snprintf(t, sizeof(t),
+             " FROM rollups%s WHERE ws = ?1 AND cube = %d AND "
+             "res = %d",
+             idx, cube, qry_arm_res(arm));
+    qry_put(b, t);
+    qry_put_seg(b, arm, "ts");
+    qry_put_filters(b, s, 0);
+}
+
+/* The whole statement for s reading cube. */
+static void qry_put_sql(struct qry_buf *b, const struct qry_spec *s, int cube)
+{
+    static const char *const sums[] = {
+        "sum(calls)", "sum(errors)", "sum(it)", "sum(ot)", "sum(crt)",
+        "sum(cwt)",   "sum(rt)",     "sum(c)",  "sum(ln)", "total(ls)",
+        "sum(tn)",    "total(tsum)", "min(f)",  "max(l)"};
+    qry_put(b, "SELECT b");
+    qry_put_groups(b, s->group, 0);
+    for (size_t i = 0; i < sizeof(sums) / sizeof(sums[0]); i++) {
+        qry_put(b, ", ");
+        qry_put(b, sums[i]);
+    }
+    qry_put(b, s->hist ? ", tt_hist_sum(lh), tt_hist_sum(th)" : ", NULL, NULL");
+    /* The first arm names the columns of the compound. */
+    qry_put(b, " FROM (SELECT 0 AS b");
+    for (int i = 0; i < QRY_NGROUPS; i++)
+        if (s->group & qry_groups[i].dim) {
+            qry_put(b, ", '' AS ");
+            qry_put(b, qry_groups[i].col);
+        }
+    qry_put(b, ", 0 AS calls, 0 AS errors, 0 AS it, 0 AS ot, 0 AS crt, "
+               "0 AS cwt, 0 AS rt, 0 AS c, 0 AS ln, 0 AS ls, 0 AS tn, "
+               "0 AS tsum, 0 AS f, 0 AS l, NULL AS lh, NULL AS th WHERE 0");
+    for (int arm = 0; arm < QRY_NARMS; arm++) {
+        qry_put(b, " UNION ALL ");
+        if (qry_arm_res(arm) == 0)
+            qry_put_raw(b, s, arm);
+        else
+            qry_put_rollup(b, s, cube, arm);
+    }
+    qry_put(b, ") GROUP BY b");
+    qry_put_groups(b, s->group, 0);
+    qry_put(b, " ORDER BY b");
+    qry_put_groups(b, s->group, 0);
+}
+
+long qry_sql(const struct qry_spec *s, char *buf, size_t n)
+{
+    int max_res;
+    int cube = qry_cube(qry_dims(s), s->errors_only, &max_res);
+    struct qry_buf b = {buf, 0, n, 0};
+    if (cube < 0 || n == 0)
+        return -1;
+    buf[0] = '\0';
+    qry_put_sql(&b, s, cube);
+    return b.over ? -1 : (long)b.len;
+}
+
+/* ---- the cache ---- */
+
+struct qry_cache *qry_cache_new(sqlite3 *db)
+{
+    struct qry_cache *c = calloc(1, sizeof(*c));
+    if (c != NULL)
+        c->db = db;
+    return c;
+}
+
+void qry_cache_free(struct qry_cache *c)
+{
+    if (c == NULL)
+        return;
+    for (int i = 0; i < QRY_CACHE_SIZE; i++) {
+        sqlite3_finalize(c->ent[i].st);
+        free(c->ent[i].sql);
+    }
+    sqlite3_finalize(c->begin);
+    sqlite3_finalize(c->commit);
+    sqlite3_finalize(c->seq);
+    free(c);
+}
+
+/* Remember SQLite's message for -EIO. */
+static int qry_fail(struct qry_cache *c, const char *what)
+{
+    snprintf(c->err, sizeof(c->err), "%s: %s", what, sqlite3_errmsg(c->db));
+    return -EIO;
+}
+
+/* Prepare sql once (kept until the cache is freed). */
+static int qry_prep_once(struct qry_cache *c, sqlite3_stmt **st,
+                         const char *sql)
+{
+    if (*st != NULL)
+        return 0;
+    if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
+                           NULL) != SQLITE_OK)
+        return qry_fail(c, "prepare");
+    return 0;
+}
+
+/* The prepared statement of sql, from the cache or prepared now. */
+static sqlite3_stmt *qry_stmt(struct qry_cache *c, const char *sql)
+{
+    struct qry_stmt *victim = &c->ent[0];
+    c->clock++;
+    for (int i = 0; i < QRY_CACHE_SIZE; i++) {
+        struct qry_stmt *e = &c->ent[i];
+        if (e->sql != NULL && strcmp(e->sql, sql) == 0) {
+            e->used = c->clock;
+            return e->st;
+        }
+        if (e->sql == NULL || (victim->sql != NULL && e->used < victim->used))
+            victim = e;
+    }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
+                           NULL) != SQLITE_OK) {
+        qry_fail(c, "prepare");
+        return NULL;
+    }
+    char *copy = strdup(sql);
+    if (copy == NULL) {
+        sqlite3_finalize(st);
+        snprintf(c->err, sizeof(c->err), "out of memory");
+        return NULL;
+    }
+    sqlite3_finalize(victim->st);
+    free(victim->sql);
+    victim->sql = copy;
+    victim->st = st;
+    victim->used = c->clock;
+    return st;
+}
+
+int qry_begin(struct qry_cache *c)
+{
+    int rc = qry_prep_once(c, &c->begin, "BEGIN");
+    if (rc == 0)
+        rc = qry_prep_once(c, &c->commit, "COMMIT");
+    if (rc == 0)
+        rc = qry_prep_once(c, &c->seq,
+                           "SELECT value FROM meta WHERE key = 'rollup_seq'");
+    if (rc != 0)
+        return rc;
+    if (sqlite3_step(c->begin) != SQLITE_DONE) {
+        sqlite3_reset(c->begin);
+        return qry_fail(c, "begin");
+    }
+    sqlite3_reset(c->begin);
+    c->in_txn = 1;
+    /* The first read fixes the snapshot every later read of the answer
+     * sees: rollups and rollup_seq agree. */
+    c->rollup_seq = 0;
+    rc = sqlite3_step(c->seq);
+    if (rc == SQLITE_ROW)
+        c->rollup_seq = sqlite3_column_int64(c->seq, 0);
+    sqlite3_reset(c->seq);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        qry_fail(c, "read rollup_seq");
+        qry_end(c);
+        return -EIO;
+    }
+    return 0;
+}
+
+void qry_end(struct qry_cache *c)
+{
+    if (!c->in_txn)
+        return;
+    /* A read transaction has nothing to keep: COMMIT only ends it. */
+    if (sqlite3_step(c->commit) != SQLITE_DONE)
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_reset(c->commit);
+    c->in_txn = 0;
+}
+
+int64_t qry_rollup_seq(const struct qry_cache *c)
+{
+    return c->rollup_seq;
+}
+
+const char *qry_errmsg(const struct qry_cache *c)
+{
+    return c->err;
+}
+
+/* ---- running ---- */
+
+/* Bind the parameters of s and its plan. */
+static void qry_bind(struct qry_cache *c, sqlite3_stmt *st,
+                     const struct qry_spec *s, const struct qry_plan *p)
+{
+    sqlite3_bind_int64(st, QRY_P_WS, s->ws);
+    /* No bucket: a divisor larger than any ts puts everything in 0. */
+    sqlite3_bind_int64(st, QRY_P_BUCKET,
+                       s->bucket_ms > 0 ? s->bucket_ms : INT64_C(1) << 62);
+    const char *fs[] = {s->f.provider, s->f.model, s->f.agent, s->f.user,
+                        s->f.session};
+    for (int i = 0; i < 5; i++)
+        if (fs[i] != NULL)
+            sqlite3_bind_text(st, QRY_P_PROVIDER + i, fs[i], -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, QRY_P_PROVIDER + i);
+    sqlite3_bind_int(st, QRY_P_ISERR, s->f.status);
+    sqlite3_bind_int64(st, QRY_P_SEQ, c->rollup_seq);
+    for (int i = 0; i < QRY_NARMS; i++) {
+        sqlite3_bind_int64(st, QRY_P_ARMS + 2 * i, p->seg[i].lo);
+        sqlite3_bind_int64(st, QRY_P_ARMS + 2 * i + 1, p->seg[i].hi);
+    }
+}
+
+/* A copy of column i's text in the arena ("" for NULL). */
+static const char *qry_text(struct arena *a, sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    if (t == NULL)
+        return "";
+    return arena_strndup(a, (const char *)t,
+                         (size_t)sqlite3_column_bytes(st, i));
+}
+
+/* A copy of column i's blob in the arena. */
+static const void *qry_blob(struct arena *a, sqlite3_stmt *st, int i,
+                            size_t *len)
+{
+    const void *p = sqlite3_column_blob(st, i);
+    int n = sqlite3_column_bytes(st, i);
+    *len = 0;
+    if (p == NULL || n <= 0)
+        return NULL;
+    void *out = arena_alloc(a, (size_t)n);
+    if (out == NULL)
+        return NULL;
+    memcpy(out, p, (size_t)n);
+    *len = (size_t)n;
+    return out;
+}
+
+/* Read the current row of st into r. */
+static int qry_read_row(struct arena *a, sqlite3_stmt *st, unsigned group,
+                        struct qry_row *r)
+{
+    const char **strs[] = {&r->provider, &r->model, &r->agent, &r->user,
+                           &r->error_type};
+    int col = 0;
+    memset(r, 0, sizeof(*r));
+    r->provider = r->model = r->agent = r->user = r->error_type = "";
+    r->ts = sqlite3_column_int64(st, col++);
+    for (int i = 0; i < QRY_NGROUPS; i++) {
+        if (!(group & qry_groups[i].dim))
+            continue;
+        if (qry_groups[i].dim == QRY_STATUS)
+            r->status = sqlite3_column_int(st, col);
+        else if ((*strs[i] = qry_text(a, st, col)) == NULL)
+            return -ENOMEM;
+        col++;
+    }
+    r->calls = sqlite3_column_int64(st, col++);
+    r->errors = sqlite3_column_int64(st, col++);
+    for (int i = 0; i < 5; i++)
+        r->tokens[i] = sqlite3_column_int64(st, col++);
+    r->cost_nusd = sqlite3_column_int64(st, col++);
+    r->lat_n = sqlite3_column_int64(st, col++);
+    r->lat_sum = sqlite3_column_double(st, col++);
+    r->ttft_n = sqlite3_column_int64(st, col++);
+    r->ttft_sum = sqlite3_column_double(st, col++);
+    r->first_ms = sqlite3_column_int64(st, col++);
+    r->last_ms = sqlite3_column_int64(st, col++);
+    r->lat_hist = qry_blob(a, st, col++, &r->lat_len);
+    r->ttft_hist = qry_blob(a, st, col, &r->ttft_len);
+    return 0;
+}
+
+/* Append a row to out, growing its array in the arena. */
+static struct qry_row *qry_push(struct arena *a, struct qry_result *out,
+                                size_t *cap)
+{
+    if (out->n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        struct qry_row *rows = arena_alloc(a, ncap * sizeof(*rows));
+        if (rows == NULL)
+            return NULL;
+        if (out->n > 0)
+            memcpy(rows, out->rows, out->n * sizeof(*rows));
+        out->rows = rows;
+        *cap = ncap;
+    }
+    return &out->rows[out->n++];
+}
+
+int qry_run(struct qry_cache *c, struct arena *a, const struct qry_spec *s,
+            struct qry_result *out)
+{
+    out->rows = NULL;
+    out->n = 0;
+    int max_res;
+    int cube = qry_cube(qry_dims(s), s->errors_only, &max_res);
+    if (cube < 0 || (s->group & ~QRY_GROUPABLE) != 0 || s->from_ms < 0 ||
+        s->to_ms <= s->from_ms) {
+        snprintf(c->err, sizeof(c->err), "no cube answers this question");
+        return -EINVAL;
+    }
+    /* Errors-only questions about successful calls have no answer rows. */
+    if (s->errors_only && s->f.status == QRY_STATUS_OK)
+        return 0;
+    /* A rollup row must fall inside one output bucket. */
+    int64_t bucket_s = s->bucket_ms / 1000;
+    if (bucket_s > 0 && bucket_s < max_res)
+        max_res =
+            bucket_s >= ROLLUP_RES_HOUR ? ROLLUP_RES_HOUR : ROLLUP_RES_MINUTE;
+    struct qry_plan plan;
+    qry_plan_make(s->from_ms, s->to_ms, max_res, &plan);
+
+    char text[QRY_SQL_MAX];
+    if (qry_sql(s, text, sizeof(text)) < 0) {
+        snprintf(c->err, sizeof(c->err), "statement too long");
+        return -EINVAL;
+    }
+    sqlite3_stmt *st = qry_stmt(c, text);
+    if (st == NULL)
+        return -EIO;
+    qry_bind(c, st, s, &plan);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct qry_row *r = qry_push(a, out, &cap);
+        if (r == NULL || qry_read_row(a, st, s->group, r) != 0) {
+            sqlite3_reset(st);
+            snprintf(c->err, sizeof(c->err), "out of memory");
+            return -ENOMEM;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        qry_fail(c, "query");
+        sqlite3_reset(st);
+        return -EIO;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return 0;
+}
+
+/* ---- helpers over rows ---- */
+
+int64_t qry_quantiles(const void *blob, size_t len, const double *qs, int nq,
+                      double *out)
+{
+    uint32_t counts[HIST_BUCKETS];
+    memset(counts, 0, sizeof(counts));
+    for (int i = 0; i < nq; i++)
+        out[i] = 0;
+    int64_t n = len ? hist_blob_add(blob, len, counts) : 0;
+    if (n <= 0)
+        return n;
+    for (int i = 0; i < nq; i++)
+        out[i] = hist_quantile(counts, (uint64_t)n, qs[i]);
+    return n;
+}
+
+/* Merge blob b into *a (arena memory). */
+static int qry_blob_merge(struct arena *ar, const void **a, size_t *alen,
+                          const void *b, size_t blen)
+{
+    if (blen == 0)
+        return 0;
+    unsigned char *out = arena_alloc(ar, *alen + blen);
+    if (out == NULL)
+        return -ENOMEM;
+    long n = hist_blob_merge(*a, *alen, b, blen, out);
+    if (n < 0)
+        return -EINVAL;
+    *a = out;
+    *alen = (size_t)n;
+    return 0;
+}
+
+int qry_row_add(struct arena *a, struct qry_row *acc, const struct qry_row *b)
+{
+    if (acc->calls == 0 || (b->calls > 0 && b->first_ms < acc->first_ms))
+        acc->first_ms = b->first_ms;
+    if (acc->calls == 0 || b->last_ms > acc->last_ms)
+        acc->last_ms = b->last_ms;
+    acc->calls += b->calls;
+    acc->errors += b->errors;
+    for (int i = 0; i < 5; i++)
+        acc->tokens[i] += b->tokens[i];
+    acc->cost_nusd += b->cost_nusd;
+    acc->lat_n += b->lat_n;
+    acc->lat_sum += b->lat_sum;
+    acc->ttft_n += b->ttft_n;
+    acc->ttft_sum += b->ttft_sum;
+    int rc = qry_blob_merge(a, &acc->lat_hist, &acc->lat_len, b->lat_hist,
+                            b->lat_len);
+    if (rc == 0)
+        rc = qry_blob_merge(a, &acc->ttft_hist, &acc->ttft_len, b->ttft_hist,
+                            b->ttft_len);
+    return rc;
+}
+
+int qry_row_cmp(const struct qry_row *x, const struct qry_row *y,
+                unsigned group, int with_ts)
+{
+    if (with_ts && x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    const char *xs[] = {x->provider, x->model, x->agent, x->user,
+                        x->error_type};
+    const char *ys[] = {y->provider, y->model, y->agent, y->user,
+                        y->error_type};
+    for (int i = 0; i < QRY_NGROUPS; i++) {
+        if (!(group & qry_groups[i].dim))
+            continue;
+        int c;
+        if (qry_groups[i].dim == QRY_STATUS)
+            c = (x->status > y->status) - (x->status < y->status);
+        else
+            c = strcmp(xs[i], ys[i]);
+        if (c != 0)
+            return c;
+    }
+    return 0;
+}
+
+/* What qsort_r compares by in qry_regroup. */
+struct qry_order {
+    unsigned group;
+    int with_ts;
+};
+
+static int qry_order_cmp(const void *a, const void *b, void *ctx)
+{
+    const struct qry_order *o = ctx;
+    return qry_row_cmp(a, b, o->group, o->with_ts);
+}
+
+int qry_regroup(struct arena *a, const struct qry_result *in, unsigned group,
+                int keep_ts, struct qry_result *out)
+{
+    out->n = 0;
+    out->rows = NULL;
+    if (in->n == 0)
+        return 0;
+    struct qry_row *rows = arena_alloc(a, in->n * sizeof(*rows));
+    if (rows == NULL)
+        return -ENOMEM;
+    memcpy(rows, in->rows, in->n * sizeof(*rows));
+    struct qry_order o = {group, keep_ts};
+    qsort_r(rows, in->n, sizeof(*rows), qry_order_cmp, &o);
+    size_t n = 0;
+    for (size_t i = 0; i < in->n; i++) {
+        if (n > 0 && qry_row_cmp(&rows[n - 1], &rows[i], group, keep_ts) == 0) {
+            int rc = qry_row_add(a, &rows[n - 1], &rows[i]);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        struct qry_row *r = &rows[n++];
+        if (r != &rows[i])
+            *r = rows[i];
+        /* Forget the dimensions not kept. */
+        if (!(group & QRY_PROVIDER))
+            r->provider = "";
+        if (!(group & QRY_MODEL))
+            r->model = "";
+        if (!(group & QRY_AGENT))
+            r->agent = "";
+        if (!(group & QRY_USER))
+            r->user = "";
+        if (!(group & QRY_ETYPE))
+            r->error_type = "";
+        if (!(group & QRY_STATUS))
+            r->status = 0;
+        if (!keep_ts)
+            r->ts = 0;
+    }
+    out->rows = rows;
+    out->n = n;
+    return 0;
+}

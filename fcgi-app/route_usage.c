@@ -1,0 +1,227 @@
+/*
+ * route_usage.c: the usage analytics of the key's workspace.
+ *
+ *   GET /api/v1/usage/overview      calls, errors, unique users, active
+ *                                   agents, calls per user, tokens
+ *   GET /api/v1/usage/timeseries    calls, errors and tokens per bucket,
+ *                                   optionally per provider, model, agent
+ *                                   or user (group_by=)
+ *   GET /api/v1/usage/distribution  the same totals per agent, provider,
+ *                                   model or user (by=), largest first
+ *   GET /api/v1/usage/top-users     the users with the most calls (limit=)
+ *
+ * All take the common parameters (analytics.h) and read through the query
+ * engine (query.h), one read transaction per answer.
+ */
+#include "analytics.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The measure columns of a usage row in CSV. */
+static const struct an_col usage_cols[] = {
+    {"calls", "calls", -1},
+    {"errors", "errors", -1},
+    {"input_tokens", "tokens.input", -1},
+    {"output_tokens", "tokens.output", -1},
+    {"cache_read_tokens", "tokens.cache_read", -1},
+    {"cache_write_tokens", "tokens.cache_write", -1},
+    {"reasoning_tokens", "tokens.reasoning", -1},
+    {"total_tokens", "tokens.total", -1}};
+
+#define USAGE_NCOLS (int)(sizeof(usage_cols) / sizeof(usage_cols[0]))
+
+/* calls, errors and tokens of r as members of o. */
+static void usage_measures(json_t *o, const struct qry_row *r)
+{
+    json_object_set_new(o, "calls", json_integer(r->calls));
+    json_object_set_new(o, "errors", json_integer(r->errors));
+    json_object_set_new(o, "tokens", an_tokens(r));
+}
+
+/* Count the rows of res whose dimension (user or agent) is set; *calls
+ * gets the calls of those rows. */
+static int64_t usage_count_named(const struct qry_result *res, int user,
+                                 int64_t *calls)
+{
+    int64_t n = 0;
+    *calls = 0;
+    for (size_t i = 0; i < res->n; i++) {
+        const char *k = user ? res->rows[i].user : res->rows[i].agent;
+        if (k[0] != '\0') {
+            n++;
+            *calls += res->rows[i].calls;
+        }
+    }
+    return n;
+}
+
+int api_usage_overview(struct api_req *r)
+{
+    struct an_req a;
+    struct qry_result tot, users, agents;
+    if (an_start(r, &a, NULL, 0) != 0 ||
+        an_run(&a, a.rg.from_ms, a.rg.to_ms, 0, 0, 0, 0, &tot) != 0 ||
+        an_run(&a, a.rg.from_ms, a.rg.to_ms, 0, QRY_USER, 0, 0, &users) != 0 ||
+        an_run(&a, a.rg.from_ms, a.rg.to_ms, 0, QRY_AGENT, 0, 0, &agents) != 0)
+        return -1;
+    static const struct qry_row zero = {0};
+    const struct qry_row *t = tot.n ? &tot.rows[0] : &zero;
+    int64_t user_calls, agent_calls;
+    int64_t nusers = usage_count_named(&users, 1, &user_calls);
+    int64_t nagents = usage_count_named(&agents, 0, &agent_calls);
+    json_t *o = an_envelope(&a);
+    usage_measures(o, t);
+    json_object_set_new(o, "unique_users", json_integer(nusers));
+    json_object_set_new(o, "active_agents", json_integer(nagents));
+    json_object_set_new(o, "calls_per_user",
+                        json_real(nusers ? (double)user_calls / nusers : 0.0));
+    static const struct an_col cols[] = {
+        {"from", "from", -1},
+        {"to", "to", -1},
+        {"calls", "calls", -1},
+        {"errors", "errors", -1},
+        {"unique_users", "unique_users", -1},
+        {"active_agents", "active_agents", -1},
+        {"calls_per_user", "calls_per_user", -1},
+        {"input_tokens", "tokens.input", -1},
+        {"output_tokens", "tokens.output", -1},
+        {"cache_read_tokens", "tokens.cache_read", -1},
+        {"cache_write_tokens", "tokens.cache_write", -1},
+        {"reasoning_tokens", "tokens.reasoning", -1},
+        {"total_tokens", "tokens.total", -1}};
+    return an_send(&a, o, NULL, cols, (int)(sizeof(cols) / sizeof(cols[0])),
+                   "usage-overview");
+}
+
+int api_usage_timeseries(struct api_req *r)
+{
+    static const char *const extra[] = {"group_by", NULL};
+    struct an_req a;
+    struct qry_result res;
+    unsigned group;
+    const char *gname;
+    if (an_start(r, &a, extra, AN_BUCKET) != 0 ||
+        an_parse_dim(&a, "group_by", "none", 1, &group, &gname) != 0 ||
+        an_run(&a, a.rg.from_ms, a.rg.to_ms, a.bucket_ms, group, 0, 0, &res))
+        return -1;
+    json_t *o = an_envelope(&a);
+    json_object_set_new(o, "group_by",
+                        group ? json_string(gname) : json_null());
+    json_t *pts = json_array();
+    if (group == 0) {
+        /* One point per bucket, zeros included. */
+        size_t i = 0;
+        for (int64_t ts = an_first_bucket(&a); ts < a.rg.to_ms;
+             ts += a.bucket_ms) {
+            json_t *p = json_pack("{s:o}", "ts", an_ts(ts));
+            usage_measures(p, an_bucket_row(&res, &i, ts));
+            json_array_append_new(pts, p);
+        }
+    } else
+        for (size_t i = 0; i < res.n; i++) {
+            json_t *p = json_pack("{s:o}", "ts", an_ts(res.rows[i].ts));
+            an_set_keys(p, &res.rows[i], group);
+            usage_measures(p, &res.rows[i]);
+            json_array_append_new(pts, p);
+        }
+    json_object_set_new(o, "points", pts);
+    struct an_col cols[USAGE_NCOLS + 1] = {{"ts", "ts", -1}};
+    memcpy(cols + 1, usage_cols, sizeof(usage_cols));
+    int n;
+    const struct an_col *all = an_cols(&a, group, cols, USAGE_NCOLS + 1, &n);
+    return an_send(&a, o, "points", all, n, "usage-timeseries");
+}
+
+/* The usage totals of the grouped rows res as an array of objects, each
+ * with its share of all calls. */
+static json_t *usage_items(const struct qry_result *res, unsigned group,
+                           size_t limit)
+{
+    int64_t all = 0;
+    for (size_t i = 0; i < res->n; i++)
+        all += res->rows[i].calls;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < res->n && i < limit; i++) {
+        const struct qry_row *row = &res->rows[i];
+        json_t *it = json_object();
+        an_set_keys(it, row, group);
+        usage_measures(it, row);
+        json_object_set_new(it, "share",
+                            json_real(an_pct((double)row->calls, (double)all)));
+        json_object_set_new(it, "cost_usd", an_usd(row->cost_nusd));
+        json_array_append_new(arr, it);
+    }
+    return arr;
+}
+
+/* The CSV columns of usage_items rows. */
+static const struct an_col *usage_item_cols(struct an_req *a, unsigned group,
+                                            int *n)
+{
+    struct an_col cols[USAGE_NCOLS + 2];
+    memcpy(cols, usage_cols, sizeof(usage_cols));
+    cols[USAGE_NCOLS] = (struct an_col){"share", "share", -1};
+    cols[USAGE_NCOLS + 1] = (struct an_col){"cost_usd", "cost_usd", 9};
+    return an_cols(a, group, cols, USAGE_NCOLS + 2, n);
+}
+
+int api_usage_distribution(struct api_req *r)
+{
+    static const char *const extra[] = {"by", NULL};
+    struct an_req a;
+    struct qry_result res;
+    unsigned group;
+    const char *by;
+    if (an_start(r, &a, extra, 0) != 0 ||
+        an_parse_dim(&a, "by", "model", 0, &group, &by) != 0 ||
+        an_run(&a, a.rg.from_ms, a.rg.to_ms, 0, group, 0, 0, &res) != 0)
+        return -1;
+    an_sort(&res, AN_BY_CALLS);
+    int64_t calls = 0;
+    for (size_t i = 0; i < res.n; i++)
+        calls += res.rows[i].calls;
+    json_t *o = an_envelope(&a);
+    json_object_set_new(o, "by", json_string(by));
+    json_object_set_new(o, "calls", json_integer(calls));
+    json_object_set_new(o, "items", usage_items(&res, group, res.n));
+    int n;
+    const struct an_col *cols = usage_item_cols(&a, group, &n);
+    char name[48];
+    snprintf(name, sizeof(name), "usage-distribution-%s", by);
+    return an_send(&a, o, "items", cols, n, name);
+}
+
+int api_usage_top_users(struct api_req *r)
+{
+    static const char *const extra[] = {"limit", NULL};
+    struct an_req a;
+    struct qry_result res;
+    if (an_start(r, &a, extra, 0) != 0)
+        return -1;
+    long limit = 10;
+    const char *lq = api_query(r, "limit");
+    if (lq != NULL) {
+        char *end;
+        limit = strtol(lq, &end, 10);
+        if (lq[0] == '\0' || *end != '\0' || limit < 1 || limit > 1000)
+            return api_error(r, 400, "invalid_parameter", "limit",
+                             "limit must be an integer from 1 to 1000, got "
+                             "\"%.32s\"",
+                             lq);
+    }
+    if (an_run(&a, a.rg.from_ms, a.rg.to_ms, 0, QRY_USER, 0, 0, &res) != 0)
+        return -1;
+    /* Calls without a user are not anyone's: leave them out. */
+    size_t n = 0;
+    for (size_t i = 0; i < res.n; i++)
+        if (res.rows[i].user[0] != '\0')
+            res.rows[n++] = res.rows[i];
+    res.n = n;
+    an_sort(&res, AN_BY_CALLS);
+    json_t *o = an_envelope(&a);
+    json_object_set_new(o, "users", usage_items(&res, QRY_USER, (size_t)limit));
+    int nc;
+    const struct an_col *cols = usage_item_cols(&a, QRY_USER, &nc);
+    return an_send(&a, o, "users", cols, nc, "usage-top-users");
+}
