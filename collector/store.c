@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "keys.h"
 #include "log.h"
 #include "rollup.h"
@@ -429,9 +430,7 @@ static void col_note_unknown(struct col_store *s, const char *ws,
     char key[340];
     snprintf(key, sizeof(key), "%s\x1f%s\x1f%s", ws, ev_str(r, EV_S_PROVIDER),
              ev_str(r, EV_S_MODEL));
-    uint32_t h = 2166136261u;
-    for (const char *p = key; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
+    uint32_t h = (uint32_t)hash_str(HASH_SEED, key);
     for (uint32_t i = 0; i < s->unknown_cap; i++) {
         struct col_unknown *u = &s->unknown[(h + i) % s->unknown_cap];
         if (u->key[0] == '\0') {
@@ -500,6 +499,7 @@ int col_store_insert(struct col *c, struct col_item *it)
     int64_t ws = col_workspace_id(s, it->workspace);
     if (ws < 0)
         return SQLITE_ERROR;
+    it->ws_id = ws;
 
     double cost = 0;
     int source;
