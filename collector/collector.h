@@ -82,6 +82,11 @@ struct col_item {
  * with a message in err. */
 int col_store_open(struct col_store *s, const char *path, const char *sync,
                    char *err, size_t errlen);
+
+/* The same, migrating only up to schema version: upgrade tests make old
+ * databases with it (the statements it prepares need version 1 only). */
+int col_store_open_at(struct col_store *s, const char *path, const char *sync,
+                      int version, char *err, size_t errlen);
 void col_store_close(struct col_store *s);
 
 /* The current schema version of an open database. */
