@@ -1,13 +1,13 @@
 /*
  * query.c: the analytics query engine (query.h).
  *
- * Each question becomes one statement:
+ * Each question becomes one statement, the arms of the plan one after the
+ * other:
  *
- *   SELECT b, <groups>, sum(calls), ..., tt_hist_sum(lat_hist), ...
- *   FROM (<raw head> UNION ALL <raw tail> UNION ALL <raw lag>
- *         UNION ALL <minute rows> UNION ALL <hour rows> ...)
- *   GROUP BY b, <groups> ORDER BY b, <groups>
+ *   <raw head> UNION ALL <raw tail> UNION ALL <raw lag>
+ *   UNION ALL <minute rows> UNION ALL <hour rows> UNION ALL <day rows> ...
  *
+ * each arm yielding (bucket, grouped dimensions, measures, histograms).
  * Its text depends only on the cube, the grouped dimensions, the filters
  * present and whether histograms are wanted, never on the range: the
  * plan's segments are bound as parameters, an empty segment as [0, 0),
@@ -21,6 +21,12 @@
  * the seq (rowid) range above rollup_seq, which is about a second of
  * ingest: its "+ws" and "+ts" keep the planner off the (ws, ts) index,
  * which would scan the whole range.
+ *
+ * The rows are summed here, in a hash table keyed by (bucket, group), not
+ * by an outer GROUP BY: SQLite would sort every rollup row in a temporary
+ * b-tree first, which costs about twice the scan itself.  Histograms stay
+ * the blob of their one row until a second arrives, then become dense
+ * counts, so grouping by user costs no 3 KiB array per user.
  */
 #include "query.h"
 
@@ -30,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "hist.h"
 #include "rollup.h"
 
@@ -323,47 +330,33 @@ static void qry_put_rollup(struct qry_buf *b, const struct qry_spec *s,
     qry_put_filters(b, s, 0);
 }
 
-/* The whole statement for s reading cube. */
+/* The whole statement for s reading cube: the arms, one after the other. */
 static void qry_put_sql(struct qry_buf *b, const struct qry_spec *s, int cube)
 {
-    static const char *const sums[] = {
-        "sum(calls)", "sum(errors)", "sum(it)", "sum(ot)", "sum(crt)",
-        "sum(cwt)",   "sum(rt)",     "sum(c)",  "sum(ln)", "total(ls)",
-        "sum(tn)",    "total(tsum)", "min(f)",  "max(l)"};
-    qry_put(b, "SELECT b");
-    qry_put_groups(b, s->group, 0);
-    for (size_t i = 0; i < sizeof(sums) / sizeof(sums[0]); i++) {
-        qry_put(b, ", ");
-        qry_put(b, sums[i]);
-    }
-    qry_put(b, s->hist ? ", tt_hist_sum(lh), tt_hist_sum(th)" : ", NULL, NULL");
-    /* The first arm names the columns of the compound. */
-    qry_put(b, " FROM (SELECT 0 AS b");
-    for (int i = 0; i < QRY_NGROUPS; i++)
-        if (s->group & qry_groups[i].dim) {
-            qry_put(b, ", '' AS ");
-            qry_put(b, qry_groups[i].col);
-        }
-    qry_put(b, ", 0 AS calls, 0 AS errors, 0 AS it, 0 AS ot, 0 AS crt, "
-               "0 AS cwt, 0 AS rt, 0 AS c, 0 AS ln, 0 AS ls, 0 AS tn, "
-               "0 AS tsum, 0 AS f, 0 AS l, NULL AS lh, NULL AS th WHERE 0");
     for (int arm = 0; arm < QRY_NARMS; arm++) {
-        qry_put(b, " UNION ALL ");
+        if (arm > 0)
+            qry_put(b, " UNION ALL ");
         if (qry_arm_res(arm) == 0)
             qry_put_raw(b, s, arm);
         else
             qry_put_rollup(b, s, cube, arm);
     }
-    qry_put(b, ") GROUP BY b");
-    qry_put_groups(b, s->group, 0);
-    qry_put(b, " ORDER BY b");
-    qry_put_groups(b, s->group, 0);
+}
+
+/* The cube answering s.  A user filter goes to ROLLUP_USER through its
+ * partial index on user rather than to ROLLUP_USERS, whose key puts the
+ * user after the time: one user's rows there are found only by walking
+ * every user's. */
+static int qry_spec_cube(const struct qry_spec *s, int *max_res)
+{
+    int cube = qry_cube(qry_dims(s), s->errors_only, max_res);
+    return cube == ROLLUP_USERS && s->f.user != NULL ? ROLLUP_USER : cube;
 }
 
 long qry_sql(const struct qry_spec *s, char *buf, size_t n)
 {
     int max_res;
-    int cube = qry_cube(qry_dims(s), s->errors_only, &max_res);
+    int cube = qry_spec_cube(s, &max_res);
     struct qry_buf b = {buf, 0, n, 0};
     if (cube < 0 || n == 0)
         return -1;
@@ -526,83 +519,245 @@ static void qry_bind(struct qry_cache *c, sqlite3_stmt *st,
     }
 }
 
-/* A copy of column i's text in the arena ("" for NULL). */
-static const char *qry_text(struct arena *a, sqlite3_stmt *st, int i)
+/* The (bucket, group) rows of an answer being summed, in a hash table
+ * keyed by the arms' leading columns. */
+struct qry_merge {
+    struct arena *a;
+    unsigned group;
+    struct qry_acc *acc; /* the rows, in order of first sight */
+    size_t n, cap;
+    uint32_t *slots; /* 1 + index into acc; 0: free */
+    size_t nslots;   /* a power of two, at least twice n */
+};
+
+/* One row being summed.  Its histograms stay as the first blob seen (the
+ * usual case when each group gets one row) and become dense counts once a
+ * second one arrives. */
+struct qry_acc {
+    struct qry_row row;
+    uint64_t hash;
+    uint32_t *dense[2]; /* latency, TTFT; NULL while sparse */
+};
+
+/* The hash of the current row's key columns. */
+static uint64_t qry_key_hash(sqlite3_stmt *st, unsigned group)
 {
-    const unsigned char *t = sqlite3_column_text(st, i);
-    if (t == NULL)
-        return "";
-    return arena_strndup(a, (const char *)t,
-                         (size_t)sqlite3_column_bytes(st, i));
+    int64_t ts = sqlite3_column_int64(st, 0);
+    uint64_t h = hash_bytes(HASH_SEED, &ts, sizeof(ts));
+    int col = 1;
+    for (int i = 0; i < QRY_NGROUPS; i++)
+        if (group & qry_groups[i].dim) {
+            const unsigned char *t = sqlite3_column_text(st, col);
+            h = hash_bytes(h, t ? t : (const unsigned char *)"",
+                           (size_t)sqlite3_column_bytes(st, col));
+            h = hash_bytes(h, "", 1);
+            col++;
+        }
+    return h;
 }
 
-/* A copy of column i's blob in the arena. */
-static const void *qry_blob(struct arena *a, sqlite3_stmt *st, int i,
-                            size_t *len)
+/* Do the current row's key columns equal acc's key? */
+static int qry_key_eq(const struct qry_acc *acc, sqlite3_stmt *st,
+                      unsigned group)
 {
-    const void *p = sqlite3_column_blob(st, i);
-    int n = sqlite3_column_bytes(st, i);
-    *len = 0;
-    if (p == NULL || n <= 0)
-        return NULL;
-    void *out = arena_alloc(a, (size_t)n);
-    if (out == NULL)
-        return NULL;
-    memcpy(out, p, (size_t)n);
-    *len = (size_t)n;
-    return out;
-}
-
-/* Read the current row of st into r. */
-static int qry_read_row(struct arena *a, sqlite3_stmt *st, unsigned group,
-                        struct qry_row *r)
-{
-    const char **strs[] = {&r->provider, &r->model, &r->agent, &r->user,
-                           &r->error_type};
-    int col = 0;
-    memset(r, 0, sizeof(*r));
-    r->provider = r->model = r->agent = r->user = r->error_type = "";
-    r->ts = sqlite3_column_int64(st, col++);
+    const char *strs[] = {acc->row.provider, acc->row.model, acc->row.agent,
+                          acc->row.user, acc->row.error_type};
+    if (acc->row.ts != sqlite3_column_int64(st, 0))
+        return 0;
+    int col = 1;
     for (int i = 0; i < QRY_NGROUPS; i++) {
         if (!(group & qry_groups[i].dim))
             continue;
-        if (qry_groups[i].dim == QRY_STATUS)
-            r->status = sqlite3_column_int(st, col);
-        else if ((*strs[i] = qry_text(a, st, col)) == NULL)
-            return -ENOMEM;
+        if (qry_groups[i].dim == QRY_STATUS) {
+            if (acc->row.status != sqlite3_column_int(st, col))
+                return 0;
+        } else {
+            const char *t = (const char *)sqlite3_column_text(st, col);
+            if (strcmp(strs[i], t ? t : "") != 0)
+                return 0;
+        }
         col++;
     }
-    r->calls = sqlite3_column_int64(st, col++);
-    r->errors = sqlite3_column_int64(st, col++);
-    for (int i = 0; i < 5; i++)
-        r->tokens[i] = sqlite3_column_int64(st, col++);
-    r->cost_nusd = sqlite3_column_int64(st, col++);
-    r->lat_n = sqlite3_column_int64(st, col++);
-    r->lat_sum = sqlite3_column_double(st, col++);
-    r->ttft_n = sqlite3_column_int64(st, col++);
-    r->ttft_sum = sqlite3_column_double(st, col++);
-    r->first_ms = sqlite3_column_int64(st, col++);
-    r->last_ms = sqlite3_column_int64(st, col++);
-    r->lat_hist = qry_blob(a, st, col++, &r->lat_len);
-    r->ttft_hist = qry_blob(a, st, col, &r->ttft_len);
+    return 1;
+}
+
+/* A new row with the current row's key (measures zero). */
+static int qry_key_copy(struct qry_merge *m, struct qry_acc *acc,
+                        sqlite3_stmt *st)
+{
+    const char **strs[] = {&acc->row.provider, &acc->row.model, &acc->row.agent,
+                           &acc->row.user, &acc->row.error_type};
+    memset(acc, 0, sizeof(*acc));
+    acc->row.provider = acc->row.model = acc->row.agent = acc->row.user =
+        acc->row.error_type = "";
+    acc->row.ts = sqlite3_column_int64(st, 0);
+    int col = 1;
+    for (int i = 0; i < QRY_NGROUPS; i++) {
+        if (!(m->group & qry_groups[i].dim))
+            continue;
+        if (qry_groups[i].dim == QRY_STATUS)
+            acc->row.status = sqlite3_column_int(st, col);
+        else if (sqlite3_column_bytes(st, col) > 0) {
+            *strs[i] =
+                arena_strndup(m->a, (const char *)sqlite3_column_text(st, col),
+                              (size_t)sqlite3_column_bytes(st, col));
+            if (*strs[i] == NULL)
+                return -ENOMEM;
+        }
+        col++;
+    }
     return 0;
 }
 
-/* Append a row to out, growing its array in the arena. */
-static struct qry_row *qry_push(struct arena *a, struct qry_result *out,
-                                size_t *cap)
+/* Rehash into twice as many slots (and room for as many rows). */
+static int qry_merge_grow(struct qry_merge *m)
 {
-    if (out->n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 64;
-        struct qry_row *rows = arena_alloc(a, ncap * sizeof(*rows));
-        if (rows == NULL)
-            return NULL;
-        if (out->n > 0)
-            memcpy(rows, out->rows, out->n * sizeof(*rows));
-        out->rows = rows;
-        *cap = ncap;
+    size_t nslots = m->nslots ? m->nslots * 2 : 256;
+    uint32_t *slots = arena_alloc(m->a, nslots * sizeof(*slots));
+    struct qry_acc *acc = arena_alloc(m->a, nslots / 2 * sizeof(*acc));
+    if (slots == NULL || acc == NULL)
+        return -ENOMEM;
+    memset(slots, 0, nslots * sizeof(*slots));
+    if (m->n > 0)
+        memcpy(acc, m->acc, m->n * sizeof(*acc));
+    for (size_t i = 0; i < m->n; i++) {
+        size_t j = (size_t)acc[i].hash & (nslots - 1);
+        while (slots[j] != 0)
+            j = (j + 1) & (nslots - 1);
+        slots[j] = (uint32_t)i + 1;
     }
-    return &out->rows[out->n++];
+    m->slots = slots;
+    m->nslots = nslots;
+    m->acc = acc;
+    m->cap = nslots / 2;
+    return 0;
+}
+
+/* The row of the current row's key, made if new. */
+static struct qry_acc *qry_merge_find(struct qry_merge *m, sqlite3_stmt *st,
+                                      int *fresh)
+{
+    if (m->n + 1 > m->cap && qry_merge_grow(m) != 0)
+        return NULL;
+    uint64_t h = qry_key_hash(st, m->group);
+    size_t j = (size_t)h & (m->nslots - 1);
+    for (; m->slots[j] != 0; j = (j + 1) & (m->nslots - 1)) {
+        struct qry_acc *acc = &m->acc[m->slots[j] - 1];
+        if (acc->hash == h && qry_key_eq(acc, st, m->group)) {
+            *fresh = 0;
+            return acc;
+        }
+    }
+    struct qry_acc *acc = &m->acc[m->n];
+    if (qry_key_copy(m, acc, st) != 0)
+        return NULL;
+    acc->hash = h;
+    m->slots[j] = (uint32_t)++m->n;
+    *fresh = 1;
+    return acc;
+}
+
+/* Add the histogram blob of column col into acc's histogram i. */
+static int qry_merge_hist(struct qry_merge *m, struct qry_acc *acc, int i,
+                          sqlite3_stmt *st, int col)
+{
+    const void **blob = i ? &acc->row.ttft_hist : &acc->row.lat_hist;
+    size_t *len = i ? &acc->row.ttft_len : &acc->row.lat_len;
+    const void *p = sqlite3_column_blob(st, col);
+    int n = sqlite3_column_bytes(st, col);
+    if (p == NULL || n <= 0)
+        return 0;
+    if (acc->dense[i] == NULL && *len == 0) {
+        void *copy = arena_alloc(m->a, (size_t)n);
+        if (copy == NULL)
+            return -ENOMEM;
+        memcpy(copy, p, (size_t)n);
+        *blob = copy;
+        *len = (size_t)n;
+        return 0;
+    }
+    if (acc->dense[i] == NULL) {
+        acc->dense[i] = arena_alloc(m->a, HIST_BUCKETS * sizeof(uint32_t));
+        if (acc->dense[i] == NULL)
+            return -ENOMEM;
+        memset(acc->dense[i], 0, HIST_BUCKETS * sizeof(uint32_t));
+        if (hist_blob_add(*blob, *len, acc->dense[i]) < 0)
+            return -EINVAL;
+    }
+    return hist_blob_add(p, (size_t)n, acc->dense[i]) < 0 ? -EINVAL : 0;
+}
+
+/* Add the current row of st (key, measures, histograms) into m. */
+static int qry_merge_row(struct qry_merge *m, sqlite3_stmt *st)
+{
+    int fresh;
+    struct qry_acc *acc = qry_merge_find(m, st, &fresh);
+    if (acc == NULL)
+        return -ENOMEM;
+    struct qry_row *r = &acc->row;
+    int col = 1 + __builtin_popcount(m->group);
+    r->calls += sqlite3_column_int64(st, col++);
+    r->errors += sqlite3_column_int64(st, col++);
+    for (int i = 0; i < 5; i++)
+        r->tokens[i] += sqlite3_column_int64(st, col++);
+    r->cost_nusd += sqlite3_column_int64(st, col++);
+    r->lat_n += sqlite3_column_int64(st, col++);
+    r->lat_sum += sqlite3_column_double(st, col++);
+    r->ttft_n += sqlite3_column_int64(st, col++);
+    r->ttft_sum += sqlite3_column_double(st, col++);
+    int64_t first = sqlite3_column_int64(st, col++);
+    int64_t last = sqlite3_column_int64(st, col++);
+    if (fresh || first < r->first_ms)
+        r->first_ms = first;
+    if (fresh || last > r->last_ms)
+        r->last_ms = last;
+    int rc = qry_merge_hist(m, acc, 0, st, col);
+    return rc ? rc : qry_merge_hist(m, acc, 1, st, col + 1);
+}
+
+/* What qsort_r orders rows by (qry_order_cmp). */
+struct qry_order {
+    unsigned group;
+    int with_ts;
+};
+
+static int qry_order_cmp(const void *a, const void *b, void *ctx)
+{
+    const struct qry_order *o = ctx;
+    return qry_row_cmp(a, b, o->group, o->with_ts);
+}
+
+/* The merged rows as an answer: dense histograms back to blobs, ordered
+ * by ts, then the grouped dimensions. */
+static int qry_merge_done(struct qry_merge *m, struct qry_result *out)
+{
+    out->n = 0;
+    out->rows = m->n ? arena_alloc(m->a, m->n * sizeof(*out->rows)) : NULL;
+    if (m->n > 0 && out->rows == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->n; i++) {
+        struct qry_acc *acc = &m->acc[i];
+        for (int h = 0; h < 2; h++) {
+            if (acc->dense[h] == NULL)
+                continue;
+            unsigned char *b = arena_alloc(m->a, HIST_BUCKETS * HIST_BLOB_ENT);
+            if (b == NULL)
+                return -ENOMEM;
+            size_t len = hist_blob_encode(acc->dense[h], b);
+            if (h == 0) {
+                acc->row.lat_hist = b;
+                acc->row.lat_len = len;
+            } else {
+                acc->row.ttft_hist = b;
+                acc->row.ttft_len = len;
+            }
+        }
+        out->rows[out->n++] = acc->row;
+    }
+    struct qry_order o = {m->group, 1};
+    if (out->n > 1)
+        qsort_r(out->rows, out->n, sizeof(*out->rows), qry_order_cmp, &o);
+    return 0;
 }
 
 int qry_run(struct qry_cache *c, struct arena *a, const struct qry_spec *s,
@@ -611,7 +766,7 @@ int qry_run(struct qry_cache *c, struct arena *a, const struct qry_spec *s,
     out->rows = NULL;
     out->n = 0;
     int max_res;
-    int cube = qry_cube(qry_dims(s), s->errors_only, &max_res);
+    int cube = qry_spec_cube(s, &max_res);
     if (cube < 0 || (s->group & ~QRY_GROUPABLE) != 0 || s->from_ms < 0 ||
         s->to_ms <= s->from_ms) {
         snprintf(c->err, sizeof(c->err), "no cube answers this question");
@@ -637,24 +792,23 @@ int qry_run(struct qry_cache *c, struct arena *a, const struct qry_spec *s,
     if (st == NULL)
         return -EIO;
     qry_bind(c, st, s, &plan);
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct qry_row *r = qry_push(a, out, &cap);
-        if (r == NULL || qry_read_row(a, st, s->group, r) != 0) {
-            sqlite3_reset(st);
-            snprintf(c->err, sizeof(c->err), "out of memory");
-            return -ENOMEM;
-        }
-    }
-    if (rc != SQLITE_DONE) {
+    struct qry_merge m = {.a = a, .group = s->group};
+    int rc, err = 0;
+    while (err == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        err = qry_merge_row(&m, st);
+    if (err == 0 && rc != SQLITE_DONE) {
         qry_fail(c, "query");
-        sqlite3_reset(st);
-        return -EIO;
+        err = -EIO;
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    return 0;
+    if (err == 0)
+        err = qry_merge_done(&m, out);
+    if (err == -ENOMEM)
+        snprintf(c->err, sizeof(c->err), "out of memory");
+    else if (err == -EINVAL)
+        snprintf(c->err, sizeof(c->err), "malformed histogram in the rollups");
+    return err;
 }
 
 /* ---- helpers over rows ---- */
@@ -735,18 +889,6 @@ int qry_row_cmp(const struct qry_row *x, const struct qry_row *y,
             return c;
     }
     return 0;
-}
-
-/* What qsort_r compares by in qry_regroup. */
-struct qry_order {
-    unsigned group;
-    int with_ts;
-};
-
-static int qry_order_cmp(const void *a, const void *b, void *ctx)
-{
-    const struct qry_order *o = ctx;
-    return qry_row_cmp(a, b, o->group, o->with_ts);
 }
 
 int qry_regroup(struct arena *a, const struct qry_result *in, unsigned group,
