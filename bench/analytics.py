@@ -21,7 +21,6 @@ import argparse
 import http.client
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("TT_SRCDIR") or os.path.dirname(HERE)
 BUILD = os.environ.get("TT_BUILDDIR") or SRC
+sys.path.insert(0, os.path.join(SRC, "tests", "e2e"))
+from stack import free_port  # noqa: E402
 DAY = 86400000
 
 ENDPOINTS = [
@@ -53,14 +54,6 @@ def tokentap(data, *args):
     subprocess.run([os.path.join(SRC, "tokentap")] + list(args) +
                    ["--data", data], env=env, check=True,
                    stdout=subprocess.DEVNULL)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def fill(db_path, n, days):

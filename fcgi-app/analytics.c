@@ -36,7 +36,7 @@ static const struct {
 #define AN_NBUCKETS (int)(sizeof(an_buckets) / sizeof(an_buckets[0]))
 
 /* The number of aligned buckets of bucket_ms the range touches. */
-static int64_t an_points(const struct api_range *rg, int64_t bucket_ms)
+static int64_t an_npoints(const struct api_range *rg, int64_t bucket_ms)
 {
     return (rg->to_ms - 1) / bucket_ms - rg->from_ms / bucket_ms + 1;
 }
@@ -49,7 +49,7 @@ static int an_parse_bucket(struct an_req *a)
     if (v == NULL || strcmp(v, "auto") == 0) {
         pick = AN_NBUCKETS - 1;
         for (int i = 0; i < AN_NBUCKETS; i++)
-            if (an_points(&a->rg, an_buckets[i].ms) <= AN_AUTO_POINTS) {
+            if (an_npoints(&a->rg, an_buckets[i].ms) <= AN_AUTO_POINTS) {
                 pick = i;
                 break;
             }
@@ -63,7 +63,7 @@ static int an_parse_bucket(struct an_req *a)
                              "got \"%.32s\"",
                              v);
     }
-    int64_t n = an_points(&a->rg, an_buckets[pick].ms);
+    int64_t n = an_npoints(&a->rg, an_buckets[pick].ms);
     if (n > AN_MAX_POINTS)
         return api_error(a->r, 400, "invalid_parameter", "bucket",
                          "bucket \"%s\" gives %lld points over this range; "
@@ -157,7 +157,7 @@ void an_finish(struct an_req *a)
 }
 
 int an_parse_dim(struct an_req *a, const char *param, const char *def,
-                 int allow_none, unsigned *dims, const char **name)
+                 const char *const *names, unsigned *dims, const char **name)
 {
     static const struct {
         const char *name;
@@ -168,18 +168,61 @@ int an_parse_dim(struct an_req *a, const char *param, const char *def,
                 {"user", QRY_USER},
                 {"none", 0}};
     const char *v = api_query(a->r, param);
+    char list[96] = "";
     if (v == NULL)
         v = def;
-    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
-        if (strcmp(v, opts[i].name) == 0 && (allow_none || opts[i].dims)) {
-            *dims = opts[i].dims;
-            *name = opts[i].name;
-            return 0;
-        }
+    for (int i = 0; names[i] != NULL; i++) {
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
+                 names[i]);
+        if (strcmp(v, names[i]) != 0)
+            continue;
+        for (size_t j = 0; j < sizeof(opts) / sizeof(opts[0]); j++)
+            if (strcmp(v, opts[j].name) == 0) {
+                *dims = opts[j].dims;
+                *name = opts[j].name;
+                return 0;
+            }
+    }
     return api_error(a->r, 400, "invalid_parameter", param,
-                     "%s must be one of provider, model, agent, user%s, got "
-                     "\"%.32s\"",
-                     param, allow_none ? ", none" : "", v);
+                     "%s must be one of %s, got \"%.32s\"", param, list, v);
+}
+
+int an_series(struct api_req *r, struct an_req *a, const char *const *groups,
+              const char *def, unsigned *group, struct qry_result *res,
+              json_t **out)
+{
+    static const char *const extra[] = {"group_by", NULL};
+    const char *gname;
+    if (an_start(r, a, extra, AN_BUCKET) != 0 ||
+        an_parse_dim(a, "group_by", def, groups, group, &gname) != 0 ||
+        an_run(a, a->rg.from_ms, a->rg.to_ms, a->bucket_ms, *group, 0, 0,
+               res) != 0)
+        return -1;
+    *out = an_envelope(a);
+    json_object_set_new(*out, "group_by",
+                        *group ? json_string(gname) : json_null());
+    return 0;
+}
+
+json_t *an_points(const struct an_req *a, const struct qry_result *res,
+                  unsigned group, an_point_fn fn, void *ctx)
+{
+    json_t *pts = json_array();
+    size_t i = 0;
+    for (int64_t ts = an_first_bucket(a); group == 0 && ts < a->rg.to_ms;
+         ts += a->bucket_ms) {
+        json_t *p = json_pack("{s:o}", "ts", an_ts(ts));
+        fn(p, an_bucket_row(res, &i, ts), ts, ctx);
+        json_array_append_new(pts, p);
+    }
+    for (i = 0; group != 0 && i < res->n; i++) {
+        json_t *p = json_pack("{s:o}", "ts", an_ts(res->rows[i].ts));
+        an_set_keys(p, &res->rows[i], group);
+        fn(p, &res->rows[i], res->rows[i].ts, ctx);
+        json_array_append_new(pts, p);
+    }
+    return pts;
 }
 
 int an_regroup(struct an_req *a, const struct qry_result *in, unsigned group,

@@ -52,12 +52,30 @@ int an_run(struct an_req *a, int64_t from, int64_t to, int64_t bucket_ms,
 /* End the read transaction. */
 void an_finish(struct an_req *a);
 
-/* Parse a dimension parameter (group_by=, by=): "provider", "model",
- * "agent", "user" or, when allow_none, "none"; def when absent.  *dims gets
- * the QRY_* bits (a model is grouped with its provider), *name the value.
- * Returns 0, or -1 after answering 400. */
+/* Parse a dimension parameter (group_by=, by=): one of names (a
+ * NULL-ended subset of "provider", "model", "agent", "user", "none"), def
+ * when absent.  *dims gets the QRY_* bits (a model is grouped with its
+ * provider), *name the value.  Returns 0, or -1 after answering 400. */
 int an_parse_dim(struct an_req *a, const char *param, const char *def,
-                 int allow_none, unsigned *dims, const char **name);
+                 const char *const *names, unsigned *dims, const char **name);
+
+/* Start a series endpoint: an_start with bucket= and group_by= (one of
+ * groups, def when absent), then the question grouped so per bucket.
+ * *out gets the envelope with "group_by".  Returns 0 or -1 (answered). */
+int an_series(struct api_req *r, struct an_req *a, const char *const *groups,
+              const char *def, unsigned *group, struct qry_result *res,
+              json_t **out);
+
+/* Fill point p (its "ts" and group members already set) from row r of
+ * bucket ts. */
+typedef void (*an_point_fn)(json_t *p, const struct qry_row *r, int64_t ts,
+                            void *ctx);
+
+/* The points of a series: without group one per bucket of the range, a
+ * zero row for an empty one; with group one per row of res (each with its
+ * group's members).  fn fills each. */
+json_t *an_points(const struct an_req *a, const struct qry_result *res,
+                  unsigned group, an_point_fn fn, void *ctx);
 
 /* Merge in of rows with equal (ts when keep_ts, dimensions of group) into
  * out, ordered by ts then the dimensions.  Returns 0 or -1 after answering
@@ -102,6 +120,17 @@ void an_set_keys(json_t *o, const struct qry_row *r, unsigned group);
 json_t *an_latency(const struct qry_row *r, int ttft);
 
 /* ---- answers ---- */
+
+/* The CSV columns of a "tokens" object. */
+#define AN_TOKEN_COLS                                                          \
+    {"input_tokens", "tokens.input", -1},                                      \
+        {"output_tokens", "tokens.output", -1},                                \
+        {"cache_read_tokens", "tokens.cache_read", -1},                        \
+        {"cache_write_tokens", "tokens.cache_write", -1},                      \
+        {"reasoning_tokens", "tokens.reasoning", -1},                          \
+    {                                                                          \
+        "total_tokens", "tokens.total", -1                                     \
+    }
 
 /* A CSV column: its header, the path of its value in a row object
  * ("tokens.input": member input of member tokens) and the decimals of a

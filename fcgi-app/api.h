@@ -224,6 +224,10 @@ int api_parse_filters(struct api_req *r, struct api_filter *f);
 /* Parse format=json|csv into *csv.  Returns 0, or -1 after answering 400. */
 int api_parse_format(struct api_req *r, int *csv);
 
+/* Parse limit= (an integer from 1 to max, def when absent) into *out.
+ * Returns 0, or -1 after answering 400. */
+int api_parse_limit(struct api_req *r, long def, long max, long *out);
+
 /* Write one RFC 4180 CSV field (quoted when it must be), then a comma or,
  * when last, CRLF. */
 void api_csv_field(struct api_req *r, const char *s, int last);

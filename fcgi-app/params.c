@@ -10,6 +10,7 @@
  */
 #include "api.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "event.h"
@@ -101,6 +102,22 @@ int api_parse_format(struct api_req *r, int *csv)
     }
     return api_error(r, 400, "invalid_parameter", "format",
                      "format must be json or csv, got \"%.32s\"", fmt);
+}
+
+int api_parse_limit(struct api_req *r, long def, long max, long *out)
+{
+    const char *lq = api_query(r, "limit");
+    *out = def;
+    if (lq == NULL)
+        return 0;
+    char *end;
+    *out = strtol(lq, &end, 10);
+    if (lq[0] == '\0' || *end != '\0' || *out < 1 || *out > max)
+        return api_error(r, 400, "invalid_parameter", "limit",
+                         "limit must be an integer from 1 to %ld, got "
+                         "\"%.32s\"",
+                         max, lq);
+    return 0;
 }
 
 void api_csv_field(struct api_req *r, const char *s, int last)

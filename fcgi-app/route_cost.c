@@ -110,45 +110,27 @@ int api_cost_overview(struct api_req *r)
                    "cost-overview");
 }
 
+/* an_point_fn: spend and calls. */
+static void cost_point(json_t *p, const struct qry_row *r, int64_t ts,
+                       void *ctx)
+{
+    (void)ts;
+    (void)ctx;
+    json_object_set_new(p, "cost_usd", an_usd(r->cost_nusd));
+    json_object_set_new(p, "calls", json_integer(r->calls));
+}
+
 int api_cost_trend(struct api_req *r)
 {
-    static const char *const extra[] = {"group_by", NULL};
+    static const char *const groups[] = {"model", "provider", "none", NULL};
     struct an_req a;
     struct qry_result res;
     unsigned group;
-    const char *gname;
-    if (an_start(r, &a, extra, AN_BUCKET) != 0 ||
-        an_parse_dim(&a, "group_by", "model", 1, &group, &gname) != 0)
+    json_t *o;
+    if (an_series(r, &a, groups, "model", &group, &res, &o) != 0)
         return -1;
-    if (group & (QRY_AGENT | QRY_USER))
-        return api_error(r, 400, "invalid_parameter", "group_by",
-                         "group_by must be model, provider or none, got "
-                         "\"%s\"",
-                         gname);
-    if (an_run(&a, a.rg.from_ms, a.rg.to_ms, a.bucket_ms, group, 0, 0, &res))
-        return -1;
-    json_t *o = an_envelope(&a);
-    json_object_set_new(o, "group_by",
-                        group ? json_string(gname) : json_null());
-    json_t *pts = json_array();
-    size_t i = 0;
-    /* Without groups one point per bucket, zeros included; with groups a
-     * point per bucket and group that had calls. */
-    for (int64_t ts = an_first_bucket(&a); group == 0 && ts < a.rg.to_ms;
-         ts += a.bucket_ms) {
-        const struct qry_row *row = an_bucket_row(&res, &i, ts);
-        json_array_append_new(pts, json_pack("{s:o, s:o, s:I}", "ts", an_ts(ts),
-                                             "cost_usd", an_usd(row->cost_nusd),
-                                             "calls", (json_int_t)row->calls));
-    }
-    for (i = 0; group != 0 && i < res.n; i++) {
-        json_t *p = json_pack("{s:o}", "ts", an_ts(res.rows[i].ts));
-        an_set_keys(p, &res.rows[i], group);
-        json_object_set_new(p, "cost_usd", an_usd(res.rows[i].cost_nusd));
-        json_object_set_new(p, "calls", json_integer(res.rows[i].calls));
-        json_array_append_new(pts, p);
-    }
-    json_object_set_new(o, "points", pts);
+    json_object_set_new(o, "points",
+                        an_points(&a, &res, group, cost_point, NULL));
     static const struct an_col cols[] = {
         {"ts", "ts", -1}, {"cost_usd", "cost_usd", 9}, {"calls", "calls", -1}};
     int n;
@@ -191,12 +173,7 @@ static int cost_by(struct api_req *r, unsigned group, const char *member,
         {"cost_usd", "cost_usd", 9},
         {"share", "share", -1},
         {"calls", "calls", -1},
-        {"input_tokens", "tokens.input", -1},
-        {"output_tokens", "tokens.output", -1},
-        {"cache_read_tokens", "tokens.cache_read", -1},
-        {"cache_write_tokens", "tokens.cache_write", -1},
-        {"reasoning_tokens", "tokens.reasoning", -1},
-        {"total_tokens", "tokens.total", -1},
+        AN_TOKEN_COLS,
         {"avg_cost_per_call", "avg_cost_per_call", 12},
         {"cost_per_1k_tokens", "cost_per_1k_tokens", 12}};
     int n;

@@ -67,30 +67,54 @@ static json_t *perf_member(json_t *lat, const char *member)
     return v ? json_incref(v) : json_null();
 }
 
-int api_perf_latency(struct api_req *r)
+/* an_point_fn: the latency percentiles of a bucket. */
+static void perf_latency_point(json_t *p, const struct qry_row *row, int64_t ts,
+                               void *ctx)
+{
+    static const char *const qs[] = {"p50", "p95", "p99", "avg"};
+    (void)ts;
+    (void)ctx;
+    json_t *lat = an_latency(row, 0), *ttft = an_latency(row, 1);
+    json_object_set_new(p, "samples", json_integer(row->lat_n));
+    for (int q = 0; q < 4; q++)
+        json_object_set_new(p, qs[q], perf_member(lat, qs[q]));
+    json_object_set_new(p, "ttft_p95", perf_member(ttft, "p95"));
+    json_decref(lat);
+    json_decref(ttft);
+}
+
+/* an_point_fn: successes and errors of a bucket, and its rate over the
+ * part of the bucket inside the range (ctx). */
+static void perf_throughput_point(json_t *p, const struct qry_row *row,
+                                  int64_t ts, void *ctx)
+{
+    const struct an_req *a = ctx;
+    int64_t lo = ts < a->rg.from_ms ? a->rg.from_ms : ts;
+    int64_t hi =
+        ts + a->bucket_ms > a->rg.to_ms ? a->rg.to_ms : ts + a->bucket_ms;
+    json_object_set_new(p, "calls", json_integer(row->calls));
+    json_object_set_new(p, "success", json_integer(row->calls - row->errors));
+    json_object_set_new(p, "errors", json_integer(row->errors));
+    json_object_set_new(p, "rps", json_real(perf_rps(row->calls, lo, hi)));
+}
+
+/* GET /performance/latency and /performance/throughput: one point per
+ * bucket, made by fn, under name. */
+static int perf_series(struct api_req *r, an_point_fn fn, int hist,
+                       const struct an_col *cols, int ncols, const char *name)
 {
     struct an_req a;
     struct qry_result res;
     if (an_start(r, &a, NULL, AN_BUCKET) != 0 ||
-        an_run(&a, a.rg.from_ms, a.rg.to_ms, a.bucket_ms, 0, 1, 0, &res))
+        an_run(&a, a.rg.from_ms, a.rg.to_ms, a.bucket_ms, 0, hist, 0, &res))
         return -1;
-    json_t *pts = json_array();
-    size_t i = 0;
-    for (int64_t ts = an_first_bucket(&a); ts < a.rg.to_ms; ts += a.bucket_ms) {
-        const struct qry_row *row = an_bucket_row(&res, &i, ts);
-        json_t *lat = an_latency(row, 0), *ttft = an_latency(row, 1);
-        json_t *p = json_pack("{s:o, s:I}", "ts", an_ts(ts), "samples",
-                              (json_int_t)row->lat_n);
-        static const char *const qs[] = {"p50", "p95", "p99", "avg"};
-        for (int q = 0; q < 4; q++)
-            json_object_set_new(p, qs[q], perf_member(lat, qs[q]));
-        json_object_set_new(p, "ttft_p95", perf_member(ttft, "p95"));
-        json_decref(lat);
-        json_decref(ttft);
-        json_array_append_new(pts, p);
-    }
     json_t *o = an_envelope(&a);
-    json_object_set_new(o, "points", pts);
+    json_object_set_new(o, "points", an_points(&a, &res, 0, fn, &a));
+    return an_send(&a, o, "points", cols, ncols, name);
+}
+
+int api_perf_latency(struct api_req *r)
+{
     static const struct an_col cols[] = {{"ts", "ts", -1},
                                          {"samples", "samples", -1},
                                          {"p50", "p50", -1},
@@ -98,41 +122,21 @@ int api_perf_latency(struct api_req *r)
                                          {"p99", "p99", -1},
                                          {"avg", "avg", -1},
                                          {"ttft_p95", "ttft_p95", -1}};
-    return an_send(&a, o, "points", cols, (int)(sizeof(cols) / sizeof(cols[0])),
-                   "performance-latency");
+    return perf_series(r, perf_latency_point, 1, cols,
+                       (int)(sizeof(cols) / sizeof(cols[0])),
+                       "performance-latency");
 }
 
 int api_perf_throughput(struct api_req *r)
 {
-    struct an_req a;
-    struct qry_result res;
-    if (an_start(r, &a, NULL, AN_BUCKET) != 0 ||
-        an_run(&a, a.rg.from_ms, a.rg.to_ms, a.bucket_ms, 0, 0, 0, &res))
-        return -1;
-    json_t *pts = json_array();
-    size_t i = 0;
-    for (int64_t ts = an_first_bucket(&a); ts < a.rg.to_ms; ts += a.bucket_ms) {
-        const struct qry_row *row = an_bucket_row(&res, &i, ts);
-        /* The rate is over the part of the bucket inside the range. */
-        int64_t lo = ts < a.rg.from_ms ? a.rg.from_ms : ts;
-        int64_t hi =
-            ts + a.bucket_ms > a.rg.to_ms ? a.rg.to_ms : ts + a.bucket_ms;
-        json_array_append_new(
-            pts, json_pack("{s:o, s:I, s:I, s:I, s:f}", "ts", an_ts(ts),
-                           "calls", (json_int_t)row->calls, "success",
-                           (json_int_t)(row->calls - row->errors), "errors",
-                           (json_int_t)row->errors, "rps",
-                           perf_rps(row->calls, lo, hi)));
-    }
-    json_t *o = an_envelope(&a);
-    json_object_set_new(o, "points", pts);
     static const struct an_col cols[] = {{"ts", "ts", -1},
                                          {"calls", "calls", -1},
                                          {"success", "success", -1},
                                          {"errors", "errors", -1},
                                          {"rps", "rps", -1}};
-    return an_send(&a, o, "points", cols, (int)(sizeof(cols) / sizeof(cols[0])),
-                   "performance-throughput");
+    return perf_series(r, perf_throughput_point, 0, cols,
+                       (int)(sizeof(cols) / sizeof(cols[0])),
+                       "performance-throughput");
 }
 
 /* One breakdown of the errors: rows merged by group, most errors first,

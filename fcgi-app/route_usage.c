@@ -15,19 +15,11 @@
  */
 #include "analytics.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 /* The measure columns of a usage row in CSV. */
 static const struct an_col usage_cols[] = {
-    {"calls", "calls", -1},
-    {"errors", "errors", -1},
-    {"input_tokens", "tokens.input", -1},
-    {"output_tokens", "tokens.output", -1},
-    {"cache_read_tokens", "tokens.cache_read", -1},
-    {"cache_write_tokens", "tokens.cache_write", -1},
-    {"reasoning_tokens", "tokens.reasoning", -1},
-    {"total_tokens", "tokens.total", -1}};
+    {"calls", "calls", -1}, {"errors", "errors", -1}, AN_TOKEN_COLS};
 
 #define USAGE_NCOLS (int)(sizeof(usage_cols) / sizeof(usage_cols[0]))
 
@@ -84,48 +76,32 @@ int api_usage_overview(struct api_req *r)
         {"unique_users", "unique_users", -1},
         {"active_agents", "active_agents", -1},
         {"calls_per_user", "calls_per_user", -1},
-        {"input_tokens", "tokens.input", -1},
-        {"output_tokens", "tokens.output", -1},
-        {"cache_read_tokens", "tokens.cache_read", -1},
-        {"cache_write_tokens", "tokens.cache_write", -1},
-        {"reasoning_tokens", "tokens.reasoning", -1},
-        {"total_tokens", "tokens.total", -1}};
+        AN_TOKEN_COLS};
     return an_send(&a, o, NULL, cols, (int)(sizeof(cols) / sizeof(cols[0])),
                    "usage-overview");
 }
 
+/* an_point_fn: the usage measures. */
+static void usage_point(json_t *p, const struct qry_row *r, int64_t ts,
+                        void *ctx)
+{
+    (void)ts;
+    (void)ctx;
+    usage_measures(p, r);
+}
+
 int api_usage_timeseries(struct api_req *r)
 {
-    static const char *const extra[] = {"group_by", NULL};
+    static const char *const groups[] = {"provider", "model", "agent",
+                                         "user",     "none",  NULL};
     struct an_req a;
     struct qry_result res;
     unsigned group;
-    const char *gname;
-    if (an_start(r, &a, extra, AN_BUCKET) != 0 ||
-        an_parse_dim(&a, "group_by", "none", 1, &group, &gname) != 0 ||
-        an_run(&a, a.rg.from_ms, a.rg.to_ms, a.bucket_ms, group, 0, 0, &res))
+    json_t *o;
+    if (an_series(r, &a, groups, "none", &group, &res, &o) != 0)
         return -1;
-    json_t *o = an_envelope(&a);
-    json_object_set_new(o, "group_by",
-                        group ? json_string(gname) : json_null());
-    json_t *pts = json_array();
-    if (group == 0) {
-        /* One point per bucket, zeros included. */
-        size_t i = 0;
-        for (int64_t ts = an_first_bucket(&a); ts < a.rg.to_ms;
-             ts += a.bucket_ms) {
-            json_t *p = json_pack("{s:o}", "ts", an_ts(ts));
-            usage_measures(p, an_bucket_row(&res, &i, ts));
-            json_array_append_new(pts, p);
-        }
-    } else
-        for (size_t i = 0; i < res.n; i++) {
-            json_t *p = json_pack("{s:o}", "ts", an_ts(res.rows[i].ts));
-            an_set_keys(p, &res.rows[i], group);
-            usage_measures(p, &res.rows[i]);
-            json_array_append_new(pts, p);
-        }
-    json_object_set_new(o, "points", pts);
+    json_object_set_new(o, "points",
+                        an_points(&a, &res, group, usage_point, NULL));
     struct an_col cols[USAGE_NCOLS + 1] = {{"ts", "ts", -1}};
     memcpy(cols + 1, usage_cols, sizeof(usage_cols));
     int n;
@@ -169,12 +145,14 @@ static const struct an_col *usage_item_cols(struct an_req *a, unsigned group,
 int api_usage_distribution(struct api_req *r)
 {
     static const char *const extra[] = {"by", NULL};
+    static const char *const dims[] = {"provider", "model", "agent", "user",
+                                       NULL};
     struct an_req a;
     struct qry_result res;
     unsigned group;
     const char *by;
     if (an_start(r, &a, extra, 0) != 0 ||
-        an_parse_dim(&a, "by", "model", 0, &group, &by) != 0 ||
+        an_parse_dim(&a, "by", "model", dims, &group, &by) != 0 ||
         an_run(&a, a.rg.from_ms, a.rg.to_ms, 0, group, 0, 0, &res) != 0)
         return -1;
     an_sort(&res, AN_BY_CALLS);
@@ -197,20 +175,10 @@ int api_usage_top_users(struct api_req *r)
     static const char *const extra[] = {"limit", NULL};
     struct an_req a;
     struct qry_result res;
-    if (an_start(r, &a, extra, 0) != 0)
-        return -1;
-    long limit = 10;
-    const char *lq = api_query(r, "limit");
-    if (lq != NULL) {
-        char *end;
-        limit = strtol(lq, &end, 10);
-        if (lq[0] == '\0' || *end != '\0' || limit < 1 || limit > 1000)
-            return api_error(r, 400, "invalid_parameter", "limit",
-                             "limit must be an integer from 1 to 1000, got "
-                             "\"%.32s\"",
-                             lq);
-    }
-    if (an_run(&a, a.rg.from_ms, a.rg.to_ms, 0, QRY_USER, 0, 0, &res) != 0)
+    long limit;
+    if (an_start(r, &a, extra, 0) != 0 ||
+        api_parse_limit(r, 10, 1000, &limit) != 0 ||
+        an_run(&a, a.rg.from_ms, a.rg.to_ms, 0, QRY_USER, 0, 0, &res) != 0)
         return -1;
     /* Calls without a user are not anyone's: leave them out. */
     size_t n = 0;

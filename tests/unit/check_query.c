@@ -515,6 +515,16 @@ static void db_setup(const char *name, int n, int64_t upto)
     build_rollups(upto);
 }
 
+/* Column i of st's row, a blob, copied into a; *len gets its length. */
+static const void *copy_blob(struct arena *a, sqlite3_stmt *st, int i,
+                             size_t *len)
+{
+    *len = (size_t)sqlite3_column_bytes(st, i);
+    void *h = arena_alloc(a, *len + 1);
+    memcpy(h, sqlite3_column_blob(st, i), *len);
+    return h;
+}
+
 /* The brute-force answer to s: one GROUP BY over the raw events. */
 static void brute(const struct qry_spec *s, struct arena *a,
                   struct qry_result *out)
@@ -594,16 +604,8 @@ static void brute(const struct qry_spec *s, struct arena *a,
         r->ttft_sum = sqlite3_column_double(st, col++);
         r->first_ms = sqlite3_column_int64(st, col++);
         r->last_ms = sqlite3_column_int64(st, col++);
-        int n = sqlite3_column_bytes(st, col);
-        void *h = arena_alloc(a, (size_t)n + 1);
-        memcpy(h, sqlite3_column_blob(st, col++), (size_t)n);
-        r->lat_hist = h;
-        r->lat_len = (size_t)n;
-        n = sqlite3_column_bytes(st, col);
-        h = arena_alloc(a, (size_t)n + 1);
-        memcpy(h, sqlite3_column_blob(st, col), (size_t)n);
-        r->ttft_hist = h;
-        r->ttft_len = (size_t)n;
+        r->lat_hist = copy_blob(a, st, col++, &r->lat_len);
+        r->ttft_hist = copy_blob(a, st, col, &r->ttft_len);
     }
     sqlite3_finalize(st);
 }
@@ -831,6 +833,26 @@ START_TEST(test_engine_indexed)
 }
 END_TEST
 
+/* A row of n errors of provider "p", model and error type etype, seen
+ * from first to last, with a latency histogram blob. */
+static struct qry_row error_row(const char *model, const char *etype, int64_t n,
+                                int64_t first, int64_t last, const void *hist,
+                                size_t len)
+{
+    struct qry_row r = {.provider = "p",
+                        .model = model,
+                        .agent = "",
+                        .user = "",
+                        .error_type = etype,
+                        .calls = n,
+                        .errors = n,
+                        .first_ms = first,
+                        .last_ms = last,
+                        .lat_hist = hist,
+                        .lat_len = len};
+    return r;
+}
+
 /* Regrouping merges rows and their histograms. */
 START_TEST(test_regroup)
 {
@@ -842,40 +864,9 @@ START_TEST(test_regroup)
     d2[10] = 1;
     d2[20] = 4;
     size_t l1 = hist_blob_encode(d1, b1), l2 = hist_blob_encode(d2, b2);
-    struct qry_row rows[3] = {{.ts = 0,
-                               .provider = "p",
-                               .model = "b",
-                               .agent = "",
-                               .user = "",
-                               .error_type = "x",
-                               .calls = 2,
-                               .errors = 2,
-                               .first_ms = 50,
-                               .last_ms = 60,
-                               .lat_hist = b1,
-                               .lat_len = l1},
-                              {.ts = 0,
-                               .provider = "p",
-                               .model = "a",
-                               .agent = "",
-                               .user = "",
-                               .error_type = "y",
-                               .calls = 1,
-                               .errors = 1,
-                               .first_ms = 10,
-                               .last_ms = 20},
-                              {.ts = 0,
-                               .provider = "p",
-                               .model = "c",
-                               .agent = "",
-                               .user = "",
-                               .error_type = "x",
-                               .calls = 5,
-                               .errors = 5,
-                               .first_ms = 30,
-                               .last_ms = 90,
-                               .lat_hist = b2,
-                               .lat_len = l2}};
+    struct qry_row rows[3] = {error_row("b", "x", 2, 50, 60, b1, l1),
+                              error_row("a", "y", 1, 10, 20, NULL, 0),
+                              error_row("c", "x", 5, 30, 90, b2, l2)};
     struct qry_result in = {rows, 3}, out;
     ck_assert_int_eq(qry_regroup(&a, &in, QRY_ETYPE, 0, &out), 0);
     ck_assert_uint_eq(out.n, 2);
