@@ -129,6 +129,12 @@ int an_run(struct an_req *a, int64_t from, int64_t to, int64_t bucket_ms,
                                qry_errmsg(c));
         a->open = 1;
     }
+    if (to <= from) {
+        /* range=today in its first millisecond: nothing to count. */
+        out->rows = NULL;
+        out->n = 0;
+        return 0;
+    }
     struct qry_spec s = {.ws = a->ws,
                          .from_ms = from,
                          .to_ms = to,
@@ -143,6 +149,12 @@ int an_run(struct an_req *a, int64_t from, int64_t to, int64_t bucket_ms,
     an_finish(a);
     if (rc == -ENOMEM)
         return api_error(a->r, 500, "internal", NULL, "out of memory");
+    if (rc == -E2BIG)
+        return api_error(a->r, 400, "invalid_parameter",
+                         bucket_ms ? "bucket" : "range",
+                         "%s: ask for a coarser bucket, a shorter range or "
+                         "fewer groups",
+                         qry_errmsg(c));
     if (rc == -EINVAL)
         return api_error(a->r, 500, "internal", NULL, "%s", qry_errmsg(c));
     return api_error_h(a->r, 503, "Retry-After: 1\r\n", "unavailable", NULL,

@@ -528,6 +528,7 @@ struct qry_merge {
     size_t n, cap;
     uint32_t *slots; /* 1 + index into acc; 0: free */
     size_t nslots;   /* a power of two, at least twice n */
+    int err;         /* why qry_merge_find failed, when not -ENOMEM */
 };
 
 /* One row being summed.  Its histograms stay as the first blob seen (the
@@ -637,6 +638,10 @@ static int qry_merge_grow(struct qry_merge *m)
 static struct qry_acc *qry_merge_find(struct qry_merge *m, sqlite3_stmt *st,
                                       int *fresh)
 {
+    if (m->n >= QRY_MAX_ROWS) {
+        m->err = -E2BIG;
+        return NULL;
+    }
     if (m->n + 1 > m->cap && qry_merge_grow(m) != 0)
         return NULL;
     uint64_t h = qry_key_hash(st, m->group);
@@ -693,7 +698,7 @@ static int qry_merge_row(struct qry_merge *m, sqlite3_stmt *st)
     int fresh;
     struct qry_acc *acc = qry_merge_find(m, st, &fresh);
     if (acc == NULL)
-        return -ENOMEM;
+        return m->err ? m->err : -ENOMEM;
     struct qry_row *r = &acc->row;
     int col = 1 + __builtin_popcount(m->group);
     r->calls += sqlite3_column_int64(st, col++);
@@ -806,6 +811,9 @@ int qry_run(struct qry_cache *c, struct arena *a, const struct qry_spec *s,
         err = qry_merge_done(&m, out);
     if (err == -ENOMEM)
         snprintf(c->err, sizeof(c->err), "out of memory");
+    else if (err == -E2BIG)
+        snprintf(c->err, sizeof(c->err),
+                 "the answer would have more than %d rows", QRY_MAX_ROWS);
     else if (err == -EINVAL)
         snprintf(c->err, sizeof(c->err), "malformed histogram in the rollups");
     return err;

@@ -28,7 +28,8 @@
  * read-only connection (it caches prepared statements); rows and strings
  * of a result live in the arena passed to qry_run until it is reset.
  * Errors: 0 or a negative errno (-EINVAL: no cube can answer the question;
- * -EIO: SQLite failed, see qry_errmsg; -ENOMEM).
+ * -E2BIG: the answer would have more than QRY_MAX_ROWS rows; -EIO: SQLite
+ * failed, see qry_errmsg; -ENOMEM).
  */
 #ifndef TT_QUERY_H
 #define TT_QUERY_H
@@ -143,6 +144,9 @@ int qry_cube(unsigned dims, int errors_only, int *max_res);
 
 /* The dimensions spec filters and groups by. */
 unsigned qry_dims(const struct qry_spec *s);
+
+/* The most (bucket, group) rows one answer may have. */
+#define QRY_MAX_ROWS 500000
 
 /* The longest statement text. */
 #define QRY_SQL_MAX 12288
