@@ -472,6 +472,7 @@ static void col_commit_batch(struct col_srv *sv)
             struct live_event e;
             col_live_event(it, &e);
             live_add(c->live, &e);
+            col_budget_event(c, &e);
             c->live_seq = it->seq;
             if (it->unknown)
                 atomic_fetch_add_explicit(&hl->unknown_models, 1,
@@ -591,6 +592,7 @@ static void col_housekeeping(struct col_srv *sv, int64_t now)
             col_store_rollback(&c->store);
         sv->ntouch = 0;
     }
+    col_budget_tick(c, now);
     sv->last_second_ms = now;
 }
 

@@ -59,7 +59,7 @@ static const char *const api_req_names[] = {"id",
 static const char *const api_cost_sources[] = {"client", "catalog", "unknown"};
 
 /* The workspace id of the request's key, or 0 when it has no events yet. */
-static int64_t api_ws_id(struct api_req *r)
+int64_t api_ws_id(struct api_req *r)
 {
     sqlite3_stmt *st;
     int64_t id = 0;
