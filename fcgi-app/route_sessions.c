@@ -56,16 +56,24 @@
     "WHERE r.ws = ?1 AND r.session = " x " AND (?5 IS NULL OR r.provider = "  \
     "?5) AND (?6 IS NULL OR r.model = ?6)))"
 
-/* Sessions the tail did not touch, as stored. */
+/* The filters and the cursor, on either kind's columns. */
+#define API_SESS_F(last, started, agent, user, errors, id, used)               \
+    " " last " >= ?3 AND " started " < ?4 AND " used " AND (?7 IS NULL OR "  \
+    agent " = ?7) AND (?8 IS NULL OR " user " = ?8) AND (?9 < 0 OR (" errors \
+    " > 0) = ?9) AND " last " <= ?10 AND (" last " < ?10 OR " id " < ?11) "
+
+/* Sessions the tail did not touch, as stored: a plain select on sessions,
+ * so that newest-first pages walk the (ws, last_ms) index. */
 #define API_SESS_STORED                                                        \
-    "SELECT * FROM (SELECT s.session AS id, s.user AS user, s.agent AS "      \
-    "agent, s.started_ms AS started, s.last_ms AS last, s.calls AS calls, "   \
-    "s.errors AS errors, s.input_tokens AS tin, s.output_tokens AS tout, "    \
-    "s.cache_read_tokens AS tcr, s.cache_write_tokens AS tcw, "               \
-    "s.reasoning_tokens AS trs, s.cost_nusd AS cost, s.lat_n AS lat_n, "      \
-    "s.lat_sum AS lat_sum, s.rounds AS rounds, 0 AS in_tail, " API_SESS_USED( \
-        "s.session") " AS used FROM sessions s WHERE s.ws = ?1 AND s.session " \
-                     "NOT IN (SELECT session FROM tail)) WHERE " API_SESS_F
+    "SELECT s.session AS id, s.user AS user, s.agent AS agent, s.started_ms " \
+    "AS started, s.last_ms AS last, s.calls AS calls, s.errors AS errors, "   \
+    "s.input_tokens AS tin, s.output_tokens AS tout, s.cache_read_tokens AS " \
+    "tcr, s.cache_write_tokens AS tcw, s.reasoning_tokens AS trs, "           \
+    "s.cost_nusd AS cost, s.lat_n AS lat_n, s.lat_sum AS lat_sum, s.rounds "  \
+    "AS rounds, 0 AS in_tail FROM sessions s WHERE s.ws = ?1 AND s.session "  \
+    "NOT IN (SELECT session FROM tail) AND"                                   \
+    API_SESS_F("s.last_ms", "s.started_ms", "s.agent", "s.user", "s.errors",  \
+               "s.session", API_SESS_USED("s.session"))
 
 /* Sessions the tail touched: their row (if any) plus their tail. */
 #define API_SESS_MERGED                                                        \
@@ -84,26 +92,26 @@
     "t.session AND r.round >= 0 UNION SELECT round FROM tail_rounds x WHERE " \
     "x.session = t.session)) AS rounds, 1 AS in_tail, (t.used OR "            \
     API_SESS_USED("t.session") ") AS used FROM tail t LEFT JOIN sessions s "  \
-                               "ON s.ws = ?1 AND s.session = t.session "      \
-                               "LEFT JOIN tail_user tu ON tu.session = "      \
-                               "t.session LEFT JOIN tail_agent ta ON "        \
-                               "ta.session = t.session) WHERE " API_SESS_F
+    "ON s.ws = ?1 AND s.session = t.session LEFT JOIN tail_user tu ON "       \
+    "tu.session = t.session LEFT JOIN tail_agent ta ON ta.session = "         \
+    "t.session) WHERE"                                                        \
+    API_SESS_F("last", "started", "agent", "user", "errors", "id", "used")
 
-/* The filters, on either kind's columns. */
-#define API_SESS_F                                                             \
-    "last >= ?3 AND started < ?4 AND used AND (?7 IS NULL OR agent = ?7) "    \
-    "AND (?8 IS NULL OR user = ?8) AND (?9 < 0 OR (errors > 0) = ?9) AND "    \
-    "last <= ?10 AND (last < ?10 OR id < ?11) "
-
-#define API_SESS_ORDER " ORDER BY last DESC, id DESC LIMIT ?12"
+/* The columns of both kinds, in the order of SC_*. */
+#define API_SESS_COLS                                                          \
+    "id, user, agent, started, last, calls, errors, tin, tout, tcr, tcw, "    \
+    "trs, cost, lat_n, lat_sum, rounds, in_tail"
 
 static const char api_sess_list_sql[] =
-    API_SESS_TAIL "SELECT * FROM (" API_SESS_STORED API_SESS_ORDER
-                  ") UNION ALL " API_SESS_MERGED API_SESS_ORDER;
+    API_SESS_TAIL "SELECT * FROM (" API_SESS_STORED
+                  " ORDER BY s.last_ms DESC, s.session DESC LIMIT ?12) UNION "
+                  "ALL SELECT " API_SESS_COLS " FROM (" API_SESS_MERGED
+                  ") ORDER BY last DESC, id DESC LIMIT ?12";
 
 static const char api_sess_stats_sql[] =
     API_SESS_TAIL
-    ", m AS (" API_SESS_STORED " UNION ALL " API_SESS_MERGED
+    ", m AS (" API_SESS_STORED " UNION ALL SELECT " API_SESS_COLS
+    " FROM (" API_SESS_MERGED ")"
     ") SELECT count(*), coalesce(sum(rounds), 0), coalesce(sum(calls), 0), "
     "coalesce(sum(errors), 0), coalesce(sum(errors > 0), 0), "
     "coalesce(sum(tin), 0), coalesce(sum(tout), 0), coalesce(sum(tcr), 0), "
