@@ -773,11 +773,23 @@ static struct api_agg *api_models_get(struct api_req *r, struct api_models *m,
     return &m->a[m->n++];
 }
 
-/* The per-model totals as a JSON array. */
+/* The per-model totals as a JSON array, by provider and model. */
 static json_t *api_models_json(const struct api_models *m)
 {
     json_t *arr = json_array();
-    for (int i = 0; i < m->n; i++) {
+    int done[m->n > 0 ? m->n : 1];
+    memset(done, 0, sizeof(done));
+    for (int k = 0; k < m->n; k++) {
+        int i = -1; /* the least (provider, model) not yet out */
+        for (int j = 0; j < m->n; j++) {
+            if (done[j])
+                continue;
+            int c = i < 0 ? -1 : strcmp(m->provider[j], m->provider[i]);
+            if (i < 0 || c < 0 || (c == 0 && strcmp(m->model[j],
+                                                    m->model[i]) < 0))
+                i = j;
+        }
+        done[i] = 1;
         json_t *o = api_agg_json(&m->a[i]);
         json_object_set_new(o, "provider", json_string(m->provider[i]));
         json_object_set_new(o, "model", json_string(m->model[i]));
