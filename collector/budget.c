@@ -77,15 +77,16 @@ struct col_budgets {
 };
 
 /* Queue a crossing of threshold i of budget b at now. */
-static void col_budget_queue(struct col_budgets *bs,
-                             const struct col_budget *b, int i, int64_t now)
+static void col_budget_queue(struct col_budgets *bs, const struct col_budget *b,
+                             int i, int64_t now)
 {
     if (bs->nq == bs->qcap) {
         uint32_t cap = bs->qcap ? bs->qcap * 2 : 16;
         struct col_crossing *q = realloc(bs->q, cap * sizeof(*q));
         if (q == NULL) {
-            log_error(NULL, "msg=\"budget crossing not queued: out of "
-                            "memory\" budget=%lld threshold=%d",
+            log_error(NULL,
+                      "msg=\"budget crossing not queued: out of "
+                      "memory\" budget=%lld threshold=%d",
                       (long long)b->id, b->thr[i]);
             return;
         }
@@ -345,21 +346,20 @@ static void col_budget_ring(struct col *c, const struct col_crossing *x)
     ev_format_rfc3339(x->start_ms, start, sizeof(start));
     ev_format_rfc3339(x->end_ms, end, sizeof(end));
     ev_format_rfc3339(x->ts_ms, ts, sizeof(ts));
-    json_t *scope = json_pack(
-        "{s:o, s:o}", "provider",
-        x->provider[0] ? json_string(x->provider) : json_null(), "model",
-        x->model[0] ? json_string(x->model) : json_null());
+    json_t *scope =
+        json_pack("{s:o, s:o}", "provider",
+                  x->provider[0] ? json_string(x->provider) : json_null(),
+                  "model", x->model[0] ? json_string(x->model) : json_null());
     json_t *o = json_pack(
-        "{s:s, s:I, s:s, s:s, s:o, s:i, s:f, s:f, s:f, s:s, s:s, s:s}",
-        "type", "budget.threshold_crossed", "budget", (json_int_t)x->budget,
+        "{s:s, s:I, s:s, s:s, s:o, s:i, s:f, s:f, s:f, s:s, s:s, s:s}", "type",
+        "budget.threshold_crossed", "budget", (json_int_t)x->budget,
         "workspace", x->workspace, "period", budget_period_name(x->period),
         "scope", scope, "threshold", x->threshold, "spend_usd",
         (double)x->spend_nusd / 1e9, "limit_usd", (double)x->limit_nusd / 1e9,
-        "percent_used",
-        (double)x->spend_nusd * 100.0 / (double)x->limit_nusd, "period_start",
-        start, "period_end", end, "ts", ts);
-    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15))
-                   : NULL;
+        "percent_used", (double)x->spend_nusd * 100.0 / (double)x->limit_nusd,
+        "period_start", start, "period_end", end, "ts", ts);
+    char *text =
+        o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(o);
     if (text == NULL) {
         log_error(NULL, "msg=\"budget crossing not published: out of memory\"");
@@ -462,8 +462,8 @@ void col_budget_tick(struct col *c, int64_t now)
             log_info(NULL,
                      "msg=\"budget period started\" budget=%lld "
                      "previous_start_ms=%lld start_ms=%lld spend_nusd=%lld",
-                     (long long)b->id, (long long)start,
-                     (long long)b->start_ms, (long long)b->spend_nusd);
+                     (long long)b->id, (long long)start, (long long)b->start_ms,
+                     (long long)b->spend_nusd);
     }
     col_budget_flush(c);
 }

@@ -209,8 +209,8 @@ static int64_t col_bq_int(sqlite3 *db, const char *sql, int64_t a,
     sqlite3_bind_int64(st, 1, a);
     if (b != NULL)
         sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
-    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0)
-                                               : def;
+    int64_t v =
+        sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : def;
     sqlite3_finalize(st);
     return v;
 }
@@ -345,8 +345,7 @@ static int col_bwrite(struct col *c, const char *ws,
         rc = col_bput(db, wsid, &specs[i], now, &ids[i], cnt);
     if (rc == SQLITE_OK)
         rc = col_bsweep(db, wsid, ids, n, cnt);
-    int64_t total =
-        col_bq_int(db, "SELECT count(*) FROM budgets", 0, NULL, 0);
+    int64_t total = col_bq_int(db, "SELECT count(*) FROM budgets", 0, NULL, 0);
     if (rc == SQLITE_OK && total > COL_BUDGET_MAX) {
         col_store_rollback(&c->store);
         char msg[160];
@@ -390,9 +389,9 @@ int col_budget_set(struct col *c, json_t *args, json_t **reply)
              "msg=\"budgets set\" workspace=%s budgets=%zu created=%d "
              "updated=%d unchanged=%d deleted=%d",
              ws, n, cnt.created, cnt.updated, cnt.unchanged, cnt.deleted);
-    *reply = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i}", "workspace", ws,
-                       "budgets", (int)n, "created", cnt.created, "updated",
-                       cnt.updated, "unchanged", cnt.unchanged, "deleted",
-                       cnt.deleted);
+    *reply =
+        json_pack("{s:s, s:i, s:i, s:i, s:i, s:i}", "workspace", ws, "budgets",
+                  (int)n, "created", cnt.created, "updated", cnt.updated,
+                  "unchanged", cnt.unchanged, "deleted", cnt.deleted);
     return 200;
 }

@@ -21,8 +21,7 @@
 #include "log.h"
 
 /* Build the API's error object. */
-json_t *col_error(const char *code, const char *message,
-                         const char *field)
+json_t *col_error(const char *code, const char *message, const char *field)
 {
     /* Messages quote the command's input, cut to a length: keep them
      * valid UTF-8 or jansson refuses them. */

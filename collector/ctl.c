@@ -78,8 +78,8 @@ static int ctl_ring(const struct conf *cf, uint32_t type)
                 cf->shm_name);
         return 2;
     }
-    uint64_t head = atomic_load_explicit(
-        &((struct shm_header *)h)->ring_head, memory_order_acquire);
+    uint64_t head = atomic_load_explicit(&((struct shm_header *)h)->ring_head,
+                                         memory_order_acquire);
     for (uint64_t i = head > h->ring_size ? head - h->ring_size : 0; i < head;
          i++) {
         struct shm_ring_ent *e = shm_ring(h, i), copy;
@@ -93,12 +93,11 @@ static int ctl_ring(const struct conf *cf, uint32_t type)
         copy.json[sizeof(copy.json) - 1] = '\0';
         copy.workspace[sizeof(copy.workspace) - 1] = '\0';
         json_t *ev = json_loads(copy.json, 0, NULL);
-        json_t *o = json_pack("{s:I, s:I, s:s, s:s, s:o}", "seq",
-                              (json_int_t)(i + 1), "ts_ms",
-                              (json_int_t)copy.ts_ms, "type",
-                              names[copy.type <= 3 ? copy.type : 0],
-                              "workspace", copy.workspace, "event",
-                              ev ? ev : json_string(copy.json));
+        json_t *o = json_pack(
+            "{s:I, s:I, s:s, s:s, s:o}", "seq", (json_int_t)(i + 1), "ts_ms",
+            (json_int_t)copy.ts_ms, "type",
+            names[copy.type <= 3 ? copy.type : 0], "workspace", copy.workspace,
+            "event", ev ? ev : json_string(copy.json));
         char *text = json_dumps(o, JSON_COMPACT);
         printf("%s\n", text ? text : "{}");
         free(text);

@@ -94,8 +94,8 @@ void budget_thresholds_format(const int *t, int n, char *buf, size_t len)
     size_t used = 0;
     buf[0] = '\0';
     for (int i = 0; i < n && used < len; i++)
-        used += (size_t)snprintf(buf + used, len - used, "%s%d",
-                                 i ? "," : "", t[i]);
+        used += (size_t)snprintf(buf + used, len - used, "%s%d", i ? "," : "",
+                                 t[i]);
 }
 
 int budget_crossed(int64_t spend_nusd, int64_t limit_nusd, int pct)
@@ -115,8 +115,9 @@ int64_t budget_rollup_seq(struct sqlite3 *db)
 {
     sqlite3_stmt *st;
     int64_t seq = 0;
-    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = "
-                               "'rollup_seq'",
+    if (sqlite3_prepare_v2(db,
+                           "SELECT value FROM meta WHERE key = "
+                           "'rollup_seq'",
                            -1, &st, NULL) != SQLITE_OK)
         return 0;
     if (sqlite3_step(st) == SQLITE_ROW)

@@ -42,8 +42,7 @@ int budget_period_parse(const char *s);
 const char *budget_period_name(int period);
 
 /* The UTC period holding ms: [*start, *end) in epoch ms. */
-void budget_period_bounds(int period, int64_t ms, int64_t *start,
-                          int64_t *end);
+void budget_period_bounds(int period, int64_t ms, int64_t *start, int64_t *end);
 
 /* Parse "80,95,100" (ascending, distinct, 1..BUDGET_MAX_PCT) into out
  * (BUDGET_MAX_THRESHOLDS entries).  Returns the count, or -1. */

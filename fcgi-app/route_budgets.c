@@ -95,9 +95,8 @@ static json_t *api_budget_json(const struct api_budget *b)
     for (int i = 0; i < b->nthr; i++)
         json_array_append_new(thr, json_integer(b->thr[i]));
     return json_pack("{s:I, s:s, s:{s:o, s:o}, s:o, s:o}", "id",
-                     (json_int_t)b->id, "period",
-                     budget_period_name(b->period), "scope", "provider",
-                     api_str_or_null(b->provider), "model",
+                     (json_int_t)b->id, "period", budget_period_name(b->period),
+                     "scope", "provider", api_str_or_null(b->provider), "model",
                      api_str_or_null(b->model), "limit_usd",
                      api_usd(b->limit_nusd), "thresholds", thr);
 }
@@ -164,8 +163,8 @@ int api_budgets_put(struct api_req *r)
         return api_error(r, 400, "invalid_field", "budgets",
                          "budgets is required (an empty array deletes "
                          "every budget)");
-    json_t *cmd = json_pack("{s:s, s:s, s:O}", "op", "budget.set",
-                            "workspace", r->workspace, "budgets", arr);
+    json_t *cmd = json_pack("{s:s, s:s, s:O}", "op", "budget.set", "workspace",
+                            r->workspace, "budgets", arr);
     int status = 0;
     char *reply = NULL;
     if (api_command(r, cmd, &status, &reply) != 0)
@@ -232,10 +231,10 @@ static json_t *api_budget_thresholds(struct api_req *r,
          * follows within a second. */
         int crossed = !json_is_null(at) ||
                       budget_crossed(spend, b->limit_nusd, b->thr[i]);
-        json_array_append_new(
-            arr, json_pack("{s:i, s:b, s:o, s:o}", "percent", b->thr[i],
-                           "crossed", crossed, "crossed_at", at,
-                           "spend_usd_at_crossing", was));
+        json_array_append_new(arr, json_pack("{s:i, s:b, s:o, s:o}", "percent",
+                                             b->thr[i], "crossed", crossed,
+                                             "crossed_at", at,
+                                             "spend_usd_at_crossing", was));
     }
     sqlite3_finalize(st);
     return arr;
@@ -248,9 +247,9 @@ static json_t *api_budget_status(struct api_req *r, const struct api_budget *b,
 {
     json_t *o = api_budget_json(b);
     double elapsed = (double)(r->now_ms - start);
-    double projected = elapsed > 0 ? (double)spend * (double)(end - start) /
-                                         elapsed
-                                   : (double)spend;
+    double projected = elapsed > 0
+                           ? (double)spend * (double)(end - start) / elapsed
+                           : (double)spend;
     int64_t left = b->limit_nusd - spend;
     json_object_set_new(o, "period_start", api_time(start));
     json_object_set_new(o, "period_end", api_time(end));
@@ -260,9 +259,8 @@ static json_t *api_budget_status(struct api_req *r, const struct api_budget *b,
         json_real((double)spend * 100.0 / (double)b->limit_nusd));
     json_object_set_new(o, "remaining_usd", api_usd(left > 0 ? left : 0));
     json_object_set_new(o, "projected_usd", json_real(projected / 1e9));
-    json_object_set_new(
-        o, "projected_percent",
-        json_real(projected * 100.0 / (double)b->limit_nusd));
+    json_object_set_new(o, "projected_percent",
+                        json_real(projected * 100.0 / (double)b->limit_nusd));
     json_object_set_new(o, "thresholds",
                         api_budget_thresholds(r, b, start, spend));
     json_object_set_new(o, "source", json_string(source));
@@ -284,8 +282,7 @@ int api_budgets_status(struct api_req *r)
     int cap = (n > 0 ? n : 0) + 16;
     struct shm_budget *slots = arena_alloc(r->arena, cap * sizeof(*slots));
     const struct shm_header *h = api_shm(r);
-    int nslots =
-        h && slots ? shm_read_budgets(h, r->workspace, slots, cap) : 0;
+    int nslots = h && slots ? shm_read_budgets(h, r->workspace, slots, cap) : 0;
     struct budget_cells cells;
     memset(&cells, 0, sizeof(cells));
     int have_cells = 0, rc = n < 0 ? SQLITE_ERROR : SQLITE_OK;
@@ -293,8 +290,8 @@ int api_budgets_status(struct api_req *r)
     for (int i = 0; rc == SQLITE_OK && i < n; i++) {
         int64_t start, end, spend;
         budget_period_bounds(b[i].period, r->now_ms, &start, &end);
-        const struct shm_budget *s = api_budget_slot(slots, nslots, &b[i],
-                                                     start);
+        const struct shm_budget *s =
+            api_budget_slot(slots, nslots, &b[i], start);
         if (s != NULL)
             spend = s->spend_nusd;
         else {
@@ -305,26 +302,25 @@ int api_budgets_status(struct api_req *r)
                 rc = budget_cells_load(r->t->db, ws, ms, me, &cells);
                 have_cells = 1;
             }
-            spend = budget_cells_sum(&cells, b[i].provider, b[i].model, start,
-                                     end);
+            spend =
+                budget_cells_sum(&cells, b[i].provider, b[i].model, start, end);
         }
-        json_array_append_new(arr, api_budget_status(r, &b[i], start, end,
-                                                     spend,
-                                                     s ? "live" : "rollups"));
+        json_array_append_new(arr,
+                              api_budget_status(r, &b[i], start, end, spend,
+                                                s ? "live" : "rollups"));
     }
     api_read_end(r);
     budget_cells_free(&cells);
     if (rc != SQLITE_OK)
         return api_db_unavailable(r);
-    return api_send_json(r, 200,
-                         json_pack("{s:o, s:o}", "as_of", api_time(r->now_ms),
-                                   "budgets", arr),
-                         NULL);
+    return api_send_json(
+        r, 200,
+        json_pack("{s:o, s:o}", "as_of", api_time(r->now_ms), "budgets", arr),
+        NULL);
 }
 
 /* The spend of b on each of ndays days from from (day-aligned). */
-static int64_t *api_budget_days(struct api_req *r,
-                                const struct budget_cells *c,
+static int64_t *api_budget_days(struct api_req *r, const struct budget_cells *c,
                                 const struct api_budget *b, int64_t from,
                                 int ndays)
 {
@@ -360,17 +356,18 @@ static json_t *api_hday_json(const struct api_hday *d)
 {
     char date[40];
     ev_format_rfc3339(d->day_ms, date, sizeof(date));
-    json_t *o = json_pack("{s:s%, s:o, s:f}", "date", date, (size_t)10,
-                          "spend_usd", api_usd(d->spend), "percent_used",
-                          api_hday_pct(d));
+    json_t *o =
+        json_pack("{s:s%, s:o, s:f}", "date", date, (size_t)10, "spend_usd",
+                  api_usd(d->spend), "percent_used", api_hday_pct(d));
     if (d->b->period == BUDGET_MONTH)
         json_object_set_new(o, "month_to_date_usd", api_usd(d->mtd));
     return o;
 }
 
 static const char *const api_hday_cols[] = {
-    "budget_id", "period",            "provider",  "model",       "date",
-    "spend_usd", "month_to_date_usd", "limit_usd", "percent_used"};
+    "budget_id",   "period",    "provider",          "model",
+    "date",        "spend_usd", "month_to_date_usd", "limit_usd",
+    "percent_used"};
 
 static void api_hday_csv(struct api_req *r, const struct api_hday *d)
 {
@@ -383,7 +380,8 @@ static void api_hday_csv(struct api_req *r, const struct api_hday *d)
         api_usd_text(d->mtd, mtd, sizeof(mtd));
     api_usd_text(d->b->limit_nusd, lim, sizeof(lim));
     snprintf(pct, sizeof(pct), "%.4f", api_hday_pct(d));
-    const char *f[] = {id,    budget_period_name(d->b->period),
+    const char *f[] = {id,
+                       budget_period_name(d->b->period),
                        d->b->provider,
                        d->b->model,
                        date,
@@ -415,8 +413,7 @@ static int api_history_budget(struct api_req *r, int64_t *id)
 /* Stream or gather the history of budgets b[n] over ndays days. */
 static json_t *api_history_walk(struct api_req *r, const struct api_budget *b,
                                 int n, const struct budget_cells *cells,
-                                int64_t from, int64_t first, int ndays,
-                                int csv)
+                                int64_t from, int64_t first, int ndays, int csv)
 {
     json_t *arr = csv ? NULL : json_array();
     int lead = (int)((first - from) / BUDGET_DAY_MS);
@@ -450,7 +447,7 @@ static json_t *api_history_walk(struct api_req *r, const struct api_budget *b,
 
 int api_budgets_history(struct api_req *r)
 {
-    static const char *const allowed[] = {"range", "from",   "to",
+    static const char *const allowed[] = {"range",  "from",   "to",
                                           "format", "budget", NULL};
     struct api_range rg;
     int csv;
@@ -515,8 +512,8 @@ int api_budgets_history(struct api_req *r)
     }
     json_t *arr = api_history_walk(r, b, n, &cells, ms, first, (int)ndays, 0);
     budget_cells_free(&cells);
-    return api_send_json(r, 200,
-                         json_pack("{s:s, s:s, s:o}", "from", from, "to", to,
-                                   "budgets", arr),
-                         NULL);
+    return api_send_json(
+        r, 200,
+        json_pack("{s:s, s:s, s:o}", "from", from, "to", to, "budgets", arr),
+        NULL);
 }

@@ -32,74 +32,79 @@
  * ?3 from, ?4 to, ?5 provider, ?6 model, ?7 agent, ?8 user, ?9 status,
  * ?10 and ?11 the cursor (last activity, id), ?12 the limit. */
 #define API_SESS_TAIL                                                          \
-    "WITH tail AS MATERIALIZED (SELECT session, min(ts) AS t0, max(ts) AS "   \
-    "t1, count(*) AS calls, sum(is_error) AS errors, sum(input_tokens) AS "   \
-    "tin, sum(output_tokens) AS tout, sum(cache_read_tokens) AS tcr, "        \
-    "sum(cache_write_tokens) AS tcw, sum(reasoning_tokens) AS trs, "          \
-    "sum(CAST(round(cost_usd * 1e9) AS INTEGER)) AS cost, count(latency_ms) " \
-    "AS lat_n, total(latency_ms) AS lat_sum, max((?5 IS NULL OR provider = "  \
-    "?5) AND (?6 IS NULL OR model = ?6)) AS used FROM events WHERE seq > ?2 " \
-    "AND +ws = ?1 AND session IS NOT NULL GROUP BY session), "                \
-    "tail_user AS MATERIALIZED (SELECT session, user, min(seq) FROM events "  \
-    "WHERE seq > ?2 AND +ws = ?1 AND session IS NOT NULL AND user != '' "     \
-    "GROUP BY session), "                                                     \
-    "tail_agent AS MATERIALIZED (SELECT session, agent, min(seq) FROM "       \
-    "events WHERE seq > ?2 AND +ws = ?1 AND session IS NOT NULL AND agent "   \
-    "!= '' GROUP BY session), "                                               \
-    "tail_rounds AS MATERIALIZED (SELECT DISTINCT session, round FROM "       \
-    "events WHERE seq > ?2 AND +ws = ?1 AND session IS NOT NULL AND round "   \
+    "WITH tail AS MATERIALIZED (SELECT session, min(ts) AS t0, max(ts) AS "    \
+    "t1, count(*) AS calls, sum(is_error) AS errors, sum(input_tokens) AS "    \
+    "tin, sum(output_tokens) AS tout, sum(cache_read_tokens) AS tcr, "         \
+    "sum(cache_write_tokens) AS tcw, sum(reasoning_tokens) AS trs, "           \
+    "sum(CAST(round(cost_usd * 1e9) AS INTEGER)) AS cost, count(latency_ms) "  \
+    "AS lat_n, total(latency_ms) AS lat_sum, max((?5 IS NULL OR provider = "   \
+    "?5) AND (?6 IS NULL OR model = ?6)) AS used FROM events WHERE seq > ?2 "  \
+    "AND +ws = ?1 AND session IS NOT NULL GROUP BY session), "                 \
+    "tail_user AS MATERIALIZED (SELECT session, user, min(seq) FROM events "   \
+    "WHERE seq > ?2 AND +ws = ?1 AND session IS NOT NULL AND user != '' "      \
+    "GROUP BY session), "                                                      \
+    "tail_agent AS MATERIALIZED (SELECT session, agent, min(seq) FROM "        \
+    "events WHERE seq > ?2 AND +ws = ?1 AND session IS NOT NULL AND agent "    \
+    "!= '' GROUP BY session), "                                                \
+    "tail_rounds AS MATERIALIZED (SELECT DISTINCT session, round FROM "        \
+    "events WHERE seq > ?2 AND +ws = ?1 AND session IS NOT NULL AND round "    \
     ">= 0) "
 
 /* The stored rounds of session x used the asked provider and model. */
 #define API_SESS_USED(x)                                                       \
-    "((?5 IS NULL AND ?6 IS NULL) OR EXISTS (SELECT 1 FROM session_rounds r " \
-    "WHERE r.ws = ?1 AND r.session = " x " AND (?5 IS NULL OR r.provider = "  \
+    "((?5 IS NULL AND ?6 IS NULL) OR EXISTS (SELECT 1 FROM session_rounds r "  \
+    "WHERE r.ws = ?1 AND r.session = " x " AND (?5 IS NULL OR r.provider = "   \
     "?5) AND (?6 IS NULL OR r.model = ?6)))"
 
 /* The filters and the cursor, on either kind's columns. */
 #define API_SESS_F(last, started, agent, user, errors, id, used)               \
-    " " last " >= ?3 AND " started " < ?4 AND " used " AND (?7 IS NULL OR "  \
-    agent " = ?7) AND (?8 IS NULL OR " user " = ?8) AND (?9 < 0 OR (" errors \
-    " > 0) = ?9) AND " last " <= ?10 AND (" last " < ?10 OR " id " < ?11) "
+    " " last " >= ?3 AND " started " < ?4 AND " used                           \
+    " AND (?7 IS NULL OR " agent " = ?7) AND (?8 IS NULL OR " user             \
+    " = ?8) AND (?9 < 0 OR (" errors " > 0) = ?9) AND " last                   \
+    " <= ?10 AND (" last " < ?10 OR " id " < ?11) "
 
 /* Sessions the tail did not touch, as stored: a plain select on sessions,
  * so that newest-first pages walk the (ws, last_ms) index. */
 #define API_SESS_STORED                                                        \
-    "SELECT s.session AS id, s.user AS user, s.agent AS agent, s.started_ms " \
-    "AS started, s.last_ms AS last, s.calls AS calls, s.errors AS errors, "   \
-    "s.input_tokens AS tin, s.output_tokens AS tout, s.cache_read_tokens AS " \
-    "tcr, s.cache_write_tokens AS tcw, s.reasoning_tokens AS trs, "           \
-    "s.cost_nusd AS cost, s.lat_n AS lat_n, s.lat_sum AS lat_sum, s.rounds "  \
-    "AS rounds, 0 AS in_tail FROM sessions s WHERE s.ws = ?1 AND s.session "  \
-    "NOT IN (SELECT session FROM tail) AND"                                   \
-    API_SESS_F("s.last_ms", "s.started_ms", "s.agent", "s.user", "s.errors",  \
-               "s.session", API_SESS_USED("s.session"))
+    "SELECT s.session AS id, s.user AS user, s.agent AS agent, s.started_ms "  \
+    "AS started, s.last_ms AS last, s.calls AS calls, s.errors AS errors, "    \
+    "s.input_tokens AS tin, s.output_tokens AS tout, s.cache_read_tokens AS "  \
+    "tcr, s.cache_write_tokens AS tcw, s.reasoning_tokens AS trs, "            \
+    "s.cost_nusd AS cost, s.lat_n AS lat_n, s.lat_sum AS lat_sum, s.rounds "   \
+    "AS rounds, 0 AS in_tail FROM sessions s WHERE s.ws = ?1 AND s.session "   \
+    "NOT IN (SELECT session FROM tail) AND" API_SESS_F(                        \
+        "s.last_ms", "s.started_ms", "s.agent", "s.user", "s.errors",          \
+        "s.session", API_SESS_USED("s.session"))
 
 /* Sessions the tail touched: their row (if any) plus their tail. */
 #define API_SESS_MERGED                                                        \
-    "SELECT * FROM (SELECT t.session AS id, coalesce(nullif(s.user, ''), "    \
-    "tu.user, '') AS user, coalesce(nullif(s.agent, ''), ta.agent, '') AS "   \
-    "agent, min(coalesce(s.started_ms, t.t0), t.t0) AS started, "             \
-    "max(coalesce(s.last_ms, t.t1), t.t1) AS last, coalesce(s.calls, 0) + "   \
-    "t.calls AS calls, coalesce(s.errors, 0) + t.errors AS errors, "          \
-    "coalesce(s.input_tokens, 0) + t.tin AS tin, coalesce(s.output_tokens, "  \
-    "0) + t.tout AS tout, coalesce(s.cache_read_tokens, 0) + t.tcr AS tcr, "  \
-    "coalesce(s.cache_write_tokens, 0) + t.tcw AS tcw, "                      \
-    "coalesce(s.reasoning_tokens, 0) + t.trs AS trs, coalesce(s.cost_nusd, "  \
-    "0) + t.cost AS cost, coalesce(s.lat_n, 0) + t.lat_n AS lat_n, "          \
-    "coalesce(s.lat_sum, 0) + t.lat_sum AS lat_sum, (SELECT count(*) FROM "   \
-    "(SELECT round FROM session_rounds r WHERE r.ws = ?1 AND r.session = "    \
-    "t.session AND r.round >= 0 UNION SELECT round FROM tail_rounds x WHERE " \
-    "x.session = t.session)) AS rounds, 1 AS in_tail, (t.used OR "            \
-    API_SESS_USED("t.session") ") AS used FROM tail t LEFT JOIN sessions s "  \
-    "ON s.ws = ?1 AND s.session = t.session LEFT JOIN tail_user tu ON "       \
-    "tu.session = t.session LEFT JOIN tail_agent ta ON ta.session = "         \
-    "t.session) WHERE"                                                        \
-    API_SESS_F("last", "started", "agent", "user", "errors", "id", "used")
+    "SELECT * FROM (SELECT t.session AS id, coalesce(nullif(s.user, ''), "     \
+    "tu.user, '') AS user, coalesce(nullif(s.agent, ''), ta.agent, '') AS "    \
+    "agent, min(coalesce(s.started_ms, t.t0), t.t0) AS started, "              \
+    "max(coalesce(s.last_ms, t.t1), t.t1) AS last, coalesce(s.calls, 0) + "    \
+    "t.calls AS calls, coalesce(s.errors, 0) + t.errors AS errors, "           \
+    "coalesce(s.input_tokens, 0) + t.tin AS tin, coalesce(s.output_tokens, "   \
+    "0) + t.tout AS tout, coalesce(s.cache_read_tokens, 0) + t.tcr AS tcr, "   \
+    "coalesce(s.cache_write_tokens, 0) + t.tcw AS tcw, "                       \
+    "coalesce(s.reasoning_tokens, 0) + t.trs AS trs, coalesce(s.cost_nusd, "   \
+    "0) + t.cost AS cost, coalesce(s.lat_n, 0) + t.lat_n AS lat_n, "           \
+    "coalesce(s.lat_sum, 0) + t.lat_sum AS lat_sum, (SELECT count(*) FROM "    \
+    "(SELECT round FROM session_rounds r WHERE r.ws = ?1 AND r.session = "     \
+    "t.session AND r.round >= 0 UNION SELECT round FROM tail_rounds x WHERE "  \
+    "x.session = t.session)) AS rounds, 1 AS in_tail, (t.used "                \
+    "OR " API_SESS_USED(                                                       \
+        "t.session") ") AS used FROM tail t LEFT JOIN sessions s "             \
+                     "ON s.ws = ?1 AND s.session = t.session LEFT JOIN "       \
+                     "tail_user tu ON "                                        \
+                     "tu.session = t.session LEFT JOIN tail_agent ta ON "      \
+                     "ta.session = "                                           \
+                     "t.session) WHERE" API_SESS_F("last", "started", "agent", \
+                                                   "user", "errors", "id",     \
+                                                   "used")
 
 /* The columns of both kinds, in the order of SC_*. */
 #define API_SESS_COLS                                                          \
-    "id, user, agent, started, last, calls, errors, tin, tout, tcr, tcw, "    \
+    "id, user, agent, started, last, calls, errors, tin, tout, tcr, tcw, "     \
     "trs, cost, lat_n, lat_sum, rounds, in_tail"
 
 static const char api_sess_list_sql[] =
@@ -108,8 +113,7 @@ static const char api_sess_list_sql[] =
                   "ALL SELECT " API_SESS_COLS " FROM (" API_SESS_MERGED
                   ") ORDER BY last DESC, id DESC LIMIT ?12";
 
-static const char api_sess_stats_sql[] =
-    API_SESS_TAIL
+static const char api_sess_stats_sql[] = API_SESS_TAIL
     ", m AS (" API_SESS_STORED " UNION ALL SELECT " API_SESS_COLS
     " FROM (" API_SESS_MERGED ")"
     ") SELECT count(*), coalesce(sum(rounds), 0), coalesce(sum(calls), 0), "
@@ -186,8 +190,8 @@ static int api_sess_cursor(struct api_req *r, const char *c, int64_t *last,
         return -1;
     for (size_t i = 0; i < n / 2; i++) {
         unsigned x;
-        if (sscanf(h + 2 * i, "%2x", &x) != 1 || strchr("0123456789abcdef",
-                                                        h[2 * i]) == NULL ||
+        if (sscanf(h + 2 * i, "%2x", &x) != 1 ||
+            strchr("0123456789abcdef", h[2 * i]) == NULL ||
             strchr("0123456789abcdef", h[2 * i + 1]) == NULL)
             return -1;
         (*id)[i] = (char)x;
@@ -212,13 +216,12 @@ struct api_sess_q {
 static int api_sess_parse(struct api_req *r, struct api_sess_q *q,
                           int with_page)
 {
-    static const char *const page[] = {
-        "range", "from",   "to",     "provider", "model",  "agent",
-        "user",  "status", "format", "limit",    "cursor", NULL};
-    static const char *const stats[] = {"range", "from",  "to",
-                                        "provider", "model", "agent",
-                                        "user",  "status", "format",
-                                        NULL};
+    static const char *const page[] = {"range",  "from",  "to",     "provider",
+                                       "model",  "agent", "user",   "status",
+                                       "format", "limit", "cursor", NULL};
+    static const char *const stats[] = {"range",  "from",  "to",   "provider",
+                                        "model",  "agent", "user", "status",
+                                        "format", NULL};
     memset(q, 0, sizeof(*q));
     if (api_query_only(r, with_page ? page : stats) != 0 ||
         api_parse_range(r, "24h", &q->rg) != 0 ||
@@ -278,8 +281,7 @@ static sqlite3_stmt *api_sess_prepare(struct api_req *r, const char *sql,
 /* The distinct models of a session (the tail's too when in_tail), sorted;
  * models is prepared on ?1 ws, ?2 session, ?3 rollup_seq, ?4 in_tail. */
 static void api_sess_models(sqlite3_stmt *models, const char *id, int in_tail,
-                            void (*fn)(void *ctx, const char *model),
-                            void *ctx)
+                            void (*fn)(void *ctx, const char *model), void *ctx)
 {
     sqlite3_bind_text(models, 2, id, -1, SQLITE_STATIC);
     sqlite3_bind_int(models, 4, in_tail);
@@ -337,13 +339,23 @@ static json_t *api_sess_row_json(sqlite3_stmt *st, sqlite3_stmt *models)
     return o;
 }
 
-static const char *const api_sess_cols[] = {
-    "id",          "user",          "agent",
-    "models",      "rounds",        "calls",
-    "errors",      "input_tokens",  "output_tokens",
-    "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
-    "total_tokens", "cost_usd",     "started",
-    "last_activity", "duration_ms"};
+static const char *const api_sess_cols[] = {"id",
+                                            "user",
+                                            "agent",
+                                            "models",
+                                            "rounds",
+                                            "calls",
+                                            "errors",
+                                            "input_tokens",
+                                            "output_tokens",
+                                            "cache_read_tokens",
+                                            "cache_write_tokens",
+                                            "reasoning_tokens",
+                                            "total_tokens",
+                                            "cost_usd",
+                                            "started",
+                                            "last_activity",
+                                            "duration_ms"};
 
 #define API_SESS_NCOLS (int)(sizeof(api_sess_cols) / sizeof(api_sess_cols[0]))
 
@@ -497,9 +509,9 @@ int api_sessions_list(struct api_req *r)
     ev_format_rfc3339(q.rg.from_ms, from, sizeof(from));
     ev_format_rfc3339(q.rg.to_ms, to, sizeof(to));
     return api_send_json(r, 200,
-                         json_pack("{s:o, s:i, s:s, s:s, s:o}", "sessions",
-                                   arr, "count", (int)n, "from", from, "to",
-                                   to, "next_cursor", next),
+                         json_pack("{s:o, s:i, s:s, s:s, s:o}", "sessions", arr,
+                                   "count", (int)n, "from", from, "to", to,
+                                   "next_cursor", next),
                          NULL);
 }
 
@@ -509,24 +521,23 @@ static json_t *api_sess_avg(double sum, int64_t n)
     return n > 0 ? json_real(sum / (double)n) : json_null();
 }
 
-static const char *const api_stats_cols[] = {
-    "sessions",
-    "rounds",
-    "calls",
-    "errors",
-    "sessions_with_errors",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-    "cost_usd",
-    "avg_rounds_per_session",
-    "avg_calls_per_session",
-    "avg_cost_per_session_usd",
-    "avg_cost_per_round_usd",
-    "avg_duration_ms"};
+static const char *const api_stats_cols[] = {"sessions",
+                                             "rounds",
+                                             "calls",
+                                             "errors",
+                                             "sessions_with_errors",
+                                             "input_tokens",
+                                             "output_tokens",
+                                             "cache_read_tokens",
+                                             "cache_write_tokens",
+                                             "reasoning_tokens",
+                                             "total_tokens",
+                                             "cost_usd",
+                                             "avg_rounds_per_session",
+                                             "avg_calls_per_session",
+                                             "avg_cost_per_session_usd",
+                                             "avg_cost_per_round_usd",
+                                             "avg_duration_ms"};
 
 #define API_STATS_NCOLS                                                        \
     (int)(sizeof(api_stats_cols) / sizeof(api_stats_cols[0]))
@@ -565,8 +576,7 @@ int api_sessions_stats(struct api_req *r)
                         api_sess_avg((double)cost / 1e9, n));
     json_object_set_new(o, "avg_cost_per_round_usd",
                         api_sess_avg((double)cost / 1e9, rounds));
-    json_object_set_new(o, "avg_duration_ms",
-                        api_sess_avg((double)v[11], n));
+    json_object_set_new(o, "avg_duration_ms", api_sess_avg((double)v[11], n));
     if (!q.csv) {
         json_object_set_new(o, "from", api_time(q.rg.from_ms));
         json_object_set_new(o, "to", api_time(q.rg.to_ms));
@@ -672,9 +682,9 @@ static double api_agg_p95(const struct api_agg *a)
 /* An aggregate's numbers as JSON. */
 static json_t *api_agg_json(const struct api_agg *a)
 {
-    json_t *lat = json_pack(
-        "{s:o, s:o}", "avg", api_sess_avg(a->lat_sum, a->lat_n), "p95",
-        a->hn ? json_real(api_agg_p95(a)) : json_null());
+    json_t *lat =
+        json_pack("{s:o, s:o}", "avg", api_sess_avg(a->lat_sum, a->lat_n),
+                  "p95", a->hn ? json_real(api_agg_p95(a)) : json_null());
     return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "calls",
                      (json_int_t)a->calls, "errors", (json_int_t)a->errors,
                      "tokens", api_sess_tokens(a->tok), "cost_usd",
@@ -682,18 +692,26 @@ static json_t *api_agg_json(const struct api_agg *a)
                      api_time(a->first), "last_activity", api_time(a->last));
 }
 
-static const char *const api_round_cols[] = {
-    "session",          "round",
-    "provider",         "model",
-    "calls",            "errors",
-    "input_tokens",     "output_tokens",
-    "cache_read_tokens", "cache_write_tokens",
-    "reasoning_tokens", "total_tokens",
-    "cost_usd",         "latency_avg_ms",
-    "latency_p95_ms",   "started",
-    "last_activity"};
+static const char *const api_round_cols[] = {"session",
+                                             "round",
+                                             "provider",
+                                             "model",
+                                             "calls",
+                                             "errors",
+                                             "input_tokens",
+                                             "output_tokens",
+                                             "cache_read_tokens",
+                                             "cache_write_tokens",
+                                             "reasoning_tokens",
+                                             "total_tokens",
+                                             "cost_usd",
+                                             "latency_avg_ms",
+                                             "latency_p95_ms",
+                                             "started",
+                                             "last_activity"};
 
-#define API_ROUND_NCOLS (int)(sizeof(api_round_cols) / sizeof(api_round_cols[0]))
+#define API_ROUND_NCOLS                                                        \
+    (int)(sizeof(api_round_cols) / sizeof(api_round_cols[0]))
 
 /* One (round, provider, model) row as CSV. */
 static void api_round_csv(struct api_req *r, const char *id, sqlite3_stmt *st,
@@ -739,15 +757,19 @@ struct api_models {
     int n, cap;
 };
 
-/* The aggregate of (provider, model) in m, added if new; NULL when out of
- * memory. */
+/* The aggregate of (provider, model) in m, added at its place (m stays
+ * sorted by provider, then model) if new; NULL when out of memory.  The
+ * pointer is good until the next call. */
 static struct api_agg *api_models_get(struct api_req *r, struct api_models *m,
                                       const char *provider, const char *model)
 {
-    for (int i = 0; i < m->n; i++)
-        if (strcmp(m->provider[i], provider) == 0 &&
-            strcmp(m->model[i], model) == 0)
-            return &m->a[i];
+    int i = 0, c = 1;
+    while (i < m->n && (c = strcmp(m->provider[i], provider) == 0
+                                ? strcmp(m->model[i], model)
+                                : strcmp(m->provider[i], provider)) < 0)
+        i++;
+    if (i < m->n && c == 0)
+        return &m->a[i];
     if (m->n == m->cap) {
         int cap = m->cap ? m->cap * 2 : 8;
         struct api_agg *a = arena_alloc(r->arena, cap * sizeof(*a));
@@ -765,31 +787,24 @@ static struct api_agg *api_models_get(struct api_req *r, struct api_models *m,
         m->model = q;
         m->cap = cap;
     }
-    m->provider[m->n] = arena_strndup(r->arena, provider, strlen(provider));
-    m->model[m->n] = arena_strndup(r->arena, model, strlen(model));
-    if (m->provider[m->n] == NULL || m->model[m->n] == NULL ||
-        api_agg_init(r, &m->a[m->n]) != 0)
+    memmove(&m->a[i + 1], &m->a[i], (m->n - i) * sizeof(m->a[0]));
+    memmove(&m->provider[i + 1], &m->provider[i],
+            (m->n - i) * sizeof(m->provider[0]));
+    memmove(&m->model[i + 1], &m->model[i], (m->n - i) * sizeof(m->model[0]));
+    m->n++;
+    m->provider[i] = arena_strndup(r->arena, provider, strlen(provider));
+    m->model[i] = arena_strndup(r->arena, model, strlen(model));
+    if (m->provider[i] == NULL || m->model[i] == NULL ||
+        api_agg_init(r, &m->a[i]) != 0)
         return NULL;
-    return &m->a[m->n++];
+    return &m->a[i];
 }
 
-/* The per-model totals as a JSON array, by provider and model. */
+/* The per-model totals as a JSON array (by provider, then model). */
 static json_t *api_models_json(const struct api_models *m)
 {
     json_t *arr = json_array();
-    int done[m->n > 0 ? m->n : 1];
-    memset(done, 0, sizeof(done));
-    for (int k = 0; k < m->n; k++) {
-        int i = -1; /* the least (provider, model) not yet out */
-        for (int j = 0; j < m->n; j++) {
-            if (done[j])
-                continue;
-            int c = i < 0 ? -1 : strcmp(m->provider[j], m->provider[i]);
-            if (i < 0 || c < 0 || (c == 0 && strcmp(m->model[j],
-                                                    m->model[i]) < 0))
-                i = j;
-        }
-        done[i] = 1;
+    for (int i = 0; i < m->n; i++) {
         json_t *o = api_agg_json(&m->a[i]);
         json_object_set_new(o, "provider", json_string(m->provider[i]));
         json_object_set_new(o, "model", json_string(m->model[i]));
@@ -805,10 +820,12 @@ static int api_str_cmp(const void *a, const void *b)
 }
 
 /* The distinct model names of m, sorted (as the list shows them). */
-static json_t *api_models_names(const struct api_models *m)
+static json_t *api_models_names(struct api_req *r, const struct api_models *m)
 {
     json_t *arr = json_array();
-    const char *names[m->n > 0 ? m->n : 1];
+    const char **names = arena_alloc(r->arena, (m->n + 1) * sizeof(*names));
+    if (names == NULL)
+        return arr;
     memcpy(names, m->model, m->n * sizeof(names[0]));
     qsort(names, m->n, sizeof(names[0]), api_str_cmp);
     for (int i = 0; i < m->n; i++)
@@ -840,8 +857,8 @@ static json_t *api_round_json(int round, const struct api_models *m)
         t.hn += a->hn;
     }
     json_t *o = api_agg_json(&t);
-    json_object_set_new(o, "round", round >= 0 ? json_integer(round)
-                                               : json_null());
+    json_object_set_new(o, "round",
+                        round >= 0 ? json_integer(round) : json_null());
     json_object_set_new(o, "models", api_models_json(m));
     return o;
 }
@@ -889,8 +906,8 @@ int api_sessions_get(struct api_req *r)
     struct api_agg total, one;
     struct api_models all = {0}, cur = {0};
     json_t *rounds = json_array();
-    int nrounds = 0, round = sqlite3_column_int(st, 0), ok = 1;
-    ok = api_agg_init(r, &total) == 0 && api_agg_init(r, &one) == 0;
+    int nrounds = 0, round = sqlite3_column_int(st, 0);
+    int ok = api_agg_init(r, &total) == 0 && api_agg_init(r, &one) == 0;
     for (; ok && rc == SQLITE_ROW; rc = sqlite3_step(st)) {
         int rd = sqlite3_column_int(st, 0);
         if (rd != round) {
@@ -936,7 +953,7 @@ int api_sessions_get(struct api_req *r)
     json_object_set_new(s, "id", json_string(id));
     json_object_set_new(s, "user", api_str_or_null(user));
     json_object_set_new(s, "agent", api_str_or_null(agent));
-    json_object_set_new(s, "models", api_models_names(&all));
+    json_object_set_new(s, "models", api_models_names(r, &all));
     json_object_set_new(s, "rounds", json_integer(nrounds));
     json_object_set_new(s, "duration_ms",
                         json_integer(total.last - total.first));

@@ -56,8 +56,8 @@ size_t shm_layout(const struct shm_params *p, struct shm_header *h)
     h->off_ring = off;
     off = shm_align(off + (uint64_t)p->ring_size * sizeof(struct shm_ring_ent));
     h->off_budgets = off;
-    off = shm_align(off +
-                    (uint64_t)p->budget_slots * sizeof(struct shm_budget));
+    off =
+        shm_align(off + (uint64_t)p->budget_slots * sizeof(struct shm_budget));
     h->size = off;
     return off;
 }
@@ -187,7 +187,8 @@ void shm_budget_write(struct shm_header *h, uint32_t i,
 
 void shm_budget_trim(struct shm_header *h, uint32_t n)
 {
-    uint32_t used = atomic_load_explicit(&h->budgets_used, memory_order_relaxed);
+    uint32_t used =
+        atomic_load_explicit(&h->budgets_used, memory_order_relaxed);
     for (uint32_t i = n; i < used && i < h->budget_slots; i++) {
         struct shm_budget *b = shm_budget_slot(h, i);
         shm_write_begin(&b->seq);

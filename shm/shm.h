@@ -4,8 +4,9 @@
  * One POSIX shared-memory segment per stack holds everything live: totals
  * since the database began, a per-second ring covering the last hour, the
  * precomputed 1m/5m/15m/1h windows, the recent-request feed, the event
- * ring (alerts, budgets, notifications) and the budgets' current spend.  The collector is its only writer
- * (shm/live.c); the API workers and the relay map it read-only.
+ * ring (alerts, budgets, notifications) and the budgets' current spend.  The
+ * collector is its only writer (shm/live.c); the API workers and the relay map
+ * it read-only.
  *
  * Layout rules: a versioned header first (magic, layout version, size,
  * generation), then areas found through offsets in the header, never
@@ -118,11 +119,11 @@ struct shm_header {
     uint32_t feed_size;    /* feed ring length */
     uint32_t ring_size;    /* event ring length */
     uint64_t off_dims, off_summary, off_seconds, off_hist, off_feed, off_ring;
-    uint64_t off_budgets;            /* struct shm_budget[budget_slots] */
-    uint32_t budget_slots;           /* budget slots */
-    _Atomic uint32_t budgets_used;   /* slots [0, used) may be in use */
-    uint64_t sec_stride;    /* bytes per second record */
-    _Atomic uint32_t ndims; /* dims in use (release-stored) */
+    uint64_t off_budgets;          /* struct shm_budget[budget_slots] */
+    uint32_t budget_slots;         /* budget slots */
+    _Atomic uint32_t budgets_used; /* slots [0, used) may be in use */
+    uint64_t sec_stride;           /* bytes per second record */
+    _Atomic uint32_t ndims;        /* dims in use (release-stored) */
     uint32_t reserved;
     _Atomic uint64_t feed_head; /* feed entries ever written */
     _Atomic uint64_t ring_head; /* event ring entries ever written */
@@ -203,11 +204,12 @@ struct shm_budget {
     int64_t period_end_ms;
     int64_t spend_nusd; /* events of the period in scope, nano-USD */
     int64_t limit_nusd;
-    int64_t as_of_ms;  /* when spend was last updated */
-    uint32_t crossed;  /* bit i: threshold i crossed this period */
-    uint32_t period;   /* 1 day, 2 month (common/budget.h) */
+    int64_t as_of_ms; /* when spend was last updated */
+    uint32_t crossed; /* bit i: threshold i crossed this period */
+    uint32_t period;  /* 1 day, 2 month (common/budget.h) */
     char workspace[72];
 };
+
 /* Sizes of a segment. */
 struct shm_params {
     uint32_t nslots, nseconds, hist_entries, feed_size, ring_size;

@@ -30,7 +30,7 @@
 #define MAR15_DAY 1773532800000LL
 #define MAR01     1772323200000LL
 #define APR01     1775001600000LL
-#define NUSD(usd) ((int64_t)((usd) * 1000000000.0 + 0.5))
+#define NUSD(usd) ((int64_t)((usd)*1000000000.0 + 0.5))
 
 static char tmpdir[256];
 
@@ -89,8 +89,8 @@ static void add_event(sqlite3 *db, int64_t seq, int ws, int64_t ts,
              "cache_read_tokens, cache_write_tokens, reasoning_tokens, "
              "cost_usd, cost_source, is_error) VALUES(%lld, %d, 'e%lld', "
              "%lld, %lld, '%s', '%s', 'chat', 0, 0, 0, 0, 0, %.9f, 0, 0)",
-             (long long)seq, ws, (long long)seq, (long long)ts,
-             (long long)ts, prov, model, usd);
+             (long long)seq, ws, (long long)seq, (long long)ts, (long long)ts,
+             prov, model, usd);
     exec(db, sql);
 }
 
@@ -135,12 +135,15 @@ START_TEST(test_month_bounds)
     budget_period_bounds(BUDGET_MONTH, APR01, &s, &e);
     ck_assert_int_eq(s, APR01);
     /* December rolls into the next January; February of a leap year. */
-    budget_period_bounds(BUDGET_MONTH, 1798675200000LL, &s, &e); /* 2026-12-31 */
-    ck_assert_int_eq(s, 1796083200000LL);                        /* 12-01 */
-    ck_assert_int_eq(e, 1798761600000LL);                        /* 2027-01-01 */
-    budget_period_bounds(BUDGET_MONTH, 1835308800000LL, &s, &e); /* 2028-02-28 */
+    budget_period_bounds(BUDGET_MONTH, 1798675200000LL, &s,
+                         &e);             /* 2026-12-31 */
+    ck_assert_int_eq(s, 1796083200000LL); /* 12-01 */
+    ck_assert_int_eq(e, 1798761600000LL); /* 2027-01-01 */
+    budget_period_bounds(BUDGET_MONTH, 1835308800000LL, &s,
+                         &e); /* 2028-02-28 */
     ck_assert_int_eq((e - s) / DAY, 29);
-    budget_period_bounds(BUDGET_MONTH, 1803772800000LL, &s, &e); /* 2027-02-28 */
+    budget_period_bounds(BUDGET_MONTH, 1803772800000LL, &s,
+                         &e); /* 2027-02-28 */
     ck_assert_int_eq((e - s) / DAY, 28);
 }
 END_TEST
@@ -156,8 +159,9 @@ START_TEST(test_thresholds)
     ck_assert_str_eq(buf, "80,95,100");
     ck_assert_int_eq(budget_thresholds_parse("1,1000", t), 2);
     ck_assert_int_eq(budget_thresholds_parse("1,2,3,4,5,6,7,8", t), 8);
-    const char *bad[] = {"",    "95,80", "80,80", "0",         "1001",
-                         "80,", "a",     "80;95", "1,2,3,4,5,6,7,8,9"};
+    const char *bad[] = {"",  "95,80", "80,80",
+                         "0", "1001",  "80,",
+                         "a", "80;95", "1,2,3,4,5,6,7,8,9"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(budget_thresholds_parse(bad[i], t) == -1, "\"%s\"",
                       bad[i]);
@@ -193,8 +197,8 @@ static void col_init(struct col *c, int seg)
     char err[512] = "", path[300];
     memset(c, 0, sizeof(*c));
     snprintf(path, sizeof(path), "%s/tokentap.db", tmpdir);
-    ck_assert_msg(col_store_open(&c->store, path, "normal", err,
-                                 sizeof(err)) == 0,
+    ck_assert_msg(col_store_open(&c->store, path, "normal", err, sizeof(err)) ==
+                      0,
                   "col_store_open: %s", err);
     exec(c->store.db, "INSERT INTO workspaces VALUES(1, 'w1', 0);"
                       "INSERT INTO workspaces VALUES(2, 'w2', 0)");
@@ -247,9 +251,9 @@ START_TEST(test_cells_rollups_plus_tail)
 
     struct budget_cells cells;
     memset(&cells, 0, sizeof(cells));
-    ck_assert_int_eq(budget_cells_load(db, 1, MAR15_DAY, MAR15_DAY + 2 * DAY,
-                                       &cells),
-                     SQLITE_OK);
+    ck_assert_int_eq(
+        budget_cells_load(db, 1, MAR15_DAY, MAR15_DAY + 2 * DAY, &cells),
+        SQLITE_OK);
     ck_assert_int_eq(cells.rollup_seq, 5);
     ck_assert_int_eq(
         budget_cells_sum(&cells, "", "", MAR15_DAY, MAR15_DAY + DAY),
@@ -282,8 +286,8 @@ static void add_budget(sqlite3 *db, int id, const char *period,
 }
 
 /* A committed event of workspace ws. */
-static struct live_event ev(const char *ws, const char *prov,
-                            const char *model, int64_t ts, double usd)
+static struct live_event ev(const char *ws, const char *prov, const char *model,
+                            int64_t ts, double usd)
 {
     struct live_event e;
     memset(&e, 0, sizeof(e));
@@ -325,13 +329,13 @@ START_TEST(test_tracker_counts_scope_and_period)
     add_budget(c.store.db, 3, "month", "", "m", 10, "80");
     ck_assert_int_eq(col_budget_load(&c, MAR15), 0);
     struct live_event es[] = {
-        ev("w1", "p", "m", MAR15, 1),              /* 1, 2, 3 */
-        ev("w1", "q", "m", MAR15_DAY, 0.5),        /* 1, 3 */
-        ev("w1", "p", "n", MAR15_DAY - 1, 0.25),   /* none: yesterday */
-        ev("w1", "q", "n", MAR15_DAY + DAY, 4),    /* none: tomorrow */
-        ev("w1", "p", "m", MAR01, 0.125),          /* 3 */
-        ev("w2", "p", "m", MAR15, 8),              /* none: other ws */
-        ev("w1", "p", "m", APR01, 8),              /* none: next month */
+        ev("w1", "p", "m", MAR15, 1),            /* 1, 2, 3 */
+        ev("w1", "q", "m", MAR15_DAY, 0.5),      /* 1, 3 */
+        ev("w1", "p", "n", MAR15_DAY - 1, 0.25), /* none: yesterday */
+        ev("w1", "q", "n", MAR15_DAY + DAY, 4),  /* none: tomorrow */
+        ev("w1", "p", "m", MAR01, 0.125),        /* 3 */
+        ev("w2", "p", "m", MAR15, 8),            /* none: other ws */
+        ev("w1", "p", "m", APR01, 8),            /* none: next month */
     };
     for (size_t i = 0; i < sizeof(es) / sizeof(es[0]); i++)
         col_budget_event(&c, &es[i]);
@@ -383,13 +387,13 @@ START_TEST(test_tracker_crossing_once)
     ck_assert_str_eq(json_string_value(json_object_get(j, "period")), "day");
     ck_assert_str_eq(json_string_value(json_object_get(j, "period_start")),
                      "2026-03-15T00:00:00.000Z");
-    ck_assert_double_eq_tol(
-        json_real_value(json_object_get(j, "spend_usd")), 0.6, 1e-12);
+    ck_assert_double_eq_tol(json_real_value(json_object_get(j, "spend_usd")),
+                            0.6, 1e-12);
     ck_assert_str_eq(json_string_value(json_object_get(
                          json_object_get(j, "scope"), "provider")),
                      "p");
-    ck_assert(json_is_null(
-        json_object_get(json_object_get(j, "scope"), "model")));
+    ck_assert(
+        json_is_null(json_object_get(json_object_get(j, "scope"), "model")));
     json_decref(j);
     /* More spend under the next threshold: nothing new. */
     struct live_event b = ev("w1", "p", "m", MAR15, 0.1);

@@ -242,12 +242,11 @@ START_TEST(test_layout)
         ck_assert_uint_le(h.off_feed +
                               p->feed_size * sizeof(struct shm_feed_ent),
                           h.off_ring);
+        ck_assert_uint_le(h.off_ring +
+                              p->ring_size * sizeof(struct shm_ring_ent),
+                          h.off_budgets);
         ck_assert_uint_le(
-            h.off_ring + p->ring_size * sizeof(struct shm_ring_ent),
-            h.off_budgets);
-        ck_assert_uint_le(h.off_budgets +
-                              p->budget_slots * sizeof(struct shm_budget),
-                          size);
+            h.off_budgets + p->budget_slots * sizeof(struct shm_budget), size);
         ck_assert_uint_eq(h.budget_slots, p->budget_slots);
         /* The accessors stay inside the segment at their extremes. */
         const char *base = (const char *)&h;
@@ -264,9 +263,8 @@ START_TEST(test_layout)
             (const char *)(shm_ring(&h, p->ring_size - 1) + 1);
         ck_assert_uint_le((uint64_t)(ring_end - base), h.off_budgets);
         if (p->budget_slots > 0) {
-            const char *b_end = (const char *)(shm_budget_slot(
-                                    &h, p->budget_slots - 1) +
-                                1);
+            const char *b_end =
+                (const char *)(shm_budget_slot(&h, p->budget_slots - 1) + 1);
             ck_assert_uint_le((uint64_t)(b_end - base), size);
         }
     }
