@@ -215,6 +215,17 @@ static int64_t col_bq_int(sqlite3 *db, const char *sql, int64_t a,
     return v;
 }
 
+/* Bind ?1 ws and ?2..?6 period, provider, model, limit, thresholds. */
+static void col_bbind(sqlite3_stmt *st, int64_t ws, const struct col_bspec *s)
+{
+    sqlite3_bind_int64(st, 1, ws);
+    sqlite3_bind_text(st, 2, budget_period_name(s->period), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, s->provider, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, s->model, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, s->limit_nusd);
+    sqlite3_bind_text(st, 6, s->thresholds, -1, SQLITE_STATIC);
+}
+
 /* Insert or update one budget of workspace ws; its id goes to *id. */
 static int col_bput(sqlite3 *db, int64_t ws, const struct col_bspec *s,
                     int64_t now, int64_t *id, struct col_bcount *cnt)
@@ -227,12 +238,7 @@ static int col_bput(sqlite3 *db, int64_t ws, const struct col_bspec *s,
                                 -1, &st, NULL);
     if (rc != SQLITE_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, ws);
-    sqlite3_bind_text(st, 2, budget_period_name(s->period), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, s->provider, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, s->model, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, s->limit_nusd);
-    sqlite3_bind_text(st, 6, s->thresholds, -1, SQLITE_STATIC);
+    col_bbind(st, ws, s);
     int found = sqlite3_step(st) == SQLITE_ROW;
     int same = found && sqlite3_column_int(st, 1);
     *id = found ? sqlite3_column_int64(st, 0) : 0;
@@ -251,12 +257,7 @@ static int col_bput(sqlite3 *db, int64_t ws, const struct col_bspec *s,
         -1, &st, NULL);
     if (rc != SQLITE_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, ws);
-    sqlite3_bind_text(st, 2, budget_period_name(s->period), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, s->provider, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, s->model, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, s->limit_nusd);
-    sqlite3_bind_text(st, 6, s->thresholds, -1, SQLITE_STATIC);
+    col_bbind(st, ws, s);
     sqlite3_bind_int64(st, 7, now);
     sqlite3_bind_int64(st, 8, *id);
     rc = sqlite3_step(st);

@@ -228,6 +228,11 @@ int api_parse_format(struct api_req *r, int *csv);
  * when last, CRLF. */
 void api_csv_field(struct api_req *r, const char *s, int last);
 
+/* Start a streamed CSV answer: 200, text/csv, an attachment named file
+ * (safe characters only), and the header row cols[n]. */
+void api_csv_start(struct api_req *r, const char *file, const char *const *cols,
+                   int n);
+
 /* ---- snapshot.c ---- */
 
 /* Answer 503: the database cannot be read.  Returns -1. */

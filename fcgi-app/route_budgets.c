@@ -498,14 +498,10 @@ int api_budgets_history(struct api_req *r)
     ev_format_rfc3339(first, from, sizeof(from));
     ev_format_rfc3339(last + BUDGET_DAY_MS, to, sizeof(to));
     if (csv) {
-        char extra[160];
-        snprintf(extra, sizeof(extra),
-                 "Content-Disposition: attachment; "
-                 "filename=\"tokentap-budget-history-%.10s-%.10s.csv\"\r\n",
+        char file[96];
+        snprintf(file, sizeof(file), "tokentap-budget-history-%.10s-%.10s.csv",
                  from, to);
-        api_send_text(r, 200, "text/csv; charset=utf-8", "", 0, extra);
-        for (int i = 0; i < 9; i++)
-            api_csv_field(r, api_hday_cols[i], i == 8);
+        api_csv_start(r, file, api_hday_cols, 9);
         api_history_walk(r, b, n, &cells, ms, first, (int)ndays, 1);
         budget_cells_free(&cells);
         return 0;

@@ -339,23 +339,15 @@ static json_t *api_sess_row_json(sqlite3_stmt *st, sqlite3_stmt *models)
     return o;
 }
 
-static const char *const api_sess_cols[] = {"id",
-                                            "user",
-                                            "agent",
-                                            "models",
-                                            "rounds",
-                                            "calls",
-                                            "errors",
-                                            "input_tokens",
-                                            "output_tokens",
-                                            "cache_read_tokens",
-                                            "cache_write_tokens",
-                                            "reasoning_tokens",
-                                            "total_tokens",
-                                            "cost_usd",
-                                            "started",
-                                            "last_activity",
-                                            "duration_ms"};
+/* The token columns of every CSV here, in shm_tok order, then the total. */
+#define API_SESS_TOKEN_COLS                                                    \
+    "input_tokens", "output_tokens", "cache_read_tokens",                      \
+        "cache_write_tokens", "reasoning_tokens", "total_tokens"
+
+static const char *const api_sess_cols[] = {
+    "id",       "user",    "agent",         "models",
+    "rounds",   "calls",   "errors",        API_SESS_TOKEN_COLS,
+    "cost_usd", "started", "last_activity", "duration_ms"};
 
 #define API_SESS_NCOLS (int)(sizeof(api_sess_cols) / sizeof(api_sess_cols[0]))
 
@@ -409,7 +401,7 @@ static void api_sess_csv_head(struct api_req *r, const char *kind,
                               const struct api_range *rg, const char *id,
                               const char *const *cols, int n)
 {
-    char what[72], from[40], to[40], extra[192];
+    char what[72], from[40], to[40], file[160];
     if (id != NULL) {
         size_t k = 0;
         for (; id[k] && k < 64; k++)
@@ -424,13 +416,8 @@ static void api_sess_csv_head(struct api_req *r, const char *kind,
         ev_format_rfc3339(rg->to_ms, to, sizeof(to));
         snprintf(what, sizeof(what), "%.10s-%.10s", from, to);
     }
-    snprintf(extra, sizeof(extra),
-             "Content-Disposition: attachment; "
-             "filename=\"tokentap-%s-%s.csv\"\r\n",
-             kind, what);
-    api_send_text(r, 200, "text/csv; charset=utf-8", "", 0, extra);
-    for (int i = 0; i < n; i++)
-        api_csv_field(r, cols[i], i == n - 1);
+    snprintf(file, sizeof(file), "tokentap-%s-%s.csv", kind, what);
+    api_csv_start(r, file, cols, n);
 }
 
 /* The cursor that continues after the row (last, id): "LAST.HEXID". */
@@ -526,12 +513,7 @@ static const char *const api_stats_cols[] = {"sessions",
                                              "calls",
                                              "errors",
                                              "sessions_with_errors",
-                                             "input_tokens",
-                                             "output_tokens",
-                                             "cache_read_tokens",
-                                             "cache_write_tokens",
-                                             "reasoning_tokens",
-                                             "total_tokens",
+                                             API_SESS_TOKEN_COLS,
                                              "cost_usd",
                                              "avg_rounds_per_session",
                                              "avg_calls_per_session",
@@ -692,23 +674,10 @@ static json_t *api_agg_json(const struct api_agg *a)
                      api_time(a->first), "last_activity", api_time(a->last));
 }
 
-static const char *const api_round_cols[] = {"session",
-                                             "round",
-                                             "provider",
-                                             "model",
-                                             "calls",
-                                             "errors",
-                                             "input_tokens",
-                                             "output_tokens",
-                                             "cache_read_tokens",
-                                             "cache_write_tokens",
-                                             "reasoning_tokens",
-                                             "total_tokens",
-                                             "cost_usd",
-                                             "latency_avg_ms",
-                                             "latency_p95_ms",
-                                             "started",
-                                             "last_activity"};
+static const char *const api_round_cols[] = {
+    "session",        "round",          "provider",          "model",
+    "calls",          "errors",         API_SESS_TOKEN_COLS, "cost_usd",
+    "latency_avg_ms", "latency_p95_ms", "started",           "last_activity"};
 
 #define API_ROUND_NCOLS                                                        \
     (int)(sizeof(api_round_cols) / sizeof(api_round_cols[0]))

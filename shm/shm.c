@@ -7,6 +7,7 @@
 #include "shm.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,6 +113,9 @@ struct shm_ring_ent *shm_ring(const struct shm_header *h, uint64_t i)
     return (struct shm_ring_ent *)((char *)h + h->off_ring) + i % h->ring_size;
 }
 
+/* Where a budget slot's data starts: everything after its seqlock. */
+#define SHM_BUDGET_DATA offsetof(struct shm_budget, id)
+
 struct shm_budget *shm_budget_slot(const struct shm_header *h, uint32_t i)
 {
     return (struct shm_budget *)((char *)h + h->off_budgets) + i;
@@ -170,15 +174,8 @@ void shm_budget_write(struct shm_header *h, uint32_t i,
         return;
     struct shm_budget *b = shm_budget_slot(h, i);
     shm_write_begin(&b->seq);
-    b->id = v->id;
-    b->period_start_ms = v->period_start_ms;
-    b->period_end_ms = v->period_end_ms;
-    b->spend_nusd = v->spend_nusd;
-    b->limit_nusd = v->limit_nusd;
-    b->as_of_ms = v->as_of_ms;
-    b->crossed = v->crossed;
-    b->period = v->period;
-    memcpy(b->workspace, v->workspace, sizeof(b->workspace));
+    memcpy((char *)b + SHM_BUDGET_DATA, (const char *)v + SHM_BUDGET_DATA,
+           sizeof(*b) - SHM_BUDGET_DATA);
     b->workspace[sizeof(b->workspace) - 1] = '\0';
     shm_write_end(&b->seq);
     if (atomic_load_explicit(&h->budgets_used, memory_order_relaxed) <= i)
@@ -327,15 +324,9 @@ int shm_read_budgets(const struct shm_header *h, const char *ws,
         uint64_t start;
         do {
             start = shm_read_begin(&b->seq);
-            out[n].id = b->id;
-            out[n].period_start_ms = b->period_start_ms;
-            out[n].period_end_ms = b->period_end_ms;
-            out[n].spend_nusd = b->spend_nusd;
-            out[n].limit_nusd = b->limit_nusd;
-            out[n].as_of_ms = b->as_of_ms;
-            out[n].crossed = b->crossed;
-            out[n].period = b->period;
-            memcpy(out[n].workspace, b->workspace, sizeof(b->workspace));
+            memcpy((char *)&out[n] + SHM_BUDGET_DATA,
+                   (const char *)b + SHM_BUDGET_DATA,
+                   sizeof(*b) - SHM_BUDGET_DATA);
         } while (shm_read_retry(&b->seq, start));
         out[n].workspace[sizeof(out[n].workspace) - 1] = '\0';
         if (out[n].id == 0 || (ws != NULL && strcmp(out[n].workspace, ws) != 0))
