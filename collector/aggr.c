@@ -62,6 +62,8 @@ struct aggr_ent {
     int64_t lat_n, ttft_n, first_ms, last_ms;
     double lat_sum, ttft_sum;
     struct aggr_hist lat, ttft;
+    int64_t first_seq;           /* a fine entry's lowest event seq */
+    int64_t user_seq, agent_seq; /* a session's: first_seq of user, agent */
 };
 
 struct aggr_tab {
@@ -161,6 +163,7 @@ static struct aggr_ent *aggr_get(struct col_aggr *g, struct aggr_tab *t,
             return NULL;
     }
     e->user = e->agent = "";
+    e->first_seq = e->user_seq = e->agent_seq = INT64_MAX;
     e->first_ms = INT64_MAX;
     e->last_ms = INT64_MIN;
     t->n++;
@@ -337,6 +340,8 @@ void col_aggr_add(struct col_aggr *g, int64_t ws, const struct live_event *e,
         f->first_ms = e->ts_ms;
     if (e->ts_ms > f->last_ms)
         f->last_ms = e->ts_ms;
+    if (seq < f->first_seq)
+        f->first_seq = seq;
     if (seq > g->seq)
         g->seq = seq;
     g->events++;
@@ -392,11 +397,17 @@ static int aggr_project(struct col_aggr *g, const struct aggr_ent *f, int kind,
         return -1;
     aggr_merge(g, o, f);
     if (kind == AGGR_SESSION) {
-        /* A session's user and agent: the first ones it named. */
-        if (o->user[0] == '\0')
+        /* A session's user and agent: the first ones it named, by seq (the
+         * order of the fine table is the hash's, and the row keeps what an
+         * earlier flush named). */
+        if (f->s[AS_USER][0] != '\0' && f->first_seq < o->user_seq) {
             o->user = f->s[AS_USER];
-        if (o->agent[0] == '\0')
+            o->user_seq = f->first_seq;
+        }
+        if (f->s[AS_AGENT][0] != '\0' && f->first_seq < o->agent_seq) {
             o->agent = f->s[AS_AGENT];
+            o->agent_seq = f->first_seq;
+        }
     }
     return 0;
 }
