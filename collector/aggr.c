@@ -750,14 +750,18 @@ static int aggr_prune_ws(struct col *c, int64_t ws, int64_t now_ms)
     return total;
 }
 
-/* Workspace ids, for retention (there are few). */
-static int aggr_workspaces(sqlite3 *db, int64_t *ids, int max)
+/* Up to max workspace ids above after, in order; returns how many. */
+static int aggr_workspaces(sqlite3 *db, int64_t after, int64_t *ids, int max)
 {
     sqlite3_stmt *st;
     int n = 0;
-    if (sqlite3_prepare_v2(db, "SELECT id FROM workspaces ORDER BY id", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id FROM workspaces WHERE id > ? "
+                           "ORDER BY id LIMIT ?",
+                           -1, &st, NULL) != SQLITE_OK)
         return 0;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int(st, 2, max);
     while (n < max && sqlite3_step(st) == SQLITE_ROW)
         ids[n++] = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
@@ -774,16 +778,21 @@ static int64_t aggr_us(void)
 int64_t col_aggr_prune(struct col *c, int64_t now_ms, int budget_ms)
 {
     int64_t ids[256], deleted = 0, t0 = aggr_us();
-    int n = aggr_workspaces(c->store.db, ids, 256);
-    for (int i = 0; i < n; i++) {
-        int d;
-        while ((d = aggr_prune_ws(c, ids[i], now_ms)) > 0) {
-            deleted += d;
-            if (aggr_us() - t0 > (int64_t)budget_ms * 1000)
+    int n;
+    /* Every workspace, a page of ids at a time. */
+    for (int64_t after = 0;
+         (n = aggr_workspaces(c->store.db, after, ids, 256)) > 0;
+         after = ids[n - 1]) {
+        for (int i = 0; i < n; i++) {
+            int d;
+            while ((d = aggr_prune_ws(c, ids[i], now_ms)) > 0) {
+                deleted += d;
+                if (aggr_us() - t0 > (int64_t)budget_ms * 1000)
+                    goto done;
+            }
+            if (d < 0)
                 goto done;
         }
-        if (d < 0)
-            break;
     }
 done:
     if (deleted > 0)
