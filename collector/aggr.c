@@ -159,8 +159,10 @@ static struct aggr_ent *aggr_get(struct col_aggr *g, struct aggr_tab *t,
     for (int j = 0; j < AS_N; j++) {
         e->s[j] =
             copy ? arena_strndup(&g->arena, k->s[j], strlen(k->s[j])) : k->s[j];
-        if (e->s[j] == NULL)
+        if (e->s[j] == NULL) {
+            e->hash = 0; /* the slot ends its probe chain: free it again */
             return NULL;
+        }
     }
     e->user = e->agent = "";
     e->first_seq = e->user_seq = e->agent_seq = INT64_MAX;
@@ -301,6 +303,10 @@ void col_aggr_add(struct col_aggr *g, int64_t ws, const struct live_event *e,
 {
     if (seq <= g->flushed_seq)
         return; /* already in the rollups */
+    /* After a lost event, count nothing more: the watermark must stay below
+     * it, and the re-read brings these events back in order. */
+    if (g->rescan)
+        return;
     struct aggr_ent k;
     memset(&k, 0, sizeof(k));
     k.ws = ws;
@@ -680,6 +686,11 @@ int col_aggr_rescan_needed(const struct col_aggr *g)
 void col_aggr_rescan_done(struct col_aggr *g)
 {
     g->rescan = 0;
+}
+
+void col_aggr_rescan_ask(struct col_aggr *g)
+{
+    g->rescan = 1;
 }
 
 /* ---- retention ---- */

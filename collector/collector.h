@@ -148,9 +148,13 @@ int col_aggr_flush(struct col *c, int64_t now_ms);
 /* The watermark read at start: events up to seq are in the rollups. */
 void col_aggr_set_flushed(struct col_aggr *g, int64_t seq);
 
-/* Whether aggregates were dropped and the events must be re-read. */
+/* Whether aggregates were dropped or an event could not be counted, so the
+ * events past the watermark must be re-read (until then col_aggr_add
+ * counts nothing).  col_rebuild_rollups() clears it before reading and
+ * asks again if it stops early. */
 int col_aggr_rescan_needed(const struct col_aggr *g);
 void col_aggr_rescan_done(struct col_aggr *g);
+void col_aggr_rescan_ask(struct col_aggr *g);
 
 /* Delete data past retention in small batches for at most budget_ms.
  * Returns the rows deleted. */
