@@ -83,6 +83,7 @@ struct col_aggr {
     uint64_t events; /* added since the last flush */
     int64_t flushed_ms;
     int rescan; /* aggregates were dropped: re-read the events */
+    int failed; /* the last flush failed: retry at the ROLLUP_FLUSH_MS pace */
     sqlite3_stmt *up_roll, *up_sess, *up_round, *set_rounds, *seq_put;
 };
 
@@ -413,6 +414,9 @@ int col_aggr_due(const struct col_aggr *g, int64_t now_ms,
 {
     if (g->events == 0)
         return 0;
+    /* Not at every idle turn of the loop while the database refuses. */
+    if (g->failed)
+        return now_ms - g->flushed_ms >= ROLLUP_FLUSH_MS;
     return now_ms - g->flushed_ms >= ROLLUP_FLUSH_MS ||
            now_ms - last_commit_ms >= ROLLUP_IDLE_MS;
 }
@@ -704,6 +708,7 @@ int col_aggr_flush(struct col *c, int64_t now_ms)
         if (rc != SQLITE_OK)
             col_store_rollback(&c->store);
     }
+    g->failed = rc != SQLITE_OK;
     if (rc == SQLITE_OK) {
         g->flushed_seq = g->seq;
         aggr_reset(g);

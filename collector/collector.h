@@ -137,7 +137,8 @@ void col_aggr_add(struct col_aggr *g, int64_t ws, const struct live_event *e,
 uint64_t col_aggr_pending(const struct col_aggr *g);
 
 /* Whether a flush is due: pending events, and ROLLUP_FLUSH_MS since the
- * last flush or ROLLUP_IDLE_MS without a commit. */
+ * last flush or ROLLUP_IDLE_MS without a commit (after a failed flush,
+ * only ROLLUP_FLUSH_MS since it). */
 int col_aggr_due(const struct col_aggr *g, int64_t now_ms,
                  int64_t last_commit_ms);
 
