@@ -52,6 +52,8 @@ struct col_store {
     uint32_t nunknown, unknown_cap;
 };
 
+struct col_budgets;
+
 /* Everything the collector owns. */
 struct col {
     struct conf conf;
@@ -61,7 +63,8 @@ struct col {
     int64_t live_seq; /* highest event seq fed to the live aggregator */
     int persist;      /* closed seconds are saved (off while rebuilding) */
     int64_t started_ms;
-    struct col_aggr *aggr; /* the rollup writer (aggr.c) */
+    struct col_aggr *aggr;       /* the rollup writer (aggr.c) */
+    struct col_budgets *budgets; /* the budget tracker (budget.c) */
 };
 
 /* One event of a group commit, with what the commit learned about it. */
@@ -137,7 +140,8 @@ void col_aggr_add(struct col_aggr *g, int64_t ws, const struct live_event *e,
 uint64_t col_aggr_pending(const struct col_aggr *g);
 
 /* Whether a flush is due: pending events, and ROLLUP_FLUSH_MS since the
- * last flush or ROLLUP_IDLE_MS without a commit. */
+ * last flush or ROLLUP_IDLE_MS without a commit (after a failed flush,
+ * only ROLLUP_FLUSH_MS since it). */
 int col_aggr_due(const struct col_aggr *g, int64_t now_ms,
                  int64_t last_commit_ms);
 
@@ -148,9 +152,13 @@ int col_aggr_flush(struct col *c, int64_t now_ms);
 /* The watermark read at start: events up to seq are in the rollups. */
 void col_aggr_set_flushed(struct col_aggr *g, int64_t seq);
 
-/* Whether aggregates were dropped and the events must be re-read. */
+/* Whether aggregates were dropped or an event could not be counted, so the
+ * events past the watermark must be re-read (until then col_aggr_add
+ * counts nothing).  col_rebuild_rollups() clears it before reading and
+ * asks again if it stops early. */
 int col_aggr_rescan_needed(const struct col_aggr *g);
 void col_aggr_rescan_done(struct col_aggr *g);
+void col_aggr_rescan_ask(struct col_aggr *g);
 
 /* Delete data past retention in small batches for at most budget_ms.
  * Returns the rows deleted. */
@@ -182,6 +190,38 @@ void col_live_event(const struct col_item *it, struct live_event *e);
 /* Run a JSON command; returns the HTTP status and sets *reply (a new
  * jansson reference the caller releases). */
 int col_command(struct col *c, const char *text, size_t len, json_t **reply);
+
+/* ---- budget.c: the budget tracker ---- */
+
+/* Budgets the stack holds at most, over every workspace (and the live
+ * segment's budget slots). */
+#define COL_BUDGET_MAX 1024
+
+/* (Re)load every budget, its current period's spend and its crossed
+ * thresholds from the database, and publish them to the live segment.
+ * Call between transactions.  Returns 0 or -1 (logged). */
+int col_budget_load(struct col *c, int64_t now);
+
+/* Count one committed event towards the budgets it falls in. */
+void col_budget_event(struct col *c, const struct live_event *e);
+
+/* Once a second: start the periods that began, write queued crossings. */
+void col_budget_tick(struct col *c, int64_t now);
+
+/* Write queued crossings now (in their own transaction) and publish the
+ * new ones to the event ring.  Returns 0 or -1 (they stay queued). */
+int col_budget_flush(struct col *c);
+
+/* Free the tracker. */
+void col_budget_close(struct col *c);
+
+/* The budget.set command (budget_cmd.c): replace a workspace's budgets. */
+int col_budget_set(struct col *c, json_t *args, json_t **reply);
+
+/* ---- cmd.c ---- */
+
+/* The commands' error object {"error": {code, message, field}}. */
+json_t *col_error(const char *code, const char *message, const char *field);
 
 /* ---- server.c ---- */
 

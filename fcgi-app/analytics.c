@@ -102,8 +102,7 @@ int an_start(struct api_req *r, struct an_req *a, const char *const *extra,
         return -1;
     a->ws = api_ws_id(r);
     if (a->ws < 0)
-        return api_error_h(r, 503, "Retry-After: 1\r\n", "unavailable", NULL,
-                           "the database is not available");
+        return api_db_unavailable(r);
     return 0;
 }
 
@@ -123,10 +122,10 @@ int an_run(struct an_req *a, int64_t from, int64_t to, int64_t bucket_ms,
     if (c == NULL)
         return api_error(a->r, 500, "internal", NULL, "out of memory");
     if (!a->open) {
-        if (qry_begin(c) != 0)
-            return api_error_h(a->r, 503, "Retry-After: 1\r\n", "unavailable",
-                               NULL, "the database is not available: %s",
-                               qry_errmsg(c));
+        /* Every question of the answer sees this one snapshot. */
+        a->rollup_seq = api_read_begin(a->r);
+        if (a->rollup_seq < 0)
+            return -1;
         a->open = 1;
     }
     if (to <= from) {
@@ -142,7 +141,8 @@ int an_run(struct an_req *a, int64_t from, int64_t to, int64_t bucket_ms,
                          .bucket_ms = bucket_ms,
                          .group = group,
                          .errors_only = errors_only,
-                         .hist = hist};
+                         .hist = hist,
+                         .rollup_seq = a->rollup_seq};
     int rc = qry_run(c, a->r->arena, &s, out);
     if (rc == 0)
         return 0;
@@ -163,8 +163,8 @@ int an_run(struct an_req *a, int64_t from, int64_t to, int64_t bucket_ms,
 
 void an_finish(struct an_req *a)
 {
-    if (a->open && a->r->t->qcache != NULL)
-        qry_end(a->r->t->qcache);
+    if (a->open)
+        api_read_end(a->r);
     a->open = 0;
 }
 
@@ -224,12 +224,12 @@ json_t *an_points(const struct an_req *a, const struct qry_result *res,
     size_t i = 0;
     for (int64_t ts = an_first_bucket(a); group == 0 && ts < a->rg.to_ms;
          ts += a->bucket_ms) {
-        json_t *p = json_pack("{s:o}", "ts", an_ts(ts));
+        json_t *p = json_pack("{s:o}", "ts", api_time(ts));
         fn(p, an_bucket_row(res, &i, ts), ts, ctx);
         json_array_append_new(pts, p);
     }
     for (i = 0; group != 0 && i < res->n; i++) {
-        json_t *p = json_pack("{s:o}", "ts", an_ts(res->rows[i].ts));
+        json_t *p = json_pack("{s:o}", "ts", api_time(res->rows[i].ts));
         an_set_keys(p, &res->rows[i], group);
         fn(p, &res->rows[i], res->rows[i].ts, ctx);
         json_array_append_new(pts, p);
@@ -294,18 +294,6 @@ int64_t an_first_bucket(const struct an_req *a)
 
 /* ---- JSON values ---- */
 
-json_t *an_ts(int64_t ms)
-{
-    char buf[40];
-    ev_format_rfc3339(ms, buf, sizeof(buf));
-    return json_string(buf);
-}
-
-json_t *an_usd(int64_t nusd)
-{
-    return json_real((double)nusd / 1e9);
-}
-
 double an_pct(double part, double whole)
 {
     return whole > 0 ? 100.0 * part / whole : 0.0;
@@ -326,24 +314,18 @@ json_t *an_tokens(const struct qry_row *r)
         (json_int_t)an_total_tokens(r));
 }
 
-/* A string member: null when empty. */
-static json_t *an_str(const char *s)
-{
-    return s[0] ? json_string(s) : json_null();
-}
-
 void an_set_keys(json_t *o, const struct qry_row *r, unsigned group)
 {
     if (group & QRY_PROVIDER)
-        json_object_set_new(o, "provider", an_str(r->provider));
+        json_object_set_new(o, "provider", api_str_or_null(r->provider));
     if (group & QRY_MODEL)
-        json_object_set_new(o, "model", an_str(r->model));
+        json_object_set_new(o, "model", api_str_or_null(r->model));
     if (group & QRY_AGENT)
-        json_object_set_new(o, "agent", an_str(r->agent));
+        json_object_set_new(o, "agent", api_str_or_null(r->agent));
     if (group & QRY_USER)
-        json_object_set_new(o, "user", an_str(r->user));
+        json_object_set_new(o, "user", api_str_or_null(r->user));
     if (group & QRY_ETYPE)
-        json_object_set_new(o, "error_type", an_str(r->error_type));
+        json_object_set_new(o, "error_type", api_str_or_null(r->error_type));
     if (group & QRY_STATUS)
         json_object_set_new(o, "status",
                             r->status ? json_integer(r->status) : json_null());
@@ -456,14 +438,17 @@ int an_send(struct an_req *a, json_t *out, const char *rows,
     an_finish(a);
     if (!a->csv)
         return api_send_json(a->r, 200, out, NULL);
-    char days[32], extra[192];
-    an_file_days(a, days, sizeof(days));
-    snprintf(extra, sizeof(extra),
-             "Content-Disposition: attachment; filename=\"%s-%s.csv\"\r\n",
-             name, days);
-    api_send_text(a->r, 200, "text/csv; charset=utf-8", "", 0, extra);
+    char days[32], file[128];
+    const char **names = arena_alloc(a->r->arena, sizeof(*names) * ncols);
+    if (names == NULL) {
+        json_decref(out);
+        return api_error(a->r, 500, "internal", NULL, "out of memory");
+    }
     for (int i = 0; i < ncols; i++)
-        api_csv_field(a->r, cols[i].name, i == ncols - 1);
+        names[i] = cols[i].name;
+    an_file_days(a, days, sizeof(days));
+    snprintf(file, sizeof(file), "%s-%s.csv", name, days);
+    api_csv_start(a->r, file, names, ncols);
     if (rows == NULL)
         an_csv_row(a, out, cols, ncols);
     else {
@@ -479,8 +464,8 @@ int an_send(struct an_req *a, json_t *out, const char *rows,
 json_t *an_envelope(const struct an_req *a)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "from", an_ts(a->rg.from_ms));
-    json_object_set_new(o, "to", an_ts(a->rg.to_ms));
+    json_object_set_new(o, "from", api_time(a->rg.from_ms));
+    json_object_set_new(o, "to", api_time(a->rg.to_ms));
     if (a->bucket != NULL)
         json_object_set_new(o, "bucket", json_string(a->bucket));
     return o;

@@ -37,6 +37,7 @@ struct an_req {
     const char *bucket; /* its name: "1m", "5m", "1h", "1d" */
     int64_t ws;         /* workspace id (0: the workspace has no events) */
     int open;           /* the read transaction is open */
+    int64_t rollup_seq; /* its meta.rollup_seq */
 };
 
 /* Parse the common parameters (and allow the extra ones, NULL-ended).
@@ -96,12 +97,6 @@ const struct qry_row *an_bucket_row(const struct qry_result *res, size_t *i,
 int64_t an_first_bucket(const struct an_req *a);
 
 /* ---- JSON values ---- */
-
-/* RFC 3339 UTC with milliseconds. */
-json_t *an_ts(int64_t ms);
-
-/* cost_nusd / 1e9. */
-json_t *an_usd(int64_t nusd);
 
 /* 100 * part / whole; 0 when whole is 0. */
 double an_pct(double part, double whole);

@@ -78,7 +78,6 @@ static int api_open_db(struct api_thread *t)
                            NULL) != SQLITE_OK) {
         log_error(NULL, "msg=\"cannot open database\" path=\"%s\" error=\"%s\"",
                   t->g->db_path, t->db ? sqlite3_errmsg(t->db) : "?");
-        qry_cache_free(t->qcache);
         sqlite3_finalize(t->key_lookup);
         sqlite3_close(t->db);
         t->db = NULL;
@@ -113,8 +112,8 @@ static void *api_worker(void *arg)
             api_dispatch(&r);
         /* No read transaction outlives its request (it would hold back
          * the collector's checkpoints). */
-        if (t->qcache != NULL)
-            qry_end(t->qcache);
+        if (t->db != NULL)
+            api_read_end(&r);
         log_debug(r.rid, "msg=\"request\" method=%s path=\"%s\" status=%d",
                   r.method, r.path, r.status);
         /* Detached, the connection closes at once: libfcgi's lingering

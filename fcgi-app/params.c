@@ -10,6 +10,7 @@
  */
 #include "api.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,17 +140,13 @@ void api_csv_field(struct api_req *r, const char *s, int last)
     FCGX_PutS(last ? "\r\n" : ",", out);
 }
 
-/* The workspace id of the request's key, or 0 when it has no events yet. */
-int64_t api_ws_id(struct api_req *r)
+void api_csv_start(struct api_req *r, const char *file, const char *const *cols,
+                   int n)
 {
-    sqlite3_stmt *st;
-    int64_t id = 0;
-    if (sqlite3_prepare_v2(r->t->db, "SELECT id FROM workspaces WHERE name = ?",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_text(st, 1, r->workspace, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        id = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return id;
+    char extra[256];
+    snprintf(extra, sizeof(extra),
+             "Content-Disposition: attachment; filename=\"%s\"\r\n", file);
+    api_send_text(r, 200, "text/csv; charset=utf-8", "", 0, extra);
+    for (int i = 0; i < n; i++)
+        api_csv_field(r, cols[i], i == n - 1);
 }

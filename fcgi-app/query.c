@@ -107,11 +107,8 @@ struct qry_stmt {
 
 struct qry_cache {
     sqlite3 *db;
-    sqlite3_stmt *begin, *commit, *seq; /* prepared at first use */
     struct qry_stmt ent[QRY_CACHE_SIZE];
     uint64_t clock;
-    int64_t rollup_seq;
-    int in_txn;
     char err[256];
 };
 
@@ -383,9 +380,6 @@ void qry_cache_free(struct qry_cache *c)
         sqlite3_finalize(c->ent[i].st);
         free(c->ent[i].sql);
     }
-    sqlite3_finalize(c->begin);
-    sqlite3_finalize(c->commit);
-    sqlite3_finalize(c->seq);
     free(c);
 }
 
@@ -394,18 +388,6 @@ static int qry_fail(struct qry_cache *c, const char *what)
 {
     snprintf(c->err, sizeof(c->err), "%s: %s", what, sqlite3_errmsg(c->db));
     return -EIO;
-}
-
-/* Prepare sql once (kept until the cache is freed). */
-static int qry_prep_once(struct qry_cache *c, sqlite3_stmt **st,
-                         const char *sql)
-{
-    if (*st != NULL)
-        return 0;
-    if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
-                           NULL) != SQLITE_OK)
-        return qry_fail(c, "prepare");
-    return 0;
 }
 
 /* The prepared statement of sql, from the cache or prepared now. */
@@ -442,53 +424,6 @@ static sqlite3_stmt *qry_stmt(struct qry_cache *c, const char *sql)
     return st;
 }
 
-int qry_begin(struct qry_cache *c)
-{
-    int rc = qry_prep_once(c, &c->begin, "BEGIN");
-    if (rc == 0)
-        rc = qry_prep_once(c, &c->commit, "COMMIT");
-    if (rc == 0)
-        rc = qry_prep_once(c, &c->seq,
-                           "SELECT value FROM meta WHERE key = 'rollup_seq'");
-    if (rc != 0)
-        return rc;
-    if (sqlite3_step(c->begin) != SQLITE_DONE) {
-        sqlite3_reset(c->begin);
-        return qry_fail(c, "begin");
-    }
-    sqlite3_reset(c->begin);
-    c->in_txn = 1;
-    /* The first read fixes the snapshot every later read of the answer
-     * sees: rollups and rollup_seq agree. */
-    c->rollup_seq = 0;
-    rc = sqlite3_step(c->seq);
-    if (rc == SQLITE_ROW)
-        c->rollup_seq = sqlite3_column_int64(c->seq, 0);
-    sqlite3_reset(c->seq);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        qry_fail(c, "read rollup_seq");
-        qry_end(c);
-        return -EIO;
-    }
-    return 0;
-}
-
-void qry_end(struct qry_cache *c)
-{
-    if (!c->in_txn)
-        return;
-    /* A read transaction has nothing to keep: COMMIT only ends it. */
-    if (sqlite3_step(c->commit) != SQLITE_DONE)
-        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-    sqlite3_reset(c->commit);
-    c->in_txn = 0;
-}
-
-int64_t qry_rollup_seq(const struct qry_cache *c)
-{
-    return c->rollup_seq;
-}
-
 const char *qry_errmsg(const struct qry_cache *c)
 {
     return c->err;
@@ -497,8 +432,8 @@ const char *qry_errmsg(const struct qry_cache *c)
 /* ---- running ---- */
 
 /* Bind the parameters of s and its plan. */
-static void qry_bind(struct qry_cache *c, sqlite3_stmt *st,
-                     const struct qry_spec *s, const struct qry_plan *p)
+static void qry_bind(sqlite3_stmt *st, const struct qry_spec *s,
+                     const struct qry_plan *p)
 {
     sqlite3_bind_int64(st, QRY_P_WS, s->ws);
     /* No bucket: a divisor larger than any ts puts everything in 0. */
@@ -512,7 +447,7 @@ static void qry_bind(struct qry_cache *c, sqlite3_stmt *st,
         else
             sqlite3_bind_null(st, QRY_P_PROVIDER + i);
     sqlite3_bind_int(st, QRY_P_ISERR, s->f.status);
-    sqlite3_bind_int64(st, QRY_P_SEQ, c->rollup_seq);
+    sqlite3_bind_int64(st, QRY_P_SEQ, s->rollup_seq);
     for (int i = 0; i < QRY_NARMS; i++) {
         sqlite3_bind_int64(st, QRY_P_ARMS + 2 * i, p->seg[i].lo);
         sqlite3_bind_int64(st, QRY_P_ARMS + 2 * i + 1, p->seg[i].hi);
@@ -796,7 +731,7 @@ int qry_run(struct qry_cache *c, struct arena *a, const struct qry_spec *s,
     sqlite3_stmt *st = qry_stmt(c, text);
     if (st == NULL)
         return -EIO;
-    qry_bind(c, st, s, &plan);
+    qry_bind(st, s, &plan);
     struct qry_merge m = {.a = a, .group = s->group};
     int rc, err = 0;
     while (err == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)

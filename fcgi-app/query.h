@@ -15,11 +15,10 @@
  * fits (never coarser than the output bucket, so each row falls in one
  * bucket), and a last arm adds the raw events of [A, Z) that the rollups
  * do not hold yet (seq > meta.rollup_seq).  Every committed event is so
- * counted exactly once, provided all the statements of one answer run in
- * one read transaction (qry_begin .. qry_end), which also fixes
- * rollup_seq.  The statement groups and merges the arms in SQL
- * (tt_hist_sum merges the histograms), so the caller gets one row per
- * (bucket, group).
+ * counted exactly once, provided the caller runs the statements of one
+ * answer in one read transaction and passes the rollup_seq read in it
+ * (api_read_begin in fcgi-app/snapshot.c does both).  The caller gets one
+ * row per (bucket, group), with merged histograms.
  *
  * The cube read is the smallest holding every dimension the question
  * filters or groups by (qry_cube).
@@ -76,6 +75,7 @@ struct qry_spec {
     unsigned group;      /* QRY_GROUPABLE bits to group by */
     int errors_only;     /* count error events only (ROLLUP_ERRORS) */
     int hist;            /* fill the latency and TTFT histograms */
+    int64_t rollup_seq;  /* meta.rollup_seq of the read transaction */
 };
 
 /* One (bucket, group) of an answer.  Dimensions not grouped by, and
@@ -164,16 +164,7 @@ struct qry_cache;
 struct qry_cache *qry_cache_new(struct sqlite3 *db);
 void qry_cache_free(struct qry_cache *c);
 
-/* Open the read transaction of one answer and read meta.rollup_seq. */
-int qry_begin(struct qry_cache *c);
-
-/* End it (always call after a successful qry_begin). */
-void qry_end(struct qry_cache *c);
-
-/* The rollup_seq read by qry_begin (0 when the rollups are empty). */
-int64_t qry_rollup_seq(const struct qry_cache *c);
-
-/* Answer s inside the open transaction; rows in arena a. */
+/* Answer s inside the caller's read transaction; rows in arena a. */
 int qry_run(struct qry_cache *c, struct arena *a, const struct qry_spec *s,
             struct qry_result *out);
 

@@ -65,9 +65,9 @@ static int cost_projection(struct an_req *a, int64_t start, int64_t end,
     double usd = (double)spent / 1e9;
     double projected =
         now > start ? usd * (double)(end - start) / (double)(now - start) : usd;
-    *out = json_pack("{s:o, s:o, s:o, s:f}", "start", an_ts(start), "end",
-                     an_ts(end), "spent_usd", an_usd(spent), "projected_usd",
-                     projected);
+    *out = json_pack("{s:o, s:o, s:o, s:f}", "start", api_time(start), "end",
+                     api_time(end), "spent_usd", api_usd(spent),
+                     "projected_usd", projected);
     return 0;
 }
 
@@ -86,7 +86,7 @@ int api_cost_overview(struct api_req *r)
     static const struct qry_row zero = {0};
     const struct qry_row *t = tot.n ? &tot.rows[0] : &zero;
     json_t *o = an_envelope(&a);
-    json_object_set_new(o, "cost_usd", an_usd(t->cost_nusd));
+    json_object_set_new(o, "cost_usd", api_usd(t->cost_nusd));
     json_object_set_new(o, "calls", json_integer(t->calls));
     json_object_set_new(o, "tokens", json_integer(an_total_tokens(t)));
     cost_ratios(o, t);
@@ -116,7 +116,7 @@ static void cost_point(json_t *p, const struct qry_row *r, int64_t ts,
 {
     (void)ts;
     (void)ctx;
-    json_object_set_new(p, "cost_usd", an_usd(r->cost_nusd));
+    json_object_set_new(p, "cost_usd", api_usd(r->cost_nusd));
     json_object_set_new(p, "calls", json_integer(r->calls));
 }
 
@@ -157,7 +157,7 @@ static int cost_by(struct api_req *r, unsigned group, const char *member,
         const struct qry_row *row = &res.rows[i];
         json_t *it = json_object();
         an_set_keys(it, row, group);
-        json_object_set_new(it, "cost_usd", an_usd(row->cost_nusd));
+        json_object_set_new(it, "cost_usd", api_usd(row->cost_nusd));
         json_object_set_new(
             it, "share",
             json_real(an_pct((double)row->cost_nusd, (double)all)));
@@ -167,7 +167,7 @@ static int cost_by(struct api_req *r, unsigned group, const char *member,
         json_array_append_new(arr, it);
     }
     json_t *o = an_envelope(&a);
-    json_object_set_new(o, "cost_usd", an_usd(all));
+    json_object_set_new(o, "cost_usd", api_usd(all));
     json_object_set_new(o, member, arr);
     static const struct an_col cols[] = {
         {"cost_usd", "cost_usd", 9},

@@ -163,8 +163,8 @@ static int perf_breakdown(struct an_req *a, const struct qry_result *errs,
         json_object_set_new(
             it, "share_of_calls",
             json_real(an_pct((double)row->errors, (double)calls)));
-        json_object_set_new(it, "first_seen", an_ts(row->first_ms));
-        json_object_set_new(it, "last_seen", an_ts(row->last_ms));
+        json_object_set_new(it, "first_seen", api_time(row->first_ms));
+        json_object_set_new(it, "last_seen", api_time(row->last_ms));
         json_array_append_new(arr, it);
         json_t *line = json_deep_copy(it);
         json_object_set_new(line, "by", json_string(by));

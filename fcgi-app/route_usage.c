@@ -125,7 +125,7 @@ static json_t *usage_items(const struct qry_result *res, unsigned group,
         usage_measures(it, row);
         json_object_set_new(it, "share",
                             json_real(an_pct((double)row->calls, (double)all)));
-        json_object_set_new(it, "cost_usd", an_usd(row->cost_nusd));
+        json_object_set_new(it, "cost_usd", api_usd(row->cost_nusd));
         json_array_append_new(arr, it);
     }
     return arr;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 /* fcgi-app/ and collector/ are not on the include path of the tests. */
+#include "budget.h"
 #include "collector.h"
 #include "hist.h"
 #include "query.h"
@@ -632,15 +633,26 @@ static int same_blob(const void *a, size_t al, const void *b, size_t bl)
     return al == bl && (al == 0 || memcmp(a, b, al) == 0);
 }
 
+/* Run s as the API does: in one read transaction, with the rollup_seq of
+ * its snapshot.  Returns qry_run's result. */
+static int run(struct qry_cache *c, struct arena *a, struct qry_spec *s,
+               struct qry_result *out)
+{
+    exec("BEGIN");
+    s->rollup_seq = budget_rollup_seq(db);
+    ck_assert_int_ge(s->rollup_seq, 0);
+    int rc = qry_run(c, a, s, out);
+    exec("COMMIT");
+    return rc;
+}
+
 /* Compare the engine's answer to s with brute force. */
-static void check_answer(struct qry_cache *c, const struct qry_spec *s)
+static void check_answer(struct qry_cache *c, struct qry_spec *s)
 {
     struct arena a;
     struct qry_result got, want;
     arena_init(&a, 1 << 20);
-    ck_assert_int_eq(qry_begin(c), 0);
-    int rc = qry_run(c, &a, s, &got);
-    qry_end(c);
+    int rc = run(c, &a, s, &got);
     ck_assert_msg(rc == 0, "qry_run %s: %d %s", describe(s), rc, qry_errmsg(c));
     brute(s, &a, &want);
     ck_assert_msg(got.n == want.n, "%s: %zu rows, want %zu", describe(s), got.n,
@@ -735,9 +747,7 @@ START_TEST(test_engine_lag)
     db_setup("lag", 6000, 4000);
     struct qry_cache *c = qry_cache_new(db);
     rng_state = 78;
-    ck_assert_int_eq(qry_begin(c), 0);
-    ck_assert_int_eq(qry_rollup_seq(c), 4000);
-    qry_end(c);
+    ck_assert_int_eq(budget_rollup_seq(db), 4000);
     for (int i = 0; i < 300; i++) {
         struct qry_spec s;
         random_spec(&s);
@@ -769,24 +779,18 @@ START_TEST(test_engine_reads_rollups)
                          .to_ms = T0 + 2 * DAY_MS,
                          .f = {.status = QRY_STATUS_ANY}};
     struct qry_result r1, r2;
-    ck_assert_int_eq(qry_begin(c), 0);
-    ck_assert_int_eq(qry_run(c, &a, &s, &r1), 0);
-    qry_end(c);
+    ck_assert_int_eq(run(c, &a, &s, &r1), 0);
     ck_assert_uint_eq(r1.n, 1);
     /* One day row of the model cube gets 1000 more calls. */
     exec("UPDATE rollups SET calls = calls + 1000 WHERE (ws, cube, res, ts, "
          "provider, model, is_error) IN (SELECT ws, cube, res, ts, provider, "
          "model, is_error FROM rollups WHERE ws = 1 AND cube = 0 AND res = "
          "86400 AND ts = 1795132800000 LIMIT 1)");
-    ck_assert_int_eq(qry_begin(c), 0);
-    ck_assert_int_eq(qry_run(c, &a, &s, &r2), 0);
-    qry_end(c);
+    ck_assert_int_eq(run(c, &a, &s, &r2), 0);
     ck_assert_int_eq(r2.rows[0].calls, r1.rows[0].calls + 1000);
     /* Workspace 3 has nothing. */
     s.ws = 3;
-    ck_assert_int_eq(qry_begin(c), 0);
-    ck_assert_int_eq(qry_run(c, &a, &s, &r2), 0);
-    qry_end(c);
+    ck_assert_int_eq(run(c, &a, &s, &r2), 0);
     ck_assert_uint_eq(r2.n, 0);
     arena_free(&a);
     qry_cache_free(c);
@@ -859,6 +863,26 @@ static struct qry_row error_row(const char *model, const char *etype, int64_t n,
     return r;
 }
 
+/* The snapshot's rollup_seq: 0 without rollups, -1 when it cannot be read
+ * (0 would count every raw event on top of the rollups). */
+START_TEST(test_rollup_seq_read)
+{
+    sqlite3 *m;
+    ck_assert_int_eq(sqlite3_open(":memory:", &m), SQLITE_OK);
+    ck_assert_int_eq(budget_rollup_seq(m), -1); /* no meta table */
+    ck_assert_int_eq(
+        sqlite3_exec(m, "CREATE TABLE meta(key, value)", NULL, NULL, NULL),
+        SQLITE_OK);
+    ck_assert_int_eq(budget_rollup_seq(m), 0);
+    ck_assert_int_eq(sqlite3_exec(m,
+                                  "INSERT INTO meta VALUES('rollup_seq', 42)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(budget_rollup_seq(m), 42);
+    sqlite3_close(m);
+}
+END_TEST
+
 /* Regrouping merges rows and their histograms. */
 START_TEST(test_regroup)
 {
@@ -904,6 +928,7 @@ static Suite *query_suite(void)
     tcase_add_test(tc, test_blob_merge);
     tcase_add_test(tc, test_quantiles);
     tcase_add_test(tc, test_regroup);
+    tcase_add_test(tc, test_rollup_seq_read);
     tcase_set_timeout(tc, 60); /* the random plans, under sanitizers */
     suite_add_tcase(s, tc);
     tc = tcase_create("engine");
