@@ -723,6 +723,16 @@ static void random_spec(struct qry_spec *s)
         s->bucket_ms = HOUR_MS;
 }
 
+/* Check n random questions against brute force. */
+static void check_random(struct qry_cache *c, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct qry_spec s;
+        random_spec(&s);
+        check_answer(c, &s);
+    }
+}
+
 /* The engine equals brute force with rollups complete. */
 START_TEST(test_engine_exact)
 {
@@ -730,11 +740,7 @@ START_TEST(test_engine_exact)
     struct qry_cache *c = qry_cache_new(db);
     ck_assert_ptr_nonnull(c);
     rng_state = 77;
-    for (int i = 0; i < 400; i++) {
-        struct qry_spec s;
-        random_spec(&s);
-        check_answer(c, &s);
-    }
+    check_random(c, 400);
     qry_cache_free(c);
     col_store_close(&store);
 }
@@ -748,18 +754,10 @@ START_TEST(test_engine_lag)
     struct qry_cache *c = qry_cache_new(db);
     rng_state = 78;
     ck_assert_int_eq(budget_rollup_seq(db), 4000);
-    for (int i = 0; i < 300; i++) {
-        struct qry_spec s;
-        random_spec(&s);
-        check_answer(c, &s);
-    }
+    check_random(c, 300);
     /* No rollups and no rollup_seq: everything from raw events. */
     exec("DELETE FROM rollups; DELETE FROM meta WHERE key = 'rollup_seq'");
-    for (int i = 0; i < 100; i++) {
-        struct qry_spec s;
-        random_spec(&s);
-        check_answer(c, &s);
-    }
+    check_random(c, 100);
     qry_cache_free(c);
     col_store_close(&store);
 }
