@@ -292,7 +292,7 @@ static int aggr_hist_merge(struct col_aggr *g, struct aggr_hist *dst,
 
 /* Add the measures of src into dst.  Returns 0 or -1 (out of memory). */
 static int aggr_merge(struct col_aggr *g, struct aggr_ent *dst,
-                      const struct aggr_ent *src)
+                      const struct aggr_ent *src, int hist)
 {
     dst->calls += src->calls;
     dst->errors += src->errors;
@@ -307,8 +307,8 @@ static int aggr_merge(struct col_aggr *g, struct aggr_ent *dst,
         dst->first_ms = src->first_ms;
     if (src->last_ms > dst->last_ms)
         dst->last_ms = src->last_ms;
-    if (aggr_hist_merge(g, &dst->lat, &src->lat) != 0 ||
-        aggr_hist_merge(g, &dst->ttft, &src->ttft) != 0)
+    if (hist && (aggr_hist_merge(g, &dst->lat, &src->lat) != 0 ||
+                 aggr_hist_merge(g, &dst->ttft, &src->ttft) != 0))
         return -1;
     return 0;
 }
@@ -423,23 +423,39 @@ int col_aggr_due(const struct col_aggr *g, int64_t now_ms,
 
 /* ---- deriving the rows ---- */
 
-/* Which string dimensions each cube keeps, by bit (1 << AS_*). */
-static const unsigned aggr_cube_dims[ROLLUP_NCUBES] = {
-    [ROLLUP_MODEL] = 1u << AS_PROVIDER | 1u << AS_MODEL,
-    [ROLLUP_AGENT] = 1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_AGENT,
-    [ROLLUP_USER] =
-        1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_AGENT | 1u << AS_USER,
-    [ROLLUP_USERS] = 1u << AS_USER,
-    [ROLLUP_ERRORS] = 1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_AGENT |
-                      1u << AS_USER | 1u << AS_ERROR,
-    [ROLLUP_SESSION] = 1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_AGENT |
-                       1u << AS_USER | 1u << AS_SESSION,
+/* What each cube keeps (rollup.h): string dimensions by bit (1 << AS_*),
+ * whether it keeps the error flag, the HTTP status and the histograms,
+ * which events it takes and at how many resolutions. */
+#define AGGR_ALL_EVENTS 0
+#define AGGR_ERRORS     1 /* only events with is_error */
+#define AGGR_SESSIONS   2 /* only events with a session */
+static const struct {
+    unsigned dims;
+    int error, status, hist, takes, nres;
+} aggr_cubes[ROLLUP_NCUBES] = {
+    [ROLLUP_MODEL] = {1u << AS_PROVIDER | 1u << AS_MODEL, 1, 0, 1,
+                      AGGR_ALL_EVENTS, 3},
+    [ROLLUP_AGENT] = {1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_AGENT, 1, 0,
+                      1, AGGR_ALL_EVENTS, 3},
+    [ROLLUP_USER] = {1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_AGENT |
+                         1u << AS_USER,
+                     1, 0, 1, AGGR_ALL_EVENTS, 3},
+    [ROLLUP_USERS] = {1u << AS_USER, 1, 0, 0, AGGR_ALL_EVENTS, 3},
+    [ROLLUP_ERRORS] = {1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_AGENT |
+                           1u << AS_USER | 1u << AS_ERROR,
+                       1, 1, 0, AGGR_ERRORS, 3},
+    [ROLLUP_SESSION] = {1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_AGENT |
+                            1u << AS_USER | 1u << AS_SESSION,
+                        1, 0, 1, AGGR_SESSIONS, 1},
+    [ROLLUP_AGENTS] = {1u << AS_AGENT, 1, 0, 1, AGGR_ALL_EVENTS, 3},
+    [ROLLUP_ERRTYPES] = {1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_ERROR, 1,
+                         1, 0, AGGR_ERRORS, 3},
 };
 
 /* Add fine entry f into the out entry of kind/res keeping dims. */
 static int aggr_project(struct col_aggr *g, const struct aggr_ent *f, int kind,
                         int res, unsigned dims, int keep_error, int keep_status,
-                        int keep_round)
+                        int keep_round, int keep_hist)
 {
     struct aggr_ent k;
     memset(&k, 0, sizeof(k));
@@ -453,7 +469,7 @@ static int aggr_project(struct col_aggr *g, const struct aggr_ent *f, int kind,
     for (int i = 0; i < AS_N; i++)
         k.s[i] = (dims & 1u << i) ? f->s[i] : "";
     struct aggr_ent *o = aggr_get(g, &g->out, &k, 0);
-    if (o == NULL || aggr_merge(g, o, f) != 0)
+    if (o == NULL || aggr_merge(g, o, f, keep_hist) != 0)
         return -1;
     if (kind == AGGR_SESSION) {
         /* A session's user and agent: the first ones it named, by seq (the
@@ -483,23 +499,23 @@ static int aggr_derive(struct col_aggr *g)
         if (f->hash == 0)
             continue;
         for (int c = 0; c < ROLLUP_NCUBES; c++) {
-            if (c == ROLLUP_ERRORS && !f->is_error)
+            if ((aggr_cubes[c].takes == AGGR_ERRORS && !f->is_error) ||
+                (aggr_cubes[c].takes == AGGR_SESSIONS &&
+                 f->s[AS_SESSION][0] == '\0'))
                 continue;
-            if (c == ROLLUP_SESSION && f->s[AS_SESSION][0] == '\0')
-                continue;
-            int nres = c == ROLLUP_SESSION ? 1 : 3;
-            for (int r = 0; r < nres; r++)
-                if (aggr_project(g, f, c, res[r], aggr_cube_dims[c],
-                                 c != ROLLUP_USERS, c == ROLLUP_ERRORS, 0) != 0)
+            for (int r = 0; r < aggr_cubes[c].nres; r++)
+                if (aggr_project(g, f, c, res[r], aggr_cubes[c].dims,
+                                 aggr_cubes[c].error, aggr_cubes[c].status, 0,
+                                 aggr_cubes[c].hist) != 0)
                     return -1;
         }
         if (f->s[AS_SESSION][0] == '\0')
             continue;
-        if (aggr_project(g, f, AGGR_SESSION, 0, 1u << AS_SESSION, 0, 0, 0) !=
+        if (aggr_project(g, f, AGGR_SESSION, 0, 1u << AS_SESSION, 0, 0, 0, 0) !=
                 0 ||
             aggr_project(g, f, AGGR_ROUND, 0,
                          1u << AS_SESSION | 1u << AS_PROVIDER | 1u << AS_MODEL,
-                         0, 0, 1) != 0)
+                         0, 0, 1, 1) != 0)
             return -1;
     }
     return 0;
@@ -777,13 +793,14 @@ static int aggr_prune_ws(struct col *c, int64_t ws, int64_t now_ms)
         "DELETE FROM events WHERE seq IN (SELECT seq FROM events "
         "WHERE ws = ?1 AND ts < ?2 LIMIT ?3)",
         /* minute rollups keep as long as raw events */
-        "DELETE FROM rollups WHERE ws = ?1 AND cube IN (0, 1, 2, 3, 4, 5) "
+        "DELETE FROM rollups WHERE ws = ?1 AND cube IN (0, 1, 2, 3, 4, 5, 6, "
+        "7) "
         "AND res = 60 AND ts = (SELECT min(ts) FROM rollups WHERE ws = ?1 "
         "AND cube = 0 AND res = 60) AND ts < ?2 AND ?3 > 0",
-        "DELETE FROM rollups WHERE ws = ?1 AND cube IN (0, 1, 2, 3, 4) "
+        "DELETE FROM rollups WHERE ws = ?1 AND cube IN (0, 1, 2, 3, 4, 6, 7) "
         "AND res = 3600 AND ts = (SELECT min(ts) FROM rollups WHERE ws = ?1 "
         "AND cube = 0 AND res = 3600) AND ts < ?2 AND ?3 > 0",
-        "DELETE FROM rollups WHERE ws = ?1 AND cube IN (0, 1, 2, 3, 4) "
+        "DELETE FROM rollups WHERE ws = ?1 AND cube IN (0, 1, 2, 3, 4, 6, 7) "
         "AND res = 86400 AND ts = (SELECT min(ts) FROM rollups WHERE ws = ?1 "
         "AND cube = 0 AND res = 86400) AND ts < ?2 AND ?3 > 0",
         "DELETE FROM session_rounds WHERE ws = ?1 AND session IN (SELECT "

@@ -200,6 +200,14 @@ static const char *const col_migrations[] = {
     "  spend_nusd INTEGER NOT NULL,"
     "  limit_nusd INTEGER NOT NULL,"
     "  PRIMARY KEY(budget, period_start_ms, threshold)) WITHOUT ROWID;",
+
+    /* 3: the cubes changed (ROLLUP_USERS keeps the error flag and drops
+     * histograms; ROLLUP_AGENTS and ROLLUP_ERRTYPES are new): rebuild the
+     * rollups and sessions from the events at the next start. */
+    "DELETE FROM rollups;"
+    "DELETE FROM sessions;"
+    "DELETE FROM session_rounds;"
+    "DELETE FROM meta WHERE key = 'rollup_seq';",
 };
 
 #define COL_NMIGRATIONS                                                        \

@@ -9,15 +9,22 @@
  * that each question reads the smallest cube that holds every dimension it
  * filters or groups by:
  *
- *   cube           dimensions set (others are '' or 0)      resolutions
- *   ROLLUP_MODEL   provider, model, is_error                 m, h, d
- *   ROLLUP_AGENT   agent, provider, model, is_error          m, h, d
- *   ROLLUP_USER    user, agent, provider, model, is_error    m, h, d
- *   ROLLUP_USERS   user                                      m, h, d
- *   ROLLUP_ERRORS  provider, model, agent, user, error_type, m, h, d
- *                  status (only events with is_error = 1)
- *   ROLLUP_SESSION session, user, agent, provider, model,    m
- *                  is_error (only events with a session)
+ *   cube             dimensions set (others are '' or 0)    res    hist
+ *   ROLLUP_MODEL     provider, model, is_error              m h d  yes
+ *   ROLLUP_AGENT     agent, provider, model, is_error       m h d  yes
+ *   ROLLUP_USER      user, agent, provider, model, is_error m h d  yes
+ *   ROLLUP_USERS     user, is_error                         m h d  no
+ *   ROLLUP_ERRORS    provider, model, agent, user,          m h d  no
+ *                    error_type, status (errors only)
+ *   ROLLUP_SESSION   session, user, agent, provider, model, m      yes
+ *                    is_error (only events with a session)
+ *   ROLLUP_AGENTS    agent, is_error                        m h d  yes
+ *   ROLLUP_ERRTYPES  provider, model, error_type, status    m h d  no
+ *                    (errors only)
+ *
+ * Cubes without histograms store empty blobs: their questions (unique
+ * users, top users, error breakdowns) need no percentiles, and narrow rows
+ * scan several times faster.
  *
  * A row is keyed by (ws, cube, res, ts, provider, model, agent, user,
  * session, is_error, error_type, status).  ts is the bucket start in epoch
@@ -67,6 +74,8 @@ enum rollup_cube {
     ROLLUP_USERS = 3,
     ROLLUP_ERRORS = 4,
     ROLLUP_SESSION = 5,
+    ROLLUP_AGENTS = 6,
+    ROLLUP_ERRTYPES = 7,
     ROLLUP_NCUBES
 };
 

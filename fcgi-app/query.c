@@ -61,27 +61,32 @@ enum {
     QRY_P_ARMS /* arm i: lo is QRY_P_ARMS + 2i, hi the next */
 };
 
-/* The cubes a question may read, smallest first, and what each holds. */
+/* The cubes a question may read, smallest first, and what each holds
+ * (rollup.h): its dimensions, finest... coarsest resolution, whether it
+ * keeps histograms, whether it holds only errors. */
 static const struct {
     int cube;
     unsigned dims;
-    int max_res;
+    int max_res, hist, errors;
 } qry_cubes[] = {
-    {ROLLUP_MODEL, QRY_PROVIDER | QRY_MODEL | QRY_ISERR, ROLLUP_RES_DAY},
-    {ROLLUP_USERS, QRY_USER, ROLLUP_RES_DAY},
+    {ROLLUP_MODEL, QRY_PROVIDER | QRY_MODEL | QRY_ISERR, ROLLUP_RES_DAY, 1, 0},
+    {ROLLUP_AGENTS, QRY_AGENT | QRY_ISERR, ROLLUP_RES_DAY, 1, 0},
+    {ROLLUP_USERS, QRY_USER | QRY_ISERR, ROLLUP_RES_DAY, 0, 0},
     {ROLLUP_AGENT, QRY_AGENT | QRY_PROVIDER | QRY_MODEL | QRY_ISERR,
-     ROLLUP_RES_DAY},
+     ROLLUP_RES_DAY, 1, 0},
     {ROLLUP_USER, QRY_USER | QRY_AGENT | QRY_PROVIDER | QRY_MODEL | QRY_ISERR,
-     ROLLUP_RES_DAY},
+     ROLLUP_RES_DAY, 1, 0},
     {ROLLUP_SESSION,
      QRY_SESSION | QRY_USER | QRY_AGENT | QRY_PROVIDER | QRY_MODEL | QRY_ISERR,
-     ROLLUP_RES_MINUTE},
+     ROLLUP_RES_MINUTE, 1, 0},
+    {ROLLUP_ERRTYPES,
+     QRY_PROVIDER | QRY_MODEL | QRY_ETYPE | QRY_STATUS | QRY_ISERR,
+     ROLLUP_RES_DAY, 0, 1},
+    {ROLLUP_ERRORS,
+     QRY_PROVIDER | QRY_MODEL | QRY_AGENT | QRY_USER | QRY_ETYPE | QRY_STATUS |
+         QRY_ISERR,
+     ROLLUP_RES_DAY, 0, 1},
 };
-
-/* What ROLLUP_ERRORS holds (its rows are all errors: is_error is implied). */
-#define QRY_ERRORS_DIMS                                                        \
-    (QRY_PROVIDER | QRY_MODEL | QRY_AGENT | QRY_USER | QRY_ETYPE |             \
-     QRY_STATUS | QRY_ISERR)
 
 /* The groupable dimensions in column order, with their SQL. */
 static const struct {
@@ -183,13 +188,13 @@ void qry_plan_make(int64_t from, int64_t to, int max_res, struct qry_plan *p)
     }
 }
 
-int qry_cube(unsigned dims, int errors_only, int *max_res)
+int qry_cube(unsigned dims, int errors_only, int hist, int *max_res)
 {
     *max_res = ROLLUP_RES_DAY;
-    if (errors_only)
-        return (dims & ~QRY_ERRORS_DIMS) == 0 ? ROLLUP_ERRORS : -1;
     for (size_t i = 0; i < sizeof(qry_cubes) / sizeof(qry_cubes[0]); i++)
-        if ((dims & ~qry_cubes[i].dims) == 0) {
+        if ((dims & ~qry_cubes[i].dims) == 0 &&
+            qry_cubes[i].errors == errors_only &&
+            (qry_cubes[i].hist || !hist)) {
             *max_res = qry_cubes[i].max_res;
             return qry_cubes[i].cube;
         }
@@ -346,7 +351,7 @@ static void qry_put_sql(struct qry_buf *b, const struct qry_spec *s, int cube)
  * every user's. */
 static int qry_spec_cube(const struct qry_spec *s, int *max_res)
 {
-    int cube = qry_cube(qry_dims(s), s->errors_only, max_res);
+    int cube = qry_cube(qry_dims(s), s->errors_only, s->hist, max_res);
     return cube == ROLLUP_USERS && s->f.user != NULL ? ROLLUP_USER : cube;
 }
 

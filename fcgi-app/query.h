@@ -139,8 +139,9 @@ void qry_plan_make(int64_t from, int64_t to, int max_res, struct qry_plan *p);
 
 /* The cube (enum rollup_cube) holding every one of dims, the smallest
  * one first, or -1 if none does; *max_res gets its coarsest resolution.
- * errors_only questions read ROLLUP_ERRORS. */
-int qry_cube(unsigned dims, int errors_only, int *max_res);
+ * errors_only questions read the error cubes, the others never do; hist
+ * questions (percentiles) only cubes that keep histograms. */
+int qry_cube(unsigned dims, int errors_only, int hist, int *max_res);
 
 /* The dimensions spec filters and groups by. */
 unsigned qry_dims(const struct qry_spec *s);

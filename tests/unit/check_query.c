@@ -221,29 +221,35 @@ END_TEST
 START_TEST(test_cube_choice)
 {
     int mr;
-    ck_assert_int_eq(qry_cube(0, 0, &mr), ROLLUP_MODEL);
+    ck_assert_int_eq(qry_cube(0, 0, 1, &mr), ROLLUP_MODEL);
     ck_assert_int_eq(mr, ROLLUP_RES_DAY);
-    ck_assert_int_eq(qry_cube(QRY_PROVIDER, 0, &mr), ROLLUP_MODEL);
-    ck_assert_int_eq(qry_cube(QRY_PROVIDER | QRY_MODEL | QRY_ISERR, 0, &mr),
+    ck_assert_int_eq(qry_cube(QRY_PROVIDER, 0, 1, &mr), ROLLUP_MODEL);
+    ck_assert_int_eq(qry_cube(QRY_PROVIDER | QRY_MODEL | QRY_ISERR, 0, 1, &mr),
                      ROLLUP_MODEL);
-    ck_assert_int_eq(qry_cube(QRY_USER, 0, &mr), ROLLUP_USERS);
-    /* USERS has no ok/error split. */
-    ck_assert_int_eq(qry_cube(QRY_USER | QRY_ISERR, 0, &mr), ROLLUP_USER);
-    ck_assert_int_eq(qry_cube(QRY_AGENT, 0, &mr), ROLLUP_AGENT);
-    ck_assert_int_eq(qry_cube(QRY_AGENT | QRY_MODEL, 0, &mr), ROLLUP_AGENT);
-    ck_assert_int_eq(qry_cube(QRY_USER | QRY_PROVIDER, 0, &mr), ROLLUP_USER);
-    ck_assert_int_eq(qry_cube(QRY_USER | QRY_AGENT, 0, &mr), ROLLUP_USER);
-    ck_assert_int_eq(qry_cube(QRY_SESSION, 0, &mr), ROLLUP_SESSION);
+    /* USERS keeps no histograms: percentiles by user read USER. */
+    ck_assert_int_eq(qry_cube(QRY_USER, 0, 0, &mr), ROLLUP_USERS);
+    ck_assert_int_eq(qry_cube(QRY_USER | QRY_ISERR, 0, 0, &mr), ROLLUP_USERS);
+    ck_assert_int_eq(qry_cube(QRY_USER, 0, 1, &mr), ROLLUP_USER);
+    ck_assert_int_eq(qry_cube(QRY_AGENT, 0, 1, &mr), ROLLUP_AGENTS);
+    ck_assert_int_eq(qry_cube(QRY_AGENT | QRY_ISERR, 0, 0, &mr), ROLLUP_AGENTS);
+    ck_assert_int_eq(qry_cube(QRY_AGENT | QRY_MODEL, 0, 1, &mr), ROLLUP_AGENT);
+    ck_assert_int_eq(qry_cube(QRY_USER | QRY_PROVIDER, 0, 0, &mr), ROLLUP_USER);
+    ck_assert_int_eq(qry_cube(QRY_USER | QRY_AGENT, 0, 0, &mr), ROLLUP_USER);
+    ck_assert_int_eq(qry_cube(QRY_SESSION, 0, 1, &mr), ROLLUP_SESSION);
     ck_assert_int_eq(mr, ROLLUP_RES_MINUTE);
-    ck_assert_int_eq(qry_cube(QRY_SESSION | QRY_USER | QRY_MODEL, 0, &mr),
+    ck_assert_int_eq(qry_cube(QRY_SESSION | QRY_USER | QRY_MODEL, 0, 1, &mr),
                      ROLLUP_SESSION);
-    /* Error types and statuses only in the errors cube. */
-    ck_assert_int_eq(qry_cube(QRY_ETYPE, 0, &mr), -1);
-    ck_assert_int_eq(qry_cube(QRY_ETYPE | QRY_STATUS | QRY_MODEL, 1, &mr),
+    /* Error types and statuses only in the error cubes, the small one
+     * unless agent or user is asked. */
+    ck_assert_int_eq(qry_cube(QRY_ETYPE, 0, 0, &mr), -1);
+    ck_assert_int_eq(qry_cube(QRY_ETYPE | QRY_STATUS | QRY_MODEL, 1, 0, &mr),
+                     ROLLUP_ERRTYPES);
+    ck_assert_int_eq(qry_cube(QRY_ETYPE | QRY_AGENT, 1, 0, &mr), ROLLUP_ERRORS);
+    ck_assert_int_eq(qry_cube(QRY_USER | QRY_AGENT | QRY_ISERR, 1, 0, &mr),
                      ROLLUP_ERRORS);
-    ck_assert_int_eq(qry_cube(QRY_USER | QRY_AGENT | QRY_ISERR, 1, &mr),
-                     ROLLUP_ERRORS);
-    ck_assert_int_eq(qry_cube(QRY_SESSION, 1, &mr), -1);
+    ck_assert_int_eq(qry_cube(QRY_SESSION, 1, 0, &mr), -1);
+    /* No error cube keeps histograms. */
+    ck_assert_int_eq(qry_cube(QRY_MODEL, 1, 1, &mr), -1);
 }
 END_TEST
 
@@ -464,7 +470,14 @@ static void build_rollups(int64_t upto)
          "provider, model, coalesce(agent, ''), coalesce(user, ''), '', "
          "is_error, '', 0",
          ""},
-        {ROLLUP_USERS, "'', '', '', coalesce(user, ''), '', 0, '', 0", ""},
+        {ROLLUP_USERS, "'', '', '', coalesce(user, ''), '', is_error, '', 0",
+         ""},
+        {ROLLUP_AGENTS, "'', '', coalesce(agent, ''), '', '', is_error, '', 0",
+         ""},
+        {ROLLUP_ERRTYPES,
+         "provider, model, '', '', '', 1, coalesce(error_type, ''), "
+         "coalesce(status, 0)",
+         " AND is_error = 1"},
         {ROLLUP_ERRORS,
          "provider, model, coalesce(agent, ''), coalesce(user, ''), '', 1, "
          "coalesce(error_type, ''), coalesce(status, 0)",
@@ -705,7 +718,7 @@ static void random_spec(struct qry_spec *s)
     s->bucket_ms = buckets[rnd(5)];
     s->group = groups[rnd(7)];
     s->errors_only = (s->group & QRY_ETYPE) != 0 || rnd(8) == 0;
-    s->hist = rnd(2);
+    s->hist = rnd(2) && !s->errors_only; /* error cubes keep none */
     s->f.status = (int)rnd(3) - 1;
     if (rnd(4) == 0)
         s->f.provider = providers[rnd(3)];
