@@ -425,31 +425,35 @@ int col_aggr_due(const struct col_aggr *g, int64_t now_ms,
 
 /* What each cube keeps (rollup.h): string dimensions by bit (1 << AS_*),
  * whether it keeps the error flag, the HTTP status and the histograms,
- * which events it takes and at how many resolutions. */
+ * which events it takes, and its resolutions as indexes into
+ * aggr_res[] (first..last).  Only the model cube has minute rows: the
+ * wide cubes would get about one minute row per event. */
 #define AGGR_ALL_EVENTS 0
 #define AGGR_ERRORS     1 /* only events with is_error */
 #define AGGR_SESSIONS   2 /* only events with a session */
+static const int aggr_res[3] = {ROLLUP_RES_MINUTE, ROLLUP_RES_HOUR,
+                                ROLLUP_RES_DAY};
 static const struct {
     unsigned dims;
-    int error, status, hist, takes, nres;
+    int error, status, hist, takes, first, last;
 } aggr_cubes[ROLLUP_NCUBES] = {
     [ROLLUP_MODEL] = {1u << AS_PROVIDER | 1u << AS_MODEL, 1, 0, 1,
-                      AGGR_ALL_EVENTS, 3},
+                      AGGR_ALL_EVENTS, 0, 2},
     [ROLLUP_AGENT] = {1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_AGENT, 1, 0,
-                      1, AGGR_ALL_EVENTS, 3},
+                      1, AGGR_ALL_EVENTS, 1, 2},
     [ROLLUP_USER] = {1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_AGENT |
                          1u << AS_USER,
-                     1, 0, 1, AGGR_ALL_EVENTS, 3},
-    [ROLLUP_USERS] = {1u << AS_USER, 1, 0, 0, AGGR_ALL_EVENTS, 3},
+                     1, 0, 1, AGGR_ALL_EVENTS, 1, 2},
+    [ROLLUP_USERS] = {1u << AS_USER, 1, 0, 0, AGGR_ALL_EVENTS, 1, 2},
     [ROLLUP_ERRORS] = {1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_AGENT |
                            1u << AS_USER | 1u << AS_ERROR,
-                       1, 1, 0, AGGR_ERRORS, 3},
+                       1, 1, 0, AGGR_ERRORS, 1, 2},
     [ROLLUP_SESSION] = {1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_AGENT |
                             1u << AS_USER | 1u << AS_SESSION,
-                        1, 0, 1, AGGR_SESSIONS, 1},
-    [ROLLUP_AGENTS] = {1u << AS_AGENT, 1, 0, 1, AGGR_ALL_EVENTS, 3},
+                        1, 0, 1, AGGR_SESSIONS, 1, 1},
+    [ROLLUP_AGENTS] = {1u << AS_AGENT, 1, 0, 1, AGGR_ALL_EVENTS, 1, 2},
     [ROLLUP_ERRTYPES] = {1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_ERROR, 1,
-                         1, 0, AGGR_ERRORS, 3},
+                         1, 0, AGGR_ERRORS, 1, 2},
 };
 
 /* Add fine entry f into the out entry of kind/res keeping dims. */
@@ -489,8 +493,6 @@ static int aggr_project(struct col_aggr *g, const struct aggr_ent *f, int kind,
 
 static int aggr_derive(struct col_aggr *g)
 {
-    static const int res[3] = {ROLLUP_RES_MINUTE, ROLLUP_RES_HOUR,
-                               ROLLUP_RES_DAY};
     /* The rows of a failed flush are derived again: drop the old ones. */
     aggr_clear(&g->out);
     arena_reset(&g->out_arena);
@@ -503,8 +505,8 @@ static int aggr_derive(struct col_aggr *g)
                 (aggr_cubes[c].takes == AGGR_SESSIONS &&
                  f->s[AS_SESSION][0] == '\0'))
                 continue;
-            for (int r = 0; r < aggr_cubes[c].nres; r++)
-                if (aggr_project(g, f, c, res[r], aggr_cubes[c].dims,
+            for (int r = aggr_cubes[c].first; r <= aggr_cubes[c].last; r++)
+                if (aggr_project(g, f, c, aggr_res[r], aggr_cubes[c].dims,
                                  aggr_cubes[c].error, aggr_cubes[c].status, 0,
                                  aggr_cubes[c].hist) != 0)
                     return -1;
@@ -792,13 +794,12 @@ static int aggr_prune_ws(struct col *c, int64_t ws, int64_t now_ms)
         /* raw events: (ws, ts) index */
         "DELETE FROM events WHERE seq IN (SELECT seq FROM events "
         "WHERE ws = ?1 AND ts < ?2 LIMIT ?3)",
-        /* minute rollups keep as long as raw events */
-        "DELETE FROM rollups WHERE ws = ?1 AND cube IN (0, 1, 2, 3, 4, 5, 6, "
-        "7) "
+        /* minute rollups (the model cube's) keep as long as raw events */
+        "DELETE FROM rollups WHERE ws = ?1 AND cube = 0 "
         "AND res = 60 AND ts = (SELECT min(ts) FROM rollups WHERE ws = ?1 "
         "AND cube = 0 AND res = 60) AND ts < ?2 AND ?3 > 0",
-        "DELETE FROM rollups WHERE ws = ?1 AND cube IN (0, 1, 2, 3, 4, 6, 7) "
-        "AND res = 3600 AND ts = (SELECT min(ts) FROM rollups WHERE ws = ?1 "
+        "DELETE FROM rollups WHERE ws = ?1 AND cube IN (0, 1, 2, 3, 4, 5, 6, "
+        "7) AND res = 3600 AND ts = (SELECT min(ts) FROM rollups WHERE ws = ?1 "
         "AND cube = 0 AND res = 3600) AND ts < ?2 AND ?3 > 0",
         "DELETE FROM rollups WHERE ws = ?1 AND cube IN (0, 1, 2, 3, 4, 6, 7) "
         "AND res = 86400 AND ts = (SELECT min(ts) FROM rollups WHERE ws = ?1 "

@@ -202,8 +202,9 @@ static const char *const col_migrations[] = {
     "  PRIMARY KEY(budget, period_start_ms, threshold)) WITHOUT ROWID;",
 
     /* 3: the cubes changed (ROLLUP_USERS keeps the error flag and drops
-     * histograms; ROLLUP_AGENTS and ROLLUP_ERRTYPES are new): rebuild the
-     * rollups and sessions from the events at the next start. */
+     * histograms; ROLLUP_AGENTS and ROLLUP_ERRTYPES are new; only the
+     * model cube keeps minute rows): rebuild the rollups and sessions from
+     * the events at the next start. */
     "DELETE FROM rollups;"
     "DELETE FROM sessions;"
     "DELETE FROM session_rounds;"

@@ -11,16 +11,21 @@
  *
  *   cube             dimensions set (others are '' or 0)    res    hist
  *   ROLLUP_MODEL     provider, model, is_error              m h d  yes
- *   ROLLUP_AGENT     agent, provider, model, is_error       m h d  yes
- *   ROLLUP_USER      user, agent, provider, model, is_error m h d  yes
- *   ROLLUP_USERS     user, is_error                         m h d  no
- *   ROLLUP_ERRORS    provider, model, agent, user,          m h d  no
+ *   ROLLUP_AGENT     agent, provider, model, is_error         h d  yes
+ *   ROLLUP_USER      user, agent, provider, model, is_error   h d  yes
+ *   ROLLUP_USERS     user, is_error                           h d  no
+ *   ROLLUP_ERRORS    provider, model, agent, user,            h d  no
  *                    error_type, status (errors only)
- *   ROLLUP_SESSION   session, user, agent, provider, model, m      yes
+ *   ROLLUP_SESSION   session, user, agent, provider, model,   h    yes
  *                    is_error (only events with a session)
- *   ROLLUP_AGENTS    agent, is_error                        m h d  yes
- *   ROLLUP_ERRTYPES  provider, model, error_type, status    m h d  no
+ *   ROLLUP_AGENTS    agent, is_error                          h d  yes
+ *   ROLLUP_ERRTYPES  provider, model, error_type, status      h d  no
  *                    (errors only)
+ *
+ * Only the model cube has minute rows: in the wide cubes nearly every
+ * event would have a minute row of its own, so they start at hours and
+ * readers take the partial hours at the edges of a range from the raw
+ * events.
  *
  * Cubes without histograms store empty blobs: their questions (unique
  * users, top users, error breakdowns) need no percentiles, and narrow rows
@@ -57,7 +62,9 @@
  * raw rows with seq > rollup_seq (at most about a second of ingest).
  *
  * Retention: raw events and minute rows live retention_days; hour and day
- * rows, sessions and session rounds rollup_retention_days.
+ * rows, sessions and session rounds rollup_retention_days.  Beyond
+ * retention_days, a range's partial hours (the wide cubes) or minutes
+ * (the model cube) at its edges have no raw events left to read.
  */
 #ifndef TT_ROLLUP_H
 #define TT_ROLLUP_H

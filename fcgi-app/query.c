@@ -62,30 +62,32 @@ enum {
 };
 
 /* The cubes a question may read, smallest first, and what each holds
- * (rollup.h): its dimensions, finest... coarsest resolution, whether it
+ * (rollup.h): its dimensions, finest and coarsest resolutions, whether it
  * keeps histograms, whether it holds only errors. */
 static const struct {
     int cube;
     unsigned dims;
-    int max_res, hist, errors;
+    int min_res, max_res, hist, errors;
 } qry_cubes[] = {
-    {ROLLUP_MODEL, QRY_PROVIDER | QRY_MODEL | QRY_ISERR, ROLLUP_RES_DAY, 1, 0},
-    {ROLLUP_AGENTS, QRY_AGENT | QRY_ISERR, ROLLUP_RES_DAY, 1, 0},
-    {ROLLUP_USERS, QRY_USER | QRY_ISERR, ROLLUP_RES_DAY, 0, 0},
+    {ROLLUP_MODEL, QRY_PROVIDER | QRY_MODEL | QRY_ISERR, ROLLUP_RES_MINUTE,
+     ROLLUP_RES_DAY, 1, 0},
+    {ROLLUP_AGENTS, QRY_AGENT | QRY_ISERR, ROLLUP_RES_HOUR, ROLLUP_RES_DAY, 1,
+     0},
+    {ROLLUP_USERS, QRY_USER | QRY_ISERR, ROLLUP_RES_HOUR, ROLLUP_RES_DAY, 0, 0},
     {ROLLUP_AGENT, QRY_AGENT | QRY_PROVIDER | QRY_MODEL | QRY_ISERR,
-     ROLLUP_RES_DAY, 1, 0},
+     ROLLUP_RES_HOUR, ROLLUP_RES_DAY, 1, 0},
     {ROLLUP_USER, QRY_USER | QRY_AGENT | QRY_PROVIDER | QRY_MODEL | QRY_ISERR,
-     ROLLUP_RES_DAY, 1, 0},
+     ROLLUP_RES_HOUR, ROLLUP_RES_DAY, 1, 0},
     {ROLLUP_SESSION,
      QRY_SESSION | QRY_USER | QRY_AGENT | QRY_PROVIDER | QRY_MODEL | QRY_ISERR,
-     ROLLUP_RES_MINUTE, 1, 0},
+     ROLLUP_RES_HOUR, ROLLUP_RES_HOUR, 1, 0},
     {ROLLUP_ERRTYPES,
      QRY_PROVIDER | QRY_MODEL | QRY_ETYPE | QRY_STATUS | QRY_ISERR,
-     ROLLUP_RES_DAY, 0, 1},
+     ROLLUP_RES_HOUR, ROLLUP_RES_DAY, 0, 1},
     {ROLLUP_ERRORS,
      QRY_PROVIDER | QRY_MODEL | QRY_AGENT | QRY_USER | QRY_ETYPE | QRY_STATUS |
          QRY_ISERR,
-     ROLLUP_RES_DAY, 0, 1},
+     ROLLUP_RES_HOUR, ROLLUP_RES_DAY, 0, 1},
 };
 
 /* The groupable dimensions in column order, with their SQL. */
@@ -144,7 +146,8 @@ static int64_t qry_ceil(int64_t x, int64_t unit)
     return qry_floor(x + unit - 1, unit);
 }
 
-void qry_plan_make(int64_t from, int64_t to, int max_res, struct qry_plan *p)
+void qry_plan_make(int64_t from, int64_t to, int min_res, int max_res,
+                   struct qry_plan *p)
 {
     static const struct {
         int res;
@@ -153,9 +156,10 @@ void qry_plan_make(int64_t from, int64_t to, int max_res, struct qry_plan *p)
                   {ROLLUP_RES_HOUR, QRY_ARM_HOUR_A, QRY_ARM_HOUR_B},
                   {ROLLUP_RES_MINUTE, QRY_ARM_MIN_A, QRY_ARM_MIN_B}};
     memset(p, 0, sizeof(*p));
-    int64_t lo = qry_ceil(from, QRY_MIN_MS), hi = qry_floor(to, QRY_MIN_MS);
-    if (lo >= hi) {
-        /* No whole minute inside: all raw. */
+    int64_t unit = (int64_t)min_res * 1000;
+    int64_t lo = qry_ceil(from, unit), hi = qry_floor(to, unit);
+    if (min_res > max_res || lo >= hi) {
+        /* No whole finest bucket inside: all raw. */
         p->seg[QRY_ARM_HEAD] = (struct qry_seg){from, to};
         return;
     }
@@ -167,10 +171,10 @@ void qry_plan_make(int64_t from, int64_t to, int max_res, struct qry_plan *p)
     int64_t mlo = 0, mhi = 0;
     int have = 0;
     for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
-        if (levels[i].res > max_res)
+        if (levels[i].res > max_res || levels[i].res < min_res)
             continue;
-        int64_t unit = (int64_t)levels[i].res * 1000;
-        int64_t c = qry_ceil(lo, unit), f = qry_floor(hi, unit);
+        int64_t lu = (int64_t)levels[i].res * 1000;
+        int64_t c = qry_ceil(lo, lu), f = qry_floor(hi, lu);
         if (!have) {
             if (c < f) {
                 p->seg[levels[i].a] = (struct qry_seg){c, f};
@@ -188,13 +192,16 @@ void qry_plan_make(int64_t from, int64_t to, int max_res, struct qry_plan *p)
     }
 }
 
-int qry_cube(unsigned dims, int errors_only, int hist, int *max_res)
+int qry_cube(unsigned dims, int errors_only, int hist, int *min_res,
+             int *max_res)
 {
+    *min_res = ROLLUP_RES_MINUTE;
     *max_res = ROLLUP_RES_DAY;
     for (size_t i = 0; i < sizeof(qry_cubes) / sizeof(qry_cubes[0]); i++)
         if ((dims & ~qry_cubes[i].dims) == 0 &&
             qry_cubes[i].errors == errors_only &&
             (qry_cubes[i].hist || !hist)) {
+            *min_res = qry_cubes[i].min_res;
             *max_res = qry_cubes[i].max_res;
             return qry_cubes[i].cube;
         }
@@ -349,16 +356,16 @@ static void qry_put_sql(struct qry_buf *b, const struct qry_spec *s, int cube)
  * partial index on user rather than to ROLLUP_USERS, whose key puts the
  * user after the time: one user's rows there are found only by walking
  * every user's. */
-static int qry_spec_cube(const struct qry_spec *s, int *max_res)
+static int qry_spec_cube(const struct qry_spec *s, int *min_res, int *max_res)
 {
-    int cube = qry_cube(qry_dims(s), s->errors_only, s->hist, max_res);
+    int cube = qry_cube(qry_dims(s), s->errors_only, s->hist, min_res, max_res);
     return cube == ROLLUP_USERS && s->f.user != NULL ? ROLLUP_USER : cube;
 }
 
 long qry_sql(const struct qry_spec *s, char *buf, size_t n)
 {
-    int max_res;
-    int cube = qry_spec_cube(s, &max_res);
+    int min_res, max_res;
+    int cube = qry_spec_cube(s, &min_res, &max_res);
     struct qry_buf b = {buf, 0, n, 0};
     if (cube < 0 || n == 0)
         return -1;
@@ -710,8 +717,8 @@ int qry_run(struct qry_cache *c, struct arena *a, const struct qry_spec *s,
 {
     out->rows = NULL;
     out->n = 0;
-    int max_res;
-    int cube = qry_spec_cube(s, &max_res);
+    int min_res, max_res;
+    int cube = qry_spec_cube(s, &min_res, &max_res);
     if (cube < 0 || (s->group & ~QRY_GROUPABLE) != 0 || s->from_ms < 0 ||
         s->to_ms <= s->from_ms) {
         snprintf(c->err, sizeof(c->err), "no cube answers this question");
@@ -726,7 +733,7 @@ int qry_run(struct qry_cache *c, struct arena *a, const struct qry_spec *s,
         max_res =
             bucket_s >= ROLLUP_RES_HOUR ? ROLLUP_RES_HOUR : ROLLUP_RES_MINUTE;
     struct qry_plan plan;
-    qry_plan_make(s->from_ms, s->to_ms, max_res, &plan);
+    qry_plan_make(s->from_ms, s->to_ms, min_res, max_res, &plan);
 
     char text[QRY_SQL_MAX];
     if (qry_sql(s, text, sizeof(text)) < 0) {

@@ -127,7 +127,10 @@ struct qry_plan {
 
 /*
  * Decompose [from, to) (0 <= from < to) into the arms, using rollup rows
- * of at most max_res seconds (60, 3600 or 86400).  The non-lag segments
+ * of min_res to max_res seconds (60, 3600 or 86400): the cube's finest
+ * resolution and the coarsest that fits the question.  What no whole
+ * bucket of min_res covers is read raw (everything, when min_res >
+ * max_res).  The non-lag segments
  * are disjoint and cover [from, to) exactly; rollup segments are aligned
  * to their resolution.  Example, max_res 86400:
  *   [01-01 10:20:30, 01-03 05:10:00) gives head [10:20:30, 10:21:00),
@@ -135,13 +138,16 @@ struct qry_plan {
  *   01-03), hours [01-03 00:00, 05:00), minutes [05:00, 05:10), empty
  *   tail, lag [10:21, 01-03 05:10).
  */
-void qry_plan_make(int64_t from, int64_t to, int max_res, struct qry_plan *p);
+void qry_plan_make(int64_t from, int64_t to, int min_res, int max_res,
+                   struct qry_plan *p);
 
 /* The cube (enum rollup_cube) holding every one of dims, the smallest
- * one first, or -1 if none does; *max_res gets its coarsest resolution.
+ * one first, or -1 if none does; *min_res and *max_res get its finest and
+ * coarsest resolutions.
  * errors_only questions read the error cubes, the others never do; hist
  * questions (percentiles) only cubes that keep histograms. */
-int qry_cube(unsigned dims, int errors_only, int hist, int *max_res);
+int qry_cube(unsigned dims, int errors_only, int hist, int *min_res,
+             int *max_res);
 
 /* The dimensions spec filters and groups by. */
 unsigned qry_dims(const struct qry_spec *s);

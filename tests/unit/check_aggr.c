@@ -793,16 +793,19 @@ static void verify_all(sqlite3 *db, int64_t want_seq)
     struct raws rs = raws_load(db, want_seq);
     static const int res[3] = {ROLLUP_RES_MINUTE, ROLLUP_RES_HOUR,
                                ROLLUP_RES_DAY};
+    /* rollup.h: minute rows only in the model cube, session rows only by
+     * the hour. */
     for (int v = 0; v < ROLLUP_NCUBES; v++)
-        for (int r = 0; r < (v == ROLLUP_SESSION ? 1 : 3); r++)
+        for (int r = v == ROLLUP_MODEL ? 0 : 1;
+             r < (v == ROLLUP_SESSION ? 2 : 3); r++)
             check_view(db, &rs, v, res[r]);
     check_view(db, &rs, V_SESSION, 0);
     check_view(db, &rs, V_ROUND, 0);
     /* Nothing outside the documented cubes and resolutions. */
     ck_assert_int_eq(q_int(db, "SELECT count(*) FROM rollups WHERE NOT "
-                               "((cube IN (0, 1, 2, 3, 4, 6, 7) AND res IN "
-                               "(60, 3600, 86400)) OR (cube = 5 AND res = "
-                               "60))"),
+                               "((cube = 0 AND res IN (60, 3600, 86400)) OR "
+                               "(cube IN (1, 2, 3, 4, 6, 7) AND res IN (3600, "
+                               "86400)) OR (cube = 5 AND res = 3600))"),
                      0);
     free(rs.r);
 }
@@ -965,7 +968,7 @@ START_TEST(test_exact_vs_brute_force)
         "is_error <> 1)",
         "cube = 4 AND (session <> '' OR is_error <> 1)",
         "cube = 5 AND (session = '' OR error_type <> '' OR status <> 0 OR "
-        "res <> 60)",
+        "res <> 3600)",
     };
     for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
         char sql[256];
@@ -1393,23 +1396,23 @@ START_TEST(test_flush_memory_bounded)
         ws_of[i] = "ws-a";
     struct gen g = gen_new(0x5eed0008);
     int64_t top = 0;
-    for (int m = 0; m < 1440; m += 40) {
+    for (int m = 0; m < 1440; m += 20) {
         size_t len = 0;
         put(body, sizeof(body), &len, "[");
-        for (int k = 0; k < 40 * 20; k++)
+        for (int k = 0; k < 20 * 40; k++)
             put(body, sizeof(body), &len,
                 "%s{\"id\":\"m%d-%d\",\"provider\":\"p\",\"model\":\"m\","
                 "\"agent\":\"a\",\"user\":\"u%d\",\"cost_usd\":1,"
                 "\"ts\":%lld,\"latency_ms\":%lld,\"ttft_ms\":1}",
-                k ? "," : "", m, k, k % 20,
-                (long long)(T0 + (m + k / 20) * MIN_MS),
+                k ? "," : "", m, k, k % 40,
+                (long long)(T0 + (m + k / 40) * MIN_MS),
                 (long long)(1 + gen_below(&g, 3000000)));
         put(body, sizeof(body), &len, "]");
         int64_t s = insert_body(&c, body, ws_of, 1);
         if (s > top)
             top = s;
     }
-    ck_assert_uint_eq(col_aggr_pending(c.aggr), 1440 * 20);
+    ck_assert_uint_eq(col_aggr_pending(c.aggr), 1440 * 40);
 
     struct rlimit old, low;
     ck_assert_int_eq(getrlimit(RLIMIT_AS, &old), 0);

@@ -81,11 +81,11 @@ static int64_t rnd(int64_t n)
 
 /* ---- the plan ---- */
 
-/* Check the invariants of a plan for [from, to) and max_res. */
-static void check_plan(int64_t from, int64_t to, int max_res)
+/* Check the invariants of a plan for [from, to) and min_res..max_res. */
+static void check_plan_min(int64_t from, int64_t to, int min_res, int max_res)
 {
     struct qry_plan p;
-    qry_plan_make(from, to, max_res, &p);
+    qry_plan_make(from, to, min_res, max_res, &p);
     /* The non-lag segments tile [from, to): sort them by lo and walk. */
     int64_t at = from;
     for (int pass = 0; pass < QRY_NARMS; pass++) {
@@ -97,6 +97,7 @@ static void check_plan(int64_t from, int64_t to, int max_res)
             break;
         int res = qry_arm_res(found);
         ck_assert_int_le(res, max_res);
+        ck_assert(res == 0 || res >= min_res);
         if (res > 0) {
             ck_assert_int_eq(p.seg[found].lo % (res * 1000LL), 0);
             ck_assert_int_eq(p.seg[found].hi % (res * 1000LL), 0);
@@ -117,13 +118,20 @@ static void check_plan(int64_t from, int64_t to, int max_res)
     ck_assert_int_eq(total, to - from); /* disjoint */
     /* The lag arm covers exactly what the rollups serve. */
     ck_assert_int_eq(p.seg[QRY_ARM_LAG].hi - p.seg[QRY_ARM_LAG].lo, rolled);
-    /* Raw edges are shorter than a minute each (unless all raw). */
+    /* Raw edges are shorter than a finest bucket each (unless all raw). */
     if (rolled > 0) {
         ck_assert_int_lt(p.seg[QRY_ARM_HEAD].hi - p.seg[QRY_ARM_HEAD].lo,
-                         MIN_MS);
+                         min_res * 1000LL);
         ck_assert_int_lt(p.seg[QRY_ARM_TAIL].hi - p.seg[QRY_ARM_TAIL].lo,
-                         MIN_MS);
+                         min_res * 1000LL);
     }
+    if (min_res > max_res)
+        ck_assert_int_eq(rolled, 0);
+}
+
+static void check_plan(int64_t from, int64_t to, int max_res)
+{
+    check_plan_min(from, to, ROLLUP_RES_MINUTE, max_res);
 }
 
 /* The example of query.h, segment by segment. */
@@ -132,7 +140,7 @@ START_TEST(test_plan_example)
     struct qry_plan p;
     int64_t from = T0 + 10 * HOUR_MS + 20 * MIN_MS + 30000;
     int64_t to = T0 + 2 * DAY_MS + 5 * HOUR_MS + 10 * MIN_MS;
-    qry_plan_make(from, to, ROLLUP_RES_DAY, &p);
+    qry_plan_make(from, to, ROLLUP_RES_MINUTE, ROLLUP_RES_DAY, &p);
     ck_assert_int_eq(p.seg[QRY_ARM_HEAD].lo, from);
     ck_assert_int_eq(p.seg[QRY_ARM_HEAD].hi, T0 + 10 * HOUR_MS + 21 * MIN_MS);
     ck_assert_int_eq(p.seg[QRY_ARM_MIN_A].lo, T0 + 10 * HOUR_MS + 21 * MIN_MS);
@@ -150,7 +158,7 @@ START_TEST(test_plan_example)
     ck_assert_int_eq(p.seg[QRY_ARM_LAG].hi, to);
 
     /* With hour buckets no day rows: the hours span the middle. */
-    qry_plan_make(from, to, ROLLUP_RES_HOUR, &p);
+    qry_plan_make(from, to, ROLLUP_RES_MINUTE, ROLLUP_RES_HOUR, &p);
     ck_assert_int_eq(p.seg[QRY_ARM_DAY].hi - p.seg[QRY_ARM_DAY].lo, 0);
     ck_assert_int_eq(p.seg[QRY_ARM_HOUR_A].lo, T0 + 11 * HOUR_MS);
     ck_assert_int_eq(p.seg[QRY_ARM_HOUR_A].hi, T0 + 2 * DAY_MS + 5 * HOUR_MS);
@@ -165,31 +173,33 @@ START_TEST(test_plan_edges)
 {
     struct qry_plan p;
     /* Inside a minute: all raw, no lag. */
-    qry_plan_make(T0 + 1000, T0 + 59000, ROLLUP_RES_DAY, &p);
+    qry_plan_make(T0 + 1000, T0 + 59000, ROLLUP_RES_MINUTE, ROLLUP_RES_DAY, &p);
     ck_assert_int_eq(p.seg[QRY_ARM_HEAD].lo, T0 + 1000);
     ck_assert_int_eq(p.seg[QRY_ARM_HEAD].hi, T0 + 59000);
     for (int i = 1; i < QRY_NARMS; i++)
         ck_assert_int_eq(p.seg[i].hi - p.seg[i].lo, 0);
     /* Across a minute boundary but no whole minute: still all raw. */
-    qry_plan_make(T0 + 30000, T0 + MIN_MS + 30000, ROLLUP_RES_DAY, &p);
+    qry_plan_make(T0 + 30000, T0 + MIN_MS + 30000, ROLLUP_RES_MINUTE,
+                  ROLLUP_RES_DAY, &p);
     ck_assert_int_eq(p.seg[QRY_ARM_HEAD].hi, T0 + MIN_MS + 30000);
     ck_assert_int_eq(p.seg[QRY_ARM_LAG].hi - p.seg[QRY_ARM_LAG].lo, 0);
     /* Exactly whole days: day rows only, no raw edges. */
-    qry_plan_make(T0, T0 + 3 * DAY_MS, ROLLUP_RES_DAY, &p);
+    qry_plan_make(T0, T0 + 3 * DAY_MS, ROLLUP_RES_MINUTE, ROLLUP_RES_DAY, &p);
     ck_assert_int_eq(p.seg[QRY_ARM_DAY].lo, T0);
     ck_assert_int_eq(p.seg[QRY_ARM_DAY].hi, T0 + 3 * DAY_MS);
     for (int i = 0; i < QRY_NARMS; i++)
         if (i != QRY_ARM_DAY && i != QRY_ARM_LAG)
             ck_assert_int_eq(p.seg[i].hi - p.seg[i].lo, 0);
     /* Exactly one hour with minute buckets: minutes. */
-    qry_plan_make(T0 + HOUR_MS, T0 + 2 * HOUR_MS, ROLLUP_RES_MINUTE, &p);
+    qry_plan_make(T0 + HOUR_MS, T0 + 2 * HOUR_MS, ROLLUP_RES_MINUTE,
+                  ROLLUP_RES_MINUTE, &p);
     ck_assert_int_eq(p.seg[QRY_ARM_MIN_A].lo, T0 + HOUR_MS);
     ck_assert_int_eq(p.seg[QRY_ARM_MIN_A].hi, T0 + 2 * HOUR_MS);
     /* A day boundary inside a range shorter than a day: hours and
      * minutes on both sides. */
     int64_t from = T0 + DAY_MS - 90 * MIN_MS - 5,
             to = T0 + DAY_MS + 61 * MIN_MS;
-    qry_plan_make(from, to, ROLLUP_RES_DAY, &p);
+    qry_plan_make(from, to, ROLLUP_RES_MINUTE, ROLLUP_RES_DAY, &p);
     ck_assert_int_eq(p.seg[QRY_ARM_DAY].hi - p.seg[QRY_ARM_DAY].lo, 0);
     ck_assert_int_eq(p.seg[QRY_ARM_HOUR_A].lo, T0 + DAY_MS - HOUR_MS);
     ck_assert_int_eq(p.seg[QRY_ARM_HOUR_A].hi, T0 + DAY_MS + HOUR_MS);
@@ -212,6 +222,7 @@ START_TEST(test_plan_random)
         int64_t to = from + 1 + rnd(4 * DAY_MS);
         to = to / g2 * g2 > from ? to / g2 * g2 : to;
         check_plan(from, to, res[rnd(3)]);
+        check_plan_min(from, to, ROLLUP_RES_HOUR, res[rnd(3)]);
     }
 }
 END_TEST
@@ -220,36 +231,50 @@ END_TEST
 
 START_TEST(test_cube_choice)
 {
-    int mr;
-    ck_assert_int_eq(qry_cube(0, 0, 1, &mr), ROLLUP_MODEL);
+    int nr, mr;
+    ck_assert_int_eq(qry_cube(0, 0, 1, &nr, &mr), ROLLUP_MODEL);
     ck_assert_int_eq(mr, ROLLUP_RES_DAY);
-    ck_assert_int_eq(qry_cube(QRY_PROVIDER, 0, 1, &mr), ROLLUP_MODEL);
-    ck_assert_int_eq(qry_cube(QRY_PROVIDER | QRY_MODEL | QRY_ISERR, 0, 1, &mr),
-                     ROLLUP_MODEL);
+    ck_assert_int_eq(qry_cube(QRY_PROVIDER, 0, 1, &nr, &mr), ROLLUP_MODEL);
+    ck_assert_int_eq(
+        qry_cube(QRY_PROVIDER | QRY_MODEL | QRY_ISERR, 0, 1, &nr, &mr),
+        ROLLUP_MODEL);
     /* USERS keeps no histograms: percentiles by user read USER. */
-    ck_assert_int_eq(qry_cube(QRY_USER, 0, 0, &mr), ROLLUP_USERS);
-    ck_assert_int_eq(qry_cube(QRY_USER | QRY_ISERR, 0, 0, &mr), ROLLUP_USERS);
-    ck_assert_int_eq(qry_cube(QRY_USER, 0, 1, &mr), ROLLUP_USER);
-    ck_assert_int_eq(qry_cube(QRY_AGENT, 0, 1, &mr), ROLLUP_AGENTS);
-    ck_assert_int_eq(qry_cube(QRY_AGENT | QRY_ISERR, 0, 0, &mr), ROLLUP_AGENTS);
-    ck_assert_int_eq(qry_cube(QRY_AGENT | QRY_MODEL, 0, 1, &mr), ROLLUP_AGENT);
-    ck_assert_int_eq(qry_cube(QRY_USER | QRY_PROVIDER, 0, 0, &mr), ROLLUP_USER);
-    ck_assert_int_eq(qry_cube(QRY_USER | QRY_AGENT, 0, 0, &mr), ROLLUP_USER);
-    ck_assert_int_eq(qry_cube(QRY_SESSION, 0, 1, &mr), ROLLUP_SESSION);
-    ck_assert_int_eq(mr, ROLLUP_RES_MINUTE);
-    ck_assert_int_eq(qry_cube(QRY_SESSION | QRY_USER | QRY_MODEL, 0, 1, &mr),
-                     ROLLUP_SESSION);
+    ck_assert_int_eq(qry_cube(QRY_USER, 0, 0, &nr, &mr), ROLLUP_USERS);
+    ck_assert_int_eq(qry_cube(QRY_USER | QRY_ISERR, 0, 0, &nr, &mr),
+                     ROLLUP_USERS);
+    ck_assert_int_eq(qry_cube(QRY_USER, 0, 1, &nr, &mr), ROLLUP_USER);
+    ck_assert_int_eq(qry_cube(QRY_AGENT, 0, 1, &nr, &mr), ROLLUP_AGENTS);
+    ck_assert_int_eq(qry_cube(QRY_AGENT | QRY_ISERR, 0, 0, &nr, &mr),
+                     ROLLUP_AGENTS);
+    ck_assert_int_eq(qry_cube(QRY_AGENT | QRY_MODEL, 0, 1, &nr, &mr),
+                     ROLLUP_AGENT);
+    ck_assert_int_eq(qry_cube(QRY_USER | QRY_PROVIDER, 0, 0, &nr, &mr),
+                     ROLLUP_USER);
+    ck_assert_int_eq(qry_cube(QRY_USER | QRY_AGENT, 0, 0, &nr, &mr),
+                     ROLLUP_USER);
+    ck_assert_int_eq(qry_cube(QRY_SESSION, 0, 1, &nr, &mr), ROLLUP_SESSION);
+    ck_assert_int_eq(nr, ROLLUP_RES_HOUR);
+    ck_assert_int_eq(mr, ROLLUP_RES_HOUR);
+    qry_cube(QRY_MODEL, 0, 1, &nr, &mr);
+    ck_assert_int_eq(nr, ROLLUP_RES_MINUTE);
+    qry_cube(QRY_USER, 0, 0, &nr, &mr);
+    ck_assert_int_eq(nr, ROLLUP_RES_HOUR);
+    ck_assert_int_eq(
+        qry_cube(QRY_SESSION | QRY_USER | QRY_MODEL, 0, 1, &nr, &mr),
+        ROLLUP_SESSION);
     /* Error types and statuses only in the error cubes, the small one
      * unless agent or user is asked. */
-    ck_assert_int_eq(qry_cube(QRY_ETYPE, 0, 0, &mr), -1);
-    ck_assert_int_eq(qry_cube(QRY_ETYPE | QRY_STATUS | QRY_MODEL, 1, 0, &mr),
-                     ROLLUP_ERRTYPES);
-    ck_assert_int_eq(qry_cube(QRY_ETYPE | QRY_AGENT, 1, 0, &mr), ROLLUP_ERRORS);
-    ck_assert_int_eq(qry_cube(QRY_USER | QRY_AGENT | QRY_ISERR, 1, 0, &mr),
+    ck_assert_int_eq(qry_cube(QRY_ETYPE, 0, 0, &nr, &mr), -1);
+    ck_assert_int_eq(
+        qry_cube(QRY_ETYPE | QRY_STATUS | QRY_MODEL, 1, 0, &nr, &mr),
+        ROLLUP_ERRTYPES);
+    ck_assert_int_eq(qry_cube(QRY_ETYPE | QRY_AGENT, 1, 0, &nr, &mr),
                      ROLLUP_ERRORS);
-    ck_assert_int_eq(qry_cube(QRY_SESSION, 1, 0, &mr), -1);
+    ck_assert_int_eq(qry_cube(QRY_USER | QRY_AGENT | QRY_ISERR, 1, 0, &nr, &mr),
+                     ROLLUP_ERRORS);
+    ck_assert_int_eq(qry_cube(QRY_SESSION, 1, 0, &nr, &mr), -1);
     /* No error cube keeps histograms. */
-    ck_assert_int_eq(qry_cube(QRY_MODEL, 1, 1, &mr), -1);
+    ck_assert_int_eq(qry_cube(QRY_MODEL, 1, 1, &nr, &mr), -1);
 }
 END_TEST
 
@@ -491,7 +516,7 @@ static void build_rollups(int64_t upto)
     exec("BEGIN; DELETE FROM rollups");
     for (size_t c = 0; c < sizeof(cubes) / sizeof(cubes[0]); c++)
         for (int r = 0; r < 3; r++) {
-            if (cubes[c].cube == ROLLUP_SESSION && r > 0)
+            if (cubes[c].cube == ROLLUP_SESSION && r != 1)
                 continue;
             char sql[2048];
             snprintf(

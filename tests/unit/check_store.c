@@ -278,7 +278,7 @@ START_TEST(test_upgrade_from_each_version)
         ck_assert_int_eq(
             q_int(db, "SELECT value FROM meta WHERE key = 'rollup_seq'"), 6);
         for (int cube = 0; cube <= 3; cube++)
-            for (int res = 0; res < 3; res++) {
+            for (int res = cube == 0 ? 0 : 1; res < 3; res++) {
                 char sql[256];
                 static const int rs[3] = {60, 3600, 86400};
                 snprintf(sql, sizeof(sql),
@@ -310,7 +310,7 @@ START_TEST(test_upgrade_from_each_version)
                                    "WHERE ws = 2"),
                          2);
         ck_assert_int_eq(q_int(db, "SELECT calls FROM rollups WHERE cube = 4 "
-                                   "AND ws = 1 AND res = 60 AND status = 500 "
+                                   "AND ws = 1 AND res = 3600 AND status = 500 "
                                    "AND error_type = 'server'"),
                          1);
         col_aggr_free(c.aggr);
