@@ -719,13 +719,19 @@ int col_aggr_flush(struct col *c, int64_t now_ms)
         rc = SQLITE_NOMEM;
     if (rc == SQLITE_OK)
         rc = col_store_begin(&c->store);
+    char why[160] = "";
     if (rc == SQLITE_OK) {
         rc = aggr_write(g);
         if (rc == SQLITE_OK)
             rc = col_store_commit(&c->store);
-        if (rc != SQLITE_OK)
+        if (rc != SQLITE_OK) {
+            /* The message before the rollback replaces it. */
+            snprintf(why, sizeof(why), "%s", sqlite3_errmsg(db));
             col_store_rollback(&c->store);
+        }
     }
+    if (why[0] == '\0')
+        snprintf(why, sizeof(why), "%s", sqlite3_errstr(rc));
     g->failed = rc != SQLITE_OK;
     if (rc == SQLITE_OK) {
         g->flushed_seq = g->seq;
@@ -733,7 +739,7 @@ int col_aggr_flush(struct col *c, int64_t now_ms)
         return 0;
     }
     log_warn(NULL, "msg=\"rollup flush failed\" events=%llu error=\"%s\"",
-             (unsigned long long)g->events, sqlite3_errmsg(db));
+             (unsigned long long)g->events, why);
     aggr_clear(&g->out);
     arena_reset(&g->out_arena);
     if (g->fine.n > AGGR_MAX_FINE) {
