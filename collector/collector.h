@@ -61,6 +61,7 @@ struct col {
     int64_t live_seq; /* highest event seq fed to the live aggregator */
     int persist;      /* closed seconds are saved (off while rebuilding) */
     int64_t started_ms;
+    struct col_aggr *aggr; /* the rollup writer (aggr.c) */
 };
 
 /* One event of a group commit, with what the commit learned about it. */
@@ -69,6 +70,7 @@ struct col_item {
     const char *workspace;
     const char *request_id;
     int64_t received_ms;
+    int64_t ws_id;     /* workspace id, set by the insert */
     int64_t seq;       /* rowid when stored, 0 when a duplicate */
     int64_t cost_nusd; /* cost used */
     int unknown;       /* priced at 0: the model is not in the catalog */
@@ -80,6 +82,11 @@ struct col_item {
  * with a message in err. */
 int col_store_open(struct col_store *s, const char *path, const char *sync,
                    char *err, size_t errlen);
+
+/* The same, migrating only up to schema version: upgrade tests make old
+ * databases with it (the statements it prepares need version 1 only). */
+int col_store_open_at(struct col_store *s, const char *path, const char *sync,
+                      int version, char *err, size_t errlen);
 void col_store_close(struct col_store *s);
 
 /* The current schema version of an open database. */
@@ -115,6 +122,40 @@ int col_store_bootstrap_admin(struct col_store *s, const char *key_path);
 /* Size of the database and its WAL in bytes. */
 uint64_t col_store_size(const char *db_path);
 
+/* ---- aggr.c: the rollup writer ---- */
+
+struct col_aggr;
+struct col_aggr *col_aggr_new(void);
+void col_aggr_free(struct col_aggr *g);
+
+/* Count one committed event (seq is its rowid; events at or below the
+ * flushed watermark are ignored). */
+void col_aggr_add(struct col_aggr *g, int64_t ws, const struct live_event *e,
+                  int64_t seq);
+
+/* Events added since the last flush. */
+uint64_t col_aggr_pending(const struct col_aggr *g);
+
+/* Whether a flush is due: pending events, and ROLLUP_FLUSH_MS since the
+ * last flush or ROLLUP_IDLE_MS without a commit. */
+int col_aggr_due(const struct col_aggr *g, int64_t now_ms,
+                 int64_t last_commit_ms);
+
+/* Write the aggregates and meta.rollup_seq in one transaction of its own.
+ * Returns 0, or -1 (the aggregates are kept for the next try). */
+int col_aggr_flush(struct col *c, int64_t now_ms);
+
+/* The watermark read at start: events up to seq are in the rollups. */
+void col_aggr_set_flushed(struct col_aggr *g, int64_t seq);
+
+/* Whether aggregates were dropped and the events must be re-read. */
+int col_aggr_rescan_needed(const struct col_aggr *g);
+void col_aggr_rescan_done(struct col_aggr *g);
+
+/* Delete data past retention in small batches for at most budget_ms.
+ * Returns the rows deleted. */
+int64_t col_aggr_prune(struct col *c, int64_t now_ms, int budget_ms);
+
 /* ---- checkpoint.c ---- */
 
 /* Start the checkpoint thread on its own connection to path.  Returns 0 or
@@ -128,6 +169,10 @@ void col_checkpoint_stop(void);
 
 /* Refill the live segment from the database after a start. */
 int col_rebuild(struct col *c, int64_t now_ms);
+
+/* Bring the rollups up to date with the events (seq > meta.rollup_seq),
+ * flushing as it goes.  Returns 0 or -1. */
+int col_rebuild_rollups(struct col *c);
 
 /* Turn a stored or committed event into the aggregator's shape. */
 void col_live_event(const struct col_item *it, struct live_event *e);

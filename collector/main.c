@@ -171,6 +171,11 @@ int main(int argc, char **argv)
     live_on_close(c.live, col_on_close, &c);
     if (col_rebuild(&c, proto_now_ms()) != 0)
         log_warn(NULL, "msg=\"live rebuild incomplete\"");
+    c.aggr = col_aggr_new();
+    if (c.aggr == NULL || col_rebuild_rollups(&c) != 0) {
+        log_error(NULL, "msg=\"cannot bring the rollups up to date\"");
+        return 1;
+    }
     /* Readers switch to the new segment only now that it holds the rebuilt
      * window: they never see it empty. */
     live_publish(c.live);
@@ -188,6 +193,7 @@ int main(int argc, char **argv)
      * report it stale) until a new collector creates the next one. */
     shm_unlink(cf->shm_name);
     price_free(c.prices);
+    col_aggr_free(c.aggr);
     col_store_close(&c.store);
     return rc;
 }

@@ -22,7 +22,7 @@
     "e.operation, e.input_tokens, e.output_tokens, e.cache_read_tokens, "      \
     "e.cache_write_tokens, e.reasoning_tokens, e.cost_usd, e.latency_ms, "     \
     "e.ttft_ms, e.status, e.error_type, e.is_error, e.user, e.agent, "         \
-    "e.session, e.round, e.request_id "                                        \
+    "e.session, e.round, e.request_id, e.ws "                                  \
     "FROM events e JOIN workspaces w ON w.id = e.ws "
 
 /* Text of column i, "" for NULL. */
@@ -160,5 +160,50 @@ int col_rebuild(struct col *c, int64_t now_ms)
              "tail_events=%lld live_seq=%lld",
              (long long)totals, (long long)seconds, (long long)tail,
              (long long)c->live_seq);
+    return 0;
+}
+
+int col_rebuild_rollups(struct col *c)
+{
+    int64_t seq = 0, added = 0;
+    sqlite3_stmt *st =
+        col_query(c, "SELECT value FROM meta WHERE key = 'rollup_seq'");
+    if (st == NULL)
+        return -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        seq = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    col_aggr_set_flushed(c->aggr, seq);
+
+    /* Read in slices so each flush commits a bounded amount of work and a
+     * long catch-up (an upgrade from a database without rollups) makes
+     * progress that survives a stop. */
+    for (;;) {
+        int64_t n = 0;
+        st = col_query(c, "SELECT " COL_EVENT_COLS "WHERE e.seq > ? "
+                          "ORDER BY e.seq LIMIT 200000");
+        if (st == NULL)
+            return -1;
+        sqlite3_bind_int64(st, 1, seq);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            struct live_event e;
+            col_row_event(st, &e);
+            seq = sqlite3_column_int64(st, 0);
+            col_aggr_add(c->aggr, sqlite3_column_int64(st, 24), &e, seq);
+            n++;
+        }
+        sqlite3_finalize(st);
+        if (n == 0)
+            break;
+        if (col_aggr_flush(c, proto_now_ms()) != 0)
+            return -1;
+        added += n;
+        log_info(NULL, "msg=\"rollups catching up\" events=%lld seq=%lld",
+                 (long long)added, (long long)seq);
+    }
+    col_aggr_rescan_done(c->aggr);
+    if (added > 0)
+        log_info(NULL, "msg=\"rollups up to date\" events=%lld",
+                 (long long)added);
     return 0;
 }

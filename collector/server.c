@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "rollup.h"
 #include "sig.h"
 
 /* One client connection. */
@@ -63,6 +64,7 @@ struct col_srv {
     int64_t (*touch)[2]; /* key id, ms */
     uint32_t ntouch, tcap;
     int64_t last_second_ms;
+    int64_t last_commit_ms; /* when the last group commit ended */
     struct col_conn *conns; /* open connections, to free at exit */
 };
 
@@ -441,6 +443,7 @@ static void col_commit_batch(struct col_srv *sv)
             sv->items[i].seq = 0;
     }
     int64_t us = col_us() - t0;
+    sv->last_commit_ms = proto_now_ms();
     uint64_t fresh_total = 0, dup_total = 0;
 
     for (uint32_t k = 0; k < sv->nwaiting; k++) {
@@ -472,6 +475,7 @@ static void col_commit_batch(struct col_srv *sv)
             struct live_event e;
             col_live_event(it, &e);
             live_add(c->live, &e);
+            col_aggr_add(c->aggr, it->ws_id, &e, it->seq);
             c->live_seq = it->seq;
             if (it->unknown)
                 atomic_fetch_add_explicit(&hl->unknown_models, 1,
@@ -592,6 +596,10 @@ static void col_housekeeping(struct col_srv *sv, int64_t now)
         sv->ntouch = 0;
     }
     sv->last_second_ms = now;
+    if (col_aggr_rescan_needed(c->aggr) && col_aggr_flush(c, now) == 0)
+        col_rebuild_rollups(c);
+    /* Retention: a few milliseconds a second, in small transactions. */
+    col_aggr_prune(c, now, 20);
 }
 
 int col_serve(struct col *c)
@@ -622,6 +630,8 @@ int col_serve(struct col *c)
         /* Frames parsed after the last commit wait in the batch: commit
          * them without sleeping. */
         int timeout = sv.nitems ? 0 : (int)(1000 - now % 1000) + 1;
+        if (col_aggr_pending(c->aggr) > 0 && timeout > ROLLUP_IDLE_MS)
+            timeout = ROLLUP_IDLE_MS;
         int n = epoll_wait(sv.ep, evs, 128, timeout);
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
@@ -652,6 +662,12 @@ int col_serve(struct col *c)
         }
         if (sv.nitems > 0)
             col_commit_batch(&sv);
+        /* Rollups: once a second under load, and as soon as ingest
+         * pauses for ROLLUP_IDLE_MS (an acknowledged event is then in them
+         * a moment later). */
+        now = proto_now_ms();
+        if (col_aggr_due(c->aggr, now, sv.last_commit_ms))
+            col_aggr_flush(c, now);
         /* Free connections that closed and wait for nothing. */
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
@@ -674,6 +690,7 @@ int col_serve(struct col *c)
     }
     if (sv.nitems > 0)
         col_commit_batch(&sv);
+    col_aggr_flush(c, proto_now_ms());
     log_info(NULL, "msg=\"collector stopping\"");
     close(sv.lfd);
     unlink(path);

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "keys.h"
 #include "log.h"
 #include "rollup.h"
@@ -229,8 +230,8 @@ int col_store_version(struct col_store *s)
     return v;
 }
 
-/* Apply every migration the database has not seen yet. */
-static int col_migrate(struct col_store *s, char *err, size_t errlen)
+/* Apply the migrations the database has not seen yet, up to version upto. */
+static int col_migrate(struct col_store *s, int upto, char *err, size_t errlen)
 {
     if (col_exec(s->db, "CREATE TABLE IF NOT EXISTS schema_version("
                         "version INTEGER PRIMARY KEY, applied_ms INTEGER)") !=
@@ -246,7 +247,7 @@ static int col_migrate(struct col_store *s, char *err, size_t errlen)
                  v, COL_NMIGRATIONS);
         return -1;
     }
-    for (; v < COL_NMIGRATIONS; v++) {
+    for (; v < upto; v++) {
         char sql[128];
         if (col_exec(s->db, "BEGIN IMMEDIATE") != SQLITE_OK)
             goto fail;
@@ -287,6 +288,12 @@ static int col_prep(struct col_store *s, sqlite3_stmt **st, const char *sql,
 int col_store_open(struct col_store *s, const char *path, const char *sync,
                    char *err, size_t errlen)
 {
+    return col_store_open_at(s, path, sync, COL_NMIGRATIONS, err, errlen);
+}
+
+int col_store_open_at(struct col_store *s, const char *path, const char *sync,
+                      int version, char *err, size_t errlen)
+{
     memset(s, 0, sizeof(*s));
     if (sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -316,8 +323,9 @@ int col_store_open(struct col_store *s, const char *path, const char *sync,
                  sqlite3_errmsg(s->db));
         return -1;
     }
-    if (col_migrate(s, err, errlen) != 0)
+    if (col_migrate(s, version, err, errlen) != 0)
         return -1;
+
     if (col_prep(s, &s->ins,
                  "INSERT OR IGNORE INTO events(ws, id, ts, received, "
                  "provider, model, operation, input_tokens, output_tokens, "
@@ -429,9 +437,7 @@ static void col_note_unknown(struct col_store *s, const char *ws,
     char key[340];
     snprintf(key, sizeof(key), "%s\x1f%s\x1f%s", ws, ev_str(r, EV_S_PROVIDER),
              ev_str(r, EV_S_MODEL));
-    uint32_t h = 2166136261u;
-    for (const char *p = key; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
+    uint32_t h = (uint32_t)hash_str(HASH_SEED, key);
     for (uint32_t i = 0; i < s->unknown_cap; i++) {
         struct col_unknown *u = &s->unknown[(h + i) % s->unknown_cap];
         if (u->key[0] == '\0') {
@@ -500,6 +506,7 @@ int col_store_insert(struct col *c, struct col_item *it)
     int64_t ws = col_workspace_id(s, it->workspace);
     if (ws < 0)
         return SQLITE_ERROR;
+    it->ws_id = ws;
 
     double cost = 0;
     int source;

@@ -40,12 +40,13 @@
  * model: totals, latency sum and histogram).  An event without a round
  * counts under round -1.
  *
- * Consistency: the collector flushes its in-memory aggregates in the same
- * transaction as a group commit, at most ROLLUP_FLUSH_MS apart and
- * whenever ingest goes idle, together with meta.rollup_seq, the highest
- * event seq the rollups include.  After a crash the collector re-adds the
- * events with seq > rollup_seq, so rollups always equal an aggregate of
- * events 1..rollup_seq exactly.  Readers that need the newest events add
+ * Consistency: the collector flushes its in-memory aggregates in a
+ * transaction of their own after group commits, at most ROLLUP_FLUSH_MS
+ * apart and once ingest pauses for ROLLUP_IDLE_MS, together with
+ * meta.rollup_seq, the highest event seq the rollups include.  After a
+ * crash the collector re-adds the events with seq > rollup_seq, so
+ * rollups always equal an aggregate of events 1..rollup_seq exactly.
+ * Readers that need the newest events (one read transaction) add the
  * raw rows with seq > rollup_seq (at most about a second of ingest).
  *
  * Retention: raw events and minute rows live retention_days; hour and day
@@ -73,7 +74,8 @@ enum rollup_cube {
 #define ROLLUP_RES_HOUR   3600
 #define ROLLUP_RES_DAY    86400
 
-#define ROLLUP_FLUSH_MS 1000
+#define ROLLUP_FLUSH_MS 1000 /* at most this long between flushes */
+#define ROLLUP_IDLE_MS  20   /* flush once ingest pauses this long */
 
 /* Bytes of one histogram blob entry. */
 #define HIST_BLOB_ENT 6

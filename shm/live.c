@@ -9,6 +9,7 @@
  * its cost follows the traffic's variety, not the window length.
  */
 #include "live.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -52,22 +53,12 @@ struct live {
     size_t blobcap;
 };
 
-/* FNV-1a over the kind and the strings of a dim key. */
+/* The hash of a dim key: its kind and strings. */
 static uint64_t live_hash(int kind, const char *ws, const char *p,
                           const char *m)
 {
-    uint64_t x = 1469598103934665603ull ^ (uint64_t)kind;
-    const char *parts[3] = {ws, p, m};
-    for (int i = 0; i < 3; i++) {
-        for (const unsigned char *s = (const unsigned char *)parts[i]; *s;
-             s++) {
-            x ^= *s;
-            x *= 1099511628211ull;
-        }
-        x ^= 0xff;
-        x *= 1099511628211ull;
-    }
-    return x;
+    uint64_t x = HASH_SEED ^ (uint64_t)kind;
+    return hash_str(hash_str(hash_str(x, ws), p), m);
 }
 
 /* Find the dim with this key, or -1. */

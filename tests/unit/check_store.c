@@ -223,6 +223,102 @@ START_TEST(test_reopen_idempotent)
 }
 END_TEST
 
+/* A database of every earlier version upgrades in place without loss:
+ * the rows written under it survive unchanged, and the collector's
+ * catch-up fills the new rollups and sessions from them exactly. */
+START_TEST(test_upgrade_from_each_version)
+{
+    static const char *const body =
+        "[{\"id\":\"u1\",\"provider\":\"openai\",\"model\":\"gpt-4o\","
+        "\"input_tokens\":100,\"output_tokens\":20,\"cost_usd\":0.25,"
+        "\"latency_ms\":300,\"ts\":\"2026-11-01T10:00:59.900Z\","
+        "\"user\":\"ann\",\"session\":\"s1\",\"round\":1},"
+        "{\"id\":\"u2\",\"provider\":\"openai\",\"model\":\"gpt-4o\","
+        "\"input_tokens\":5,\"output_tokens\":7,\"cost_usd\":0.125,"
+        "\"latency_ms\":900,\"status\":500,\"error_type\":\"server\","
+        "\"ts\":\"2026-11-01T10:01:00.000Z\",\"user\":\"bob\","
+        "\"session\":\"s1\",\"round\":2},"
+        "{\"id\":\"u3\",\"provider\":\"anthropic\","
+        "\"model\":\"claude-sonnet-4-5\",\"input_tokens\":1,"
+        "\"cost_usd\":1e-9,\"ts\":\"2026-11-02T00:00:00Z\"}]";
+    struct col c;
+    char err[512] = "";
+    col_init(&c);
+    int latest = col_store_version(&c.store);
+    col_fini(&c);
+    for (int v = 1; v < latest; v++) {
+        unlink(tmp_path("tokentap.db"));
+        memset(&c, 0, sizeof(c));
+        c.prices = load_catalog();
+        ck_assert_msg(col_store_open_at(&c.store, tmp_path("tokentap.db"),
+                                        "normal", v, err, sizeof(err)) == 0,
+                      "open at %d: %s", v, err);
+        ck_assert_int_eq(col_store_version(&c.store), v);
+        ck_assert_int_eq(insert_body(&c, "default", body, NULL, NULL, 1), 3);
+        ck_assert_int_eq(insert_body(&c, "other", body, NULL, NULL, 1), 3);
+        char before[1024];
+        snprintf(before, sizeof(before), "%s",
+                 q_text(c.store.db,
+                        "SELECT group_concat(seq || ws || id || ts || model "
+                        "|| input_tokens || cost_usd || ifnull(user, '-') "
+                        "|| ifnull(round, '-'), ';') FROM events"));
+        col_fini(&c);
+
+        col_init(&c);
+        ck_assert_int_eq(col_store_version(&c.store), latest);
+        ck_assert_str_eq(
+            q_text(c.store.db,
+                   "SELECT group_concat(seq || ws || id || ts || model "
+                   "|| input_tokens || cost_usd || ifnull(user, '-') "
+                   "|| ifnull(round, '-'), ';') FROM events"),
+            before);
+        c.aggr = col_aggr_new();
+        ck_assert_int_eq(col_rebuild_rollups(&c), 0);
+        sqlite3 *db = c.store.db;
+        ck_assert_int_eq(
+            q_int(db, "SELECT value FROM meta WHERE key = 'rollup_seq'"), 6);
+        for (int cube = 0; cube <= 3; cube++)
+            for (int res = 0; res < 3; res++) {
+                char sql[256];
+                static const int rs[3] = {60, 3600, 86400};
+                snprintf(sql, sizeof(sql),
+                         "SELECT sum(calls) * 1000000 + sum(input_tokens) * "
+                         "10 + sum(errors) FROM rollups WHERE cube = %d AND "
+                         "res = %d AND ws = 1",
+                         cube, rs[res]);
+                ck_assert_int_eq(q_int(db, sql), 3 * 1000000 + 106 * 10 + 1);
+                snprintf(sql, sizeof(sql),
+                         "SELECT sum(cost_nusd) FROM rollups WHERE cube = %d "
+                         "AND res = %d AND ws = 2",
+                         cube, rs[res]);
+                ck_assert_int_eq(q_int(db, sql), 375000001);
+            }
+        /* The two gpt-4o events fall in different minutes (10:00, 10:01)
+         * but the same hour and day. */
+        ck_assert_int_eq(q_int(db, "SELECT count(*) FROM rollups WHERE "
+                                   "cube = 0 AND res = 60 AND ws = 1"),
+                         3);
+        ck_assert_int_eq(q_int(db, "SELECT count(*) FROM rollups WHERE "
+                                   "cube = 0 AND res = 3600 AND ws = 1 AND "
+                                   "model = 'gpt-4o'"),
+                         2); /* ok and error rows */
+        ck_assert_int_eq(q_int(db, "SELECT calls * 100 + rounds * 10 + errors "
+                                   "FROM sessions WHERE ws = 1 AND "
+                                   "session = 's1'"),
+                         2 * 100 + 2 * 10 + 1);
+        ck_assert_int_eq(q_int(db, "SELECT count(*) FROM session_rounds "
+                                   "WHERE ws = 2"),
+                         2);
+        ck_assert_int_eq(q_int(db, "SELECT calls FROM rollups WHERE cube = 4 "
+                                   "AND ws = 1 AND res = 60 AND status = 500 "
+                                   "AND error_type = 'server'"),
+                         1);
+        col_aggr_free(c.aggr);
+        col_fini(&c);
+    }
+}
+END_TEST
+
 /* A database from a newer tokentap is refused with a message. */
 START_TEST(test_newer_schema_refused)
 {
@@ -697,6 +793,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_schema_created);
     tcase_add_test(tc, test_reopen_idempotent);
     tcase_add_test(tc, test_newer_schema_refused);
+    tcase_add_test(tc, test_upgrade_from_each_version);
     tcase_add_test(tc, test_wal_and_synchronous);
     tcase_add_test(tc, test_insert_all_fields);
     tcase_add_test(tc, test_insert_minimal);
