@@ -223,20 +223,20 @@ static void aggr_hist_add(struct col_aggr *g, struct aggr_hist *h, double ms)
     h->len += HIST_BLOB_ENT;
 }
 
-/* Add histogram src into dst. */
+/* Add histogram src into dst: merged in a scratch buffer (a merge is at
+ * most HIST_BUCKETS entries) and copied back, so dst grows by doubling
+ * rather than by one allocation per merge. */
 static void aggr_hist_merge(struct col_aggr *g, struct aggr_hist *dst,
                             const struct aggr_hist *src)
 {
-    if (src->len == 0)
+    unsigned char tmp[2 * HIST_BUCKETS * HIST_BLOB_ENT];
+    if (src->len == 0 || dst->len + src->len > sizeof(tmp))
         return;
-    unsigned char *b = arena_alloc(&g->arena, dst->len + src->len);
-    if (b == NULL)
+    long n = hist_blob_merge(dst->b, dst->len, src->b, src->len, tmp);
+    if (n < 0 || aggr_hist_room(g, dst, (uint32_t)n) != 0)
         return;
-    long n = hist_blob_merge(dst->b, dst->len, src->b, src->len, b);
-    if (n < 0)
-        return;
-    dst->b = b;
-    dst->len = dst->cap = (uint32_t)n;
+    memcpy(dst->b, tmp, (size_t)n);
+    dst->len = (uint32_t)n;
 }
 
 /* Add the measures of src into dst. */
