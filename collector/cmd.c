@@ -9,6 +9,8 @@
  *   key.create  {role, workspace, name}  -> 201 {id, key, prefix, ...}
  *   key.list    {workspace?}             -> 200 {keys: [...]}
  *   key.delete  {id}                     -> 200 {deleted: id}
+ *   budget.set  {workspace, budgets}     -> 200 {created, updated, ...}
+ *               (budget_cmd.c)
  */
 #include "collector.h"
 
@@ -19,8 +21,7 @@
 #include "log.h"
 
 /* Build the API's error object. */
-static json_t *col_error(const char *code, const char *message,
-                         const char *field)
+json_t *col_error(const char *code, const char *message, const char *field)
 {
     /* Messages quote the command's input, cut to a length: keep them
      * valid UTF-8 or jansson refuses them. */
@@ -242,6 +243,8 @@ int col_command(struct col *c, const char *text, size_t len, json_t **reply)
         status = col_key_list(c, args, reply);
     else if (strcmp(op, "key.delete") == 0)
         status = col_key_delete(c, args, reply);
+    else if (strcmp(op, "budget.set") == 0)
+        status = col_budget_set(c, args, reply);
     else {
         char msg[128];
         snprintf(msg, sizeof(msg), "unknown command \"%.64s\"", op);
@@ -250,8 +253,8 @@ int col_command(struct col *c, const char *text, size_t len, json_t **reply)
     }
     /* Workers cache keys: tell them the table changed (a revoked key must
      * stop working on the next request). */
-    if (status < 300 && op != NULL && strcmp(op, "key.list") != 0 &&
-        c->live != NULL)
+    if (status < 300 && op != NULL && strncmp(op, "key.", 4) == 0 &&
+        strcmp(op, "key.list") != 0 && c->live != NULL)
         atomic_fetch_add(&live_header(c->live)->health.keys_gen, 1);
     json_decref(args); /* op points into args */
     return status;

@@ -52,6 +52,8 @@ struct col_store {
     uint32_t nunknown, unknown_cap;
 };
 
+struct col_budgets;
+
 /* Everything the collector owns. */
 struct col {
     struct conf conf;
@@ -61,7 +63,8 @@ struct col {
     int64_t live_seq; /* highest event seq fed to the live aggregator */
     int persist;      /* closed seconds are saved (off while rebuilding) */
     int64_t started_ms;
-    struct col_aggr *aggr; /* the rollup writer (aggr.c) */
+    struct col_aggr *aggr;       /* the rollup writer (aggr.c) */
+    struct col_budgets *budgets; /* the budget tracker (budget.c) */
 };
 
 /* One event of a group commit, with what the commit learned about it. */
@@ -182,6 +185,38 @@ void col_live_event(const struct col_item *it, struct live_event *e);
 /* Run a JSON command; returns the HTTP status and sets *reply (a new
  * jansson reference the caller releases). */
 int col_command(struct col *c, const char *text, size_t len, json_t **reply);
+
+/* ---- budget.c: the budget tracker ---- */
+
+/* Budgets the stack holds at most, over every workspace (and the live
+ * segment's budget slots). */
+#define COL_BUDGET_MAX 1024
+
+/* (Re)load every budget, its current period's spend and its crossed
+ * thresholds from the database, and publish them to the live segment.
+ * Call between transactions.  Returns 0 or -1 (logged). */
+int col_budget_load(struct col *c, int64_t now);
+
+/* Count one committed event towards the budgets it falls in. */
+void col_budget_event(struct col *c, const struct live_event *e);
+
+/* Once a second: start the periods that began, write queued crossings. */
+void col_budget_tick(struct col *c, int64_t now);
+
+/* Write queued crossings now (in their own transaction) and publish the
+ * new ones to the event ring.  Returns 0 or -1 (they stay queued). */
+int col_budget_flush(struct col *c);
+
+/* Free the tracker. */
+void col_budget_close(struct col *c);
+
+/* The budget.set command (budget_cmd.c): replace a workspace's budgets. */
+int col_budget_set(struct col *c, json_t *args, json_t **reply);
+
+/* ---- cmd.c ---- */
+
+/* The commands' error object {"error": {code, message, field}}. */
+json_t *col_error(const char *code, const char *message, const char *field);
 
 /* ---- server.c ---- */
 

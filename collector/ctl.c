@@ -5,11 +5,14 @@
  *                  [--workspace W] [--name N]
  *        tt-ctl --data DIR key list [--workspace W]
  *        tt-ctl --data DIR key delete ID
+ *        tt-ctl --data DIR ring [--type alert|budget|notify]
  *
  * It sends the same JSON commands the API sends to the running collector
  * (DIR/run/collector.sock) and prints the answer for people; with --json it
- * prints the JSON as it came.  Exit status: 0 on success, 1 on a refused
- * command, 2 when the collector cannot be reached.
+ * prints the JSON as it came.  "ring" reads the live segment's event ring
+ * instead (alerts, budget crossings, notifications) and prints its entries,
+ * oldest first, one JSON object a line.  Exit status: 0 on success, 1 on a
+ * refused command, 2 when the collector cannot be reached.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -18,6 +21,7 @@
 
 #include "conf.h"
 #include "proto.h"
+#include "shm.h"
 
 /* Print usage and exit. */
 static void ctl_usage(void)
@@ -25,7 +29,9 @@ static void ctl_usage(void)
     fprintf(stderr, "usage: tt-ctl [--data DIR] key create --role ROLE "
                     "[--workspace W] [--name N]\n"
                     "       tt-ctl [--data DIR] key list [--workspace W]\n"
-                    "       tt-ctl [--data DIR] key delete ID\n");
+                    "       tt-ctl [--data DIR] key delete ID\n"
+                    "       tt-ctl [--data DIR] ring [--type "
+                    "alert|budget|notify]\n");
     exit(2);
 }
 
@@ -59,6 +65,48 @@ static void ctl_print_keys(json_t *keys)
     }
 }
 
+/* Print the event ring, oldest entry first, one JSON object a line; type
+ * 0 prints every type. */
+static int ctl_ring(const struct conf *cf, uint32_t type)
+{
+    static const char *const names[] = {"?", "alert", "budget", "notify"};
+    struct shm_reader rd;
+    shm_reader_init(&rd, cf->shm_name);
+    const struct shm_header *h = rd.h;
+    if (h == NULL) {
+        fprintf(stderr, "tt-ctl: no live segment %s (is the stack running?)\n",
+                cf->shm_name);
+        return 2;
+    }
+    uint64_t head = atomic_load_explicit(&((struct shm_header *)h)->ring_head,
+                                         memory_order_acquire);
+    for (uint64_t i = head > h->ring_size ? head - h->ring_size : 0; i < head;
+         i++) {
+        struct shm_ring_ent *e = shm_ring(h, i), copy;
+        if (atomic_load_explicit(&e->seq, memory_order_acquire) != i + 1)
+            continue;
+        memcpy(&copy, e, sizeof(copy));
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&e->seq, memory_order_relaxed) != i + 1 ||
+            (type != 0 && copy.type != type))
+            continue;
+        copy.json[sizeof(copy.json) - 1] = '\0';
+        copy.workspace[sizeof(copy.workspace) - 1] = '\0';
+        json_t *ev = json_loads(copy.json, 0, NULL);
+        json_t *o = json_pack(
+            "{s:I, s:I, s:s, s:s, s:o}", "seq", (json_int_t)(i + 1), "ts_ms",
+            (json_int_t)copy.ts_ms, "type",
+            names[copy.type <= 3 ? copy.type : 0], "workspace", copy.workspace,
+            "event", ev ? ev : json_string(copy.json));
+        char *text = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", text ? text : "{}");
+        free(text);
+        json_decref(o);
+    }
+    shm_reader_close(&rd);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct conf cf;
@@ -73,6 +121,19 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++)
         if (strcmp(argv[rest[i]], "--json") == 0)
             as_json = 1;
+    if (n >= 1 && strcmp(argv[rest[0]], "ring") == 0) {
+        const char *t = ctl_opt(argv, rest, n, 1, "--type");
+        uint32_t type = 0;
+        if (t != NULL && strcmp(t, "alert") == 0)
+            type = SHM_RING_ALERT;
+        else if (t != NULL && strcmp(t, "budget") == 0)
+            type = SHM_RING_BUDGET;
+        else if (t != NULL && strcmp(t, "notify") == 0)
+            type = SHM_RING_NOTIFY;
+        else if (t != NULL)
+            ctl_usage();
+        return ctl_ring(&cf, type);
+    }
     if (n < 2 || strcmp(argv[rest[0]], "key") != 0)
         ctl_usage();
     const char *verb = argv[rest[1]];

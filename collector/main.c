@@ -154,7 +154,8 @@ int main(int argc, char **argv)
                             .nseconds = (uint32_t)cf->live_seconds,
                             .hist_entries = (uint32_t)cf->live_hist_entries,
                             .feed_size = (uint32_t)cf->feed_size,
-                            .ring_size = 1024};
+                            .ring_size = 1024,
+                            .budget_slots = COL_BUDGET_MAX};
     int64_t now = proto_now_ms();
     c.live = live_open(cf->shm_name, &sp, generation,
                        now - (int64_t)cf->live_seconds * 1000);
@@ -176,6 +177,7 @@ int main(int argc, char **argv)
         log_error(NULL, "msg=\"cannot bring the rollups up to date\"");
         return 1;
     }
+    col_budget_load(&c, proto_now_ms());
     /* Readers switch to the new segment only now that it holds the rebuilt
      * window: they never see it empty. */
     live_publish(c.live);
@@ -194,6 +196,7 @@ int main(int argc, char **argv)
     shm_unlink(cf->shm_name);
     price_free(c.prices);
     col_aggr_free(c.aggr);
+    col_budget_close(&c);
     col_store_close(&c.store);
     return rc;
 }

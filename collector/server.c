@@ -476,6 +476,7 @@ static void col_commit_batch(struct col_srv *sv)
             col_live_event(it, &e);
             live_add(c->live, &e);
             col_aggr_add(c->aggr, it->ws_id, &e, it->seq);
+            col_budget_event(c, &e);
             c->live_seq = it->seq;
             if (it->unknown)
                 atomic_fetch_add_explicit(&hl->unknown_models, 1,
@@ -595,6 +596,7 @@ static void col_housekeeping(struct col_srv *sv, int64_t now)
             col_store_rollback(&c->store);
         sv->ntouch = 0;
     }
+    col_budget_tick(c, now);
     sv->last_second_ms = now;
     if (col_aggr_rescan_needed(c->aggr) && col_aggr_flush(c, now) == 0)
         col_rebuild_rollups(c);

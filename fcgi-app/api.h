@@ -189,6 +189,10 @@ int api_col_ingest(struct api_thread *t, const char *ws, const char *rid,
 int api_col_command(struct api_thread *t, const char *cmd, int *status,
                     char **reply);
 
+/* Send a collector command for request r (consumes cmd): 0 with *status
+ * and *reply (malloc'ed, free() it), or -1 after answering 503 or 500. */
+int api_command(struct api_req *r, json_t *cmd, int *status, char **reply);
+
 /* Tell the collector a key was used (at most once a minute per key). */
 void api_col_touch(struct api_thread *t, int64_t key_id, int64_t now_ms);
 
@@ -224,6 +228,41 @@ int api_parse_format(struct api_req *r, int *csv);
  * when last, CRLF. */
 void api_csv_field(struct api_req *r, const char *s, int last);
 
+/* Start a streamed CSV answer: 200, text/csv, an attachment named file
+ * (safe characters only), and the header row cols[n]. */
+void api_csv_start(struct api_req *r, const char *file, const char *const *cols,
+                   int n);
+
+/* ---- snapshot.c ---- */
+
+/* Answer 503: the database cannot be read.  Returns -1. */
+int api_db_unavailable(struct api_req *r);
+
+/* Begin a read transaction on the thread's connection, so that the rollups
+ * and the raw events after them come from one snapshot; returns that
+ * snapshot's meta.rollup_seq (0: none yet), or -1 after answering 503.
+ * Every path out must call api_read_end(). */
+int64_t api_read_begin(struct api_req *r);
+
+/* End the read transaction (if one is open). */
+void api_read_end(struct api_req *r);
+
+/* Nano-USD as an exact decimal ("12.5", "0.000000001") into buf. */
+void api_usd_text(int64_t nusd, char *buf, size_t n);
+
+/* Nano-USD as a JSON number of US dollars. */
+json_t *api_usd(int64_t nusd);
+
+/* Epoch ms as a JSON RFC 3339 string. */
+json_t *api_time(int64_t ms);
+
+/* A JSON string, or null for NULL or "". */
+json_t *api_str_or_null(const char *s);
+
+/* The workspace id of the request's key, 0 when it has no row yet, -1 on
+ * a database error (route_requests.c). */
+int64_t api_ws_id(struct api_req *r);
+
 /* ---- handlers ---- */
 int api_events_post(struct api_req *r);
 int api_live_stats(struct api_req *r);
@@ -238,6 +277,13 @@ int api_pricing(struct api_req *r);
 int api_pricing_unknown(struct api_req *r);
 int api_requests_list(struct api_req *r);
 int api_requests_get(struct api_req *r);
+int api_budgets_list(struct api_req *r);
+int api_budgets_put(struct api_req *r);
+int api_budgets_status(struct api_req *r);
+int api_budgets_history(struct api_req *r);
+int api_sessions_list(struct api_req *r);
+int api_sessions_get(struct api_req *r);
+int api_sessions_stats(struct api_req *r);
 
 /* Prepare the process-wide live-stats cache.  Returns 0 or -1. */
 int api_cache_init(struct api_global *g);

@@ -156,3 +156,22 @@ void api_col_touch(struct api_thread *t, int64_t key_id, int64_t now_ms)
         slot->sent_ms = now_ms;
     }
 }
+
+int api_command(struct api_req *r, json_t *cmd, int *status, char **reply)
+{
+    char *text = api_dump(cmd, NULL);
+    json_decref(cmd);
+    if (text == NULL)
+        return api_error(r, 500, "internal", NULL, "out of memory");
+    int rc = api_col_command(r->t, text, status, reply);
+    free(text);
+    if (rc == API_COL_UNKNOWN || rc == -ETIMEDOUT)
+        return api_error_h(r, 503, "Retry-After: 1\r\n", "unavailable", NULL,
+                           "the collector did not answer; the change may or "
+                           "may not have been made: check before retrying");
+    if (rc != 0)
+        return api_error_h(r, 503, "Retry-After: 1\r\n", "unavailable", NULL,
+                           "the collector is not running; nothing was "
+                           "changed");
+    return 0;
+}

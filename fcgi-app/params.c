@@ -10,6 +10,7 @@
  */
 #include "api.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "event.h"
@@ -120,4 +121,15 @@ void api_csv_field(struct api_req *r, const char *s, int last)
         FCGX_PutChar('"', out);
     }
     FCGX_PutS(last ? "\r\n" : ",", out);
+}
+
+void api_csv_start(struct api_req *r, const char *file, const char *const *cols,
+                   int n)
+{
+    char extra[256];
+    snprintf(extra, sizeof(extra),
+             "Content-Disposition: attachment; filename=\"%s\"\r\n", file);
+    api_send_text(r, 200, "text/csv; charset=utf-8", "", 0, extra);
+    for (int i = 0; i < n; i++)
+        api_csv_field(r, cols[i], i == n - 1);
 }

@@ -17,22 +17,10 @@
 /* Send a command and relay the collector's JSON answer. */
 static int api_key_cmd(struct api_req *r, json_t *cmd)
 {
-    char *text = api_dump(cmd, NULL);
-    json_decref(cmd);
-    if (text == NULL)
-        return api_error(r, 500, "internal", NULL, "out of memory");
     int status = 0;
     char *reply = NULL;
-    int rc = api_col_command(r->t, text, &status, &reply);
-    free(text);
-    if (rc == API_COL_UNKNOWN || rc == -ETIMEDOUT)
-        return api_error_h(r, 503, "Retry-After: 1\r\n", "unavailable", NULL,
-                           "the collector did not answer; the change may or "
-                           "may not have been made: check before retrying");
-    if (rc != 0)
-        return api_error_h(r, 503, "Retry-After: 1\r\n", "unavailable", NULL,
-                           "the collector is not running; nothing was "
-                           "changed");
+    if (api_command(r, cmd, &status, &reply) != 0)
+        return -1;
     api_send_text(r, status, "application/json", reply, strlen(reply), NULL);
     free(reply);
     return status < 400 ? 0 : -1;

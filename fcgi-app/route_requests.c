@@ -59,7 +59,7 @@ static const char *const api_req_names[] = {"id",
 static const char *const api_cost_sources[] = {"client", "catalog", "unknown"};
 
 /* The workspace id of the request's key, or 0 when it has no events yet. */
-static int64_t api_ws_id(struct api_req *r)
+int64_t api_ws_id(struct api_req *r)
 {
     sqlite3_stmt *st;
     int64_t id = 0;
@@ -209,14 +209,10 @@ int api_requests_list(struct api_req *r)
     ev_format_rfc3339(rg.from_ms, from, sizeof(from));
     ev_format_rfc3339(rg.to_ms, to, sizeof(to));
     if (csv) {
-        char extra[160], buf[64];
-        snprintf(extra, sizeof(extra),
-                 "Content-Disposition: attachment; "
-                 "filename=\"tokentap-requests-%.10s-%.10s.csv\"\r\n",
-                 from, to);
-        api_send_text(r, 200, "text/csv; charset=utf-8", "", 0, extra);
-        for (int i = 0; i < API_REQ_NCOLS; i++)
-            api_csv_field(r, api_req_names[i], i == API_REQ_NCOLS - 1);
+        char file[96], buf[64];
+        snprintf(file, sizeof(file), "tokentap-requests-%.10s-%.10s.csv", from,
+                 to);
+        api_csv_start(r, file, api_req_names, API_REQ_NCOLS);
         while (sqlite3_step(st) == SQLITE_ROW)
             for (int i = 1; i <= API_REQ_NCOLS; i++)
                 api_csv_field(r, api_req_text(st, i, buf, sizeof(buf)),

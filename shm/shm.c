@@ -7,6 +7,7 @@
 #include "shm.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +37,7 @@ size_t shm_layout(const struct shm_params *p, struct shm_header *h)
     h->hist_entries = p->hist_entries;
     h->feed_size = p->feed_size;
     h->ring_size = p->ring_size;
+    h->budget_slots = p->budget_slots;
     h->off_dims = off;
     off = shm_align(off + (uint64_t)p->nslots * sizeof(struct shm_dim));
     h->off_summary = off;
@@ -54,6 +56,9 @@ size_t shm_layout(const struct shm_params *p, struct shm_header *h)
     off = shm_align(off + (uint64_t)p->feed_size * sizeof(struct shm_feed_ent));
     h->off_ring = off;
     off = shm_align(off + (uint64_t)p->ring_size * sizeof(struct shm_ring_ent));
+    h->off_budgets = off;
+    off =
+        shm_align(off + (uint64_t)p->budget_slots * sizeof(struct shm_budget));
     h->size = off;
     return off;
 }
@@ -108,6 +113,14 @@ struct shm_ring_ent *shm_ring(const struct shm_header *h, uint64_t i)
     return (struct shm_ring_ent *)((char *)h + h->off_ring) + i % h->ring_size;
 }
 
+/* Where a budget slot's data starts: everything after its seqlock. */
+#define SHM_BUDGET_DATA offsetof(struct shm_budget, id)
+
+struct shm_budget *shm_budget_slot(const struct shm_header *h, uint32_t i)
+{
+    return (struct shm_budget *)((char *)h + h->off_budgets) + i;
+}
+
 struct shm_header *shm_create(const char *name, const struct shm_params *p,
                               uint64_t generation)
 {
@@ -152,6 +165,35 @@ void shm_destroy(struct shm_header *h)
 {
     if (h != NULL)
         munmap(h, h->size);
+}
+
+void shm_budget_write(struct shm_header *h, uint32_t i,
+                      const struct shm_budget *v)
+{
+    if (i >= h->budget_slots)
+        return;
+    struct shm_budget *b = shm_budget_slot(h, i);
+    shm_write_begin(&b->seq);
+    memcpy((char *)b + SHM_BUDGET_DATA, (const char *)v + SHM_BUDGET_DATA,
+           sizeof(*b) - SHM_BUDGET_DATA);
+    b->workspace[sizeof(b->workspace) - 1] = '\0';
+    shm_write_end(&b->seq);
+    if (atomic_load_explicit(&h->budgets_used, memory_order_relaxed) <= i)
+        atomic_store_explicit(&h->budgets_used, i + 1, memory_order_release);
+}
+
+void shm_budget_trim(struct shm_header *h, uint32_t n)
+{
+    uint32_t used =
+        atomic_load_explicit(&h->budgets_used, memory_order_relaxed);
+    for (uint32_t i = n; i < used && i < h->budget_slots; i++) {
+        struct shm_budget *b = shm_budget_slot(h, i);
+        shm_write_begin(&b->seq);
+        b->id = 0;
+        shm_write_end(&b->seq);
+    }
+    if (n < used)
+        atomic_store_explicit(&h->budgets_used, n, memory_order_release);
 }
 
 void shm_reader_init(struct shm_reader *r, const char *name)
@@ -266,6 +308,30 @@ int shm_read_feed(const struct shm_header *h, const char *ws,
             continue;
         if (ws != NULL && strcmp(out[n].workspace, ws) != 0)
             continue;
+        n++;
+    }
+    return n;
+}
+
+int shm_read_budgets(const struct shm_header *h, const char *ws,
+                     struct shm_budget *out, int cap)
+{
+    uint32_t used = atomic_load_explicit(
+        &((struct shm_header *)h)->budgets_used, memory_order_acquire);
+    int n = 0;
+    for (uint32_t i = 0; i < used && i < h->budget_slots && n < cap; i++) {
+        struct shm_budget *b = shm_budget_slot(h, i);
+        uint64_t start;
+        do {
+            start = shm_read_begin(&b->seq);
+            memcpy((char *)&out[n] + SHM_BUDGET_DATA,
+                   (const char *)b + SHM_BUDGET_DATA,
+                   sizeof(*b) - SHM_BUDGET_DATA);
+        } while (shm_read_retry(&b->seq, start));
+        out[n].workspace[sizeof(out[n].workspace) - 1] = '\0';
+        if (out[n].id == 0 || (ws != NULL && strcmp(out[n].workspace, ws) != 0))
+            continue;
+        atomic_store_explicit(&out[n].seq, start, memory_order_relaxed);
         n++;
     }
     return n;

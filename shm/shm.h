@@ -3,9 +3,10 @@
  *
  * One POSIX shared-memory segment per stack holds everything live: totals
  * since the database began, a per-second ring covering the last hour, the
- * precomputed 1m/5m/15m/1h windows, the recent-request feed and the event
- * ring (alerts, budgets, notifications).  The collector is its only writer
- * (shm/live.c); the API workers and the relay map it read-only.
+ * precomputed 1m/5m/15m/1h windows, the recent-request feed, the event
+ * ring (alerts, budgets, notifications) and the budgets' current spend.  The
+ * collector is its only writer (shm/live.c); the API workers and the relay map
+ * it read-only.
  *
  * Layout rules: a versioned header first (magic, layout version, size,
  * generation), then areas found through offsets in the header, never
@@ -34,7 +35,7 @@
 #include "hist.h"
 
 #define SHM_MAGIC   0x50415454u /* "TTAP" */
-#define SHM_VERSION 2
+#define SHM_VERSION 3
 #define SHM_WINDOWS 4 /* 1m, 5m, 15m, 1h */
 #define SHM_OTHER   "other"
 
@@ -118,8 +119,11 @@ struct shm_header {
     uint32_t feed_size;    /* feed ring length */
     uint32_t ring_size;    /* event ring length */
     uint64_t off_dims, off_summary, off_seconds, off_hist, off_feed, off_ring;
-    uint64_t sec_stride;    /* bytes per second record */
-    _Atomic uint32_t ndims; /* dims in use (release-stored) */
+    uint64_t off_budgets;          /* struct shm_budget[budget_slots] */
+    uint32_t budget_slots;         /* budget slots */
+    _Atomic uint32_t budgets_used; /* slots [0, used) may be in use */
+    uint64_t sec_stride;           /* bytes per second record */
+    _Atomic uint32_t ndims;        /* dims in use (release-stored) */
     uint32_t reserved;
     _Atomic uint64_t feed_head; /* feed entries ever written */
     _Atomic uint64_t ring_head; /* event ring entries ever written */
@@ -186,9 +190,30 @@ struct shm_ring_ent {
 
 enum shm_ring_type { SHM_RING_ALERT = 1, SHM_RING_BUDGET, SHM_RING_NOTIFY };
 
+/*
+ * One budget's spend in its current period, kept by the collector's budget
+ * tracker (collector/budget.c) under the slot's own seqlock.  A slot whose
+ * id is 0 is unused.  Scope, limit history and thresholds live in the
+ * budgets table; crossed says which of its thresholds (in ascending order)
+ * were crossed this period.
+ */
+struct shm_budget {
+    _Atomic uint64_t seq;
+    int64_t id;              /* budgets.id; 0: unused */
+    int64_t period_start_ms; /* current UTC period: [start, end) */
+    int64_t period_end_ms;
+    int64_t spend_nusd; /* events of the period in scope, nano-USD */
+    int64_t limit_nusd;
+    int64_t as_of_ms; /* when spend was last updated */
+    uint32_t crossed; /* bit i: threshold i crossed this period */
+    uint32_t period;  /* 1 day, 2 month (common/budget.h) */
+    char workspace[72];
+};
+
 /* Sizes of a segment. */
 struct shm_params {
     uint32_t nslots, nseconds, hist_entries, feed_size, ring_size;
+    uint32_t budget_slots;
 };
 
 /* Bytes needed for a segment with parameters p; fills the offsets of h. */
@@ -204,6 +229,7 @@ struct shm_stat *shm_second_stats(struct shm_sec *s);
 struct shm_hent *shm_second_hist(const struct shm_header *h, int64_t sec);
 struct shm_feed_ent *shm_feed(const struct shm_header *h, uint64_t i);
 struct shm_ring_ent *shm_ring(const struct shm_header *h, uint64_t i);
+struct shm_budget *shm_budget_slot(const struct shm_header *h, uint32_t i);
 
 /* Seqlock helpers. */
 static inline uint64_t shm_read_begin(_Atomic uint64_t *seq)
@@ -243,6 +269,14 @@ void shm_publish(struct shm_header *h);
 
 /* Unmap a segment mapped by shm_create. */
 void shm_destroy(struct shm_header *h);
+
+/* Write budget slot i (< budget_slots) from v (its seq is ignored) under
+ * the slot's seqlock, and make sure readers look at slots up to i. */
+void shm_budget_write(struct shm_header *h, uint32_t i,
+                      const struct shm_budget *v);
+
+/* Mark slots [n, budgets_used) unused and let readers look at [0, n). */
+void shm_budget_trim(struct shm_header *h, uint32_t n);
 
 /* ---- reader side ---- */
 
@@ -287,5 +321,12 @@ int shm_read_window(const struct shm_header *h, int w, const char *ws,
  */
 int shm_read_feed(const struct shm_header *h, const char *ws,
                   struct shm_feed_ent *out, int cap);
+
+/*
+ * Copy, each consistently, the used budget slots of workspace ws (all when
+ * NULL) into out (capacity cap).  Returns how many were copied.
+ */
+int shm_read_budgets(const struct shm_header *h, const char *ws,
+                     struct shm_budget *out, int cap);
 
 #endif

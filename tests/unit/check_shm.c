@@ -206,19 +206,19 @@ END_TEST
 START_TEST(test_layout)
 {
     static const struct shm_params ps[] = {
-        {16, 3600, 256, 10, 8},
-        {8, 3600, 256, 10, 1},
-        {128, 3660, 8192, 1000, 1024},
-        {4096, 86400, 256, 100000, 1024},
-        {1, 1, 1, 1, 1},
+        {16, 3600, 256, 10, 8, 0},
+        {8, 3600, 256, 10, 1, 1},
+        {128, 3660, 8192, 1000, 1024, 1024},
+        {4096, 86400, 256, 100000, 1024, 4096},
+        {1, 1, 1, 1, 1, 1},
     };
     for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
         const struct shm_params *p = &ps[i];
         struct shm_header h;
         uint64_t size = shm_layout(p, &h);
-        uint64_t offs[] = {h.off_dims, h.off_summary, h.off_seconds,
-                           h.off_hist, h.off_feed,    h.off_ring,
-                           size,       h.sec_stride};
+        uint64_t offs[] = {h.off_dims,    h.off_summary, h.off_seconds,
+                           h.off_hist,    h.off_feed,    h.off_ring,
+                           h.off_budgets, size,          h.sec_stride};
         for (size_t k = 0; k < sizeof(offs) / sizeof(offs[0]); k++)
             ck_assert_msg(offs[k] % 64 == 0, "set %zu: value %zu = %llu", i, k,
                           (unsigned long long)offs[k]);
@@ -242,8 +242,12 @@ START_TEST(test_layout)
         ck_assert_uint_le(h.off_feed +
                               p->feed_size * sizeof(struct shm_feed_ent),
                           h.off_ring);
+        ck_assert_uint_le(h.off_ring +
+                              p->ring_size * sizeof(struct shm_ring_ent),
+                          h.off_budgets);
         ck_assert_uint_le(
-            h.off_ring + p->ring_size * sizeof(struct shm_ring_ent), size);
+            h.off_budgets + p->budget_slots * sizeof(struct shm_budget), size);
+        ck_assert_uint_eq(h.budget_slots, p->budget_slots);
         /* The accessors stay inside the segment at their extremes. */
         const char *base = (const char *)&h;
         const char *last_sec =
@@ -257,8 +261,83 @@ START_TEST(test_layout)
         ck_assert_uint_le((uint64_t)(feed_end - base), h.off_ring);
         const char *ring_end =
             (const char *)(shm_ring(&h, p->ring_size - 1) + 1);
-        ck_assert_uint_le((uint64_t)(ring_end - base), size);
+        ck_assert_uint_le((uint64_t)(ring_end - base), h.off_budgets);
+        if (p->budget_slots > 0) {
+            const char *b_end =
+                (const char *)(shm_budget_slot(&h, p->budget_slots - 1) + 1);
+            ck_assert_uint_le((uint64_t)(b_end - base), size);
+        }
     }
+}
+END_TEST
+
+/* A budget slot as the tracker writes it. */
+static struct shm_budget budget_val(int64_t id, const char *ws, int64_t spend)
+{
+    struct shm_budget v;
+    memset(&v, 0, sizeof(v));
+    v.id = id;
+    v.period_start_ms = T0;
+    v.period_end_ms = T0 + 86400000;
+    v.spend_nusd = spend;
+    v.limit_nusd = 1000;
+    v.as_of_ms = T0 + 5;
+    v.crossed = 5;
+    v.period = 1;
+    snprintf(v.workspace, sizeof(v.workspace), "%s", ws);
+    return v;
+}
+
+/* Budget slots: written under their seqlock, read back by workspace, the
+ * used count grows with the highest slot written and shrinks on trim;
+ * slots past budget_slots are ignored. */
+START_TEST(test_budget_slots)
+{
+    char name[64];
+    struct shm_params p = P;
+    p.budget_slots = 4;
+    seg_name(name, sizeof(name), 9);
+    struct live *l = live_open(name, &p, 1, T0);
+    ck_assert_ptr_nonnull(l);
+    live_publish(l);
+    struct shm_header *h = live_header(l);
+    struct shm_reader r;
+    shm_reader_init(&r, name);
+    ck_assert_ptr_nonnull(r.h);
+    struct shm_budget out[8], v;
+    ck_assert_int_eq(shm_read_budgets(r.h, NULL, out, 8), 0);
+    v = budget_val(11, "ws1", 300);
+    shm_budget_write(h, 0, &v);
+    v = budget_val(12, "ws2", 400);
+    shm_budget_write(h, 2, &v);
+    v = budget_val(13, "ws1", 500);
+    shm_budget_write(h, 4, &v); /* past the slots: ignored */
+    ck_assert_uint_eq(atomic_load(&h->budgets_used), 3);
+    ck_assert_int_eq(shm_read_budgets(r.h, NULL, out, 8), 2);
+    ck_assert_int_eq(shm_read_budgets(r.h, "ws2", out, 8), 1);
+    ck_assert_int_eq(out[0].id, 12);
+    ck_assert_int_eq(out[0].spend_nusd, 400);
+    ck_assert_int_eq(out[0].limit_nusd, 1000);
+    ck_assert_int_eq(out[0].period_end_ms, T0 + 86400000);
+    ck_assert_uint_eq(out[0].crossed, 5);
+    ck_assert_str_eq(out[0].workspace, "ws2");
+    ck_assert_uint_eq(atomic_load(&out[0].seq) % 2, 0);
+    ck_assert_int_eq(shm_read_budgets(r.h, "ws1", out, 8), 1);
+    ck_assert_int_eq(out[0].id, 11);
+    ck_assert_int_eq(shm_read_budgets(r.h, NULL, out, 1), 1);
+    /* Rewriting a slot replaces it; trimming empties the tail. */
+    v = budget_val(11, "ws1", 350);
+    shm_budget_write(h, 0, &v);
+    shm_read_budgets(r.h, "ws1", out, 8);
+    ck_assert_int_eq(out[0].spend_nusd, 350);
+    shm_budget_trim(h, 1);
+    ck_assert_uint_eq(atomic_load(&h->budgets_used), 1);
+    ck_assert_int_eq(shm_read_budgets(r.h, NULL, out, 8), 1);
+    ck_assert_int_eq(shm_read_budgets(r.h, "ws2", out, 8), 0);
+    shm_budget_trim(h, 0);
+    ck_assert_int_eq(shm_read_budgets(r.h, NULL, out, 8), 0);
+    shm_reader_close(&r);
+    close_live(l, name);
 }
 END_TEST
 
@@ -1284,6 +1363,7 @@ static Suite *shm_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_header);
     tcase_add_test(tc, test_layout);
+    tcase_add_test(tc, test_budget_slots);
     tcase_add_test(tc, test_reader_new_generation);
     tcase_add_test(tc, test_reader_bad_magic);
     suite_add_tcase(s, tc);

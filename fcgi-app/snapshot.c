@@ -1,0 +1,72 @@
+/*
+ * snapshot.c: consistent reads for the endpoints that combine rollups
+ * with raw events (sessions, budgets), and the small helpers they share.
+ *
+ * The collector commits rollups together with meta.rollup_seq, the highest
+ * event seq they include (rollup.h).  An answer that must count every
+ * committed event reads the rollups and then the raw events with seq >
+ * rollup_seq, a rowid range of at most about a second of ingest.  Both
+ * reads must see the same database state, or an event flushed in between
+ * would count twice or not at all: so they run in one read transaction on
+ * the thread's read-only connection (WAL gives it a snapshot that the
+ * collector's commits do not disturb).
+ */
+#include "api.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "budget.h"
+#include "event.h"
+
+int api_db_unavailable(struct api_req *r)
+{
+    return api_error_h(r, 503, "Retry-After: 1\r\n", "unavailable", NULL,
+                       "the database is not available");
+}
+
+int64_t api_read_begin(struct api_req *r)
+{
+    if (sqlite3_exec(r->t->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+        api_db_unavailable(r);
+        return -1;
+    }
+    /* The first read fixes the snapshot: every later query sees it. */
+    return budget_rollup_seq(r->t->db);
+}
+
+void api_read_end(struct api_req *r)
+{
+    if (!sqlite3_get_autocommit(r->t->db))
+        sqlite3_exec(r->t->db, "COMMIT", NULL, NULL, NULL);
+}
+
+void api_usd_text(int64_t nusd, char *buf, size_t n)
+{
+    uint64_t a = nusd < 0 ? (uint64_t)0 - (uint64_t)nusd : (uint64_t)nusd;
+    int len = snprintf(buf, n, "%s%" PRIu64 ".%09" PRIu64, nusd < 0 ? "-" : "",
+                       a / 1000000000u, a % 1000000000u);
+    /* Exact decimal, without the zeros that say nothing: "12.5". */
+    while (len > 0 && (size_t)len < n && buf[len - 1] == '0')
+        buf[--len] = '\0';
+    if (len > 0 && (size_t)len < n && buf[len - 1] == '.')
+        buf[--len] = '\0';
+}
+
+json_t *api_usd(int64_t nusd)
+{
+    return json_real((double)nusd / 1e9);
+}
+
+json_t *api_time(int64_t ms)
+{
+    char ts[40];
+    ev_format_rfc3339(ms, ts, sizeof(ts));
+    return json_string(ts);
+}
+
+json_t *api_str_or_null(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
+}
