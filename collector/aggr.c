@@ -44,6 +44,7 @@ enum { AS_PROVIDER, AS_MODEL, AS_AGENT, AS_USER, AS_SESSION, AS_ERROR, AS_N };
 
 #define AGGR_MAX_FINE   2000000 /* fine entries kept while flushes fail */
 #define AGGR_PRUNE_ROWS 2000    /* rows per retention statement */
+#define AGGR_KEEP_CAP   65536   /* table slots always kept between flushes */
 
 /* A sparse histogram in the blob format of rollup.h. */
 struct aggr_hist {
@@ -62,6 +63,8 @@ struct aggr_ent {
     int64_t lat_n, ttft_n, first_ms, last_ms;
     double lat_sum, ttft_sum;
     struct aggr_hist lat, ttft;
+    int64_t first_seq;           /* a fine entry's lowest event seq */
+    int64_t user_seq, agent_seq; /* a session's: first_seq of user, agent */
 };
 
 struct aggr_tab {
@@ -71,12 +74,16 @@ struct aggr_tab {
 
 struct col_aggr {
     struct aggr_tab fine, out;
-    struct arena arena; /* strings and histograms of both tables */
-    int64_t seq;        /* highest event seq added */
+    struct arena arena;     /* strings and histograms of the fine table */
+    struct arena out_arena; /* histograms of the derived rows */
+    /* Scratch for merging two histograms (each of HIST_BUCKETS at most). */
+    unsigned char merge_buf[2 * HIST_BUCKETS * HIST_BLOB_ENT];
+    int64_t seq; /* highest event seq added */
     int64_t flushed_seq;
     uint64_t events; /* added since the last flush */
     int64_t flushed_ms;
     int rescan; /* aggregates were dropped: re-read the events */
+    int failed; /* the last flush failed: retry at the ROLLUP_FLUSH_MS pace */
     sqlite3_stmt *up_roll, *up_sess, *up_round, *set_rounds, *seq_put;
 };
 
@@ -131,6 +138,19 @@ static void aggr_clear(struct aggr_tab *t)
     t->n = 0;
 }
 
+/* Empty t after a flush.  A table far larger than this flush needed (grown
+ * by a catch-up slice or a burst) is given back rather than swept by every
+ * later flush. */
+static void aggr_shrink(struct aggr_tab *t)
+{
+    if (t->cap > AGGR_KEEP_CAP && t->n < t->cap / 16) {
+        free(t->e);
+        t->e = NULL;
+        t->cap = t->n = 0;
+    } else
+        aggr_clear(t);
+}
+
 /* The entry with k's key, created empty if new; copy says whether k's
  * strings must be copied (they are the caller's) or already live in the
  * arena.  NULL when out of memory. */
@@ -157,10 +177,13 @@ static struct aggr_ent *aggr_get(struct col_aggr *g, struct aggr_tab *t,
     for (int j = 0; j < AS_N; j++) {
         e->s[j] =
             copy ? arena_strndup(&g->arena, k->s[j], strlen(k->s[j])) : k->s[j];
-        if (e->s[j] == NULL)
+        if (e->s[j] == NULL) {
+            e->hash = 0; /* the slot ends its probe chain: free it again */
             return NULL;
+        }
     }
     e->user = e->agent = "";
+    e->first_seq = e->user_seq = e->agent_seq = INT64_MAX;
     e->first_ms = INT64_MAX;
     e->last_ms = INT64_MIN;
     t->n++;
@@ -169,15 +192,15 @@ static struct aggr_ent *aggr_get(struct col_aggr *g, struct aggr_tab *t,
 
 /* ---- histograms ---- */
 
-/* Make room for n bytes in h. */
-static int aggr_hist_room(struct col_aggr *g, struct aggr_hist *h, uint32_t n)
+/* Make room for n bytes in h, allocating from arena a. */
+static int aggr_hist_room(struct arena *a, struct aggr_hist *h, uint32_t n)
 {
     if (h->cap >= n)
         return 0;
     uint32_t cap = h->cap ? h->cap * 2 : 8 * HIST_BLOB_ENT;
     while (cap < n)
         cap *= 2;
-    unsigned char *b = arena_alloc(&g->arena, cap);
+    unsigned char *b = arena_alloc(a, cap);
     if (b == NULL)
         return -1;
     if (h->len > 0)
@@ -187,61 +210,89 @@ static int aggr_hist_room(struct col_aggr *g, struct aggr_hist *h, uint32_t n)
     return 0;
 }
 
-/* Count one value in h. */
-static void aggr_hist_add(struct col_aggr *g, struct aggr_hist *h, double ms)
+/* Add n to bucket bk of h, growing h from arena a if bk is new.  Returns 0
+ * or -1 (out of memory; h is unchanged). */
+static int aggr_hist_put(struct arena *a, struct aggr_hist *h, unsigned bk,
+                         uint32_t n)
 {
-    unsigned bk = (unsigned)hist_bucket(ms);
     uint32_t lo = 0, hi = h->len / HIST_BLOB_ENT;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
-        const unsigned char *p = h->b + mid * HIST_BLOB_ENT;
+        unsigned char *p = h->b + mid * HIST_BLOB_ENT;
         unsigned b = (unsigned)p[0] | (unsigned)p[1] << 8;
         if (b == bk) {
-            unsigned char *c = (unsigned char *)p + 2;
-            uint32_t n = ((uint32_t)c[0] | (uint32_t)c[1] << 8 |
-                          (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24) +
-                         1;
+            unsigned char *c = p + 2;
+            n += (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 |
+                 (uint32_t)c[3] << 24;
             c[0] = (unsigned char)n;
             c[1] = (unsigned char)(n >> 8);
             c[2] = (unsigned char)(n >> 16);
             c[3] = (unsigned char)(n >> 24);
-            return;
+            return 0;
         }
         if (b < bk)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (aggr_hist_room(g, h, h->len + HIST_BLOB_ENT) != 0)
-        return; /* out of memory: the percentile loses one value */
+    if (aggr_hist_room(a, h, h->len + HIST_BLOB_ENT) != 0)
+        return -1;
     unsigned char *p = h->b + lo * HIST_BLOB_ENT;
     memmove(p + HIST_BLOB_ENT, p, h->len - lo * HIST_BLOB_ENT);
     p[0] = (unsigned char)bk;
     p[1] = (unsigned char)(bk >> 8);
-    p[2] = 1;
-    p[3] = p[4] = p[5] = 0;
+    p[2] = (unsigned char)n;
+    p[3] = (unsigned char)(n >> 8);
+    p[4] = (unsigned char)(n >> 16);
+    p[5] = (unsigned char)(n >> 24);
     h->len += HIST_BLOB_ENT;
+    return 0;
 }
 
-/* Add histogram src into dst: merged in a scratch buffer (a merge is at
- * most HIST_BUCKETS entries) and copied back, so dst grows by doubling
- * rather than by one allocation per merge. */
-static void aggr_hist_merge(struct col_aggr *g, struct aggr_hist *dst,
-                            const struct aggr_hist *src)
+/* Count one value in h (a fine entry's). */
+static void aggr_hist_add(struct col_aggr *g, struct aggr_hist *h, double ms)
 {
-    unsigned char tmp[2 * HIST_BUCKETS * HIST_BLOB_ENT];
-    if (src->len == 0 || dst->len + src->len > sizeof(tmp))
-        return;
-    long n = hist_blob_merge(dst->b, dst->len, src->b, src->len, tmp);
-    if (n < 0 || aggr_hist_room(g, dst, (uint32_t)n) != 0)
-        return;
-    memcpy(dst->b, tmp, (size_t)n);
-    dst->len = (uint32_t)n;
+    /* Out of memory: the percentile loses one value. */
+    (void)aggr_hist_put(&g->arena, h, (unsigned)hist_bucket(ms), 1);
 }
 
-/* Add the measures of src into dst. */
-static void aggr_merge(struct col_aggr *g, struct aggr_ent *dst,
-                       const struct aggr_ent *src)
+/* Entries of a source histogram merged one by one rather than in a pass. */
+#define AGGR_MERGE_PUTS 8
+
+/*
+ * Add histogram src into dst, a derived row's (in out_arena).  A row takes
+ * one merge per fine entry below it, so a merge must cost about the size of
+ * src, not of dst: a fine entry usually holds a few buckets, each added in
+ * place; a larger one is merged in a pass through the scratch buffer.  dst
+ * grows by doubling, so a row's memory stays within a few times its final
+ * size.  Returns 0 or -1 (out of memory).
+ */
+static int aggr_hist_merge(struct col_aggr *g, struct aggr_hist *dst,
+                           const struct aggr_hist *src)
+{
+    if (src->len <= AGGR_MERGE_PUTS * HIST_BLOB_ENT) {
+        for (uint32_t i = 0; i < src->len; i += HIST_BLOB_ENT) {
+            const unsigned char *p = src->b + i;
+            if (aggr_hist_put(
+                    &g->out_arena, dst, (unsigned)p[0] | (unsigned)p[1] << 8,
+                    (uint32_t)p[2] | (uint32_t)p[3] << 8 |
+                        (uint32_t)p[4] << 16 | (uint32_t)p[5] << 24) != 0)
+                return -1;
+        }
+        return 0;
+    }
+    /* Both hold at most HIST_BUCKETS entries: the scratch holds their sum. */
+    long n = hist_blob_merge(dst->b, dst->len, src->b, src->len, g->merge_buf);
+    if (n < 0 || aggr_hist_room(&g->out_arena, dst, (uint32_t)n) != 0)
+        return -1;
+    memcpy(dst->b, g->merge_buf, (size_t)n);
+    dst->len = (uint32_t)n;
+    return 0;
+}
+
+/* Add the measures of src into dst.  Returns 0 or -1 (out of memory). */
+static int aggr_merge(struct col_aggr *g, struct aggr_ent *dst,
+                      const struct aggr_ent *src)
 {
     dst->calls += src->calls;
     dst->errors += src->errors;
@@ -256,8 +307,10 @@ static void aggr_merge(struct col_aggr *g, struct aggr_ent *dst,
         dst->first_ms = src->first_ms;
     if (src->last_ms > dst->last_ms)
         dst->last_ms = src->last_ms;
-    aggr_hist_merge(g, &dst->lat, &src->lat);
-    aggr_hist_merge(g, &dst->ttft, &src->ttft);
+    if (aggr_hist_merge(g, &dst->lat, &src->lat) != 0 ||
+        aggr_hist_merge(g, &dst->ttft, &src->ttft) != 0)
+        return -1;
+    return 0;
 }
 
 /* ---- adding events ---- */
@@ -268,14 +321,16 @@ struct col_aggr *col_aggr_new(void)
     if (g == NULL)
         return NULL;
     arena_init(&g->arena, 1 << 20);
+    arena_init(&g->out_arena, 1 << 20);
     return g;
 }
 
 static void aggr_reset(struct col_aggr *g)
 {
-    aggr_clear(&g->fine);
-    aggr_clear(&g->out);
+    aggr_shrink(&g->fine);
+    aggr_shrink(&g->out);
     arena_reset(&g->arena);
+    arena_reset(&g->out_arena);
     g->events = 0;
 }
 
@@ -290,6 +345,7 @@ void col_aggr_free(struct col_aggr *g)
     free(g->fine.e);
     free(g->out.e);
     arena_free(&g->arena);
+    arena_free(&g->out_arena);
     free(g);
 }
 
@@ -298,6 +354,10 @@ void col_aggr_add(struct col_aggr *g, int64_t ws, const struct live_event *e,
 {
     if (seq <= g->flushed_seq)
         return; /* already in the rollups */
+    /* After a lost event, count nothing more: the watermark must stay below
+     * it, and the re-read brings these events back in order. */
+    if (g->rescan)
+        return;
     struct aggr_ent k;
     memset(&k, 0, sizeof(k));
     k.ws = ws;
@@ -337,6 +397,8 @@ void col_aggr_add(struct col_aggr *g, int64_t ws, const struct live_event *e,
         f->first_ms = e->ts_ms;
     if (e->ts_ms > f->last_ms)
         f->last_ms = e->ts_ms;
+    if (seq < f->first_seq)
+        f->first_seq = seq;
     if (seq > g->seq)
         g->seq = seq;
     g->events++;
@@ -352,6 +414,9 @@ int col_aggr_due(const struct col_aggr *g, int64_t now_ms,
 {
     if (g->events == 0)
         return 0;
+    /* Not at every idle turn of the loop while the database refuses. */
+    if (g->failed)
+        return now_ms - g->flushed_ms >= ROLLUP_FLUSH_MS;
     return now_ms - g->flushed_ms >= ROLLUP_FLUSH_MS ||
            now_ms - last_commit_ms >= ROLLUP_IDLE_MS;
 }
@@ -388,15 +453,20 @@ static int aggr_project(struct col_aggr *g, const struct aggr_ent *f, int kind,
     for (int i = 0; i < AS_N; i++)
         k.s[i] = (dims & 1u << i) ? f->s[i] : "";
     struct aggr_ent *o = aggr_get(g, &g->out, &k, 0);
-    if (o == NULL)
+    if (o == NULL || aggr_merge(g, o, f) != 0)
         return -1;
-    aggr_merge(g, o, f);
     if (kind == AGGR_SESSION) {
-        /* A session's user and agent: the first ones it named. */
-        if (o->user[0] == '\0')
+        /* A session's user and agent: the first ones it named, by seq (the
+         * order of the fine table is the hash's, and the row keeps what an
+         * earlier flush named). */
+        if (f->s[AS_USER][0] != '\0' && f->first_seq < o->user_seq) {
             o->user = f->s[AS_USER];
-        if (o->agent[0] == '\0')
+            o->user_seq = f->first_seq;
+        }
+        if (f->s[AS_AGENT][0] != '\0' && f->first_seq < o->agent_seq) {
             o->agent = f->s[AS_AGENT];
+            o->agent_seq = f->first_seq;
+        }
     }
     return 0;
 }
@@ -405,7 +475,9 @@ static int aggr_derive(struct col_aggr *g)
 {
     static const int res[3] = {ROLLUP_RES_MINUTE, ROLLUP_RES_HOUR,
                                ROLLUP_RES_DAY};
+    /* The rows of a failed flush are derived again: drop the old ones. */
     aggr_clear(&g->out);
+    arena_reset(&g->out_arena);
     for (uint32_t i = 0; i < g->fine.cap; i++) {
         const struct aggr_ent *f = &g->fine.e[i];
         if (f->hash == 0)
@@ -636,6 +708,7 @@ int col_aggr_flush(struct col *c, int64_t now_ms)
         if (rc != SQLITE_OK)
             col_store_rollback(&c->store);
     }
+    g->failed = rc != SQLITE_OK;
     if (rc == SQLITE_OK) {
         g->flushed_seq = g->seq;
         aggr_reset(g);
@@ -644,6 +717,7 @@ int col_aggr_flush(struct col *c, int64_t now_ms)
     log_warn(NULL, "msg=\"rollup flush failed\" events=%llu error=\"%s\"",
              (unsigned long long)g->events, sqlite3_errmsg(db));
     aggr_clear(&g->out);
+    arena_reset(&g->out_arena);
     if (g->fine.n > AGGR_MAX_FINE) {
         log_error(NULL,
                   "msg=\"rollup aggregates dropped; they will be "
@@ -669,6 +743,11 @@ int col_aggr_rescan_needed(const struct col_aggr *g)
 void col_aggr_rescan_done(struct col_aggr *g)
 {
     g->rescan = 0;
+}
+
+void col_aggr_rescan_ask(struct col_aggr *g)
+{
+    g->rescan = 1;
 }
 
 /* ---- retention ---- */
@@ -739,14 +818,18 @@ static int aggr_prune_ws(struct col *c, int64_t ws, int64_t now_ms)
     return total;
 }
 
-/* Workspace ids, for retention (there are few). */
-static int aggr_workspaces(sqlite3 *db, int64_t *ids, int max)
+/* Up to max workspace ids above after, in order; returns how many. */
+static int aggr_workspaces(sqlite3 *db, int64_t after, int64_t *ids, int max)
 {
     sqlite3_stmt *st;
     int n = 0;
-    if (sqlite3_prepare_v2(db, "SELECT id FROM workspaces ORDER BY id", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id FROM workspaces WHERE id > ? "
+                           "ORDER BY id LIMIT ?",
+                           -1, &st, NULL) != SQLITE_OK)
         return 0;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int(st, 2, max);
     while (n < max && sqlite3_step(st) == SQLITE_ROW)
         ids[n++] = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
@@ -763,16 +846,21 @@ static int64_t aggr_us(void)
 int64_t col_aggr_prune(struct col *c, int64_t now_ms, int budget_ms)
 {
     int64_t ids[256], deleted = 0, t0 = aggr_us();
-    int n = aggr_workspaces(c->store.db, ids, 256);
-    for (int i = 0; i < n; i++) {
-        int d;
-        while ((d = aggr_prune_ws(c, ids[i], now_ms)) > 0) {
-            deleted += d;
-            if (aggr_us() - t0 > (int64_t)budget_ms * 1000)
+    int n;
+    /* Every workspace, a page of ids at a time. */
+    for (int64_t after = 0;
+         (n = aggr_workspaces(c->store.db, after, ids, 256)) > 0;
+         after = ids[n - 1]) {
+        for (int i = 0; i < n; i++) {
+            int d;
+            while ((d = aggr_prune_ws(c, ids[i], now_ms)) > 0) {
+                deleted += d;
+                if (aggr_us() - t0 > (int64_t)budget_ms * 1000)
+                    goto done;
+            }
+            if (d < 0)
                 goto done;
         }
-        if (d < 0)
-            break;
     }
 done:
     if (deleted > 0)

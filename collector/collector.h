@@ -140,7 +140,8 @@ void col_aggr_add(struct col_aggr *g, int64_t ws, const struct live_event *e,
 uint64_t col_aggr_pending(const struct col_aggr *g);
 
 /* Whether a flush is due: pending events, and ROLLUP_FLUSH_MS since the
- * last flush or ROLLUP_IDLE_MS without a commit. */
+ * last flush or ROLLUP_IDLE_MS without a commit (after a failed flush,
+ * only ROLLUP_FLUSH_MS since it). */
 int col_aggr_due(const struct col_aggr *g, int64_t now_ms,
                  int64_t last_commit_ms);
 
@@ -151,9 +152,13 @@ int col_aggr_flush(struct col *c, int64_t now_ms);
 /* The watermark read at start: events up to seq are in the rollups. */
 void col_aggr_set_flushed(struct col_aggr *g, int64_t seq);
 
-/* Whether aggregates were dropped and the events must be re-read. */
+/* Whether aggregates were dropped or an event could not be counted, so the
+ * events past the watermark must be re-read (until then col_aggr_add
+ * counts nothing).  col_rebuild_rollups() clears it before reading and
+ * asks again if it stops early. */
 int col_aggr_rescan_needed(const struct col_aggr *g);
 void col_aggr_rescan_done(struct col_aggr *g);
+void col_aggr_rescan_ask(struct col_aggr *g);
 
 /* Delete data past retention in small batches for at most budget_ms.
  * Returns the rows deleted. */

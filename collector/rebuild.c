@@ -163,9 +163,10 @@ int col_rebuild(struct col *c, int64_t now_ms)
     return 0;
 }
 
-int col_rebuild_rollups(struct col *c)
+/* meta.rollup_seq (0 when absent), or -1 if it cannot be read. */
+static int64_t col_rollup_seq(struct col *c)
 {
-    int64_t seq = 0, added = 0;
+    int64_t seq = 0;
     sqlite3_stmt *st =
         col_query(c, "SELECT value FROM meta WHERE key = 'rollup_seq'");
     if (st == NULL)
@@ -173,37 +174,55 @@ int col_rebuild_rollups(struct col *c)
     if (sqlite3_step(st) == SQLITE_ROW)
         seq = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    col_aggr_set_flushed(c->aggr, seq);
+    return seq;
+}
 
+int col_rebuild_rollups(struct col *c)
+{
+    int64_t added = 0;
     /* Read in slices so each flush commits a bounded amount of work and a
      * long catch-up (an upgrade from a database without rollups) makes
-     * progress that survives a stop. */
+     * progress that survives a stop.  Each slice starts at the watermark
+     * in the database: an event the aggregator could not count stops the
+     * counting (col_aggr_add ignores events while a re-read is pending),
+     * and the next slice reads on from the last one counted. */
     for (;;) {
-        int64_t n = 0;
-        st = col_query(c, "SELECT " COL_EVENT_COLS "WHERE e.seq > ? "
-                          "ORDER BY e.seq LIMIT 200000");
+        int64_t n = 0, seq = col_rollup_seq(c), last = seq;
+        if (seq < 0)
+            goto fail;
+        col_aggr_set_flushed(c->aggr, seq);
+        col_aggr_rescan_done(c->aggr);
+        sqlite3_stmt *st =
+            col_query(c, "SELECT " COL_EVENT_COLS "WHERE e.seq > ? "
+                         "ORDER BY e.seq LIMIT 200000");
         if (st == NULL)
-            return -1;
+            goto fail;
         sqlite3_bind_int64(st, 1, seq);
         while (sqlite3_step(st) == SQLITE_ROW) {
             struct live_event e;
             col_row_event(st, &e);
-            seq = sqlite3_column_int64(st, 0);
-            col_aggr_add(c->aggr, sqlite3_column_int64(st, 24), &e, seq);
+            last = sqlite3_column_int64(st, 0);
+            col_aggr_add(c->aggr, sqlite3_column_int64(st, 24), &e, last);
             n++;
         }
         sqlite3_finalize(st);
         if (n == 0)
             break;
         if (col_aggr_flush(c, proto_now_ms()) != 0)
-            return -1;
+            goto fail;
+        /* A slice that could not count even its first event. */
+        if (col_aggr_rescan_needed(c->aggr) && col_rollup_seq(c) == seq)
+            goto fail;
         added += n;
         log_info(NULL, "msg=\"rollups catching up\" events=%lld seq=%lld",
-                 (long long)added, (long long)seq);
+                 (long long)added, (long long)last);
     }
-    col_aggr_rescan_done(c->aggr);
     if (added > 0)
         log_info(NULL, "msg=\"rollups up to date\" events=%lld",
                  (long long)added);
     return 0;
+fail:
+    /* The rest is read at the next try. */
+    col_aggr_rescan_ask(c->aggr);
+    return -1;
 }
