@@ -41,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rnd.h"
+
 #define TT_MAX_BATCH   1000       /* the server's EV_MAX_BATCH */
 #define TT_MAX_RETRIES 20         /* load mode: retries of one body */
 #define TT_ID_LEN      48         /* room for "<seed>-<counter>" in hex */
@@ -225,72 +227,6 @@ static int sleep_until(double t)
     }
 }
 
-/* Return the next 64 random bits of splitmix64 with state *x. */
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* Return a uniform double in [0, 1). */
-static double rnd_u01(struct tt_gen *g)
-{
-    return (splitmix(&g->s) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-/* Return a uniform integer in [0, n). */
-static int rnd_int(struct tt_gen *g, int n)
-{
-    return (int)(rnd_u01(g) * n);
-}
-
-/* Return a standard normal deviate (Box-Muller). */
-static double rnd_norm(struct tt_gen *g)
-{
-    double u = 1.0 - rnd_u01(g), v = rnd_u01(g);
-    return sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * v);
-}
-
-/* Return a log-normal deviate with the given median and log-sd sigma. */
-static double rnd_lognorm(struct tt_gen *g, double median, double sigma)
-{
-    return median * exp(sigma * rnd_norm(g));
-}
-
-/* Return an exponential deviate with the given mean. */
-static double rnd_exp(struct tt_gen *g, double mean)
-{
-    return -mean * log(1.0 - rnd_u01(g));
-}
-
-/* Return an index in [0, n) drawn with probability proportional to w[]. */
-static int rnd_pick(struct tt_gen *g, const double *w, int n)
-{
-    double total = 0, x;
-    for (int i = 0; i < n; i++)
-        total += w[i];
-    x = rnd_u01(g) * total;
-    for (int i = 0; i < n - 1; i++) {
-        if (x < w[i])
-            return i;
-        x -= w[i];
-    }
-    return n - 1;
-}
-
-/* Return a token count from a log-normal truncated to [lo, hi]: values
- * outside are drawn again, so the bounds do not pile up counts. */
-static long long rnd_tokens(struct tt_gen *g, double median, double sigma,
-                            double lo, double hi)
-{
-    double x = rnd_lognorm(g, median, sigma);
-    for (int i = 0; i < 8 && (x < lo || x > hi); i++)
-        x = rnd_lognorm(g, median, sigma);
-    return llround(x < lo ? lo : x > hi ? hi : x);
-}
-
 /* Seed the generator and fill its weight tables. */
 static void gen_init(struct tt_gen *g, unsigned long long seed)
 {
@@ -305,7 +241,7 @@ static void gen_init(struct tt_gen *g, unsigned long long seed)
     /* Session numbers start at a seed-derived base so that a restarted
      * demo does not continue the sessions of the previous run. */
     g->xt_num = (seed % 99991 + 1) * 1000;
-    g->xt_next = rnd_exp(g, 20.0);
+    g->xt_next = rnd_exp(&g->s, 20.0);
 }
 
 /* Say whether provider p is in a 429 storm at simulated time sim. */
@@ -313,8 +249,8 @@ static int gen_storm(struct tt_gen *g, int p, double sim)
 {
     if (sim >= g->storm_end[p]) {
         /* The last storm is over: the next comes in ~25 min, lasts ~30 s. */
-        g->storm_start[p] = sim + rnd_exp(g, 1500.0);
-        g->storm_end[p] = g->storm_start[p] + 20.0 + 20.0 * rnd_u01(g);
+        g->storm_start[p] = sim + rnd_exp(&g->s, 1500.0);
+        g->storm_end[p] = g->storm_start[p] + 20.0 + 20.0 * rnd_u01(&g->s);
     }
     return sim >= g->storm_start[p];
 }
@@ -329,16 +265,16 @@ static struct tt_xt *gen_xt_due(struct tt_gen *g, double sim)
             return &g->xt[i];
     if (sim < g->xt_next)
         return NULL;
-    g->xt_next = sim + rnd_exp(g, 90.0);
+    g->xt_next = sim + rnd_exp(&g->s, 90.0);
     for (int i = 0; i < TT_XT_MAX && !x; i++)
         if (!g->xt[i].active)
             x = &g->xt[i];
     if (!x)
         return NULL;
-    x->nmodels = 2 + rnd_int(g, 3);
+    x->nmodels = 2 + rnd_int(&g->s, 3);
     for (int i = 0, m, dup; i < x->nmodels; i++) {
         do { /* any chat model but the local one, each at most once */
-            m = rnd_int(g, TT_NMODELS - 1);
+            m = rnd_int(&g->s, TT_NMODELS - 1);
             dup = tt_models[m].embed;
             for (int j = 0; j < i; j++)
                 dup |= x->models[j] == m;
@@ -347,10 +283,10 @@ static struct tt_xt *gen_xt_due(struct tt_gen *g, double sim)
     }
     x->active = 1;
     x->num = ++g->xt_num;
-    x->rounds = 3 + rnd_int(g, 6);
+    x->rounds = 3 + rnd_int(&g->s, 6);
     x->round = 1;
     x->next = 0;
-    x->user = rnd_pick(g, g->uw, TT_NUSERS);
+    x->user = rnd_pick(&g->s, g->uw, TT_NUSERS);
     x->due = sim;
     return x;
 }
@@ -371,12 +307,12 @@ static json_t *gen_event(struct tt_gen *g, double sim, int64_t ts_ms, char *id)
         mi = x->models[x->next];
         ui = x->user;
     } else {
-        mi = rnd_pick(g, g->mw, TT_NMODELS);
-        ui = rnd_pick(g, g->uw, TT_NUSERS);
+        mi = rnd_pick(&g->s, g->mw, TT_NMODELS);
+        ui = rnd_pick(&g->s, g->uw, TT_NUSERS);
         if (tt_models[mi].embed)
-            ai = rnd_u01(g) < 0.8 ? TT_AGENT_RAG : -1;
-        else if (rnd_u01(g) < 0.85)
-            ai = rnd_pick(g, g->aw, TT_NAGENTS);
+            ai = rnd_u01(&g->s) < 0.8 ? TT_AGENT_RAG : -1;
+        else if (rnd_u01(&g->s) < 0.85)
+            ai = rnd_pick(&g->s, g->aw, TT_NAGENTS);
     }
     const struct tt_model *m = &tt_models[mi];
     double im = ai >= 0 ? tt_agents[ai].in_mult : 1.0;
@@ -385,65 +321,65 @@ static json_t *gen_event(struct tt_gen *g, double sim, int64_t ts_ms, char *id)
     double lat, ttft = -1, cost = -1;
 
     if (m->embed) {
-        in = rnd_tokens(g, m->in_med * im, 0.9, 8, 8000);
-        lat = rnd_lognorm(g, m->base_ms + in * 0.01, 0.35);
+        in = rnd_tokens(&g->s, m->in_med * im, 0.9, 8, 8000);
+        lat = rnd_lognorm(&g->s, m->base_ms + in * 0.01, 0.35);
     } else {
         /* A crosstalk conversation grows round by round. */
-        in = rnd_tokens(g, x ? 900 + 700 * x->round : m->in_med * im,
+        in = rnd_tokens(&g->s, x ? 900 + 700 * x->round : m->in_med * im,
                         x ? 0.3 : 0.7, 200, 8000);
-        out = rnd_tokens(g, m->out_med * om, 0.8, 50, 2000);
+        out = rnd_tokens(&g->s, m->out_med * om, 0.8, 50, 2000);
         if (m->reasoning)
-            rs = llround(out * (0.3 + 0.45 * rnd_u01(g)));
-        if (m->cache && rnd_u01(g) < 0.35)
-            cr = rnd_tokens(g, 4000, 0.8, 1024, 60000);
-        if (m->cache && rnd_u01(g) < 0.12)
-            cw = rnd_tokens(g, 2500, 0.7, 1024, 30000);
-        double base = rnd_lognorm(g, m->base_ms, 0.35);
+            rs = llround(out * (0.3 + 0.45 * rnd_u01(&g->s)));
+        if (m->cache && rnd_u01(&g->s) < 0.35)
+            cr = rnd_tokens(&g->s, 4000, 0.8, 1024, 60000);
+        if (m->cache && rnd_u01(&g->s) < 0.12)
+            cw = rnd_tokens(&g->s, 2500, 0.7, 1024, 30000);
+        double base = rnd_lognorm(&g->s, m->base_ms, 0.35);
         double prefill = (in + cw) * 0.012 + cr * 0.002;
-        lat =
-            base + prefill + out / m->tps * 1000.0 * rnd_lognorm(g, 1.0, 0.25);
+        lat = base + prefill +
+              out / m->tps * 1000.0 * rnd_lognorm(&g->s, 1.0, 0.25);
         /* Reasoning happens before the first visible token. */
-        ttft =
-            (base + prefill) * rnd_lognorm(g, 1.0, 0.2) + rs / m->tps * 1000.0;
-        if (rnd_u01(g) < 0.015) /* the long tail, short of a timeout */
-            lat = fmin(lat * (2.0 + 3.0 * rnd_u01(g)), 170000.0);
+        ttft = (base + prefill) * rnd_lognorm(&g->s, 1.0, 0.2) +
+               rs / m->tps * 1000.0;
+        if (rnd_u01(&g->s) < 0.015) /* the long tail, short of a timeout */
+            lat = fmin(lat * (2.0 + 3.0 * rnd_u01(&g->s)), 170000.0);
         ttft = ttft > lat * 0.9 ? lat * 0.9 : ttft;
     }
 
     /* Errors: rare 429s except in a provider's storms, 5xx, timeouts. */
     int status = 200;
     const char *etype = NULL;
-    double u = rnd_u01(g);
+    double u = rnd_u01(&g->s);
     double p429 = 0.004 + (gen_storm(g, m->prov, sim) ? 0.35 : 0.0);
     if (u < p429) {
         status = 429;
         etype = "rate_limit";
         in = out = cr = cw = rs = 0;
-        lat = rnd_lognorm(g, 90, 0.5);
+        lat = rnd_lognorm(&g->s, 90, 0.5);
         ttft = -1;
     } else if (u < p429 + 0.008) {
-        status = rnd_u01(g) < 0.6 ? 500 : 503;
+        status = rnd_u01(&g->s) < 0.6 ? 500 : 503;
         etype = "server_error";
-        out = m->embed || rnd_u01(g) < 0.7 ? 0 : 1 + rnd_int(g, 20);
+        out = m->embed || rnd_u01(&g->s) < 0.7 ? 0 : 1 + rnd_int(&g->s, 20);
         rs = cr = cw = 0;
-        lat = rnd_lognorm(g, m->base_ms * 1.5, 0.6) +
+        lat = rnd_lognorm(&g->s, m->base_ms * 1.5, 0.6) +
               (out ? out / m->tps * 1000.0 : 0);
         ttft = out ? lat * 0.5 : -1;
     } else if (u < p429 + 0.011) {
         static const double limits[] = {30000, 60000, 120000};
-        status = rnd_u01(g) < 0.5 ? 408 : 504;
+        status = rnd_u01(&g->s) < 0.5 ? 408 : 504;
         etype = "timeout";
         out = rs = 0;
-        lat = limits[rnd_int(g, 3)] + 40.0 * rnd_u01(g);
+        lat = limits[rnd_int(&g->s, 3)] + 40.0 * rnd_u01(&g->s);
         ttft = -1;
     }
     /* A few gateways report their own (negotiated) cost. */
-    if (rnd_u01(g) < 0.03)
+    if (rnd_u01(&g->s) < 0.03)
         cost = (in * m->p_in + out * m->p_out + cr * m->p_cr + cw * m->p_cw) /
-               1e6 * (0.85 + 0.15 * rnd_u01(g));
+               1e6 * (0.85 + 0.15 * rnd_u01(&g->s));
 
     int team = ui % TT_NTEAMS, tagged;
-    const char *env = rnd_u01(g) < 0.85 ? "prod" : "staging";
+    const char *env = rnd_u01(&g->s) < 0.85 ? "prod" : "staging";
     char user[32], key[64], req[32], sess[32];
     if (ui < TT_NNAMES)
         snprintf(user, sizeof user, "%s", tt_names[ui]);
@@ -454,7 +390,7 @@ static json_t *gen_event(struct tt_gen *g, double sim, int64_t ts_ms, char *id)
              (unsigned long long)splitmix(&g->s));
     snprintf(id, TT_ID_LEN, "%llx-%llx", g->seed, ++g->counter);
     snprintf(sess, sizeof sess, "xt-%llu", x ? x->num : 0);
-    tagged = rnd_u01(g) < 0.4;
+    tagged = rnd_u01(&g->s) < 0.4;
 
     /* Optional fields are left out: NULL strings, zero counts, negative
      * times and costs. */
@@ -503,10 +439,10 @@ static json_t *gen_event(struct tt_gen *g, double sim, int64_t ts_ms, char *id)
         return NULL;
     }
     if (x && ++x->next < x->nmodels) {
-        x->due = sim + 0.2 + 2.3 * rnd_u01(g); /* the round goes on */
+        x->due = sim + 0.2 + 2.3 * rnd_u01(&g->s); /* the round goes on */
     } else if (x) {
         x->next = 0; /* rounds are further apart: tens of seconds in all */
-        x->due = sim + 4.0 + 11.0 * rnd_u01(g);
+        x->due = sim + 4.0 + 11.0 * rnd_u01(&g->s);
         x->active = ++x->round <= x->rounds;
     }
     return o;
@@ -520,7 +456,7 @@ static double demo_rate(struct tt_run *r, double t)
     if (t > g->noise_t) {
         /* An Ornstein-Uhlenbeck step: unit variance, one-minute memory. */
         double a = exp(-(t - g->noise_t) / 60.0);
-        g->noise = g->noise * a + sqrt(1.0 - a * a) * rnd_norm(g);
+        g->noise = g->noise * a + sqrt(1.0 - a * a) * rnd_norm(&g->s);
         g->noise_t = t;
     }
     double wall = r->t0_ms / 1000.0 + (t - r->t0);
