@@ -340,8 +340,9 @@ static void shuffle(uint64_t *s, int *a, int n)
     }
 }
 
-/* Pick a model for an agent of kind k (embedding models only for slot 0 of
- * a retrieval agent), different from the n already in have[]. */
+/* Pick a model by popularity: an embedding model if embed, else a chat
+ * model; of provider prov unless it is -1 (or has none left); different
+ * from the n already in have[]. */
 static int pick_model(uint64_t *s, int embed, int prov, const int *have, int n)
 {
     double w[TH_NMODELS];
