@@ -45,6 +45,11 @@ enum { AS_PROVIDER, AS_MODEL, AS_AGENT, AS_USER, AS_SESSION, AS_ERROR, AS_N };
 #define AGGR_MAX_FINE   2000000 /* fine entries kept while flushes fail */
 #define AGGR_PRUNE_ROWS 2000    /* rows per retention statement */
 #define AGGR_KEEP_CAP   65536   /* table slots always kept between flushes */
+/* Fine entries that make a flush due before its time: one flush holds the
+ * loop (and ingest) while it runs, so history spread over many buckets,
+ * where nearly every event is an entry of its own, is written in pieces
+ * of bounded duration rather than once a second. */
+#define AGGR_FLUSH_ENTRIES 4096
 
 /* A sparse histogram in the blob format of rollup.h. */
 struct aggr_hist {
@@ -418,6 +423,7 @@ int col_aggr_due(const struct col_aggr *g, int64_t now_ms,
     if (g->failed)
         return now_ms - g->flushed_ms >= ROLLUP_FLUSH_MS;
     return now_ms - g->flushed_ms >= ROLLUP_FLUSH_MS ||
+           g->fine.n >= AGGR_FLUSH_ENTRIES ||
            now_ms - last_commit_ms >= ROLLUP_IDLE_MS;
 }
 
