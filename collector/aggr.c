@@ -437,29 +437,29 @@ int col_aggr_due(const struct col_aggr *g, int64_t now_ms,
 #define AGGR_ALL_EVENTS 0
 #define AGGR_ERRORS     1 /* only events with is_error */
 #define AGGR_SESSIONS   2 /* only events with a session */
-static const int aggr_res[3] = {ROLLUP_RES_MINUTE, ROLLUP_RES_HOUR,
-                                ROLLUP_RES_DAY};
+static const int aggr_res[4] = {ROLLUP_RES_MINUTE, ROLLUP_RES_HOUR,
+                                ROLLUP_RES_DAY, ROLLUP_RES_WEEK};
 static const struct {
     unsigned dims;
     int error, status, hist, takes, first, last;
 } aggr_cubes[ROLLUP_NCUBES] = {
     [ROLLUP_MODEL] = {1u << AS_PROVIDER | 1u << AS_MODEL, 1, 0, 1,
-                      AGGR_ALL_EVENTS, 0, 2},
+                      AGGR_ALL_EVENTS, 0, 3},
     [ROLLUP_AGENT] = {1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_AGENT, 1, 0,
-                      1, AGGR_ALL_EVENTS, 1, 2},
+                      1, AGGR_ALL_EVENTS, 1, 3},
     [ROLLUP_USER] = {1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_AGENT |
                          1u << AS_USER,
-                     1, 0, 1, AGGR_ALL_EVENTS, 1, 2},
-    [ROLLUP_USERS] = {1u << AS_USER, 1, 0, 0, AGGR_ALL_EVENTS, 1, 2},
+                     1, 0, 1, AGGR_ALL_EVENTS, 1, 3},
+    [ROLLUP_USERS] = {1u << AS_USER, 1, 0, 0, AGGR_ALL_EVENTS, 1, 3},
     [ROLLUP_ERRORS] = {1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_AGENT |
                            1u << AS_USER | 1u << AS_ERROR,
-                       1, 1, 0, AGGR_ERRORS, 1, 2},
+                       1, 1, 0, AGGR_ERRORS, 1, 3},
     [ROLLUP_SESSION] = {1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_AGENT |
                             1u << AS_USER | 1u << AS_SESSION,
                         1, 0, 1, AGGR_SESSIONS, 1, 1},
-    [ROLLUP_AGENTS] = {1u << AS_AGENT, 1, 0, 1, AGGR_ALL_EVENTS, 1, 2},
+    [ROLLUP_AGENTS] = {1u << AS_AGENT, 1, 0, 1, AGGR_ALL_EVENTS, 1, 3},
     [ROLLUP_ERRTYPES] = {1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_ERROR, 1,
-                         1, 0, AGGR_ERRORS, 1, 2},
+                         1, 0, AGGR_ERRORS, 1, 3},
 };
 
 /* Add fine entry f into the out entry of kind/res keeping dims. */
@@ -816,6 +816,9 @@ static int aggr_prune_ws(struct col *c, int64_t ws, int64_t now_ms)
         "DELETE FROM rollups WHERE ws = ?1 AND cube IN (0, 1, 2, 3, 4, 6, 7) "
         "AND res = 86400 AND ts = (SELECT min(ts) FROM rollups WHERE ws = ?1 "
         "AND cube = 0 AND res = 86400) AND ts < ?2 AND ?3 > 0",
+        "DELETE FROM rollups WHERE ws = ?1 AND cube IN (0, 1, 2, 3, 4, 6, 7) "
+        "AND res = 604800 AND ts = (SELECT min(ts) FROM rollups WHERE ws = ?1 "
+        "AND cube = 0 AND res = 604800) AND ts + 604800000 <= ?2 AND ?3 > 0",
         "DELETE FROM session_rounds WHERE ws = ?1 AND session IN (SELECT "
         "session FROM sessions WHERE ws = ?1 AND last_ms < ?2 LIMIT ?3)",
         "DELETE FROM sessions WHERE ws = ?1 AND session IN (SELECT "
@@ -825,7 +828,7 @@ static int aggr_prune_ws(struct col *c, int64_t ws, int64_t now_ms)
     };
     int64_t raw = now_ms - (int64_t)c->conf.retention_days * 86400000LL;
     int64_t kept = now_ms - (int64_t)c->conf.rollup_retention_days * 86400000LL;
-    int64_t cut[] = {raw, raw, kept, kept, kept, kept};
+    int64_t cut[] = {raw, raw, kept, kept, kept, kept, kept};
     int total = 0;
     if (col_store_begin(&c->store) != SQLITE_OK)
         return -1;

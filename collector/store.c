@@ -209,6 +209,13 @@ static const char *const col_migrations[] = {
     "DELETE FROM sessions;"
     "DELETE FROM session_rounds;"
     "DELETE FROM meta WHERE key = 'rollup_seq';",
+
+    /* 4: week rows (ROLLUP_RES_WEEK) in every cube with day rows: rebuild
+     * the rollups from the events at the next start. */
+    "DELETE FROM rollups;"
+    "DELETE FROM sessions;"
+    "DELETE FROM session_rounds;"
+    "DELETE FROM meta WHERE key = 'rollup_seq';",
 };
 
 #define COL_NMIGRATIONS                                                        \

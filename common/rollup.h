@@ -3,23 +3,25 @@
  * and their readers (the API workers).
  *
  * Storage scales with time, not with events.  The collector aggregates
- * every committed event into the table `rollups` at three resolutions
- * (ROLLUP_RES_*: minute, hour, day buckets aligned to UTC) and into
+ * every committed event into the table `rollups` at four resolutions
+ * (ROLLUP_RES_*: minute, hour, day and week buckets aligned to UTC; weeks
+ * are 7-day buckets counted from the epoch, so they start on Thursdays,
+ * and serve only questions without buckets) and into
  * several "cubes": the same measures grouped by different dimensions, so
  * that each question reads the smallest cube that holds every dimension it
  * filters or groups by:
  *
- *   cube             dimensions set (others are '' or 0)    res    hist
- *   ROLLUP_MODEL     provider, model, is_error              m h d  yes
- *   ROLLUP_AGENT     agent, provider, model, is_error         h d  yes
- *   ROLLUP_USER      user, agent, provider, model, is_error   h d  yes
- *   ROLLUP_USERS     user, is_error                           h d  no
- *   ROLLUP_ERRORS    provider, model, agent, user,            h d  no
+ *   cube             dimensions set (others are '' or 0)    res      hist
+ *   ROLLUP_MODEL     provider, model, is_error              m h d w yes
+ *   ROLLUP_AGENT     agent, provider, model, is_error         h d w yes
+ *   ROLLUP_USER      user, agent, provider, model, is_error   h d w yes
+ *   ROLLUP_USERS     user, is_error                           h d w no
+ *   ROLLUP_ERRORS    provider, model, agent, user,            h d w no
  *                    error_type, status (errors only)
- *   ROLLUP_SESSION   session, user, agent, provider, model,   h    yes
+ *   ROLLUP_SESSION   session, user, agent, provider, model,   h        yes
  *                    is_error (only events with a session)
- *   ROLLUP_AGENTS    agent, is_error                          h d  yes
- *   ROLLUP_ERRTYPES  provider, model, error_type, status      h d  no
+ *   ROLLUP_AGENTS    agent, is_error                          h d w yes
+ *   ROLLUP_ERRTYPES  provider, model, error_type, status      h d w no
  *                    (errors only)
  *
  * Only the model cube has minute rows: in the wide cubes nearly every
@@ -61,8 +63,8 @@
  * Readers that need the newest events (one read transaction) add the
  * raw rows with seq > rollup_seq (at most about a second of ingest).
  *
- * Retention: raw events and minute rows live retention_days; hour and day
- * rows, sessions and session rounds rollup_retention_days.  Beyond
+ * Retention: raw events and minute rows live retention_days; hour, day
+ * and week rows, sessions and session rounds rollup_retention_days.  Beyond
  * retention_days, a range's partial hours (the wide cubes) or minutes
  * (the model cube) at its edges have no raw events left to read.
  */
@@ -89,6 +91,7 @@ enum rollup_cube {
 #define ROLLUP_RES_MINUTE 60
 #define ROLLUP_RES_HOUR   3600
 #define ROLLUP_RES_DAY    86400
+#define ROLLUP_RES_WEEK   604800 /* 7 days from the epoch (Thursdays) */
 
 #define ROLLUP_FLUSH_MS 1000 /* at most this long between flushes */
 #define ROLLUP_IDLE_MS  20   /* flush once ingest pauses this long */

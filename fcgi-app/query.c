@@ -70,24 +70,25 @@ static const struct {
     int min_res, max_res, hist, errors;
 } qry_cubes[] = {
     {ROLLUP_MODEL, QRY_PROVIDER | QRY_MODEL | QRY_ISERR, ROLLUP_RES_MINUTE,
-     ROLLUP_RES_DAY, 1, 0},
-    {ROLLUP_AGENTS, QRY_AGENT | QRY_ISERR, ROLLUP_RES_HOUR, ROLLUP_RES_DAY, 1,
+     ROLLUP_RES_WEEK, 1, 0},
+    {ROLLUP_AGENTS, QRY_AGENT | QRY_ISERR, ROLLUP_RES_HOUR, ROLLUP_RES_WEEK, 1,
      0},
-    {ROLLUP_USERS, QRY_USER | QRY_ISERR, ROLLUP_RES_HOUR, ROLLUP_RES_DAY, 0, 0},
+    {ROLLUP_USERS, QRY_USER | QRY_ISERR, ROLLUP_RES_HOUR, ROLLUP_RES_WEEK, 0,
+     0},
     {ROLLUP_AGENT, QRY_AGENT | QRY_PROVIDER | QRY_MODEL | QRY_ISERR,
-     ROLLUP_RES_HOUR, ROLLUP_RES_DAY, 1, 0},
+     ROLLUP_RES_HOUR, ROLLUP_RES_WEEK, 1, 0},
     {ROLLUP_USER, QRY_USER | QRY_AGENT | QRY_PROVIDER | QRY_MODEL | QRY_ISERR,
-     ROLLUP_RES_HOUR, ROLLUP_RES_DAY, 1, 0},
+     ROLLUP_RES_HOUR, ROLLUP_RES_WEEK, 1, 0},
     {ROLLUP_SESSION,
      QRY_SESSION | QRY_USER | QRY_AGENT | QRY_PROVIDER | QRY_MODEL | QRY_ISERR,
      ROLLUP_RES_HOUR, ROLLUP_RES_HOUR, 1, 0},
     {ROLLUP_ERRTYPES,
      QRY_PROVIDER | QRY_MODEL | QRY_ETYPE | QRY_STATUS | QRY_ISERR,
-     ROLLUP_RES_HOUR, ROLLUP_RES_DAY, 0, 1},
+     ROLLUP_RES_HOUR, ROLLUP_RES_WEEK, 0, 1},
     {ROLLUP_ERRORS,
      QRY_PROVIDER | QRY_MODEL | QRY_AGENT | QRY_USER | QRY_ETYPE | QRY_STATUS |
          QRY_ISERR,
-     ROLLUP_RES_HOUR, ROLLUP_RES_DAY, 0, 1},
+     ROLLUP_RES_HOUR, ROLLUP_RES_WEEK, 0, 1},
 };
 
 /* The groupable dimensions in column order, with their SQL. */
@@ -128,8 +129,11 @@ int qry_arm_res(enum qry_arm arm)
     case QRY_ARM_HOUR_A:
     case QRY_ARM_HOUR_B:
         return ROLLUP_RES_HOUR;
-    case QRY_ARM_DAY:
+    case QRY_ARM_DAY_A:
+    case QRY_ARM_DAY_B:
         return ROLLUP_RES_DAY;
+    case QRY_ARM_WEEK:
+        return ROLLUP_RES_WEEK;
     default:
         return 0;
     }
@@ -151,8 +155,9 @@ void qry_plan_make(int64_t from, int64_t to, int min_res, int max_res,
 {
     static const struct {
         int res;
-        enum qry_arm a, b; /* b == a: the level has one arm (days) */
-    } levels[] = {{ROLLUP_RES_DAY, QRY_ARM_DAY, QRY_ARM_DAY},
+        enum qry_arm a, b; /* b == a: the level has one arm (weeks) */
+    } levels[] = {{ROLLUP_RES_WEEK, QRY_ARM_WEEK, QRY_ARM_WEEK},
+                  {ROLLUP_RES_DAY, QRY_ARM_DAY_A, QRY_ARM_DAY_B},
                   {ROLLUP_RES_HOUR, QRY_ARM_HOUR_A, QRY_ARM_HOUR_B},
                   {ROLLUP_RES_MINUTE, QRY_ARM_MIN_A, QRY_ARM_MIN_B}};
     memset(p, 0, sizeof(*p));
@@ -196,7 +201,7 @@ int qry_cube(unsigned dims, int errors_only, int hist, int *min_res,
              int *max_res)
 {
     *min_res = ROLLUP_RES_MINUTE;
-    *max_res = ROLLUP_RES_DAY;
+    *max_res = ROLLUP_RES_WEEK;
     for (size_t i = 0; i < sizeof(qry_cubes) / sizeof(qry_cubes[0]); i++)
         if ((dims & ~qry_cubes[i].dims) == 0 &&
             qry_cubes[i].errors == errors_only &&
@@ -730,8 +735,9 @@ int qry_run(struct qry_cache *c, struct arena *a, const struct qry_spec *s,
     /* A rollup row must fall inside one output bucket. */
     int64_t bucket_s = s->bucket_ms / 1000;
     if (bucket_s > 0 && bucket_s < max_res)
-        max_res =
-            bucket_s >= ROLLUP_RES_HOUR ? ROLLUP_RES_HOUR : ROLLUP_RES_MINUTE;
+        max_res = bucket_s >= ROLLUP_RES_DAY    ? ROLLUP_RES_DAY
+                  : bucket_s >= ROLLUP_RES_HOUR ? ROLLUP_RES_HOUR
+                                                : ROLLUP_RES_MINUTE;
     struct qry_plan plan;
     qry_plan_make(s->from_ms, s->to_ms, min_res, max_res, &plan);
 

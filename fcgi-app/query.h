@@ -107,7 +107,9 @@ enum qry_arm {
     QRY_ARM_LAG,    /* raw events of [A, Z) newer than rollup_seq */
     QRY_ARM_MIN_A,  /* minute rows before the first whole hour */
     QRY_ARM_HOUR_A, /* hour rows before the first whole day */
-    QRY_ARM_DAY,    /* day rows */
+    QRY_ARM_DAY_A,  /* day rows before the first whole week */
+    QRY_ARM_WEEK,   /* week rows */
+    QRY_ARM_DAY_B,  /* day rows after the last whole week */
     QRY_ARM_HOUR_B, /* hour rows after the last whole day */
     QRY_ARM_MIN_B,  /* minute rows after the last whole hour */
     QRY_NARMS
@@ -127,12 +129,14 @@ struct qry_plan {
 
 /*
  * Decompose [from, to) (0 <= from < to) into the arms, using rollup rows
- * of min_res to max_res seconds (60, 3600 or 86400): the cube's finest
+ * of min_res to max_res seconds (60, 3600, 86400 or 604800): the cube's
+ * finest
  * resolution and the coarsest that fits the question.  What no whole
  * bucket of min_res covers is read raw (everything, when min_res >
  * max_res).  The non-lag segments
  * are disjoint and cover [from, to) exactly; rollup segments are aligned
- * to their resolution.  Example, max_res 86400:
+ * to their resolution.  Example, max_res 86400 (the day arm is DAY_A when
+ * there are no weeks):
  *   [01-01 10:20:30, 01-03 05:10:00) gives head [10:20:30, 10:21:00),
  *   minutes [10:21, 11:00), hours [11:00, 01-02 00:00), days [01-02,
  *   01-03), hours [01-03 00:00, 05:00), minutes [05:00, 05:10), empty

@@ -791,21 +791,22 @@ static void verify_all(sqlite3 *db, int64_t want_seq)
 {
     ck_assert_int_eq(rollup_seq(db), want_seq);
     struct raws rs = raws_load(db, want_seq);
-    static const int res[3] = {ROLLUP_RES_MINUTE, ROLLUP_RES_HOUR,
-                               ROLLUP_RES_DAY};
+    static const int res[4] = {ROLLUP_RES_MINUTE, ROLLUP_RES_HOUR,
+                               ROLLUP_RES_DAY, ROLLUP_RES_WEEK};
     /* rollup.h: minute rows only in the model cube, session rows only by
      * the hour. */
     for (int v = 0; v < ROLLUP_NCUBES; v++)
         for (int r = v == ROLLUP_MODEL ? 0 : 1;
-             r < (v == ROLLUP_SESSION ? 2 : 3); r++)
+             r < (v == ROLLUP_SESSION ? 2 : 4); r++)
             check_view(db, &rs, v, res[r]);
     check_view(db, &rs, V_SESSION, 0);
     check_view(db, &rs, V_ROUND, 0);
     /* Nothing outside the documented cubes and resolutions. */
     ck_assert_int_eq(q_int(db, "SELECT count(*) FROM rollups WHERE NOT "
-                               "((cube = 0 AND res IN (60, 3600, 86400)) OR "
-                               "(cube IN (1, 2, 3, 4, 6, 7) AND res IN (3600, "
-                               "86400)) OR (cube = 5 AND res = 3600))"),
+                               "((cube = 0 AND res IN (60, 3600, 86400, "
+                               "604800)) OR (cube IN (1, 2, 3, 4, 6, 7) AND "
+                               "res IN (3600, 86400, 604800)) OR (cube = 5 "
+                               "AND res = 3600))"),
                      0);
     free(rs.r);
 }
@@ -1691,7 +1692,10 @@ static void put_at(struct col *c, const char *ws, int64_t ts, int n, int *id,
 }
 
 /* Rows kept by retention, with ?1 the raw cut and ?2 the rollup cut. */
-#define KEPT_ROLLUPS "((res = 60 AND ts >= ?1) OR (res > 60 AND ts >= ?2))"
+/* Week rows go only once the whole week is past the cut. */
+#define KEPT_ROLLUPS                                                           \
+    "((res = 60 AND ts >= ?1) OR (res > 60 AND res < 604800 AND ts >= ?2) "    \
+    "OR (res = 604800 AND ts + 604800000 > ?2))"
 #define KEPT_ROUNDS                                                            \
     "EXISTS (SELECT 1 FROM sessions s WHERE s.ws = session_rounds.ws AND "     \
     "s.session = session_rounds.session AND s.last_ms >= ?2)"

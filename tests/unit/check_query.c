@@ -147,8 +147,8 @@ START_TEST(test_plan_example)
     ck_assert_int_eq(p.seg[QRY_ARM_MIN_A].hi, T0 + 11 * HOUR_MS);
     ck_assert_int_eq(p.seg[QRY_ARM_HOUR_A].lo, T0 + 11 * HOUR_MS);
     ck_assert_int_eq(p.seg[QRY_ARM_HOUR_A].hi, T0 + DAY_MS);
-    ck_assert_int_eq(p.seg[QRY_ARM_DAY].lo, T0 + DAY_MS);
-    ck_assert_int_eq(p.seg[QRY_ARM_DAY].hi, T0 + 2 * DAY_MS);
+    ck_assert_int_eq(p.seg[QRY_ARM_DAY_A].lo, T0 + DAY_MS);
+    ck_assert_int_eq(p.seg[QRY_ARM_DAY_A].hi, T0 + 2 * DAY_MS);
     ck_assert_int_eq(p.seg[QRY_ARM_HOUR_B].lo, T0 + 2 * DAY_MS);
     ck_assert_int_eq(p.seg[QRY_ARM_HOUR_B].hi, T0 + 2 * DAY_MS + 5 * HOUR_MS);
     ck_assert_int_eq(p.seg[QRY_ARM_MIN_B].lo, T0 + 2 * DAY_MS + 5 * HOUR_MS);
@@ -159,7 +159,7 @@ START_TEST(test_plan_example)
 
     /* With hour buckets no day rows: the hours span the middle. */
     qry_plan_make(from, to, ROLLUP_RES_MINUTE, ROLLUP_RES_HOUR, &p);
-    ck_assert_int_eq(p.seg[QRY_ARM_DAY].hi - p.seg[QRY_ARM_DAY].lo, 0);
+    ck_assert_int_eq(p.seg[QRY_ARM_DAY_A].hi - p.seg[QRY_ARM_DAY_A].lo, 0);
     ck_assert_int_eq(p.seg[QRY_ARM_HOUR_A].lo, T0 + 11 * HOUR_MS);
     ck_assert_int_eq(p.seg[QRY_ARM_HOUR_A].hi, T0 + 2 * DAY_MS + 5 * HOUR_MS);
     ck_assert_int_eq(p.seg[QRY_ARM_HOUR_B].hi - p.seg[QRY_ARM_HOUR_B].lo, 0);
@@ -185,10 +185,10 @@ START_TEST(test_plan_edges)
     ck_assert_int_eq(p.seg[QRY_ARM_LAG].hi - p.seg[QRY_ARM_LAG].lo, 0);
     /* Exactly whole days: day rows only, no raw edges. */
     qry_plan_make(T0, T0 + 3 * DAY_MS, ROLLUP_RES_MINUTE, ROLLUP_RES_DAY, &p);
-    ck_assert_int_eq(p.seg[QRY_ARM_DAY].lo, T0);
-    ck_assert_int_eq(p.seg[QRY_ARM_DAY].hi, T0 + 3 * DAY_MS);
+    ck_assert_int_eq(p.seg[QRY_ARM_DAY_A].lo, T0);
+    ck_assert_int_eq(p.seg[QRY_ARM_DAY_A].hi, T0 + 3 * DAY_MS);
     for (int i = 0; i < QRY_NARMS; i++)
-        if (i != QRY_ARM_DAY && i != QRY_ARM_LAG)
+        if (i != QRY_ARM_DAY_A && i != QRY_ARM_LAG)
             ck_assert_int_eq(p.seg[i].hi - p.seg[i].lo, 0);
     /* Exactly one hour with minute buckets: minutes. */
     qry_plan_make(T0 + HOUR_MS, T0 + 2 * HOUR_MS, ROLLUP_RES_MINUTE,
@@ -200,7 +200,7 @@ START_TEST(test_plan_edges)
     int64_t from = T0 + DAY_MS - 90 * MIN_MS - 5,
             to = T0 + DAY_MS + 61 * MIN_MS;
     qry_plan_make(from, to, ROLLUP_RES_MINUTE, ROLLUP_RES_DAY, &p);
-    ck_assert_int_eq(p.seg[QRY_ARM_DAY].hi - p.seg[QRY_ARM_DAY].lo, 0);
+    ck_assert_int_eq(p.seg[QRY_ARM_DAY_A].hi - p.seg[QRY_ARM_DAY_A].lo, 0);
     ck_assert_int_eq(p.seg[QRY_ARM_HOUR_A].lo, T0 + DAY_MS - HOUR_MS);
     ck_assert_int_eq(p.seg[QRY_ARM_HOUR_A].hi, T0 + DAY_MS + HOUR_MS);
     ck_assert_int_eq(p.seg[QRY_ARM_MIN_A].lo, T0 + DAY_MS - 90 * MIN_MS);
@@ -214,15 +214,15 @@ START_TEST(test_plan_random)
 {
     static const int64_t grains[] = {1, 1000, MIN_MS, HOUR_MS, DAY_MS};
     static const int res[] = {ROLLUP_RES_MINUTE, ROLLUP_RES_HOUR,
-                              ROLLUP_RES_DAY};
+                              ROLLUP_RES_DAY, ROLLUP_RES_WEEK};
     rng_state = 42;
     for (int i = 0; i < 20000; i++) {
         int64_t g1 = grains[rnd(5)], g2 = grains[rnd(5)];
         int64_t from = T0 + rnd(5 * DAY_MS) / g1 * g1;
         int64_t to = from + 1 + rnd(4 * DAY_MS);
         to = to / g2 * g2 > from ? to / g2 * g2 : to;
-        check_plan(from, to, res[rnd(3)]);
-        check_plan_min(from, to, ROLLUP_RES_HOUR, res[rnd(3)]);
+        check_plan(from, to, res[rnd(4)]);
+        check_plan_min(from, to, ROLLUP_RES_HOUR, res[rnd(4)]);
     }
 }
 END_TEST
@@ -233,7 +233,7 @@ START_TEST(test_cube_choice)
 {
     int nr, mr;
     ck_assert_int_eq(qry_cube(0, 0, 1, &nr, &mr), ROLLUP_MODEL);
-    ck_assert_int_eq(mr, ROLLUP_RES_DAY);
+    ck_assert_int_eq(mr, ROLLUP_RES_WEEK);
     ck_assert_int_eq(qry_cube(QRY_PROVIDER, 0, 1, &nr, &mr), ROLLUP_MODEL);
     ck_assert_int_eq(
         qry_cube(QRY_PROVIDER | QRY_MODEL | QRY_ISERR, 0, 1, &nr, &mr),
@@ -395,9 +395,11 @@ static const char *const users[] = {"ann", "bob", "cy", "dee", NULL};
 static const char *const sessions[] = {"s1", "s2", NULL, NULL};
 static const char *const etypes[] = {"rate_limit", "timeout", NULL};
 
-/* Span of the test data: from T0 - 2 h to T0 + 3 days + 2 h. */
+/* Span of the test data: from T0 - 2 h to T0 + 3 days + 2 h, or over
+ * several weeks when a test sets span_hi (week rows then serve). */
 #define SPAN_LO (T0 - 2 * HOUR_MS)
 #define SPAN_HI (T0 + 3 * DAY_MS + 2 * HOUR_MS)
+static int64_t span_hi = SPAN_HI;
 
 static sqlite3 *db;
 static struct col_store store;
@@ -438,7 +440,7 @@ static void insert_events(int n)
     for (int i = 0; i < n; i++) {
         char id[32];
         snprintf(id, sizeof(id), "e%d", i);
-        int64_t ts = SPAN_LO + rnd(SPAN_HI - SPAN_LO);
+        int64_t ts = SPAN_LO + rnd(span_hi - SPAN_LO);
         if (rnd(5) == 0) /* right on or next to a boundary */
             ts = ts - ts % (rnd(2) ? HOUR_MS : MIN_MS) - rnd(2);
         sqlite3_bind_int64(st, 1, 1 + rnd(4) / 3); /* workspaces 1 and 2 */
@@ -512,10 +514,10 @@ static void build_rollups(int64_t upto)
          "is_error, '', 0",
          " AND session IS NOT NULL"}};
     static const int res[] = {ROLLUP_RES_MINUTE, ROLLUP_RES_HOUR,
-                              ROLLUP_RES_DAY};
+                              ROLLUP_RES_DAY, ROLLUP_RES_WEEK};
     exec("BEGIN; DELETE FROM rollups");
     for (size_t c = 0; c < sizeof(cubes) / sizeof(cubes[0]); c++)
-        for (int r = 0; r < 3; r++) {
+        for (int r = 0; r < 4; r++) {
             if (cubes[c].cube == ROLLUP_SESSION && r != 1)
                 continue;
             char sql[2048];
@@ -735,8 +737,10 @@ static void random_spec(struct qry_spec *s)
     memset(s, 0, sizeof(*s));
     s->ws = 1 + rnd(2);
     int64_t g = grains[rnd(5)];
-    s->from_ms = (SPAN_LO - HOUR_MS + rnd(SPAN_HI - SPAN_LO)) / g * g;
+    s->from_ms = (SPAN_LO - HOUR_MS + rnd(span_hi - SPAN_LO)) / g * g;
     s->to_ms = s->from_ms + 1 + rnd(rnd(2) ? 3 * DAY_MS : 3 * HOUR_MS);
+    if (span_hi != SPAN_HI && rnd(2)) /* weeks: from the start, long */
+        s->to_ms = s->from_ms + 1 + rnd(span_hi - SPAN_LO);
     g = grains[rnd(5)];
     if (s->to_ms / g * g > s->from_ms)
         s->to_ms = s->to_ms / g * g;
@@ -755,10 +759,14 @@ static void random_spec(struct qry_spec *s)
         s->f.user = users[rnd(4)];
     if (!s->errors_only && rnd(6) == 0)
         s->f.session = sessions[rnd(2)];
-    /* Keep to a day of minute buckets: brute force keeps 4096 rows. */
+    /* Keep to a day of minute buckets and a few days of hour buckets:
+     * brute force keeps 4096 rows. */
     if (s->bucket_ms && s->bucket_ms < HOUR_MS &&
         s->to_ms - s->from_ms > DAY_MS / 2)
         s->bucket_ms = HOUR_MS;
+    if (s->bucket_ms && s->bucket_ms < DAY_MS &&
+        s->to_ms - s->from_ms > 4 * DAY_MS)
+        s->bucket_ms = rnd(2) ? DAY_MS : 0;
 }
 
 /* Check n random questions against brute force. */
@@ -781,6 +789,22 @@ START_TEST(test_engine_exact)
     check_random(c, 400);
     qry_cache_free(c);
     col_store_close(&store);
+}
+END_TEST
+
+/* Over several weeks, with week rows in the plans, the same holds. */
+START_TEST(test_engine_weeks)
+{
+    span_hi = T0 + 40 * DAY_MS;
+    db_setup("weeks", 6000, 5000);
+    struct qry_cache *c = qry_cache_new(db);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_gt(sqlite3_exec(db, "SELECT 1", NULL, NULL, NULL), -1);
+    rng_state = 79;
+    check_random(c, 300);
+    qry_cache_free(c);
+    col_store_close(&store);
+    span_hi = SPAN_HI;
 }
 END_TEST
 
@@ -972,6 +996,7 @@ static Suite *query_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_engine_exact);
     tcase_add_test(tc, test_engine_lag);
+    tcase_add_test(tc, test_engine_weeks);
     tcase_add_test(tc, test_engine_reads_rollups);
     tcase_add_test(tc, test_engine_indexed);
     suite_add_tcase(s, tc);
