@@ -90,6 +90,9 @@ struct col_aggr {
     int rescan; /* aggregates were dropped: re-read the events */
     int failed; /* the last flush failed: retry at the ROLLUP_FLUSH_MS pace */
     sqlite3_stmt *up_roll, *up_sess, *up_round, *set_rounds, *seq_put;
+    sqlite3_stmt *sess_get; /* a session's totals, for session_days */
+    sqlite3_stmt *day_put;  /* add to a session_days row */
+    sqlite3_stmt *day_gc;   /* drop a session_days row left with none */
 };
 
 /* ---- the tables ---- */
@@ -343,8 +346,8 @@ void col_aggr_free(struct col_aggr *g)
 {
     if (g == NULL)
         return;
-    sqlite3_stmt *all[] = {g->up_roll, g->up_sess, g->up_round, g->set_rounds,
-                           g->seq_put};
+    sqlite3_stmt *all[] = {g->up_roll, g->up_sess,  g->up_round, g->set_rounds,
+                           g->seq_put, g->sess_get, g->day_put,  g->day_gc};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
     free(g->fine.e);
@@ -535,7 +538,7 @@ static int aggr_prepare(struct col_aggr *g, sqlite3 *db)
 {
     if (g->up_roll != NULL)
         return SQLITE_OK;
-    static const char *const sql[5] = {
+    static const char *const sql[8] = {
         "INSERT INTO rollups VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
         "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, "
         "?24, ?25, ?26, ?27, ?28) "
@@ -588,10 +591,32 @@ static int aggr_prepare(struct col_aggr *g, sqlite3 *db)
         "r.round >= 0) WHERE ws = ?1 AND session = ?2",
 
         "INSERT OR REPLACE INTO meta VALUES('rollup_seq', ?)",
+
+        "SELECT started_ms, last_ms, calls, errors, input_tokens, "
+        "output_tokens, cache_read_tokens, cache_write_tokens, "
+        "reasoning_tokens, cost_nusd, rounds, lat_n, lat_sum FROM sessions "
+        "WHERE ws = ?1 AND session = ?2",
+
+        "INSERT INTO session_days VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+        "?10, ?11, ?12, ?13, ?14, ?15, ?16) "
+        "ON CONFLICT(ws, day_ms) DO UPDATE SET "
+        "sessions = sessions + ?3, calls = calls + ?4, errors = errors + ?5, "
+        "input_tokens = input_tokens + ?6, "
+        "output_tokens = output_tokens + ?7, "
+        "cache_read_tokens = cache_read_tokens + ?8, "
+        "cache_write_tokens = cache_write_tokens + ?9, "
+        "reasoning_tokens = reasoning_tokens + ?10, "
+        "cost_nusd = cost_nusd + ?11, rounds = rounds + ?12, "
+        "lat_n = lat_n + ?13, lat_sum = lat_sum + ?14, "
+        "err_sessions = err_sessions + ?15, dur_ms = dur_ms + ?16",
+
+        "DELETE FROM session_days WHERE ws = ?1 AND day_ms = ?2 AND "
+        "sessions = 0",
     };
-    sqlite3_stmt **st[5] = {&g->up_roll, &g->up_sess, &g->up_round,
-                            &g->set_rounds, &g->seq_put};
-    for (int i = 0; i < 5; i++) {
+    sqlite3_stmt **st[8] = {&g->up_roll,    &g->up_sess, &g->up_round,
+                            &g->set_rounds, &g->seq_put, &g->sess_get,
+                            &g->day_put,    &g->day_gc};
+    for (int i = 0; i < 8; i++) {
         int rc = sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                     st[i], NULL);
         if (rc != SQLITE_OK) {
@@ -657,8 +682,70 @@ static int aggr_put_rollup(struct col_aggr *g, const struct aggr_ent *e)
     return aggr_step(st);
 }
 
+/* A session's row as session_days sums it: present, the start day, and
+ * the measures in the order of session_days from `sessions` on. */
+struct aggr_sday {
+    int present;
+    int64_t day_ms;
+    int64_t v[14]; /* sessions, calls, errors, tokens, cost, rounds, lat_n,
+                    * (lat_sum apart), err_sessions, dur_ms */
+    double lat_sum;
+};
+
+/* Read the stored row of session e into d (absent: d->present = 0). */
+static int aggr_sday_read(struct col_aggr *g, const struct aggr_ent *e,
+                          struct aggr_sday *d)
+{
+    sqlite3_stmt *st = g->sess_get;
+    memset(d, 0, sizeof(*d));
+    sqlite3_bind_int64(st, 1, e->ws);
+    sqlite3_bind_text(st, 2, e->s[AS_SESSION], -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int64_t started = sqlite3_column_int64(st, 0);
+        int64_t last = sqlite3_column_int64(st, 1);
+        d->present = 1;
+        d->day_ms = started - started % ((int64_t)ROLLUP_RES_DAY * 1000);
+        d->v[0] = 1;
+        /* calls .. rounds, lat_n: columns 2..11 */
+        for (int i = 0; i < 10; i++)
+            d->v[1 + i] = sqlite3_column_int64(st, 2 + i);
+        d->lat_sum = sqlite3_column_double(st, 12);
+        d->v[11] = d->v[2] > 0;
+        d->v[12] = last - started;
+        rc = SQLITE_DONE;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Add sign times d's row to its session_days row (sign -1 takes it out,
+ * and drops the day's row once it holds no session). */
+static int aggr_sday_put(struct col_aggr *g, int64_t ws,
+                         const struct aggr_sday *d, int sign)
+{
+    sqlite3_stmt *st = g->day_put;
+    sqlite3_bind_int64(st, 1, ws);
+    sqlite3_bind_int64(st, 2, d->day_ms);
+    for (int i = 0; i < 11; i++)
+        sqlite3_bind_int64(st, 3 + i, sign * d->v[i]);
+    sqlite3_bind_double(st, 14, sign * d->lat_sum);
+    sqlite3_bind_int64(st, 15, sign * d->v[11]);
+    sqlite3_bind_int64(st, 16, sign * d->v[12]);
+    int rc = aggr_step(st);
+    if (rc != SQLITE_OK || sign > 0)
+        return rc;
+    sqlite3_bind_int64(g->day_gc, 1, ws);
+    sqlite3_bind_int64(g->day_gc, 2, d->day_ms);
+    return aggr_step(g->day_gc);
+}
+
 static int aggr_put_session(struct col_aggr *g, const struct aggr_ent *e)
 {
+    struct aggr_sday before, after;
+    int rc = aggr_sday_read(g, e, &before);
+    if (rc != SQLITE_OK)
+        return rc;
     sqlite3_stmt *st = g->up_sess;
     sqlite3_bind_int64(st, 1, e->ws);
     sqlite3_bind_text(st, 2, e->s[AS_SESSION], -1, SQLITE_STATIC);
@@ -667,12 +754,21 @@ static int aggr_put_session(struct col_aggr *g, const struct aggr_ent *e)
     sqlite3_bind_int64(st, 5, e->first_ms);
     sqlite3_bind_int64(st, 6, e->last_ms);
     aggr_bind_measures(st, 7, e);
-    int rc = aggr_step(st);
+    rc = aggr_step(st);
     if (rc != SQLITE_OK)
         return rc;
     sqlite3_bind_int64(g->set_rounds, 1, e->ws);
     sqlite3_bind_text(g->set_rounds, 2, e->s[AS_SESSION], -1, SQLITE_STATIC);
-    return aggr_step(g->set_rounds);
+    rc = aggr_step(g->set_rounds);
+    /* The session leaves the day it started in and joins the day it starts
+     * in now, which a late event may have moved earlier. */
+    if (rc == SQLITE_OK)
+        rc = aggr_sday_read(g, e, &after);
+    if (rc == SQLITE_OK && before.present)
+        rc = aggr_sday_put(g, e->ws, &before, -1);
+    if (rc == SQLITE_OK && after.present)
+        rc = aggr_sday_put(g, e->ws, &after, 1);
+    return rc;
 }
 
 static int aggr_put_round(struct col_aggr *g, const struct aggr_ent *e)
@@ -821,14 +917,47 @@ static int aggr_prune_ws(struct col *c, int64_t ws, int64_t now_ms)
         "AND cube = 0 AND res = 604800) AND ts + 604800000 <= ?2 AND ?3 > 0",
         "DELETE FROM session_rounds WHERE ws = ?1 AND session IN (SELECT "
         "session FROM sessions WHERE ws = ?1 AND last_ms < ?2 LIMIT ?3)",
+        /* session_days first takes out exactly the sessions the next
+         * statement deletes (the same rows: same condition, same state),
+         * so that it keeps equal to its GROUP BY over sessions. */
+        "INSERT INTO session_days SELECT ws, started_ms - started_ms % "
+        "86400000 AS d, -count(*), -sum(calls), -sum(errors), "
+        "-sum(input_tokens), -sum(output_tokens), -sum(cache_read_tokens), "
+        "-sum(cache_write_tokens), -sum(reasoning_tokens), -sum(cost_nusd), "
+        "-sum(rounds), -sum(lat_n), -total(lat_sum), -sum(errors > 0), "
+        "-sum(last_ms - started_ms) FROM sessions WHERE ws = ?1 AND session "
+        "IN (SELECT session FROM sessions WHERE ws = ?1 AND last_ms < ?2 "
+        "LIMIT ?3) AND NOT EXISTS (SELECT 1 FROM session_rounds r WHERE "
+        "r.ws = ?1 AND r.session = sessions.session) GROUP BY ws, d "
+        "ON CONFLICT(ws, day_ms) DO UPDATE SET "
+        "sessions = sessions + excluded.sessions, "
+        "calls = calls + excluded.calls, errors = errors + excluded.errors, "
+        "input_tokens = input_tokens + excluded.input_tokens, "
+        "output_tokens = output_tokens + excluded.output_tokens, "
+        "cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens, "
+        "cache_write_tokens = cache_write_tokens + "
+        "excluded.cache_write_tokens, "
+        "reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, "
+        "cost_nusd = cost_nusd + excluded.cost_nusd, "
+        "rounds = rounds + excluded.rounds, lat_n = lat_n + excluded.lat_n, "
+        "lat_sum = lat_sum + excluded.lat_sum, "
+        "err_sessions = err_sessions + excluded.err_sessions, "
+        "dur_ms = dur_ms + excluded.dur_ms",
         "DELETE FROM sessions WHERE ws = ?1 AND session IN (SELECT "
         "session FROM sessions WHERE ws = ?1 AND last_ms < ?2 LIMIT ?3) "
         "AND NOT EXISTS (SELECT 1 FROM session_rounds r WHERE r.ws = ?1 AND "
         "r.session = sessions.session)",
+        /* Days left without a session; only those before the cutoff can
+         * be (a later day's sessions are all kept). */
+        "DELETE FROM session_days WHERE ws = ?1 AND day_ms < ?2 AND "
+        "sessions = 0 AND ?3 > 0",
     };
     int64_t raw = now_ms - (int64_t)c->conf.retention_days * 86400000LL;
     int64_t kept = now_ms - (int64_t)c->conf.rollup_retention_days * 86400000LL;
-    int64_t cut[] = {raw, raw, kept, kept, kept, kept, kept};
+    int64_t cut[] = {raw, raw, kept, kept, kept, kept, kept, kept, kept};
+    /* session_days only follows the sessions: its rows are not counted
+     * as retention's (they change only when sessions are deleted). */
+    static const int counted[] = {1, 1, 1, 1, 1, 1, 0, 1, 0};
     int total = 0;
     if (col_store_begin(&c->store) != SQLITE_OK)
         return -1;
@@ -838,7 +967,7 @@ static int aggr_prune_ws(struct col *c, int64_t ws, int64_t now_ms)
             col_store_rollback(&c->store);
             return -1;
         }
-        total += n;
+        total += counted[i] ? n : 0;
     }
     if (total == 0) {
         col_store_rollback(&c->store);

@@ -216,6 +216,37 @@ static const char *const col_migrations[] = {
     "DELETE FROM sessions;"
     "DELETE FROM session_rounds;"
     "DELETE FROM meta WHERE key = 'rollup_seq';",
+
+    /* 5: session_days, the sessions summed by the UTC day they started
+     * (rollup.h), so that session statistics over a range read a row per
+     * day instead of every session; filled here from the sessions already
+     * stored, then kept by every flush.  sessions_started serves the
+     * partial days at the ends of a range and the filtered statistics. */
+    "CREATE TABLE session_days("
+    "  ws INTEGER NOT NULL,"
+    "  day_ms INTEGER NOT NULL,"
+    "  sessions INTEGER NOT NULL,"
+    "  calls INTEGER NOT NULL,"
+    "  errors INTEGER NOT NULL,"
+    "  input_tokens INTEGER NOT NULL,"
+    "  output_tokens INTEGER NOT NULL,"
+    "  cache_read_tokens INTEGER NOT NULL,"
+    "  cache_write_tokens INTEGER NOT NULL,"
+    "  reasoning_tokens INTEGER NOT NULL,"
+    "  cost_nusd INTEGER NOT NULL,"
+    "  rounds INTEGER NOT NULL,"
+    "  lat_n INTEGER NOT NULL,"
+    "  lat_sum REAL NOT NULL,"
+    "  err_sessions INTEGER NOT NULL,"
+    "  dur_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(ws, day_ms)) WITHOUT ROWID;"
+    "CREATE INDEX sessions_started ON sessions(ws, started_ms);"
+    "INSERT INTO session_days SELECT ws, started_ms - started_ms % 86400000, "
+    "count(*), sum(calls), sum(errors), sum(input_tokens), "
+    "sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), "
+    "sum(reasoning_tokens), sum(cost_nusd), sum(rounds), sum(lat_n), "
+    "total(lat_sum), sum(errors > 0), sum(last_ms - started_ms) "
+    "FROM sessions GROUP BY 1, 2;",
 };
 
 #define COL_NMIGRATIONS                                                        \

@@ -54,6 +54,16 @@
  * model: totals, latency sum and histogram).  An event without a round
  * counts under round -1.
  *
+ * `session_days` sums the sessions by the UTC day of their started_ms
+ * (day_ms): per (ws, day_ms) the number of sessions, their totals to date
+ * (calls, errors, tokens, cost_nusd, rounds, lat_n, lat_sum), the sessions
+ * with an error (err_sessions) and the sum of last_ms - started_ms
+ * (dur_ms).  It always equals that GROUP BY over `sessions`: a flush takes
+ * each touched session's row out of the day it started before the flush
+ * and adds it back under the day it starts after (a late event can move
+ * a start to an earlier day), and retention takes out the sessions it
+ * deletes.
+ *
  * Consistency: the collector flushes its in-memory aggregates in a
  * transaction of their own after group commits, at most ROLLUP_FLUSH_MS
  * apart and once ingest pauses for ROLLUP_IDLE_MS, together with

@@ -4,7 +4,8 @@
  *   GET /api/v1/sessions          sessions active in the range, newest
  *                                 activity first, cursor pagination
  *   GET /api/v1/sessions/{id}     one session, per round and per model
- *   GET /api/v1/sessions/stats    counts and averages over the range
+ *   GET /api/v1/sessions/stats    counts and averages over the sessions
+ *                                 started in the range
  *
  * The collector keeps the tables sessions and session_rounds (rollup.h)
  * up to meta.rollup_seq; each answer adds the raw events after it, in one
@@ -56,16 +57,25 @@
     "WHERE r.ws = ?1 AND r.session = " x " AND (?5 IS NULL OR r.provider = "   \
     "?5) AND (?6 IS NULL OR r.model = ?6)))"
 
-/* The filters and the cursor, on either kind's columns. */
-#define API_SESS_F(last, started, agent, user, errors, id, used)               \
-    " " last " >= ?3 AND " started " < ?4 AND " used                           \
-    " AND (?7 IS NULL OR " agent " = ?7) AND (?8 IS NULL OR " user             \
-    " = ?8) AND (?9 < 0 OR (" errors " > 0) = ?9) AND " last                   \
-    " <= ?10 AND (" last " < ?10 OR " id " < ?11) "
+/* The range (and cursor) condition cond, then the filters, on either
+ * kind's columns. */
+#define API_SESS_F(cond, agent, user, errors, used)                            \
+    " " cond " AND " used " AND (?7 IS NULL OR " agent                         \
+    " = ?7) AND (?8 IS NULL OR " user " = ?8) AND (?9 < 0 OR (" errors         \
+    " > 0) = ?9) "
+
+/* The list's range: sessions active in it, and its cursor. */
+#define API_SESS_ACTIVE(last, started, id)                                     \
+    last " >= ?3 AND " started " < ?4 AND " last " <= ?10 AND (" last          \
+         " < ?10 OR " id " < ?11)"
+
+/* The stats' range: sessions started in it. */
+#define API_SESS_STARTED(started) started " >= ?3 AND " started " < ?4"
 
 /* Sessions the tail did not touch, as stored: a plain select on sessions,
- * so that newest-first pages walk the (ws, last_ms) index. */
-#define API_SESS_STORED                                                        \
+ * so that newest-first pages walk the (ws, last_ms) index (and the stats
+ * the (ws, started_ms) one).  cond(last, started, id) is the range. */
+#define API_SESS_STORED(cond)                                                  \
     "SELECT s.session AS id, s.user AS user, s.agent AS agent, s.started_ms "  \
     "AS started, s.last_ms AS last, s.calls AS calls, s.errors AS errors, "    \
     "s.input_tokens AS tin, s.output_tokens AS tout, s.cache_read_tokens AS "  \
@@ -73,11 +83,11 @@
     "s.cost_nusd AS cost, s.lat_n AS lat_n, s.lat_sum AS lat_sum, s.rounds "   \
     "AS rounds, 0 AS in_tail FROM sessions s WHERE s.ws = ?1 AND s.session "   \
     "NOT IN (SELECT session FROM tail) AND" API_SESS_F(                        \
-        "s.last_ms", "s.started_ms", "s.agent", "s.user", "s.errors",          \
-        "s.session", API_SESS_USED("s.session"))
+        cond("s.last_ms", "s.started_ms", "s.session"), "s.agent", "s.user",   \
+        "s.errors", API_SESS_USED("s.session"))
 
 /* Sessions the tail touched: their row (if any) plus their tail. */
-#define API_SESS_MERGED                                                        \
+#define API_SESS_MERGED(cond)                                                  \
     "SELECT * FROM (SELECT t.session AS id, coalesce(nullif(s.user, ''), "     \
     "tu.user, '') AS user, coalesce(nullif(s.agent, ''), ta.agent, '') AS "    \
     "agent, min(coalesce(s.started_ms, t.t0), t.t0) AS started, "              \
@@ -98,29 +108,84 @@
                      "tail_user tu ON "                                        \
                      "tu.session = t.session LEFT JOIN tail_agent ta ON "      \
                      "ta.session = "                                           \
-                     "t.session) WHERE" API_SESS_F("last", "started", "agent", \
-                                                   "user", "errors", "id",     \
-                                                   "used")
+                     "t.session) WHERE" API_SESS_F(                            \
+                         cond("last", "started", "id"), "agent", "user",       \
+                         "errors", "used")
 
 /* The columns of both kinds, in the order of SC_*. */
 #define API_SESS_COLS                                                          \
     "id, user, agent, started, last, calls, errors, tin, tout, tcr, tcw, "     \
     "trs, cost, lat_n, lat_sum, rounds, in_tail"
 
-static const char api_sess_list_sql[] =
-    API_SESS_TAIL "SELECT * FROM (" API_SESS_STORED
-                  " ORDER BY s.last_ms DESC, s.session DESC LIMIT ?12) UNION "
-                  "ALL SELECT " API_SESS_COLS " FROM (" API_SESS_MERGED
-                  ") ORDER BY last DESC, id DESC LIMIT ?12";
+/* The started condition in the shape of API_SESS_ACTIVE. */
+#define API_SESS_STARTED3(last, started, id) API_SESS_STARTED(started)
 
-static const char api_sess_stats_sql[] = API_SESS_TAIL
-    ", m AS (" API_SESS_STORED " UNION ALL SELECT " API_SESS_COLS
-    " FROM (" API_SESS_MERGED ")"
-    ") SELECT count(*), coalesce(sum(rounds), 0), coalesce(sum(calls), 0), "
-    "coalesce(sum(errors), 0), coalesce(sum(errors > 0), 0), "
-    "coalesce(sum(tin), 0), coalesce(sum(tout), 0), coalesce(sum(tcr), 0), "
-    "coalesce(sum(tcw), 0), coalesce(sum(trs), 0), coalesce(sum(cost), 0), "
-    "coalesce(sum(last - started), 0) FROM m";
+static const char api_sess_list_sql[] =
+    API_SESS_TAIL "SELECT * FROM (" API_SESS_STORED(
+        API_SESS_ACTIVE) " ORDER BY s.last_ms DESC, s.session DESC LIMIT ?12) "
+                         "UNION ALL SELECT " API_SESS_COLS
+                         " FROM (" API_SESS_MERGED(
+                             API_SESS_ACTIVE) ") ORDER BY last DESC, id DESC "
+                                              "LIMIT ?12";
+
+/* The stats as sums in the order of v in api_sessions_stats: sessions,
+ * rounds, calls, errors, sessions with errors, five token counts, cost,
+ * total duration. */
+#define API_SESS_SUMS                                                          \
+    "count(*), sum(rounds), sum(calls), sum(errors), sum(errors > 0), "        \
+    "sum(tin), sum(tout), sum(tcr), sum(tcw), sum(trs), sum(cost), "           \
+    "sum(last - started)"
+
+/* With filters: every session started in the range, as stored or merged
+ * with the tail. */
+static const char api_sess_stats_sql[] =
+    API_SESS_TAIL ", m AS (" API_SESS_STORED(
+        API_SESS_STARTED3) " UNION ALL SELECT " API_SESS_COLS
+                           " FROM (" API_SESS_MERGED(
+                               API_SESS_STARTED3) ")) SELECT " API_SESS_SUMS
+                                                  " FROM m";
+
+/* Without filters, the whole days of the range (?1 ws, ?2 and ?3 the
+ * days). */
+static const char api_sess_days_sql[] =
+    "SELECT sum(sessions), sum(rounds), sum(calls), sum(errors), "
+    "sum(err_sessions), sum(input_tokens), sum(output_tokens), "
+    "sum(cache_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens), "
+    "sum(cost_nusd), sum(dur_ms) FROM session_days WHERE ws = ?1 AND "
+    "day_ms >= ?2 AND day_ms < ?3";
+
+/* ... and its partial days, from the stored sessions started in [?2, ?3). */
+static const char api_sess_part_sql[] =
+    "SELECT " API_SESS_SUMS " FROM (SELECT rounds, calls, errors, "
+    "input_tokens AS tin, output_tokens AS tout, cache_read_tokens AS tcr, "
+    "cache_write_tokens AS tcw, reasoning_tokens AS trs, cost_nusd AS cost, "
+    "last_ms AS last, started_ms AS started FROM sessions WHERE ws = ?1 AND "
+    "started_ms >= ?2 AND started_ms < ?3)";
+
+/* ... and the lag: the sessions the tail touched counted as merged (sign
+ * 1, by their merged start) instead of as stored (sign -1, by their stored
+ * start, as the days and partial days counted them). */
+static const char api_sess_lag_sql[] = API_SESS_TAIL
+    ", mg AS (SELECT min(coalesce(s.started_ms, t.t0), t.t0) AS started, "
+    "max(coalesce(s.last_ms, t.t1), t.t1) AS last, coalesce(s.calls, 0) + "
+    "t.calls AS calls, coalesce(s.errors, 0) + t.errors AS errors, "
+    "coalesce(s.input_tokens, 0) + t.tin AS tin, coalesce(s.output_tokens, "
+    "0) + t.tout AS tout, coalesce(s.cache_read_tokens, 0) + t.tcr AS tcr, "
+    "coalesce(s.cache_write_tokens, 0) + t.tcw AS tcw, "
+    "coalesce(s.reasoning_tokens, 0) + t.trs AS trs, coalesce(s.cost_nusd, "
+    "0) + t.cost AS cost, (SELECT count(*) FROM (SELECT round FROM "
+    "session_rounds r WHERE r.ws = ?1 AND r.session = t.session AND r.round "
+    ">= 0 UNION SELECT round FROM tail_rounds x WHERE x.session = "
+    "t.session)) AS rounds FROM tail t LEFT JOIN sessions s ON s.ws = ?1 AND "
+    "s.session = t.session), "
+    "st AS (SELECT s.started_ms AS started, s.last_ms AS last, s.calls AS "
+    "calls, s.errors AS errors, s.input_tokens AS tin, s.output_tokens AS "
+    "tout, s.cache_read_tokens AS tcr, s.cache_write_tokens AS tcw, "
+    "s.reasoning_tokens AS trs, s.cost_nusd AS cost, s.rounds AS rounds FROM "
+    "tail t JOIN sessions s ON s.ws = ?1 AND s.session = t.session) "
+    "SELECT 1, " API_SESS_SUMS " FROM mg WHERE started >= ?3 AND started < ?4 "
+    "UNION ALL SELECT -1, " API_SESS_SUMS " FROM st WHERE started >= ?3 AND "
+    "started < ?4";
 
 /* Columns of a list row. */
 enum {
@@ -524,6 +589,69 @@ static const char *const api_stats_cols[] = {"sessions",
 #define API_STATS_NCOLS                                                        \
     (int)(sizeof(api_stats_cols) / sizeof(api_stats_cols[0]))
 
+/* Add sign times the sums of one statement on (?1 ws, ?2 a, ?3 b) to v;
+ * returns a SQLite code. */
+static int api_stats_add(struct api_req *r, const char *sql, int64_t ws,
+                         int64_t a, int64_t b, int64_t *v)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->t->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return SQLITE_ERROR;
+    sqlite3_bind_int64(st, 1, ws);
+    sqlite3_bind_int64(st, 2, a);
+    sqlite3_bind_int64(st, 3, b);
+    int rc = sqlite3_step(st);
+    for (int i = 0; rc == SQLITE_ROW && i < 12; i++)
+        v[i] += sqlite3_column_int64(st, i);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? SQLITE_OK : SQLITE_ERROR;
+}
+
+/*
+ * The stats without filters, into v: the whole UTC days of the range from
+ * session_days, the partial days at its ends from the sessions started in
+ * them, then the lag (see api_sess_lag_sql).  Every read is in the
+ * caller's read transaction, so session_days, sessions and the tail are
+ * one state of the database and each session counts once.  Returns a
+ * SQLite code.
+ */
+static int api_stats_fast(struct api_req *r, int64_t ws, int64_t seq,
+                          const struct api_sess_q *q, int64_t *v)
+{
+    const int64_t day = (int64_t)ROLLUP_RES_DAY * 1000;
+    int64_t from = q->rg.from_ms, to = q->rg.to_ms;
+    /* The whole days [d0, d1); floor division, for ranges before 1970. */
+    int64_t d0 = from / day * day, d1 = to / day * day;
+    if (d0 > from)
+        d0 -= day;
+    if (d1 > to)
+        d1 -= day;
+    if (d0 < from)
+        d0 += day;
+    int rc;
+    if (d0 < d1) {
+        rc = api_stats_add(r, api_sess_days_sql, ws, d0, d1, v);
+        if (rc == SQLITE_OK && from < d0)
+            rc = api_stats_add(r, api_sess_part_sql, ws, from, d0, v);
+        if (rc == SQLITE_OK && d1 < to)
+            rc = api_stats_add(r, api_sess_part_sql, ws, d1, to, v);
+    } else
+        rc = from < to ? api_stats_add(r, api_sess_part_sql, ws, from, to, v)
+                       : SQLITE_OK;
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_stmt *st = api_sess_prepare(r, api_sess_lag_sql, ws, seq, q);
+    if (st == NULL)
+        return SQLITE_ERROR;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t sign = sqlite3_column_int64(st, 0);
+        for (int i = 0; i < 12; i++)
+            v[i] += sign * sqlite3_column_int64(st, 1 + i);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 int api_sessions_stats(struct api_req *r)
 {
     struct api_sess_q q;
@@ -534,11 +662,18 @@ int api_sessions_stats(struct api_req *r)
         return api_db_unavailable(r);
     if ((seq = api_read_begin(r)) < 0)
         return -1;
-    sqlite3_stmt *st = api_sess_prepare(r, api_sess_stats_sql, ws, seq, &q);
-    int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
-    for (int i = 0; rc == SQLITE_ROW && i < 12; i++)
-        v[i] = sqlite3_column_int64(st, i);
-    sqlite3_finalize(st);
+    int rc;
+    if (q.f.provider == NULL && q.f.model == NULL && q.f.agent == NULL &&
+        q.f.user == NULL && q.f.status == API_STATUS_ANY)
+        rc = api_stats_fast(r, ws, seq, &q, v) == SQLITE_OK ? SQLITE_ROW
+                                                            : SQLITE_ERROR;
+    else {
+        sqlite3_stmt *st = api_sess_prepare(r, api_sess_stats_sql, ws, seq, &q);
+        rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+        for (int i = 0; rc == SQLITE_ROW && i < 12; i++)
+            v[i] = sqlite3_column_int64(st, i);
+        sqlite3_finalize(st);
+    }
     api_read_end(r);
     if (rc != SQLITE_ROW)
         return api_db_unavailable(r);

@@ -157,9 +157,13 @@ FILTERS = [
 ]
 
 
-def expected(spred, epred, lo, hi):
+def started_in(s, lo, hi):
+    return lo <= s["started"] < hi
+
+
+def expected(spred, epred, lo, hi, window=in_window):
     all_s = sessions(epred or (lambda e: True))
-    rows = [s for s in all_s.values() if in_window(s, lo, hi) and
+    rows = [s for s in all_s.values() if window(s, lo, hi) and
             (spred is None or spred(s)) and (epred is None or s["match"])]
     rows.sort(key=lambda s: (s["last"], s["id"]), reverse=True)
     return rows
@@ -235,36 +239,74 @@ def test_detail_matches_brute_force():
             assert iso_ms(got["started"]) == min(e["ts"] for e in evs)
 
 
+DAY_MS = 86400000
+TODAY_MS = NOW_MS - NOW_MS % DAY_MS
+
+# Ranges for the stats: unaligned ends around whole days, whole days only,
+# inside one day, and empty.
+STATS_WINDOWS = [
+    (NOW_MS - 40 * 3600000, NOW_MS + 60000),
+    (TODAY_MS - 2 * DAY_MS, TODAY_MS + DAY_MS),
+    (TODAY_MS - 2 * DAY_MS + 12345, TODAY_MS - 1),
+    (NOW_MS - 71 * 3600000 + 777, NOW_MS - 5 * 3600000 - 333),
+    (TODAY_MS - DAY_MS + 3600000 + 1, TODAY_MS - 3600000),
+    (TODAY_MS - 3 * DAY_MS, TODAY_MS - DAY_MS),
+    (NOW_MS - 3 * DAY_MS - 1, NOW_MS - 3 * DAY_MS),
+]
+
+
+def check_stats(b, want, what):
+    """Compare a stats answer with the brute-force sessions want."""
+    n = len(want)
+    rounds = sum(len(w["rounds"]) for w in want)
+    cost = sum(w["cost"] for w in want)
+    assert b["sessions"] == n and b["rounds"] == rounds, (what, b, n)
+    assert b["calls"] == sum(w["calls"] for w in want), (what, b)
+    assert b["errors"] == sum(w["errors"] for w in want), (what, b)
+    assert b["sessions_with_errors"] == sum(w["errors"] > 0
+                                            for w in want), (what, b)
+    assert nusd(b["cost_usd"]) == cost, (what, b)
+    for k in ("input", "output", "cache_read", "cache_write", "reasoning"):
+        assert b["tokens"][k] == sum(w["tokens"][k] for w in want), (what, b)
+    if n == 0:
+        assert b["avg_rounds_per_session"] is None, (what, b)
+        assert b["avg_duration_ms"] is None, (what, b)
+        return
+    assert abs(b["avg_rounds_per_session"] - rounds / n) < 1e-9, (what, b)
+    assert abs(b["avg_calls_per_session"] -
+               sum(w["calls"] for w in want) / n) < 1e-9, (what, b)
+    assert abs(b["avg_cost_per_session_usd"] - cost / 1e9 / n) < 1e-9
+    if rounds:
+        assert abs(b["avg_cost_per_round_usd"] -
+                   cost / 1e9 / rounds) < 1e-9, (what, b)
+    assert abs(b["avg_duration_ms"] - sum(
+        w["last"] - w["started"] for w in want) / n) < 1e-6, (what, b)
+
+
 def test_stats_match_brute_force():
-    """Counts and averages over the range and the filters."""
-    lo, hi = NOW_MS - 40 * 3600000, NOW_MS + 60000
-    for params, spred, epred in FILTERS:
-        want = expected(spred, epred, lo, hi)
-        r = S.get("/api/v1/sessions/stats?" + urlencode(
-            dict(params, **{"from": ms_iso(lo), "to": ms_iso(hi)})))
-        assert r.status == 200, r
-        b = r.json()
-        n = len(want)
-        rounds = sum(len(w["rounds"]) for w in want)
-        cost = sum(w["cost"] for w in want)
-        assert b["sessions"] == n and b["rounds"] == rounds, (params, b)
-        assert b["calls"] == sum(w["calls"] for w in want), b
-        assert b["errors"] == sum(w["errors"] for w in want), b
-        assert b["sessions_with_errors"] == sum(w["errors"] > 0
-                                                for w in want), b
-        assert nusd(b["cost_usd"]) == cost, b
-        assert b["tokens"]["output"] == sum(w["tokens"]["output"]
-                                            for w in want)
-        if n == 0:
-            assert b["avg_rounds_per_session"] is None, b
-            continue
-        assert abs(b["avg_rounds_per_session"] - rounds / n) < 1e-9, b
-        assert abs(b["avg_cost_per_session_usd"] - cost / 1e9 / n) < 1e-9
-        if rounds:
-            assert abs(b["avg_cost_per_round_usd"] -
-                       cost / 1e9 / rounds) < 1e-9, b
-        assert abs(b["avg_duration_ms"] - sum(
-            w["last"] - w["started"] for w in want) / n) < 1e-6, b
+    """The sessions started in [from, to) with their totals to date, for
+    every filter (the exact path) and without (the day table, the partial
+    days at the ends and the lag), over ranges cut anywhere in a day."""
+    seen = 0
+    for lo, hi in STATS_WINDOWS:
+        for params, spred, epred in FILTERS:
+            want = expected(spred, epred, lo, hi, started_in)
+            seen += len(want)
+            r = S.get("/api/v1/sessions/stats?" + urlencode(
+                dict(params, **{"from": ms_iso(lo), "to": ms_iso(hi)})))
+            assert r.status == 200, r
+            check_stats(r.json(), want, (lo, hi, params))
+    assert seen > 100, seen
+    # A range that begins a millisecond after a session started, while it
+    # is still active: it is not counted.
+    s = max((s for s in sessions().values() if s["last"] > s["started"]),
+            key=lambda s: s["started"])
+    lo, hi = s["started"] + 1, NOW_MS + 60000
+    want = expected(None, None, lo, hi, started_in)
+    assert s not in want
+    b = S.get("/api/v1/sessions/stats?" + urlencode(
+        {"from": ms_iso(lo), "to": ms_iso(hi)})).json()
+    check_stats(b, want, (lo, hi))
 
 
 def test_csv():
@@ -370,6 +412,11 @@ def test_exact_while_ingesting():
     counts each committed event once: at least what was acknowledged
     before the request, at most what was sent before the answer."""
     lag_seen = 0
+    lo, hi = NOW_MS - 30 * 3600000 + 4321, NOW_MS + DAY_MS + 99
+    want = expected(None, None, lo, hi, started_in)
+    static = {"calls": sum(w["calls"] for w in want),
+              "cost": sum(w["cost"] for w in want), "sessions": len(want),
+              "rounds": sum(len(w["rounds"]) for w in want)}
     loaders = [HotLoader() for _ in range(1)]
     hot = loaders[0]
     hot.start()
@@ -383,6 +430,10 @@ def test_exact_while_ingesting():
             d = S.get("/api/v1/sessions/" + sid)
             lst = S.get("/api/v1/sessions?range=1h&user=hot").json()
             st = S.get("/api/v1/sessions/stats?range=1h&user=hot").json()
+            # Unfiltered (the day table plus the lag): the sessions of
+            # SENT started in the range, plus the hot ones.
+            al = S.get("/api/v1/sessions/stats?" + urlencode(
+                {"from": ms_iso(lo), "to": ms_iso(hi)})).json()
             with hot.lock:
                 after = dict(hot.sent)
             seq = S.query("SELECT (SELECT max(seq) FROM events), (SELECT "
@@ -401,6 +452,14 @@ def test_exact_while_ingesting():
                 assert nusd(v["cost_usd"]) == v["calls"] * 10000000, v
             total_b, total_a = sum(before.values()), sum(after.values())
             assert total_b <= st["calls"] <= total_a, (st, before, after)
+            hot_calls = al["calls"] - static["calls"]
+            assert total_b <= hot_calls <= total_a, (al, static, before,
+                                                     after)
+            assert nusd(al["cost_usd"]) == \
+                static["cost"] + hot_calls * 10000000, al
+            assert static["sessions"] + sum(v > 0 for v in before.values()) \
+                <= al["sessions"] <= static["sessions"] + 3, al
+            assert al["rounds"] <= static["rounds"] + 12, al
             checks += 1
     finally:
         hot.stop = True
@@ -414,6 +473,20 @@ def test_exact_while_ingesting():
         b = S.get("/api/v1/sessions/" + sid).json()
         assert b["session"]["calls"] == stored == n, (sid, b, stored, n)
         assert b["session"]["rounds"] == 4, b["session"]
+    # Settled: the day table equals its brute force over the sessions.
+    al = S.get("/api/v1/sessions/stats?" + urlencode(
+        {"from": ms_iso(lo), "to": ms_iso(hi)})).json()
+    n = sum(hot.acked.values())
+    assert al["calls"] == static["calls"] + n, (al, static, n)
+    assert al["sessions"] == static["sessions"] + 3, al
+    assert al["rounds"] == static["rounds"] + 12, al
+    bad = S.query("SELECT count(*) FROM (SELECT ws, started_ms - started_ms "
+                  "% 86400000 AS d, count(*) AS n, sum(calls) AS c, "
+                  "sum(cost_nusd) AS k, sum(rounds) AS r FROM sessions GROUP "
+                  "BY 1, 2) b LEFT JOIN session_days s ON s.ws = b.ws AND "
+                  "s.day_ms = b.d WHERE s.sessions IS NOT b.n OR s.calls IS "
+                  "NOT b.c OR s.cost_nusd IS NOT b.k OR s.rounds IS NOT b.r")
+    assert bad[0][0] == 0, bad
 
 
 def main():

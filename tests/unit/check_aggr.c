@@ -785,6 +785,36 @@ static void check_view(sqlite3 *db, const struct raws *rs, int view, int res)
     free(it);
 }
 
+/* The GROUP BY over sessions that session_days must equal (rollup.h). */
+#define SDAYS_BRUTE                                                            \
+    "SELECT ws, started_ms - started_ms % 86400000 AS day_ms, count(*) AS n, " \
+    "sum(calls) AS c, sum(errors) AS e, sum(input_tokens) AS t1, "             \
+    "sum(output_tokens) AS t2, sum(cache_read_tokens) AS t3, "                 \
+    "sum(cache_write_tokens) AS t4, sum(reasoning_tokens) AS t5, "             \
+    "sum(cost_nusd) AS cost, sum(rounds) AS r, sum(lat_n) AS ln, "             \
+    "total(lat_sum) AS ls, sum(errors > 0) AS es, sum(last_ms - started_ms) "  \
+    "AS du FROM sessions GROUP BY 1, 2"
+
+/* Check that session_days equals SDAYS_BRUTE row for row: every integer
+ * exactly, lat_sum (sums of reals taken in another order) to 1e-9. */
+static void verify_session_days(sqlite3 *db)
+{
+    long long groups = q_int(db, "SELECT count(*) FROM (" SDAYS_BRUTE ")");
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM session_days"), groups);
+    long long same = q_int(
+        db, "SELECT count(*) FROM (" SDAYS_BRUTE ") b JOIN session_days d "
+            "USING (ws, day_ms) WHERE d.sessions = b.n AND d.calls = b.c AND "
+            "d.errors = b.e AND d.input_tokens = b.t1 AND d.output_tokens = "
+            "b.t2 AND d.cache_read_tokens = b.t3 AND d.cache_write_tokens = "
+            "b.t4 AND d.reasoning_tokens = b.t5 AND d.cost_nusd = b.cost AND "
+            "d.rounds = b.r AND d.lat_n = b.ln AND abs(d.lat_sum - b.ls) <= "
+            "1e-9 * max(1, abs(b.ls)) AND d.err_sessions = b.es AND "
+            "d.dur_ms = b.du");
+    ck_assert_msg(same == groups,
+                  "session_days: %lld of %lld days equal the sessions' sums",
+                  same, groups);
+}
+
 /* Check that the rollups, sessions and rounds are exactly the aggregate of
  * the events 1..meta.rollup_seq, and that rollup_seq is want_seq. */
 static void verify_all(sqlite3 *db, int64_t want_seq)
@@ -801,6 +831,7 @@ static void verify_all(sqlite3 *db, int64_t want_seq)
             check_view(db, &rs, v, res[r]);
     check_view(db, &rs, V_SESSION, 0);
     check_view(db, &rs, V_ROUND, 0);
+    verify_session_days(db);
     /* Nothing outside the documented cubes and resolutions. */
     ck_assert_int_eq(q_int(db, "SELECT count(*) FROM rollups WHERE NOT "
                                "((cube = 0 AND res IN (60, 3600, 86400, "
@@ -851,6 +882,11 @@ static char *dump_tables(sqlite3 *db)
         "SELECT * FROM sessions ORDER BY ws, session",
         "SELECT * FROM session_rounds ORDER BY ws, session, round, provider, "
         "model",
+        /* lat_sum apart: its float sums depend on the order of flushes. */
+        "SELECT ws, day_ms, sessions, calls, errors, input_tokens, "
+        "output_tokens, cache_read_tokens, cache_write_tokens, "
+        "reasoning_tokens, cost_nusd, rounds, lat_n, err_sessions, dur_ms "
+        "FROM session_days ORDER BY ws, day_ms",
         "SELECT * FROM meta WHERE key = 'rollup_seq'",
     };
     struct sbuf b = {malloc(4096), 0, 4096};
@@ -1144,6 +1180,7 @@ START_TEST(test_crash_catch_up)
     verify_all(a.store.db, top);
     char *dump_a = dump_tables(a.store.db), *dump_b = dump_tables(b.store.db);
     dumps_equal(dump_a, dump_b, "after a crash");
+    verify_session_days(b.store.db);
     free(dump_a);
     free(dump_b);
 
@@ -1219,7 +1256,7 @@ END_TEST
 START_TEST(test_flush_fails_midway)
 {
     static const char *const tables[] = {"rollups", "session_rounds",
-                                         "sessions", "meta"};
+                                         "sessions", "session_days", "meta"};
     struct col c;
     col_init(&c, "t.db");
     sqlite3 *db = c.store.db;
@@ -1749,6 +1786,10 @@ START_TEST(test_retention)
 
     ck_assert_int_gt(col_aggr_prune(&c, now, 1000), 0);
     ck_assert_int_eq(col_aggr_prune(&c, now, 1000), 0);
+    verify_session_days(db);
+    /* The long session (begun before the cutoff) keeps its old day. */
+    ck_assert_int_eq(count_where(db, "session_days", "day_ms < ?2", raw, roll),
+                     2);
 
     ck_assert_int_eq(count_where(db, "events", "1", raw, roll), events);
     ck_assert_int_eq(count_where(db, "events", "ts < ?1", raw, roll), 0);
@@ -1835,6 +1876,53 @@ START_TEST(test_retention_batches)
     ck_assert_int_eq(count_where(db, "rollups", "1", raw, roll), rollups);
     ck_assert_int_eq(count_where(db, "sessions", "1", raw, roll), 2);
     ck_assert_int_eq(count_where(db, "session_rounds", "1", raw, roll), 40);
+    verify_session_days(db);
+    col_fini(&c);
+}
+END_TEST
+
+/* session_days sums the sessions by the day they started, and a late event
+ * that moves a session's start to an earlier day moves all of its totals
+ * there: the later day keeps only its other sessions, or goes. */
+START_TEST(test_session_days_late_start)
+{
+    struct col c;
+    col_init(&c, "t.db");
+    sqlite3 *db = c.store.db;
+    int id = 0;
+    put_at(&c, "ws", T0 + 5 * DAY_MS + HOUR_MS, 3, &id, "late", 0, 0);
+    put_at(&c, "ws", T0 + 5 * DAY_MS + 2 * HOUR_MS, 2, &id, "stays", 0, 0);
+    put_at(&c, "ws", T0 + 6 * DAY_MS, 1, &id, "alone", 0, 0);
+    ck_assert_int_eq(col_aggr_flush(&c, T0), 0);
+    verify_session_days(db);
+    ck_assert_int_eq(q_int(db, "SELECT sessions * 1000 + calls FROM "
+                               "session_days WHERE day_ms = 1772755200000"),
+                     2005);
+    /* Late events: "late" now starts two days earlier, "alone" a day
+     * earlier, which leaves its day empty. */
+    put_at(&c, "ws", T0 + 3 * DAY_MS + 10, 1, &id, "late", 7, 0);
+    put_at(&c, "ws", T0 + 6 * DAY_MS - 1, 1, &id, "alone", 1, 0);
+    ck_assert_int_eq(col_aggr_flush(&c, T0), 0);
+    verify_session_days(db);
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM session_days"), 2);
+    ck_assert_int_eq(q_int(db, "SELECT sessions * 1000 + calls FROM "
+                               "session_days WHERE day_ms = 1772582400000"),
+                     1004);
+    ck_assert_int_eq(q_int(db, "SELECT sessions * 1000 + calls FROM "
+                               "session_days WHERE day_ms = 1772755200000"),
+                     2004);
+    ck_assert_int_eq(q_int(db, "SELECT rounds * 1000000 + dur_ms / 1000 FROM "
+                               "session_days WHERE day_ms = 1772582400000"),
+                     4000000 + (2 * DAY_MS + HOUR_MS - 10) / 1000);
+    /* And once more within one flush: a new session whose events arrive
+     * latest first. */
+    put_at(&c, "ws", T0 + 9 * DAY_MS, 1, &id, "new", 0, 0);
+    put_at(&c, "ws", T0 + 8 * DAY_MS, 1, &id, "new", 1, 0);
+    ck_assert_int_eq(col_aggr_flush(&c, T0), 0);
+    verify_session_days(db);
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM session_days WHERE "
+                               "day_ms = 1773100800000"),
+                     0);
     col_fini(&c);
 }
 END_TEST
@@ -1893,6 +1981,7 @@ static Suite *aggr_suite(void)
     tcase_add_test(tc, test_blob_codec);
     tcase_add_test(tc, test_blob_malformed);
     tcase_add_test(tc, test_blob_sql);
+    tcase_add_test(tc, test_session_days_late_start);
     tcase_add_test(tc, test_retention);
     tcase_add_test(tc, test_retention_batches);
     tcase_add_test(tc, test_retention_many_workspaces);
