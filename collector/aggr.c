@@ -461,6 +461,7 @@ static const struct {
                             1u << AS_USER | 1u << AS_SESSION,
                         1, 0, 1, AGGR_SESSIONS, 1, 1},
     [ROLLUP_AGENTS] = {1u << AS_AGENT, 1, 0, 1, AGGR_ALL_EVENTS, 1, 3},
+    [ROLLUP_TOTAL] = {0, 1, 0, 1, AGGR_ALL_EVENTS, 0, 3},
     [ROLLUP_ERRTYPES] = {1u << AS_PROVIDER | 1u << AS_MODEL | 1u << AS_ERROR, 1,
                          1, 0, AGGR_ERRORS, 1, 3},
 };
@@ -903,16 +904,19 @@ static int aggr_prune_ws(struct col *c, int64_t ws, int64_t now_ms)
         "DELETE FROM events WHERE seq IN (SELECT seq FROM events "
         "WHERE ws = ?1 AND ts < ?2 LIMIT ?3)",
         /* minute rollups (the model cube's) keep as long as raw events */
-        "DELETE FROM rollups WHERE ws = ?1 AND cube = 0 "
+        "DELETE FROM rollups WHERE ws = ?1 AND cube IN (0, 8) "
         "AND res = 60 AND ts = (SELECT min(ts) FROM rollups WHERE ws = ?1 "
         "AND cube = 0 AND res = 60) AND ts < ?2 AND ?3 > 0",
         "DELETE FROM rollups WHERE ws = ?1 AND cube IN (0, 1, 2, 3, 4, 5, 6, "
-        "7) AND res = 3600 AND ts = (SELECT min(ts) FROM rollups WHERE ws = ?1 "
+        "7, 8) AND res = 3600 AND ts = (SELECT min(ts) FROM rollups WHERE ws = "
+        "?1 "
         "AND cube = 0 AND res = 3600) AND ts < ?2 AND ?3 > 0",
-        "DELETE FROM rollups WHERE ws = ?1 AND cube IN (0, 1, 2, 3, 4, 6, 7) "
+        "DELETE FROM rollups WHERE ws = ?1 AND cube IN (0, 1, 2, 3, 4, 6, 7, "
+        "8) "
         "AND res = 86400 AND ts = (SELECT min(ts) FROM rollups WHERE ws = ?1 "
         "AND cube = 0 AND res = 86400) AND ts < ?2 AND ?3 > 0",
-        "DELETE FROM rollups WHERE ws = ?1 AND cube IN (0, 1, 2, 3, 4, 6, 7) "
+        "DELETE FROM rollups WHERE ws = ?1 AND cube IN (0, 1, 2, 3, 4, 6, 7, "
+        "8) "
         "AND res = 604800 AND ts = (SELECT min(ts) FROM rollups WHERE ws = ?1 "
         "AND cube = 0 AND res = 604800) AND ts + 604800000 <= ?2 AND ?3 > 0",
         "DELETE FROM session_rounds WHERE ws = ?1 AND session IN (SELECT "

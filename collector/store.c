@@ -247,6 +247,14 @@ static const char *const col_migrations[] = {
     "sum(reasoning_tokens), sum(cost_nusd), sum(rounds), sum(lat_n), "
     "total(lat_sum), sum(errors > 0), sum(last_ms - started_ms) "
     "FROM sessions GROUP BY 1, 2;",
+
+    /* 6: the totals cube (ROLLUP_TOTAL): rebuild the rollups, sessions
+     * and session days from the events at the next start. */
+    "DELETE FROM rollups;"
+    "DELETE FROM sessions;"
+    "DELETE FROM session_rounds;"
+    "DELETE FROM session_days;"
+    "DELETE FROM meta WHERE key = 'rollup_seq';",
 };
 
 #define COL_NMIGRATIONS                                                        \

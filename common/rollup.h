@@ -23,6 +23,7 @@
  *   ROLLUP_AGENTS    agent, is_error                          h d w yes
  *   ROLLUP_ERRTYPES  provider, model, error_type, status      h d w no
  *                    (errors only)
+ *   ROLLUP_TOTAL     is_error                               m h d w yes
  *
  * Only the model cube has minute rows: in the wide cubes nearly every
  * event would have a minute row of its own, so they start at hours and
@@ -95,6 +96,7 @@ enum rollup_cube {
     ROLLUP_SESSION = 5,
     ROLLUP_AGENTS = 6,
     ROLLUP_ERRTYPES = 7,
+    ROLLUP_TOTAL = 8,
     ROLLUP_NCUBES
 };
 

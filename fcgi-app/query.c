@@ -69,6 +69,7 @@ static const struct {
     unsigned dims;
     int min_res, max_res, hist, errors;
 } qry_cubes[] = {
+    {ROLLUP_TOTAL, QRY_ISERR, ROLLUP_RES_MINUTE, ROLLUP_RES_WEEK, 1, 0},
     {ROLLUP_MODEL, QRY_PROVIDER | QRY_MODEL | QRY_ISERR, ROLLUP_RES_MINUTE,
      ROLLUP_RES_WEEK, 1, 0},
     {ROLLUP_AGENTS, QRY_AGENT | QRY_ISERR, ROLLUP_RES_HOUR, ROLLUP_RES_WEEK, 1,

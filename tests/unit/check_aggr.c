@@ -526,6 +526,8 @@ static unsigned view_dims(int view)
         return 1u << D_AGENT;
     case ROLLUP_ERRTYPES:
         return pm | 1u << D_ERROR;
+    case ROLLUP_TOTAL:
+        return 0;
     case ROLLUP_ERRORS:
         return pm | 1u << D_AGENT | 1u << D_USER | 1u << D_ERROR;
     case ROLLUP_SESSION:
@@ -826,7 +828,7 @@ static void verify_all(sqlite3 *db, int64_t want_seq)
     /* rollup.h: minute rows only in the model cube, session rows only by
      * the hour. */
     for (int v = 0; v < ROLLUP_NCUBES; v++)
-        for (int r = v == ROLLUP_MODEL ? 0 : 1;
+        for (int r = v == ROLLUP_MODEL || v == ROLLUP_TOTAL ? 0 : 1;
              r < (v == ROLLUP_SESSION ? 2 : 4); r++)
             check_view(db, &rs, v, res[r]);
     check_view(db, &rs, V_SESSION, 0);
@@ -834,7 +836,7 @@ static void verify_all(sqlite3 *db, int64_t want_seq)
     verify_session_days(db);
     /* Nothing outside the documented cubes and resolutions. */
     ck_assert_int_eq(q_int(db, "SELECT count(*) FROM rollups WHERE NOT "
-                               "((cube = 0 AND res IN (60, 3600, 86400, "
+                               "((cube IN (0, 8) AND res IN (60, 3600, 86400, "
                                "604800)) OR (cube IN (1, 2, 3, 4, 6, 7) AND "
                                "res IN (3600, 86400, 604800)) OR (cube = 5 "
                                "AND res = 3600))"),

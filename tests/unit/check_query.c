@@ -232,7 +232,9 @@ END_TEST
 START_TEST(test_cube_choice)
 {
     int nr, mr;
-    ck_assert_int_eq(qry_cube(0, 0, 1, &nr, &mr), ROLLUP_MODEL);
+    ck_assert_int_eq(qry_cube(0, 0, 1, &nr, &mr), ROLLUP_TOTAL);
+    ck_assert_int_eq(qry_cube(QRY_ISERR, 0, 1, &nr, &mr), ROLLUP_TOTAL);
+    ck_assert_int_eq(qry_cube(QRY_MODEL, 0, 1, &nr, &mr), ROLLUP_MODEL);
     ck_assert_int_eq(mr, ROLLUP_RES_WEEK);
     ck_assert_int_eq(qry_cube(QRY_PROVIDER, 0, 1, &nr, &mr), ROLLUP_MODEL);
     ck_assert_int_eq(
@@ -501,6 +503,7 @@ static void build_rollups(int64_t upto)
          ""},
         {ROLLUP_AGENTS, "'', '', coalesce(agent, ''), '', '', is_error, '', 0",
          ""},
+        {ROLLUP_TOTAL, "'', '', '', '', '', is_error, '', 0", ""},
         {ROLLUP_ERRTYPES,
          "provider, model, '', '', '', 1, coalesce(error_type, ''), "
          "coalesce(status, 0)",
@@ -841,10 +844,10 @@ START_TEST(test_engine_reads_rollups)
     struct qry_result r1, r2;
     ck_assert_int_eq(run(c, &a, &s, &r1), 0);
     ck_assert_uint_eq(r1.n, 1);
-    /* One day row of the model cube gets 1000 more calls. */
+    /* One day row of the totals cube gets 1000 more calls. */
     exec("UPDATE rollups SET calls = calls + 1000 WHERE (ws, cube, res, ts, "
          "provider, model, is_error) IN (SELECT ws, cube, res, ts, provider, "
-         "model, is_error FROM rollups WHERE ws = 1 AND cube = 0 AND res = "
+         "model, is_error FROM rollups WHERE ws = 1 AND cube = 8 AND res = "
          "86400 AND ts = 1795132800000 LIMIT 1)");
     ck_assert_int_eq(run(c, &a, &s, &r2), 0);
     ck_assert_int_eq(r2.rows[0].calls, r1.rows[0].calls + 1000);
