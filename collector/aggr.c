@@ -435,8 +435,8 @@ int col_aggr_due(const struct col_aggr *g, int64_t now_ms,
 /* What each cube keeps (rollup.h): string dimensions by bit (1 << AS_*),
  * whether it keeps the error flag, the HTTP status and the histograms,
  * which events it takes, and its resolutions as indexes into
- * aggr_res[] (first..last).  Only the model cube has minute rows: the
- * wide cubes would get about one minute row per event. */
+ * aggr_res[] (first..last).  Only the totals and model cubes have minute
+ * rows: the wide cubes would get about one minute row per event. */
 #define AGGR_ALL_EVENTS 0
 #define AGGR_ERRORS     1 /* only events with is_error */
 #define AGGR_SESSIONS   2 /* only events with a session */

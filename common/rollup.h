@@ -25,10 +25,10 @@
  *                    (errors only)
  *   ROLLUP_TOTAL     is_error                               m h d w yes
  *
- * Only the model cube has minute rows: in the wide cubes nearly every
- * event would have a minute row of its own, so they start at hours and
- * readers take the partial hours at the edges of a range from the raw
- * events.
+ * Only the totals and model cubes have minute rows: in the wide cubes
+ * nearly every event would have a minute row of its own, so they start at
+ * hours and readers take the partial hours at the edges of a range from
+ * the raw events.
  *
  * Cubes without histograms store empty blobs: their questions (unique
  * users, top users, error breakdowns) need no percentiles, and narrow rows
