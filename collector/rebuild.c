@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "rollup.h"
 
 /* The columns every event query here selects, in this order. */
 #define COL_EVENT_COLS                                                         \
@@ -163,20 +164,6 @@ int col_rebuild(struct col *c, int64_t now_ms)
     return 0;
 }
 
-/* meta.rollup_seq (0 when absent), or -1 if it cannot be read. */
-static int64_t col_rollup_seq(struct col *c)
-{
-    int64_t seq = 0;
-    sqlite3_stmt *st =
-        col_query(c, "SELECT value FROM meta WHERE key = 'rollup_seq'");
-    if (st == NULL)
-        return -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        seq = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return seq;
-}
-
 int col_rebuild_rollups(struct col *c)
 {
     int64_t added = 0;
@@ -187,7 +174,7 @@ int col_rebuild_rollups(struct col *c)
      * counting (col_aggr_add ignores events while a re-read is pending),
      * and the next slice reads on from the last one counted. */
     for (;;) {
-        int64_t n = 0, seq = col_rollup_seq(c), last = seq;
+        int64_t n = 0, seq = rollup_seq(c->store.db), last = seq;
         if (seq < 0)
             goto fail;
         col_aggr_set_flushed(c->aggr, seq);
@@ -211,7 +198,7 @@ int col_rebuild_rollups(struct col *c)
         if (col_aggr_flush(c, proto_now_ms()) != 0)
             goto fail;
         /* A slice that could not count even its first event. */
-        if (col_aggr_rescan_needed(c->aggr) && col_rollup_seq(c) == seq)
+        if (col_aggr_rescan_needed(c->aggr) && rollup_seq(c->store.db) == seq)
             goto fail;
         added += n;
         log_info(NULL, "msg=\"rollups catching up\" events=%lld seq=%lld",

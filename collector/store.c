@@ -27,6 +27,15 @@
 #define COL_PAGE_SIZE "8192"
 #endif
 
+/* A migration that changes what the rollups hold clears them (and the
+ * session tables filled by the same flushes) with their watermark: the
+ * collector then rebuilds them from the stored events at its next start. */
+#define COL_CLEAR_ROLLUPS                                                      \
+    "DELETE FROM rollups;"                                                     \
+    "DELETE FROM sessions;"                                                    \
+    "DELETE FROM session_rounds;"                                              \
+    "DELETE FROM meta WHERE key = 'rollup_seq';"
+
 /* The migrations: index i brings the schema from version i to i + 1. */
 static const char *const col_migrations[] = {
     /* 1: the foundation. */
@@ -205,17 +214,11 @@ static const char *const col_migrations[] = {
      * histograms; ROLLUP_AGENTS and ROLLUP_ERRTYPES are new; only the
      * model cube keeps minute rows): rebuild the rollups and sessions from
      * the events at the next start. */
-    "DELETE FROM rollups;"
-    "DELETE FROM sessions;"
-    "DELETE FROM session_rounds;"
-    "DELETE FROM meta WHERE key = 'rollup_seq';",
+    COL_CLEAR_ROLLUPS,
 
     /* 4: week rows (ROLLUP_RES_WEEK) in every cube with day rows: rebuild
      * the rollups from the events at the next start. */
-    "DELETE FROM rollups;"
-    "DELETE FROM sessions;"
-    "DELETE FROM session_rounds;"
-    "DELETE FROM meta WHERE key = 'rollup_seq';",
+    COL_CLEAR_ROLLUPS,
 
     /* 5: session_days, the sessions summed by the UTC day they started
      * (rollup.h), so that session statistics over a range read a row per
@@ -250,11 +253,7 @@ static const char *const col_migrations[] = {
 
     /* 6: the totals cube (ROLLUP_TOTAL): rebuild the rollups, sessions
      * and session days from the events at the next start. */
-    "DELETE FROM rollups;"
-    "DELETE FROM sessions;"
-    "DELETE FROM session_rounds;"
-    "DELETE FROM session_days;"
-    "DELETE FROM meta WHERE key = 'rollup_seq';",
+    COL_CLEAR_ROLLUPS "DELETE FROM session_days;",
 };
 
 #define COL_NMIGRATIONS                                                        \

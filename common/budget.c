@@ -111,22 +111,6 @@ int budget_scope_match(const char *bprov, const char *bmodel,
            (bmodel[0] == '\0' || strcmp(bmodel, model) == 0);
 }
 
-int64_t budget_rollup_seq(struct sqlite3 *db)
-{
-    sqlite3_stmt *st;
-    int64_t seq = 0;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT value FROM meta WHERE key = "
-                           "'rollup_seq'",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        seq = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? seq : -1;
-}
-
 /* Append one cell from a row (provider, model, day, nusd). */
 static int budget_cell_add(struct budget_cells *c, sqlite3_stmt *st)
 {
@@ -173,7 +157,7 @@ int budget_cells_load(struct sqlite3 *db, int64_t ws, int64_t from_ms,
                       int64_t to_ms, struct budget_cells *out)
 {
     char sql[512];
-    out->rollup_seq = budget_rollup_seq(db);
+    out->rollup_seq = rollup_seq(db);
     if (out->rollup_seq < 0)
         return SQLITE_ERROR;
     snprintf(sql, sizeof(sql),

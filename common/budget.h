@@ -76,11 +76,6 @@ struct budget_cells {
 
 struct sqlite3;
 
-/* meta.rollup_seq of db: the highest event seq the rollups include (0 when
- * there are no rollups yet), or -1 when it cannot be read: taking 0 then
- * would add every raw event to the rollups that already hold it. */
-int64_t budget_rollup_seq(struct sqlite3 *db);
-
 /* Append to out the cells of workspace ws for the UTC days from from_ms to
  * to_ms (both day-aligned), from the day rollups and the events after
  * rollup_seq.  out must be zeroed or hold earlier cells.  Returns 0, or a

@@ -176,6 +176,22 @@ static void rollup_fn_final(sqlite3_context *ctx)
     sqlite3_result_blob(ctx, out, (int)n, sqlite3_free);
 }
 
+int64_t rollup_seq(struct sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    int64_t seq = 0;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT value FROM meta WHERE key = "
+                           "'rollup_seq'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        seq = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? seq : -1;
+}
+
 int rollup_sql_register(struct sqlite3 *db)
 {
     int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;

@@ -137,4 +137,9 @@ struct sqlite3;
  */
 int rollup_sql_register(struct sqlite3 *db);
 
+/* meta.rollup_seq of db: the highest event seq the rollups include (0 when
+ * there are no rollups yet), or -1 when it cannot be read: taking 0 then
+ * would add every raw event to the rollups that already hold it. */
+int64_t rollup_seq(struct sqlite3 *db);
+
 #endif

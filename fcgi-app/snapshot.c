@@ -12,6 +12,7 @@
  * collector's commits do not disturb).
  */
 #include "api.h"
+#include "rollup.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -33,7 +34,7 @@ int64_t api_read_begin(struct api_req *r)
         return -1;
     }
     /* The first read fixes the snapshot: every later query sees it. */
-    int64_t seq = budget_rollup_seq(r->t->db);
+    int64_t seq = rollup_seq(r->t->db);
     if (seq < 0) {
         api_read_end(r);
         api_db_unavailable(r);

@@ -27,12 +27,9 @@
  */
 #include <curl/curl.h>
 #include <jansson.h>
-#include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +40,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "cli.h"
 #include "rnd.h"
 
 #define TH_MAX_BATCH   1000 /* the server's EV_MAX_BATCH */
@@ -286,25 +284,6 @@ struct th_worker {
     char resp[TH_RESP_MAX];  /* the answer's body, NUL-terminated */
     size_t resp_len;
 };
-
-/* Print a message to stderr, prefixed with the program name. */
-__attribute__((format(printf, 1, 2))) static void th_msg(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("tt-history: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-/* Return the monotonic clock in seconds. */
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Return the calling thread's CPU time in nanoseconds. */
 static long long thread_ns(void)
@@ -764,7 +743,8 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *arg)
 /* Sleep for d seconds, in slices that notice a stop. */
 static void nap(double d)
 {
-    for (double until = mono_now() + d; !th_stop && mono_now() < until;) {
+    for (double until = cli_mono_now() + d;
+         !th_stop && cli_mono_now() < until;) {
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -807,20 +787,20 @@ static int post_body(struct th_worker *wk, const char *body, size_t len,
                          1);
         if (rc == CURLE_OK && code != 429 && code < 500) {
             /* A rejected body is a bug here, not overload: stop. */
-            th_msg("%s: HTTP %ld: %.300s", r->cfg->url, code, wk->resp);
+            cli_msg("%s: HTTP %ld: %.300s", r->cfg->url, code, wk->resp);
             atomic_store(&r->failed, 1);
             th_stop = 1;
             return -1;
         }
         if (attempt >= TH_MAX_RETRIES || th_stop) {
-            th_msg("giving up on %lld events after %d attempts (%s)", n,
-                   attempt + 1,
-                   rc != CURLE_OK ? curl_easy_strerror(rc) : "HTTP error");
+            cli_msg("giving up on %lld events after %d attempts (%s)", n,
+                    attempt + 1,
+                    rc != CURLE_OK ? curl_easy_strerror(rc) : "HTTP error");
             return -1;
         }
         if (!r->cfg->quiet && attempt == 3)
-            th_msg("retrying: %s",
-                   rc != CURLE_OK ? curl_easy_strerror(rc) : wk->resp);
+            cli_msg("retrying: %s",
+                    rc != CURLE_OK ? curl_easy_strerror(rc) : wk->resp);
         atomic_fetch_add(&r->retries, 1);
         nap(ra > 0 ? (double)(ra > 10 ? 10 : ra) : backoff);
         backoff = backoff * 2 > 2.0 ? 2.0 : backoff * 2;
@@ -848,7 +828,7 @@ static void *worker_main(void *arg)
                 : NULL;
         atomic_fetch_add(&r->gen_ns, thread_ns() - ns);
         if (!body) {
-            th_msg("out of memory generating events");
+            cli_msg("out of memory generating events");
             atomic_store(&r->failed, 1);
             th_stop = 1;
             break;
@@ -953,7 +933,7 @@ static void worker_free(struct th_worker *wk)
 /* Print the one-line summary to stdout. */
 static void print_summary(struct th_run *r)
 {
-    double el = mono_now() - r->t0;
+    double el = cli_mono_now() - r->t0;
     long long ok = atomic_load(&r->ok);
     printf("sent=%lld ok=%lld dup=%lld http_4xx=%lld http_5xx=%lld "
            "conn_err=%lld retries=%lld elapsed_s=%.1f rate=%.0f "
@@ -974,13 +954,7 @@ static void on_signal(int sig)
 }
 
 /* The command-line options: where each value goes and what it accepts. */
-static const struct th_opt {
-    const char *name;
-    char kind;     /* s string, f flag, d number, w whole number */
-    size_t off;    /* offset of the field in struct th_cfg */
-    double lo, hi; /* bounds of a number */
-    const char *help;
-} th_opts[] = {
+static const struct cli_opt th_opts[] = {
     {"url", 's', offsetof(struct th_cfg, url_arg), 0, 0,
      "base URL of the stack, e.g. http://127.0.0.1:8080"},
     {"key", 's', offsetof(struct th_cfg, key), 0, 0, "API key"},
@@ -1003,92 +977,29 @@ static const struct th_opt {
     {"quiet", 'f', offsetof(struct th_cfg, quiet), 0, 0, "no progress lines"},
 };
 #define TH_NOPTS ((int)(sizeof th_opts / sizeof th_opts[0]))
-
-/* Print usage to f. */
-static void usage(FILE *f)
-{
-    fputs("usage: tt-history --url URL (--key KEY | --key-file FILE) "
-          "[options]\n       tt-history --dry-run [options]\n",
-          f);
-    for (int i = 0; i < TH_NOPTS; i++)
-        fprintf(f, "  --%-12s %s\n", th_opts[i].name, th_opts[i].help);
-}
-
-/* Store value s of option o into c; 0, or -1 after a message quoting s. */
-static int set_opt(struct th_cfg *c, const struct th_opt *o, const char *s)
-{
-    char *p = (char *)c + o->off, *end;
-    double v;
-    if (o->kind == 's' || o->kind == 'f') {
-        if (o->kind == 's')
-            *(const char **)p = s;
-        else
-            *(int *)p = 1;
-        return 0;
-    }
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= o->lo && v <= o->hi) ||
-        (o->kind == 'w' && v != floor(v))) {
-        th_msg("invalid value \"%s\" for \"--%s\": expected a %s from %.16g "
-               "to %.16g",
-               s, o->name, o->kind == 'w' ? "whole number" : "number", o->lo,
-               o->hi);
-        return -1;
-    }
-    *(double *)p = v;
-    return 0;
-}
+#define TH_USAGE                                                               \
+    "usage: tt-history --url URL (--key KEY | --key-file FILE) [options]\n"    \
+    "       tt-history --dry-run [options]\n"
 
 /* Fill c from the command line; returns 0, or the exit status 2. */
 static int parse_args(struct th_cfg *c, int argc, char **argv)
 {
-    struct option longopts[TH_NOPTS + 2];
-    int idx, opt;
     memset(c, 0, sizeof *c);
-    memset(longopts, 0, sizeof longopts);
     c->count = 1e7;
     c->days = 90;
     c->batch = 1000;
     c->concurrency = 4;
     c->seed = 1;
-    for (int i = 0; i < TH_NOPTS; i++)
-        longopts[i] =
-            (struct option){th_opts[i].name, th_opts[i].kind != 'f', NULL, i};
-    longopts[TH_NOPTS] = (struct option){"help", 0, NULL, 'h'};
-    while ((opt = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
-        if (opt == 'h') {
-            usage(stdout);
-            exit(0);
-        }
-        if (opt < 0 || opt >= TH_NOPTS || opt != idx) {
-            usage(stderr);
-            return 2;
-        }
-        if (set_opt(c, &th_opts[opt], optarg ? optarg : "") < 0)
-            return 2;
-    }
-    if (optind < argc) {
-        th_msg("unexpected argument \"%s\"", argv[optind]);
-        usage(stderr);
+    if (cli_parse(c, TH_USAGE, th_opts, TH_NOPTS, argc, argv) != 0)
         return 2;
-    }
     if (c->dry_run)
         return 0;
     if (!c->url_arg || !c->key == !c->key_file) {
-        th_msg("--url and one of --key and --key-file are required");
-        usage(stderr);
+        cli_msg("--url and one of --key and --key-file are required");
+        cli_usage(stderr, TH_USAGE, th_opts, TH_NOPTS);
         return 2;
     }
-    size_t ul = strcspn(c->url_arg, "?#");
-    while (ul > 0 && c->url_arg[ul - 1] == '/')
-        ul--;
-    if (ul + sizeof "/api/v1/events" > sizeof c->url || ul == 0) {
-        th_msg("invalid value \"%s\" for \"--url\"", c->url_arg);
-        return 2;
-    }
-    snprintf(c->url, sizeof c->url, "%.*s/api/v1/events", (int)ul, c->url_arg);
-    return 0;
+    return cli_events_url(c->url_arg, c->url, sizeof c->url);
 }
 
 /* Read the key into buf: the first line of --key-file that is neither
@@ -1096,36 +1007,21 @@ static int parse_args(struct th_cfg *c, int argc, char **argv)
  * message. */
 static int load_key(const struct th_cfg *c, char *buf, size_t n)
 {
-    char line[TH_KEY_LEN];
     if (c->dry_run)
         return 0;
     if (c->key) {
         if (!*c->key || strlen(c->key) >= n) {
-            th_msg("invalid value for \"--key\": empty or too long");
+            cli_msg("invalid value for \"--key\": empty or too long");
             return -1;
         }
         snprintf(buf, n, "%s", c->key);
         return 0;
     }
-    FILE *f = fopen(c->key_file, "r");
-    if (!f) {
-        th_msg("cannot open \"%s\": %s", c->key_file, strerror(errno));
+    if (cli_read_key_file(c->key_file, buf, n) != 0) {
+        cli_msg("no key in \"%s\"", c->key_file);
         return -1;
     }
-    int rc = -1;
-    while (rc < 0 && fgets(line, sizeof line, f)) {
-        char *s = line + strspn(line, " \t"), *e = s + strlen(s);
-        while (e > s && strchr(" \t\r\n", e[-1]))
-            *--e = '\0';
-        if (*s && *s != '#' && (size_t)(e - s) < n) {
-            memcpy(buf, s, (size_t)(e - s) + 1);
-            rc = 0;
-        }
-    }
-    fclose(f);
-    if (rc < 0)
-        th_msg("no key in \"%s\"", c->key_file);
-    return rc;
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -1134,6 +1030,7 @@ int main(int argc, char **argv)
     static struct th_world world;
     static struct th_run run;
     struct sigaction sa;
+    cli_prog = "tt-history";
     int rc = parse_args(&cfg, argc, argv), started = 0;
     if (rc)
         return rc;
@@ -1163,24 +1060,24 @@ int main(int argc, char **argv)
     world_users(&world, &s);
     if (world_time(&world, &s, cfg.days, end, run.count) < 0 ||
         curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        th_msg("cannot initialise: out of memory");
+        cli_msg("cannot initialise: out of memory");
         return 2;
     }
     int nw = (int)cfg.concurrency;
     struct th_worker *ws = calloc((size_t)nw, sizeof *ws);
     if (!ws) {
-        th_msg("cannot initialise: out of memory");
+        cli_msg("cannot initialise: out of memory");
         return 2;
     }
     if (!cfg.quiet)
-        th_msg("%lld events over %.4g days from %d threads%s", run.count,
-               cfg.days, nw, cfg.dry_run ? " (dry run)" : "");
-    run.t0 = mono_now();
+        cli_msg("%lld events over %.4g days from %d threads%s", run.count,
+                cfg.days, nw, cfg.dry_run ? " (dry run)" : "");
+    run.t0 = cli_mono_now();
     for (; started < nw; started++)
         if (worker_init(&ws[started], &run) < 0 ||
             pthread_create(&ws[started].thread, NULL, worker_main,
                            &ws[started]) != 0) {
-            th_msg("cannot start worker %d", started);
+            cli_msg("cannot start worker %d", started);
             worker_free(&ws[started]);
             th_stop = 1;
             break;
@@ -1194,11 +1091,11 @@ int main(int argc, char **argv)
         long long ok = atomic_load(&run.ok);
         if (ok >= run.count)
             break;
-        if (!cfg.quiet && mono_now() - last >= 10.0) {
-            th_msg("%lld of %lld events (%.1f%%), %.0f/s now", ok, run.count,
-                   100.0 * ok / run.count,
-                   (ok - last_ok) / (mono_now() - last));
-            last = mono_now();
+        if (!cfg.quiet && cli_mono_now() - last >= 10.0) {
+            cli_msg("%lld of %lld events (%.1f%%), %.0f/s now", ok, run.count,
+                    100.0 * ok / run.count,
+                    (ok - last_ok) / (cli_mono_now() - last));
+            last = cli_mono_now();
             last_ok = ok;
         }
     }

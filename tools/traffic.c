@@ -27,11 +27,9 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "rnd.h"
 
 #define TT_MAX_BATCH   1000       /* the server's EV_MAX_BATCH */
@@ -194,30 +193,11 @@ struct tt_worker {
     size_t resp_len, resp_cap;
 };
 
-/* Print a message to stderr, prefixed with the program name. */
-__attribute__((format(printf, 1, 2))) static void tt_msg(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("tt-traffic: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-/* Return the monotonic clock in seconds. */
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Sleep until monotonic time t in slices of 100 ms; 1 if a stop cut it. */
 static int sleep_until(double t)
 {
     for (;;) {
-        double d = t - mono_now();
+        double d = t - cli_mono_now();
         if (tt_stop)
             return 1;
         if (d <= 0)
@@ -486,7 +466,7 @@ static int run_next(struct tt_run *r, struct tt_body *b, double *due)
     long long n = (long long)c->batch, count = (long long)c->count;
     if (count && r->reserved + n > count)
         n = count - r->reserved;
-    double now = mono_now(), d = now, gap = 0;
+    double now = cli_mono_now(), d = now, gap = 0;
     if (c->demo) {
         /* No catching up after an outage: the demo just resumes. */
         d = r->next_due < now - 1.0 ? now : r->next_due;
@@ -530,27 +510,6 @@ out:
         body_free(b);
     b->len = rc == 0 ? strlen(b->json) : 0;
     *due = d;
-    return rc;
-}
-
-/* Read the key from path into buf: its first line that is neither empty
- * nor a '#' comment, trimmed.  Returns 0, or -1 if there is none (yet). */
-static int read_key_file(const char *path, char *buf, size_t n)
-{
-    FILE *f = fopen(path, "r");
-    char line[TT_KEY_LEN];
-    int rc = -1;
-    while (f && rc < 0 && fgets(line, sizeof line, f)) {
-        char *s = line + strspn(line, " \t"), *e = s + strlen(s);
-        while (e > s && strchr(" \t\r\n", e[-1]))
-            *--e = '\0';
-        if (*s && *s != '#' && (size_t)(e - s) < n) {
-            memcpy(buf, s, (size_t)(e - s) + 1);
-            rc = 0;
-        }
-    }
-    if (f)
-        fclose(f);
     return rc;
 }
 
@@ -624,8 +583,8 @@ static enum tt_post post_once(struct tt_worker *w, const struct tt_body *b,
         /* On a stop, an in-flight request gets a short grace to finish;
          * an aborted request was not acknowledged. */
         if (tt_stop && stop_seen == 0)
-            stop_seen = mono_now();
-        if (tt_stop && mono_now() - stop_seen > TT_STOP_GRACE) {
+            stop_seen = cli_mono_now();
+        if (tt_stop && cli_mono_now() - stop_seen > TT_STOP_GRACE) {
             curl_multi_remove_handle(w->multi, e);
             return TT_POST_ABORTED;
         }
@@ -657,7 +616,8 @@ static void body_acked(struct tt_worker *w, const struct tt_body *b)
         for (int i = 0; i < b->n; i++)
             fprintf(r->ids, "%s\n", b->ids[i]);
         if (fflush(r->ids) != 0)
-            tt_msg("cannot write \"%s\": %s", r->cfg->ids_out, strerror(errno));
+            cli_msg("cannot write \"%s\": %s", r->cfg->ids_out,
+                    strerror(errno));
         pthread_mutex_unlock(&r->ids_lock);
     }
     atomic_fetch_add(&r->ok, b->n);
@@ -690,30 +650,31 @@ static void post_body(struct tt_worker *w, const struct tt_body *b)
                          : code >= 500     ? &r->h5
                                            : &r->h4,
                          1);
-        long now = (long)(mono_now() * 10), last = atomic_load(&r->last_warn);
+        long now = (long)(cli_mono_now() * 10),
+             last = atomic_load(&r->last_warn);
         if (!c->quiet && now - last >= 50 && /* one warning per 5 s */
             atomic_compare_exchange_strong(&r->last_warn, &last, now)) {
             if (p == TT_POST_CONN)
-                tt_msg("%s: %s (attempt %d)", c->url, curl_easy_strerror(err),
-                       attempt + 1);
+                cli_msg("%s: %s (attempt %d)", c->url, curl_easy_strerror(err),
+                        attempt + 1);
             else
-                tt_msg("%s: HTTP %ld (attempt %d): %.200s", c->url, code,
-                       attempt + 1, w->resp_len ? w->resp : "");
+                cli_msg("%s: HTTP %ld (attempt %d): %.200s", c->url, code,
+                        attempt + 1, w->resp_len ? w->resp : "");
         }
         if (!retry)
             return;
         if (!c->demo && attempt >= TT_MAX_RETRIES) {
-            tt_msg("giving up on %d events after %d retries", b->n, attempt);
+            cli_msg("giving up on %d events after %d retries", b->n, attempt);
             return;
         }
-        if (c->duration > 0 && c->demo && mono_now() - r->t0 > c->duration)
+        if (c->duration > 0 && c->demo && cli_mono_now() - r->t0 > c->duration)
             return;
         double wait = ra > 0 ? ra : backoff;
         backoff = backoff * 2 > cap ? cap : backoff * 2;
-        if (sleep_until(mono_now() + (wait > 60 ? 60 : wait)))
+        if (sleep_until(cli_mono_now() + (wait > 60 ? 60 : wait)))
             return;
         char key[TT_KEY_LEN];
-        if (reauth && read_key_file(c->key_file, key, sizeof key) == 0 &&
+        if (reauth && cli_read_key_file(c->key_file, key, sizeof key) == 0 &&
             worker_headers(w, key) < 0)
             return;
         atomic_fetch_add(&r->retries, 1);
@@ -733,7 +694,7 @@ static void *worker_main(void *arg)
         body_free(&b);
     }
     if (rc < 0)
-        tt_msg("out of memory generating events");
+        cli_msg("out of memory generating events");
     atomic_fetch_sub(&w->run->running, 1);
     return NULL;
 }
@@ -775,7 +736,7 @@ static void worker_free(struct tt_worker *w)
 /* Print the one-line summary to stdout. */
 static void print_summary(struct tt_run *r)
 {
-    double el = mono_now() - r->t0;
+    double el = cli_mono_now() - r->t0;
     long ok = atomic_load(&r->ok);
     printf("sent=%ld ok=%ld dup=%ld http_4xx=%ld http_5xx=%ld conn_err=%ld "
            "retries=%ld elapsed_s=%.1f rate=%.1f\n",
@@ -793,13 +754,7 @@ static void on_signal(int sig)
 }
 
 /* The command-line options: where each value goes and what it accepts. */
-static const struct tt_opt {
-    const char *name;
-    char kind;     /* s string, f flag, d number, w whole number */
-    size_t off;    /* offset of the field in struct tt_cfg */
-    double lo, hi; /* bounds of a number */
-    const char *help;
-} tt_opts[] = {
+static const struct cli_opt tt_opts[] = {
     {"url", 's', offsetof(struct tt_cfg, url_arg), 0, 0,
      "base URL of the stack, e.g. http://127.0.0.1:8080"},
     {"key", 's', offsetof(struct tt_cfg, key), 0, 0, "API key"},
@@ -825,85 +780,25 @@ static const struct tt_opt {
      "no periodic summaries or warnings"},
 };
 #define TT_NOPTS ((int)(sizeof tt_opts / sizeof tt_opts[0]))
-
-/* Print usage to f. */
-static void usage(FILE *f)
-{
-    fputs("usage: tt-traffic --url URL (--key KEY | --key-file FILE) "
-          "[options]\n",
-          f);
-    for (int i = 0; i < TT_NOPTS; i++)
-        fprintf(f, "  --%-12s %s\n", tt_opts[i].name, tt_opts[i].help);
-}
-
-/* Store value s of option o into c; 0, or -1 after a message quoting s. */
-static int set_opt(struct tt_cfg *c, const struct tt_opt *o, const char *s)
-{
-    char *p = (char *)c + o->off, *end;
-    double v;
-    if (o->kind == 's' || o->kind == 'f') {
-        if (o->kind == 's')
-            *(const char **)p = s;
-        else
-            *(int *)p = 1;
-        return 0;
-    }
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= o->lo && v <= o->hi) ||
-        (o->kind == 'w' && v != floor(v))) {
-        tt_msg("invalid value \"%s\" for \"--%s\": expected a %s from %.16g "
-               "to %.16g",
-               s, o->name, o->kind == 'w' ? "whole number" : "number", o->lo,
-               o->hi);
-        return -1;
-    }
-    *(double *)p = v;
-    return 0;
-}
+#define TT_USAGE                                                               \
+    "usage: tt-traffic --url URL (--key KEY | --key-file FILE) [options]\n"
 
 /* Fill c from the command line; returns 0, or the exit status 2. */
 static int parse_args(struct tt_cfg *c, int argc, char **argv)
 {
-    struct option longopts[TT_NOPTS + 2];
-    int idx, opt;
     memset(c, 0, sizeof *c);
-    memset(longopts, 0, sizeof longopts);
     c->rate = -1;
     c->batch = 1;
     c->seed = -1;
-    for (int i = 0; i < TT_NOPTS; i++)
-        longopts[i] =
-            (struct option){tt_opts[i].name, tt_opts[i].kind != 'f', NULL, i};
-    longopts[TT_NOPTS] = (struct option){"help", 0, NULL, 'h'};
-    while ((opt = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
-        if (opt == 'h') {
-            usage(stdout);
-            exit(0);
-        }
-        if (opt < 0 || opt >= TT_NOPTS || opt != idx) {
-            usage(stderr);
-            return 2;
-        }
-        if (set_opt(c, &tt_opts[opt], optarg ? optarg : "") < 0)
-            return 2;
-    }
-    if (optind < argc || !c->url_arg || !c->key == !c->key_file) {
-        if (optind < argc)
-            tt_msg("unexpected argument \"%s\"", argv[optind]);
-        else
-            tt_msg("--url and one of --key and --key-file are required");
-        usage(stderr);
+    if (cli_parse(c, TT_USAGE, tt_opts, TT_NOPTS, argc, argv) != 0)
+        return 2;
+    if (!c->url_arg || !c->key == !c->key_file) {
+        cli_msg("--url and one of --key and --key-file are required");
+        cli_usage(stderr, TT_USAGE, tt_opts, TT_NOPTS);
         return 2;
     }
-    size_t ul = strcspn(c->url_arg, "?#");
-    while (ul > 0 && c->url_arg[ul - 1] == '/')
-        ul--;
-    if (ul + sizeof "/api/v1/events" > sizeof c->url || ul == 0) {
-        tt_msg("invalid value \"%s\" for \"--url\"", c->url_arg);
+    if (cli_events_url(c->url_arg, c->url, sizeof c->url) != 0)
         return 2;
-    }
-    snprintf(c->url, sizeof c->url, "%.*s/api/v1/events", (int)ul, c->url_arg);
     if (c->demo && c->rate <= 0)
         c->rate = 12.5;
     c->rate = c->rate < 0 ? 0 : c->rate;
@@ -925,24 +820,24 @@ static int parse_args(struct tt_cfg *c, int argc, char **argv)
 static int load_key(struct tt_run *r)
 {
     const struct tt_cfg *c = r->cfg;
-    double until = mono_now() + 10.0;
+    double until = cli_mono_now() + 10.0;
     if (c->key) {
         if (!*c->key || strlen(c->key) >= sizeof r->key) {
-            tt_msg("invalid value for \"--key\": empty or too long");
+            cli_msg("invalid value for \"--key\": empty or too long");
             return -1;
         }
         snprintf(r->key, sizeof r->key, "%s", c->key);
         return 0;
     }
-    for (int said = 0; read_key_file(c->key_file, r->key, sizeof r->key);
+    for (int said = 0; cli_read_key_file(c->key_file, r->key, sizeof r->key);
          said = 1) {
-        if (!c->demo && mono_now() > until) {
-            tt_msg("no key in \"%s\"", c->key_file);
+        if (!c->demo && cli_mono_now() > until) {
+            cli_msg("no key in \"%s\"", c->key_file);
             return -1;
         }
         if (!said && !c->quiet)
-            tt_msg("waiting for the key file \"%s\"", c->key_file);
-        if (sleep_until(mono_now() + 0.5))
+            cli_msg("waiting for the key file \"%s\"", c->key_file);
+        if (sleep_until(cli_mono_now() + 0.5))
             return -1;
     }
     return 0;
@@ -954,6 +849,7 @@ int main(int argc, char **argv)
     struct tt_run run;
     struct tt_worker *ws;
     struct sigaction sa;
+    cli_prog = "tt-traffic";
     int rc = parse_args(&cfg, argc, argv), started = 0, nw;
     if (rc)
         return rc;
@@ -973,7 +869,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&run.lock, NULL);
     pthread_mutex_init(&run.ids_lock, NULL);
     gen_init(&run.gen, (unsigned long long)cfg.seed);
-    run.t0 = mono_now();
+    run.t0 = cli_mono_now();
     if (load_key(&run) < 0) {
         if (!tt_stop)
             return 2;
@@ -981,25 +877,25 @@ int main(int argc, char **argv)
         return 0;
     }
     if (cfg.ids_out && !(run.ids = fopen(cfg.ids_out, "a"))) {
-        tt_msg("cannot open \"%s\": %s", cfg.ids_out, strerror(errno));
+        cli_msg("cannot open \"%s\": %s", cfg.ids_out, strerror(errno));
         return 2;
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
         !(ws = calloc((size_t)nw, sizeof *ws))) {
-        tt_msg("cannot initialise: out of memory");
+        cli_msg("cannot initialise: out of memory");
         return 2;
     }
     /* The clock starts once the key is there: waiting is not sending. */
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    run.t0 = run.next_due = run.gen.noise_t = mono_now();
+    run.t0 = run.next_due = run.gen.noise_t = cli_mono_now();
     run.t0_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     atomic_store(&run.running, nw);
     for (; started < nw; started++)
         if (worker_init(&ws[started], &run) < 0 ||
             pthread_create(&ws[started].thread, NULL, worker_main,
                            &ws[started]) != 0) {
-            tt_msg("cannot start worker %d", started);
+            cli_msg("cannot start worker %d", started);
             worker_free(&ws[started]);
             atomic_fetch_sub(&run.running, nw - started);
             tt_stop = 1; /* the started ones stop after their batches */
@@ -1008,8 +904,8 @@ int main(int argc, char **argv)
     for (double last = run.t0; atomic_load(&run.running) > 0;) {
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
-        if (cfg.demo && !cfg.quiet && mono_now() - last >= 10.0) {
-            last = mono_now();
+        if (cfg.demo && !cfg.quiet && cli_mono_now() - last >= 10.0) {
+            last = cli_mono_now();
             print_summary(&run);
         }
     }

@@ -34,6 +34,9 @@
 #include "log.h"
 #include "rollup.h"
 
+#define TESTDIR_NAME "tt-aggr"
+#include "testutil.h"
+
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define TT_HAS_ASAN 1
@@ -61,54 +64,6 @@ static const char *const ws_names[NWS] = {"ws-a", "ws-b", "ws-c"};
 
 /* ---- temporary directories ---- */
 
-/* A directory per test case, made and removed by the runner's process, and
- * one per test inside it. */
-static char basedir[200], tmpdir[256];
-
-/* Create basedir (an unchecked fixture: runs in the runner's process). */
-static void base_setup(void)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(basedir, sizeof(basedir), "%s/tt-aggr-XXXXXX",
-             base && base[0] ? base : "/tmp");
-    if (mkdtemp(basedir) == NULL)
-        basedir[0] = '\0';
-}
-
-/* Remove one file or directory (an nftw visitor). */
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-/* Remove basedir and everything in it. */
-static void base_teardown(void)
-{
-    if (basedir[0] != '\0')
-        nftw(basedir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    basedir[0] = '\0';
-}
-
-/* Create this test's directory inside basedir (a checked fixture). */
-static void tmp_setup(void)
-{
-    ck_assert_msg(basedir[0] != '\0', "no base temporary directory");
-    snprintf(tmpdir, sizeof(tmpdir), "%s/t-XXXXXX", basedir);
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-/* The path of name inside this test's directory (static buffer). */
-static const char *tmp_path(const char *name)
-{
-    static char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-    return path;
-}
-
 /* ---- a collector on a temporary database ---- */
 
 /* Open a collector with its database tmpdir/name and a fresh aggregator;
@@ -133,18 +88,6 @@ static void col_fini(struct col *c)
     col_store_close(&c->store);
 }
 
-/* Run a query that returns one integer (0 for NULL). */
-static long long q_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st;
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK,
-                  "%s: %s", sql, sqlite3_errmsg(db));
-    ck_assert_msg(sqlite3_step(st) == SQLITE_ROW, "%s: no row", sql);
-    long long v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 /* Execute SQL that must succeed. */
 static void exec_ok(sqlite3 *db, const char *sql)
 {
@@ -153,12 +96,9 @@ static void exec_ok(sqlite3 *db, const char *sql)
     ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "?");
 }
 
-/* meta.rollup_seq, or -1 when absent. */
-static long long rollup_seq(sqlite3 *db)
-{
-    return q_int(db, "SELECT ifnull((SELECT value FROM meta WHERE key = "
-                     "'rollup_seq'), -1)");
-}
+/* Rows of meta.rollup_seq: 0 before the first flush that wrote one. */
+#define WATERMARK_ROWS(db)                                                     \
+    q_int(db, "SELECT count(*) FROM meta WHERE key = 'rollup_seq'")
 
 /* ---- the event generator ---- */
 
@@ -1085,9 +1025,9 @@ START_TEST(test_watermark)
     col_init(&c, "t.db");
     sqlite3 *db = c.store.db;
     struct gen g = gen_new(0x5eed0002);
-    ck_assert_int_eq(rollup_seq(db), -1);
+    ck_assert_int_eq(WATERMARK_ROWS(db), 0);
     ck_assert_int_eq(col_aggr_flush(&c, T0), 0);
-    ck_assert_int_eq(rollup_seq(db), -1);
+    ck_assert_int_eq(WATERMARK_ROWS(db), 0);
     int64_t s1 = 0;
     while (s1 == 0)
         s1 = run_batch(&c, &g, 1);

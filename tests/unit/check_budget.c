@@ -24,6 +24,9 @@
 #include "collector.h"
 #include "log.h"
 
+#define TESTDIR_NAME "tt-budget"
+#include "testutil.h"
+
 #define DAY BUDGET_DAY_MS
 /* 2026-03-15T12:00:00Z and the days around it. */
 #define MAR15     1773576000000LL
@@ -32,30 +35,15 @@
 #define APR01     1775001600000LL
 #define NUSD(usd) ((int64_t)((usd)*1000000000.0 + 0.5))
 
-static char tmpdir[256];
-
 /* A fresh directory per test (checked fixture: it runs in the test). */
-static void tmp_setup(void)
+static void budget_tmp_setup(void)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof(tmpdir), "%s/tt-budget-XXXXXX",
-             base && base[0] ? base : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    ck_assert_int_eq(testdir_make(tmpdir, sizeof(tmpdir)), 0);
 }
 
-/* Remove one entry (an nftw visitor). */
-static int rm_one(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw)
+static void budget_tmp_teardown(void)
 {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void tmp_teardown(void)
-{
-    nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    testdir_remove(tmpdir);
 }
 
 /* Run SQL that must work. */
@@ -64,18 +52,6 @@ static void exec(sqlite3 *db, const char *sql)
     char *msg = NULL;
     int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
     ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "?");
-}
-
-/* Run a query that returns one integer. */
-static long long q_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st;
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK,
-                  "%s: %s", sql, sqlite3_errmsg(db));
-    ck_assert_msg(sqlite3_step(st) == SQLITE_ROW, "%s: no row", sql);
-    long long v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
 }
 
 /* Insert a raw event: workspace id, ts, provider, model, cost. */
@@ -505,7 +481,7 @@ static Suite *budget_suite(void)
     tcase_add_test(tc, test_crossed_and_scope);
     suite_add_tcase(s, tc);
     tc = tcase_create("tracker");
-    tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+    tcase_add_checked_fixture(tc, budget_tmp_setup, budget_tmp_teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_cells_rollups_plus_tail);
     tcase_add_test(tc, test_tracker_counts_scope_and_period);

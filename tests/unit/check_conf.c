@@ -16,53 +16,13 @@
 
 #include "conf.h"
 
-/* A directory per test case, made and removed by the runner's process so
- * that it goes away even when a test fails (a failing test's process exits
- * before any checked teardown), and one directory per test inside it.
- * Both names are short so that paths built from them fit PATH_MAX. */
-static char basedir[200], tmpdir[256];
-
-/* Create basedir (an unchecked fixture: runs in the runner's process). */
-static void base_setup(void)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(basedir, sizeof(basedir), "%s/tt-conf-XXXXXX",
-             base && base[0] ? base : "/tmp");
-    if (mkdtemp(basedir) == NULL)
-        basedir[0] = '\0';
-}
-
-/* Remove one entry (an nftw visitor). */
-static int rm_one(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-/* Remove basedir and everything in it. */
-static void base_teardown(void)
-{
-    if (basedir[0] != '\0')
-        nftw(basedir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    basedir[0] = '\0';
-}
-
-/* Create this test's tmpdir inside basedir (a checked fixture). */
-static void tmp_setup(void)
-{
-    ck_assert_msg(basedir[0] != '\0', "no base temporary directory");
-    snprintf(tmpdir, sizeof(tmpdir), "%s/t-XXXXXX", basedir);
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
+#define TESTDIR_NAME "tt-conf"
+#include "testutil.h"
 
 /* Write text to tmpdir/name and return the path (static buffer). */
 static const char *write_file(const char *name, const char *text)
 {
-    static char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    const char *path = tmp_path(name);
     FILE *f = fopen(path, "w");
     ck_assert_ptr_nonnull(f);
     ck_assert_int_eq(fputs(text, f) >= 0, 1);

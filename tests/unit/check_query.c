@@ -27,6 +27,9 @@
 #include "query.h"
 #include "rollup.h"
 
+#define TESTDIR_NAME "tt-query"
+#include "testutil.h"
+
 #define MIN_MS  60000LL
 #define HOUR_MS 3600000LL
 #define DAY_MS  86400000LL
@@ -36,31 +39,14 @@
 
 /* A directory per test case, made and removed by the runner's process
  * (an unchecked fixture), so it goes even when a test fails. */
-static char tmpdir[256];
-
-/* Remove one entry (an nftw visitor). */
-static int rm_one(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw)
+static void query_tmp_setup(void)
 {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    testdir_make(tmpdir, sizeof(tmpdir));
 }
 
-static void tmp_setup(void)
+static void query_tmp_teardown(void)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof(tmpdir), "%s/tt-query-XXXXXX",
-             base && base[0] ? base : "/tmp");
-    if (mkdtemp(tmpdir) == NULL)
-        tmpdir[0] = '\0';
-}
-
-static void tmp_teardown(void)
-{
-    if (tmpdir[0] != '\0')
-        nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    testdir_remove(tmpdir);
 }
 
 /* A small deterministic generator (the tests must not depend on libc's). */
@@ -682,7 +668,7 @@ static int run(struct qry_cache *c, struct arena *a, struct qry_spec *s,
                struct qry_result *out)
 {
     exec("BEGIN");
-    s->rollup_seq = budget_rollup_seq(db);
+    s->rollup_seq = rollup_seq(db);
     ck_assert_int_ge(s->rollup_seq, 0);
     int rc = qry_run(c, a, s, out);
     exec("COMMIT");
@@ -818,7 +804,7 @@ START_TEST(test_engine_lag)
     db_setup("lag", 6000, 4000);
     struct qry_cache *c = qry_cache_new(db);
     rng_state = 78;
-    ck_assert_int_eq(budget_rollup_seq(db), 4000);
+    ck_assert_int_eq(rollup_seq(db), 4000);
     check_random(c, 300);
     /* No rollups and no rollup_seq: everything from raw events. */
     exec("DELETE FROM rollups; DELETE FROM meta WHERE key = 'rollup_seq'");
@@ -932,16 +918,16 @@ START_TEST(test_rollup_seq_read)
 {
     sqlite3 *m;
     ck_assert_int_eq(sqlite3_open(":memory:", &m), SQLITE_OK);
-    ck_assert_int_eq(budget_rollup_seq(m), -1); /* no meta table */
+    ck_assert_int_eq(rollup_seq(m), -1); /* no meta table */
     ck_assert_int_eq(
         sqlite3_exec(m, "CREATE TABLE meta(key, value)", NULL, NULL, NULL),
         SQLITE_OK);
-    ck_assert_int_eq(budget_rollup_seq(m), 0);
+    ck_assert_int_eq(rollup_seq(m), 0);
     ck_assert_int_eq(sqlite3_exec(m,
                                   "INSERT INTO meta VALUES('rollup_seq', 42)",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
-    ck_assert_int_eq(budget_rollup_seq(m), 42);
+    ck_assert_int_eq(rollup_seq(m), 42);
     sqlite3_close(m);
 }
 END_TEST
@@ -995,7 +981,7 @@ static Suite *query_suite(void)
     tcase_set_timeout(tc, 60); /* the random plans, under sanitizers */
     suite_add_tcase(s, tc);
     tc = tcase_create("engine");
-    tcase_add_unchecked_fixture(tc, tmp_setup, tmp_teardown);
+    tcase_add_unchecked_fixture(tc, query_tmp_setup, query_tmp_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_engine_exact);
     tcase_add_test(tc, test_engine_lag);

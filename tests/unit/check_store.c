@@ -26,55 +26,10 @@
 #include "log.h"
 #include "price.h"
 
+#define TESTDIR_NAME "tt-store"
+#include "testutil.h"
+
 #define CATALOG TT_SRCDIR "/data/pricing.json"
-
-/* A directory per test case, made and removed by the runner's process (so
- * it goes even when a test fails), and one per test inside it. */
-static char basedir[200], tmpdir[256];
-
-/* Create basedir (an unchecked fixture: runs in the runner's process). */
-static void base_setup(void)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(basedir, sizeof(basedir), "%s/tt-store-XXXXXX",
-             base && base[0] ? base : "/tmp");
-    if (mkdtemp(basedir) == NULL)
-        basedir[0] = '\0';
-}
-
-/* Remove one entry (an nftw visitor). */
-static int rm_one(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-/* Remove basedir and everything in it. */
-static void base_teardown(void)
-{
-    if (basedir[0] != '\0')
-        nftw(basedir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    basedir[0] = '\0';
-}
-
-/* Create this test's tmpdir inside basedir (a checked fixture). */
-static void tmp_setup(void)
-{
-    ck_assert_msg(basedir[0] != '\0', "no base temporary directory");
-    snprintf(tmpdir, sizeof(tmpdir), "%s/t-XXXXXX", basedir);
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-/* The path of name inside tmpdir (static buffer). */
-static const char *tmp_path(const char *name)
-{
-    static char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-    return path;
-}
 
 /* Load the shipped catalog. */
 static struct price_catalog *load_catalog(void)
@@ -102,18 +57,6 @@ static void col_fini(struct col *c)
 {
     col_store_close(&c->store);
     price_free(c->prices);
-}
-
-/* Run a query that returns one integer. */
-static long long q_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st;
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK,
-                  "%s: %s", sql, sqlite3_errmsg(db));
-    ck_assert_msg(sqlite3_step(st) == SQLITE_ROW, "%s: no row", sql);
-    long long v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
 }
 
 /* Run a query that returns one text value (copied into a static buffer;
