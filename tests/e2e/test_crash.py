@@ -124,7 +124,8 @@ def wait_gone(pid, limit):
             with open("/proc/%d/stat" % pid) as f:
                 if f.read().split(") ")[1].startswith("Z"):
                     return time.time() - t0
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
+            # Gone between open and read: read() raises ESRCH then.
             return time.time() - t0
         time.sleep(0.005)
     return None
