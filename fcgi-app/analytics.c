@@ -115,37 +115,29 @@ static struct qry_cache *an_cache(struct api_req *r)
     return t->qcache;
 }
 
-int an_run(struct an_req *a, int64_t from, int64_t to, int64_t bucket_ms,
-           unsigned group, int hist, int errors_only, struct qry_result *out)
+/* The thread's query state with the answer's read transaction open (the
+ * first question opens it), or NULL after answering the error. */
+static struct qry_cache *an_open(struct an_req *a)
 {
     struct qry_cache *c = an_cache(a->r);
-    if (c == NULL)
-        return api_error(a->r, 500, "internal", NULL, "out of memory");
+    if (c == NULL) {
+        api_error(a->r, 500, "internal", NULL, "out of memory");
+        return NULL;
+    }
     if (!a->open) {
         /* Every question of the answer sees this one snapshot. */
         a->rollup_seq = api_read_begin(a->r);
         if (a->rollup_seq < 0)
-            return -1;
+            return NULL;
         a->open = 1;
     }
-    if (to <= from) {
-        /* range=today in its first millisecond: nothing to count. */
-        out->rows = NULL;
-        out->n = 0;
-        return 0;
-    }
-    struct qry_spec s = {.ws = a->ws,
-                         .from_ms = from,
-                         .to_ms = to,
-                         .f = a->f,
-                         .bucket_ms = bucket_ms,
-                         .group = group,
-                         .errors_only = errors_only,
-                         .hist = hist,
-                         .rollup_seq = a->rollup_seq};
-    int rc = qry_run(c, a->r->arena, &s, out);
-    if (rc == 0)
-        return 0;
+    return c;
+}
+
+/* Answer the engine's error rc (the question had bucket bucket_ms). */
+static int an_fail(struct an_req *a, struct qry_cache *c, int rc,
+                   int64_t bucket_ms)
+{
     an_finish(a);
     if (rc == -ENOMEM)
         return api_error(a->r, 500, "internal", NULL, "out of memory");
@@ -159,6 +151,46 @@ int an_run(struct an_req *a, int64_t from, int64_t to, int64_t bucket_ms,
         return api_error(a->r, 500, "internal", NULL, "%s", qry_errmsg(c));
     return api_error_h(a->r, 503, "Retry-After: 1\r\n", "unavailable", NULL,
                        "the database is not available: %s", qry_errmsg(c));
+}
+
+int an_run(struct an_req *a, int64_t from, int64_t to, int64_t bucket_ms,
+           unsigned group, int hist, int errors_only, struct qry_result *out)
+{
+    struct qry_cache *c = an_open(a);
+    if (c == NULL)
+        return -1;
+    out->rows = NULL;
+    out->n = 0;
+    if (to <= from)
+        return 0; /* range=today in its first millisecond: nothing to count */
+    struct qry_spec s = {.ws = a->ws,
+                         .from_ms = from,
+                         .to_ms = to,
+                         .f = a->f,
+                         .bucket_ms = bucket_ms,
+                         .group = group,
+                         .errors_only = errors_only,
+                         .hist = hist,
+                         .rollup_seq = a->rollup_seq};
+    int rc = qry_run(c, a->r->arena, &s, out);
+    return rc ? an_fail(a, c, rc, bucket_ms) : 0;
+}
+
+int an_distinct(struct an_req *a, struct qry_people *out)
+{
+    struct qry_cache *c = an_open(a);
+    if (c == NULL)
+        return -1;
+    memset(out, 0, sizeof(*out));
+    if (a->rg.to_ms <= a->rg.from_ms)
+        return 0;
+    struct qry_spec s = {.ws = a->ws,
+                         .from_ms = a->rg.from_ms,
+                         .to_ms = a->rg.to_ms,
+                         .f = a->f,
+                         .rollup_seq = a->rollup_seq};
+    int rc = qry_distinct(c, a->r->arena, &s, out);
+    return rc ? an_fail(a, c, rc, 0) : 0;
 }
 
 void an_finish(struct an_req *a)

@@ -50,6 +50,10 @@ int an_start(struct api_req *r, struct an_req *a, const char *const *extra,
 int an_run(struct an_req *a, int64_t from, int64_t to, int64_t bucket_ms,
            unsigned group, int hist, int errors_only, struct qry_result *out);
 
+/* Who made the calls of the answer's range and filters (qry_distinct).
+ * Returns 0, or -1 after answering 503/500. */
+int an_distinct(struct an_req *a, struct qry_people *out);
+
 /* End the read transaction. */
 void an_finish(struct an_req *a);
 

@@ -64,36 +64,63 @@ int api_send_text(struct api_req *r, int status, const char *type,
     return 0;
 }
 
+#define API_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
+/* A growing buffer that json_dump_callback writes into. */
+struct api_dumpbuf {
+    char *p;
+    size_t len, cap;
+};
+
+static int api_dump_put(const char *s, size_t n, void *data)
+{
+    struct api_dumpbuf *b = data;
+    if (b->len + n + 2 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (b->len + n + 2 > cap)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL)
+            return -1;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
 char *api_dump(json_t *v, size_t *len)
 {
-    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    char *buf = n ? malloc(n + 1) : NULL;
-    if (buf == NULL)
+    /* One pass: json_dumpb would serialize twice, to size and to write. */
+    struct api_dumpbuf b = {0};
+    if (json_dump_callback(v, api_dump_put, &b, API_JSON_FLAGS) != 0 ||
+        api_dump_put("", 0, &b) != 0) {
+        free(b.p);
         return NULL;
-    json_dumpb(v, buf, n, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    buf[n] = '\0';
+    }
+    b.p[b.len] = '\0';
     if (len != NULL)
-        *len = n;
-    return buf;
+        *len = b.len;
+    return b.p;
 }
 
 int api_send_json(struct api_req *r, int status, json_t *body,
                   const char *extra)
 {
-    size_t n =
-        json_dumpb(body, NULL, 0, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    char *buf = n ? arena_alloc(r->arena, n + 1) : NULL;
+    size_t n;
+    char *buf = api_dump(body, &n);
+    json_decref(body);
     if (buf == NULL) {
-        json_decref(body);
         static const char oom[] =
             "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
         return api_send_text(r, 500, "application/json", oom, sizeof(oom) - 1,
                              NULL);
     }
-    json_dumpb(body, buf, n, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    json_decref(body);
-    buf[n++] = '\n';
-    return api_send_text(r, status, "application/json", buf, n, extra);
+    buf[n++] = '\n'; /* api_dump leaves room for it */
+    int rc = api_send_text(r, status, "application/json", buf, n, extra);
+    free(buf);
+    return rc;
 }
 
 /* Format and send an error. */

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "event.h"
 #include "hash.h"
 #include "hist.h"
 #include "rollup.h"
@@ -718,11 +719,11 @@ static int qry_merge_done(struct qry_merge *m, struct qry_result *out)
     return 0;
 }
 
-int qry_run(struct qry_cache *c, struct arena *a, const struct qry_spec *s,
-            struct qry_result *out)
+/* Check s; *plan gets its plan (with the cube's resolutions, never
+ * coarser than the output bucket).  -EINVAL when no cube answers it. */
+static int qry_prepare(struct qry_cache *c, const struct qry_spec *s,
+                       struct qry_plan *plan)
 {
-    out->rows = NULL;
-    out->n = 0;
     int min_res, max_res;
     int cube = qry_spec_cube(s, &min_res, &max_res);
     if (cube < 0 || (s->group & ~QRY_GROUPABLE) != 0 || s->from_ms < 0 ||
@@ -730,18 +731,27 @@ int qry_run(struct qry_cache *c, struct arena *a, const struct qry_spec *s,
         snprintf(c->err, sizeof(c->err), "no cube answers this question");
         return -EINVAL;
     }
-    /* Errors-only questions about successful calls have no answer rows. */
-    if (s->errors_only && s->f.status == QRY_STATUS_OK)
-        return 0;
     /* A rollup row must fall inside one output bucket. */
     int64_t bucket_s = s->bucket_ms / 1000;
     if (bucket_s > 0 && bucket_s < max_res)
         max_res = bucket_s >= ROLLUP_RES_DAY    ? ROLLUP_RES_DAY
                   : bucket_s >= ROLLUP_RES_HOUR ? ROLLUP_RES_HOUR
                                                 : ROLLUP_RES_MINUTE;
-    struct qry_plan plan;
-    qry_plan_make(s->from_ms, s->to_ms, min_res, max_res, &plan);
+    qry_plan_make(s->from_ms, s->to_ms, min_res, max_res, plan);
+    return 0;
+}
 
+/* Answer s over the segments of plan (a plan of s, some arms possibly
+ * emptied); rows in arena a. */
+static int qry_exec(struct qry_cache *c, struct arena *a,
+                    const struct qry_spec *s, const struct qry_plan *plan,
+                    struct qry_result *out)
+{
+    out->rows = NULL;
+    out->n = 0;
+    /* Errors-only questions about successful calls have no answer rows. */
+    if (s->errors_only && s->f.status == QRY_STATUS_OK)
+        return 0;
     char text[QRY_SQL_MAX];
     if (qry_sql(s, text, sizeof(text)) < 0) {
         snprintf(c->err, sizeof(c->err), "statement too long");
@@ -750,7 +760,7 @@ int qry_run(struct qry_cache *c, struct arena *a, const struct qry_spec *s,
     sqlite3_stmt *st = qry_stmt(c, text);
     if (st == NULL)
         return -EIO;
-    qry_bind(st, s, &plan);
+    qry_bind(st, s, plan);
     struct qry_merge m = {.a = a, .group = s->group};
     int rc, err = 0;
     while (err == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -771,6 +781,228 @@ int qry_run(struct qry_cache *c, struct arena *a, const struct qry_spec *s,
     else if (err == -EINVAL)
         snprintf(c->err, sizeof(c->err), "malformed histogram in the rollups");
     return err;
+}
+
+int qry_run(struct qry_cache *c, struct arena *a, const struct qry_spec *s,
+            struct qry_result *out)
+{
+    struct qry_plan plan;
+    out->rows = NULL;
+    out->n = 0;
+    int rc = qry_prepare(c, s, &plan);
+    return rc ? rc : qry_exec(c, a, s, &plan, out);
+}
+
+/* ---- distinct users ---- */
+
+/* The rollup arms the user probes walk, the likeliest hit first. */
+static const enum qry_arm qry_probe_arms[] = {
+    QRY_ARM_WEEK,   QRY_ARM_DAY_A, QRY_ARM_DAY_B, QRY_ARM_HOUR_A,
+    QRY_ARM_HOUR_B, QRY_ARM_MIN_A, QRY_ARM_MIN_B};
+
+#define QRY_NPROBE_ARMS (sizeof(qry_probe_arms) / sizeof(qry_probe_arms[0]))
+
+/* Does the answer res, grouped by dim (QRY_USER or QRY_AGENT) alone and
+ * so ordered by it, hold name? */
+static int qry_has(const struct qry_result *res, unsigned dim, const char *name)
+{
+    size_t lo = 0, hi = res->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct qry_row *r = &res->rows[mid];
+        int c = strcmp(dim == QRY_USER ? r->user : r->agent, name);
+        if (c == 0)
+            return 1;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+/* Bind the filters of s (not user, not session) with the numbers qry_bind
+ * gives them. */
+static void qry_bind_filters(sqlite3_stmt *st, const struct qry_spec *s)
+{
+    sqlite3_bind_int64(st, QRY_P_WS, s->ws);
+    const char *fs[] = {s->f.provider, s->f.model, s->f.agent};
+    for (int i = 0; i < 3; i++)
+        if (fs[i] != NULL)
+            sqlite3_bind_text(st, QRY_P_PROVIDER + i, fs[i], -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, QRY_P_ISERR, s->f.status);
+}
+
+/* Count the users with a rollup row in a rollup arm of plan that matches
+ * the filters of s, except those of raw (the raw arms' answer grouped by
+ * user), which are counted already: one step of a walk over the distinct users
+ * of the per-user cube's index, then a probe per non-empty arm until one finds
+ * a row. */
+static int qry_probe_users(struct qry_cache *c, const struct qry_spec *s,
+                           const struct qry_plan *plan,
+                           const struct qry_result *raw, int64_t *users)
+{
+    char next_sql[256], probe_sql[512];
+    snprintf(next_sql, sizeof(next_sql),
+             "SELECT user FROM rollups INDEXED BY rollups_user WHERE ws = ?1 "
+             "AND cube = %d AND user > ?6 ORDER BY user LIMIT 1",
+             ROLLUP_USER);
+    char filt[160];
+    struct qry_buf fb = {filt, 0, sizeof(filt), 0};
+    filt[0] = '\0';
+    qry_put_filters(&fb, s, 0);
+    snprintf(probe_sql, sizeof(probe_sql),
+             "SELECT 1 FROM rollups INDEXED BY rollups_user WHERE ws = ?1 AND "
+             "user = ?6 AND res = ?%d AND ts >= ?%d AND ts < ?%d AND "
+             "cube = %d%s LIMIT 1",
+             QRY_P_ARMS, QRY_P_ARMS + 1, QRY_P_ARMS + 2, ROLLUP_USER, filt);
+    /* Two statements from the cache: preparing the second evicts the least
+     * recently used, never the first. */
+    sqlite3_stmt *next = qry_stmt(c, next_sql);
+    sqlite3_stmt *probe = next ? qry_stmt(c, probe_sql) : NULL;
+    if (probe == NULL)
+        return -EIO;
+    qry_bind_filters(next, s);
+    qry_bind_filters(probe, s);
+    char user[4 * EV_MAX_NAME + 1] = "";
+    int err = 0, rc;
+    while (err == 0) {
+        sqlite3_bind_text(next, QRY_P_USER, user, -1, SQLITE_TRANSIENT);
+        rc = sqlite3_step(next);
+        if (rc != SQLITE_ROW)
+            break;
+        int len = sqlite3_column_bytes(next, 0);
+        if ((size_t)len >= sizeof(user)) {
+            snprintf(c->err, sizeof(c->err), "a user name of %d bytes", len);
+            err = -EIO;
+            break;
+        }
+        memcpy(user, sqlite3_column_text(next, 0), (size_t)len + 1);
+        sqlite3_reset(next);
+        if (qry_has(raw, QRY_USER, user))
+            continue; /* counted with the raw arms */
+        sqlite3_bind_text(probe, QRY_P_USER, user, -1, SQLITE_STATIC);
+        for (size_t i = 0; i < QRY_NPROBE_ARMS; i++) {
+            const struct qry_seg *g = &plan->seg[qry_probe_arms[i]];
+            if (g->lo >= g->hi)
+                continue;
+            sqlite3_bind_int(probe, QRY_P_ARMS, qry_arm_res(qry_probe_arms[i]));
+            sqlite3_bind_int64(probe, QRY_P_ARMS + 1, g->lo);
+            sqlite3_bind_int64(probe, QRY_P_ARMS + 2, g->hi);
+            rc = sqlite3_step(probe);
+            sqlite3_reset(probe);
+            if (rc == SQLITE_ROW) {
+                ++*users;
+                break;
+            }
+            if (rc != SQLITE_DONE) {
+                err = qry_fail(c, "probe");
+                break;
+            }
+        }
+    }
+    if (err == 0 && rc != SQLITE_DONE)
+        err = qry_fail(c, "users");
+    sqlite3_reset(next);
+    sqlite3_clear_bindings(next);
+    sqlite3_clear_bindings(probe);
+    return err;
+}
+
+/* The rows of res with a name (user or agent, by dim) into *named; the
+ * calls of the unnamed ones added to *anon_calls when not NULL. */
+static void qry_count_named(const struct qry_result *res, unsigned dim,
+                            int64_t *named, int64_t *anon_calls)
+{
+    for (size_t i = 0; i < res->n; i++) {
+        const struct qry_row *r = &res->rows[i];
+        if ((dim == QRY_USER ? r->user : r->agent)[0] != '\0')
+            ++*named;
+        else if (anon_calls != NULL)
+            *anon_calls += r->calls;
+    }
+}
+
+/* Empty the raw arms of p (raw != 0) or its rollup arms. */
+static void qry_plan_keep(struct qry_plan *p, int raw)
+{
+    for (int i = 0; i < QRY_NARMS; i++)
+        if ((qry_arm_res(i) == 0) != (raw != 0))
+            p->seg[i] = (struct qry_seg){0, 0};
+}
+
+int qry_distinct(struct qry_cache *c, struct arena *a, const struct qry_spec *s,
+                 struct qry_people *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct qry_spec u = *s;
+    u.group = QRY_USER | QRY_AGENT;
+    u.hist = 0;
+    u.bucket_ms = 0;
+    struct qry_plan plan, part;
+    struct qry_result res, users, agents;
+    int rc = qry_prepare(c, &u, &plan);
+    if (rc != 0)
+        return rc;
+    /* Probing pays when the range holds days of rows per user: the walk
+     * costs two index seeks per user the rollups know, where reading the
+     * rows costs one step per user and hour, day or week in the range. */
+    int long_range = plan.seg[QRY_ARM_WEEK].lo < plan.seg[QRY_ARM_WEEK].hi ||
+                     plan.seg[QRY_ARM_DAY_A].hi - plan.seg[QRY_ARM_DAY_A].lo +
+                             plan.seg[QRY_ARM_DAY_B].hi -
+                             plan.seg[QRY_ARM_DAY_B].lo >=
+                         2 * QRY_DAY_MS;
+    /* The agents' rows must fit the users' plan. */
+    int amin, amax, umin, umax;
+    u.group = QRY_AGENT;
+    qry_spec_cube(&u, &amin, &amax);
+    u.group = QRY_USER | QRY_AGENT;
+    qry_spec_cube(&u, &umin, &umax);
+    if (!long_range || amin != umin || amax != umax || s->f.user != NULL ||
+        s->f.session != NULL || s->errors_only) {
+        /* Every row per user, then every row per agent. */
+        u.group = QRY_USER;
+        if ((rc = qry_run(c, a, &u, &users)) != 0)
+            return rc;
+        qry_count_named(&users, QRY_USER, &out->users, &out->anon_calls);
+        u.group = QRY_AGENT;
+        if ((rc = qry_run(c, a, &u, &agents)) != 0)
+            return rc;
+        qry_count_named(&agents, QRY_AGENT, &out->agents, NULL);
+        return 0;
+    }
+    /* The raw arms once, per user and agent (the user and agent cubes have
+     * the same resolutions, so the same plan). */
+    part = plan;
+    qry_plan_keep(&part, 1);
+    if ((rc = qry_exec(c, a, &u, &part, &res)) != 0 ||
+        (rc = qry_regroup(a, &res, QRY_USER, 0, &users)) != 0)
+        return rc;
+    qry_count_named(&users, QRY_USER, &out->users, &out->anon_calls);
+    /* The agents: the rollup rows per agent, plus those only raw. */
+    struct qry_result raw_agents;
+    u.group = QRY_AGENT;
+    part = plan;
+    qry_plan_keep(&part, 0);
+    if ((rc = qry_regroup(a, &res, QRY_AGENT, 0, &raw_agents)) != 0 ||
+        (rc = qry_exec(c, a, &u, &part, &agents)) != 0)
+        return rc;
+    qry_count_named(&agents, QRY_AGENT, &out->agents, NULL);
+    for (size_t i = 0; i < raw_agents.n; i++)
+        if (raw_agents.rows[i].agent[0] != '\0' &&
+            !qry_has(&agents, QRY_AGENT, raw_agents.rows[i].agent))
+            out->agents++;
+    /* The calls without a user in the rollup arms: the per-user cube's
+     * rows of user "" (through its index). */
+    struct qry_spec anon = u;
+    struct qry_result ar;
+    anon.group = 0;
+    anon.f.user = "";
+    if ((rc = qry_exec(c, a, &anon, &part, &ar)) != 0)
+        return rc;
+    if (ar.n > 0)
+        out->anon_calls += ar.rows[0].calls;
+    return qry_probe_users(c, s, &plan, &users, &out->users);
 }
 
 /* ---- helpers over rows ---- */

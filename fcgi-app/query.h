@@ -179,6 +179,20 @@ void qry_cache_free(struct qry_cache *c);
 int qry_run(struct qry_cache *c, struct arena *a, const struct qry_spec *s,
             struct qry_result *out);
 
+/* Who made the calls a question selects. */
+struct qry_people {
+    int64_t users;      /* distinct users (not "") */
+    int64_t agents;     /* distinct agents (not "") */
+    int64_t anon_calls; /* calls without a user */
+};
+
+/* Count who made the calls s selects (its group, bucket and hist are
+ * ignored).  Over ranges of days the users come from a walk over the
+ * per-user cube's index, one probe per user, rather than from a row per
+ * user and hour, day or week; the raw edges are read once for both. */
+int qry_distinct(struct qry_cache *c, struct arena *a, const struct qry_spec *s,
+                 struct qry_people *out);
+
 /* The message of the last -EIO. */
 const char *qry_errmsg(const struct qry_cache *c);
 

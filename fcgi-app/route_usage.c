@@ -31,37 +31,19 @@ static void usage_measures(json_t *o, const struct qry_row *r)
     json_object_set_new(o, "tokens", an_tokens(r));
 }
 
-/* Count the rows of res whose dimension (user or agent) is set; *calls
- * gets the calls of those rows. */
-static int64_t usage_count_named(const struct qry_result *res, int user,
-                                 int64_t *calls)
-{
-    int64_t n = 0;
-    *calls = 0;
-    for (size_t i = 0; i < res->n; i++) {
-        const char *k = user ? res->rows[i].user : res->rows[i].agent;
-        if (k[0] != '\0') {
-            n++;
-            *calls += res->rows[i].calls;
-        }
-    }
-    return n;
-}
-
 int api_usage_overview(struct api_req *r)
 {
     struct an_req a;
-    struct qry_result tot, users, agents;
+    struct qry_result tot;
+    struct qry_people who;
     if (an_start(r, &a, NULL, 0) != 0 ||
         an_run(&a, a.rg.from_ms, a.rg.to_ms, 0, 0, 0, 0, &tot) != 0 ||
-        an_run(&a, a.rg.from_ms, a.rg.to_ms, 0, QRY_USER, 0, 0, &users) != 0 ||
-        an_run(&a, a.rg.from_ms, a.rg.to_ms, 0, QRY_AGENT, 0, 0, &agents) != 0)
+        an_distinct(&a, &who) != 0)
         return -1;
     static const struct qry_row zero = {0};
     const struct qry_row *t = tot.n ? &tot.rows[0] : &zero;
-    int64_t user_calls, agent_calls;
-    int64_t nusers = usage_count_named(&users, 1, &user_calls);
-    int64_t nagents = usage_count_named(&agents, 0, &agent_calls);
+    int64_t user_calls = t->calls - who.anon_calls;
+    int64_t nusers = who.users, nagents = who.agents;
     json_t *o = an_envelope(&a);
     usage_measures(o, t);
     json_object_set_new(o, "unique_users", json_integer(nusers));

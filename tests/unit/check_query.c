@@ -556,6 +556,20 @@ static const void *copy_blob(struct arena *a, sqlite3_stmt *st, int i,
     return h;
 }
 
+/* Bind s as ?1 ws, ?2 from, ?3 to, ?4..?8 the filters, ?9 status. */
+static void bind_spec(sqlite3_stmt *st, const struct qry_spec *s)
+{
+    sqlite3_bind_int64(st, 1, s->ws);
+    sqlite3_bind_int64(st, 2, s->from_ms);
+    sqlite3_bind_int64(st, 3, s->to_ms);
+    bind_opt(st, 4, s->f.provider);
+    bind_opt(st, 5, s->f.model);
+    bind_opt(st, 6, s->f.agent);
+    bind_opt(st, 7, s->f.user);
+    bind_opt(st, 8, s->f.session);
+    sqlite3_bind_int(st, 9, s->f.status);
+}
+
 /* The brute-force answer to s: one GROUP BY over the raw events. */
 static void brute(const struct qry_spec *s, struct arena *a,
                   struct qry_result *out)
@@ -592,15 +606,7 @@ static void brute(const struct qry_spec *s, struct arena *a,
     sqlite3_stmt *st;
     ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s",
                   sqlite3_errmsg(db));
-    sqlite3_bind_int64(st, 1, s->ws);
-    sqlite3_bind_int64(st, 2, s->from_ms);
-    sqlite3_bind_int64(st, 3, s->to_ms);
-    bind_opt(st, 4, s->f.provider);
-    bind_opt(st, 5, s->f.model);
-    bind_opt(st, 6, s->f.agent);
-    bind_opt(st, 7, s->f.user);
-    bind_opt(st, 8, s->f.session);
-    sqlite3_bind_int(st, 9, s->f.status);
+    bind_spec(st, s);
     sqlite3_bind_int(st, 10, s->errors_only);
     size_t cap = 4096;
     out->rows = arena_alloc(a, cap * sizeof(*out->rows));
@@ -814,6 +820,80 @@ START_TEST(test_engine_lag)
 }
 END_TEST
 
+/* The brute-force count of distinct non-empty values of col (user or
+ * agent) among the events s selects; *anon gets the calls without a user. */
+static int64_t brute_distinct(const struct qry_spec *s, const char *col,
+                              int64_t *anon)
+{
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(DISTINCT nullif(coalesce(%s, ''), '')), "
+             "total(user IS NULL) FROM events WHERE ws = ?1 AND ts >= ?2 AND "
+             "ts < ?3 AND (?4 IS NULL OR provider = ?4) AND (?5 IS NULL OR "
+             "model = ?5) AND (?6 IS NULL OR agent = ?6) AND (?7 IS NULL OR "
+             "user = ?7) AND (?8 IS NULL OR session = ?8) AND (?9 < 0 OR "
+             "is_error = ?9)",
+             col);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    bind_spec(st, s);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    *anon = (int64_t)sqlite3_column_double(st, 1);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* qry_distinct counts users and agents exactly: over weeks of data with
+ * rare users (active on a few days only, so most probes miss), lagging
+ * rollups, calls without a user, filters, and ranges short and long. */
+START_TEST(test_engine_distinct)
+{
+    span_hi = T0 + 40 * DAY_MS;
+    db_setup("distinct", 6000, 6000);
+    /* 37 rare users and a rare agent, some of them only raw (lag). */
+    exec("INSERT INTO events(ws, id, ts, received, provider, model, "
+         "operation, input_tokens, output_tokens, cache_read_tokens, "
+         "cache_write_tokens, reasoning_tokens, cost_usd, cost_source, "
+         "latency_ms, is_error, user, agent) SELECT ws, id || 'r', ts, ts, "
+         "provider, model, 'chat', 1, 1, 0, 0, 0, 0, 0, 5, is_error, "
+         "'r' || (seq % 37), CASE WHEN seq % 7 = 0 THEN 'rare' ELSE agent "
+         "END FROM events WHERE seq % 50 = 0");
+    build_rollups(6080);
+    struct qry_cache *c = qry_cache_new(db);
+    struct arena a;
+    arena_init(&a, 1 << 16);
+    rng_state = 81;
+    for (int i = 0; i < 400; i++) {
+        struct qry_spec s;
+        random_spec(&s);
+        s.errors_only = 0;
+        if (rnd(2)) /* long: the probe path */
+            s.to_ms = s.from_ms + 2 * DAY_MS + rnd(span_hi - s.from_ms);
+        exec("BEGIN");
+        s.rollup_seq = rollup_seq(db);
+        struct qry_people got;
+        int rc = qry_distinct(c, &a, &s, &got);
+        exec("COMMIT");
+        ck_assert_msg(rc == 0, "%s: %d %s", describe(&s), rc, qry_errmsg(c));
+        int64_t anon, anon2;
+        int64_t nusers = brute_distinct(&s, "user", &anon);
+        int64_t nagents = brute_distinct(&s, "agent", &anon2);
+        ck_assert_msg(got.users == nusers && got.agents == nagents &&
+                          got.anon_calls == anon,
+                      "%s: users %lld/%lld agents %lld/%lld anon %lld/%lld",
+                      describe(&s), (long long)got.users, (long long)nusers,
+                      (long long)got.agents, (long long)nagents,
+                      (long long)got.anon_calls, (long long)anon);
+        arena_reset(&a);
+    }
+    arena_free(&a);
+    qry_cache_free(c);
+    col_store_close(&store);
+    span_hi = SPAN_HI;
+}
+END_TEST
+
 /* A whole-range question with fixed expectations: the rollup rows are
  * really read (changing one changes the answer) and other workspaces are
  * never seen. */
@@ -988,6 +1068,7 @@ static Suite *query_suite(void)
     tcase_add_test(tc, test_engine_weeks);
     tcase_add_test(tc, test_engine_reads_rollups);
     tcase_add_test(tc, test_engine_indexed);
+    tcase_add_test(tc, test_engine_distinct);
     suite_add_tcase(s, tc);
     return s;
 }
