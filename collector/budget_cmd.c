@@ -42,19 +42,6 @@ struct col_bcount {
     int created, updated, unchanged, deleted;
 };
 
-/* Answer 400 about field (printf-style message, quoting v if given). */
-static int col_bad(json_t **reply, const char *field, const json_t *v,
-                   const char *what)
-{
-    char got[96] = "", msg[384];
-    if (v != NULL)
-        ev_describe(v, got, sizeof(got));
-    snprintf(msg, sizeof(msg), "%s %s%s%s", field, what, v ? ", got " : "",
-             got);
-    *reply = col_error("invalid_field", msg, field);
-    return 400;
-}
-
 /* Validate an optional scope string (provider or model) into *out. */
 static int col_bscope(json_t *o, const char *name, const char *prefix,
                       const char **out, json_t **reply)
@@ -198,23 +185,6 @@ static int col_bspecs(json_t *args, struct col_bspec *specs, size_t *n,
     return 0;
 }
 
-/* Run sql with integer ?1 and text ?2 (either may be unused); returns the
- * first column of the first row, or def. */
-static int64_t col_bq_int(sqlite3 *db, const char *sql, int64_t a,
-                          const char *b, int64_t def)
-{
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        return def;
-    sqlite3_bind_int64(st, 1, a);
-    if (b != NULL)
-        sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
-    int64_t v =
-        sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : def;
-    sqlite3_finalize(st);
-    return v;
-}
-
 /* Bind ?1 ws and ?2..?6 period, provider, model, limit, thresholds. */
 static void col_bbind(sqlite3_stmt *st, int64_t ws, const struct col_bspec *s)
 {
@@ -334,19 +304,13 @@ static int col_bwrite(struct col *c, const char *ws,
         return 503;
     }
     /* A workspace may get budgets before its first event. */
-    int rc = col_bexec(db,
-                       "INSERT OR IGNORE INTO workspaces(name, created_ms) "
-                       "VALUES(?2, ?1)",
-                       now, ws);
-    int64_t wsid =
-        col_bq_int(db, "SELECT id FROM workspaces WHERE name = ?2", 0, ws, 0);
-    if (rc == SQLITE_OK && wsid <= 0)
-        rc = SQLITE_ERROR;
+    int64_t wsid = col_ws_id(db, ws, 1, now);
+    int rc = wsid > 0 ? SQLITE_OK : SQLITE_ERROR;
     for (size_t i = 0; rc == SQLITE_OK && i < n; i++)
         rc = col_bput(db, wsid, &specs[i], now, &ids[i], cnt);
     if (rc == SQLITE_OK)
         rc = col_bsweep(db, wsid, ids, n, cnt);
-    int64_t total = col_bq_int(db, "SELECT count(*) FROM budgets", 0, NULL, 0);
+    int64_t total = col_q_int(db, "SELECT count(*) FROM budgets", 0, NULL, 0);
     if (rc == SQLITE_OK && total > COL_BUDGET_MAX) {
         col_store_rollback(&c->store);
         char msg[160];

@@ -11,6 +11,7 @@
  *   key.delete  {id}                     -> 200 {deleted: id}
  *   budget.set  {workspace, budgets}     -> 200 {created, updated, ...}
  *               (budget_cmd.c)
+ *   rule.create, rule.update, rule.delete, rule.toggle (rule_cmd.c)
  */
 #include "collector.h"
 
@@ -32,6 +33,43 @@ json_t *col_error(const char *code, const char *message, const char *field)
     if (field != NULL)
         json_object_set_new(e, "field", json_string(field));
     return json_pack("{s:o}", "error", e);
+}
+
+int col_bad(json_t **reply, const char *field, const json_t *v,
+            const char *what)
+{
+    char got[96] = "", msg[384];
+    if (v != NULL)
+        ev_describe(v, got, sizeof(got));
+    snprintf(msg, sizeof(msg), "%s %s%s%s", field, what, v ? ", got " : "",
+             got);
+    *reply = col_error("invalid_field", msg, field);
+    return 400;
+}
+
+int64_t col_q_int(sqlite3 *db, const char *sql, int64_t a, const char *b,
+                  int64_t def)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return def;
+    sqlite3_bind_int64(st, 1, a);
+    if (b != NULL)
+        sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+    int64_t v =
+        sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : def;
+    sqlite3_finalize(st);
+    return v;
+}
+
+int64_t col_ws_id(sqlite3 *db, const char *ws, int make, int64_t now)
+{
+    if (make && col_q_int(db,
+                          "INSERT OR IGNORE INTO workspaces(name, created_ms) "
+                          "VALUES(?2, ?1)",
+                          now, ws, 0) != 0)
+        return 0;
+    return col_q_int(db, "SELECT id FROM workspaces WHERE name = ?2", 0, ws, 0);
 }
 
 /* Read an optional string argument; NULL when absent, "" on wrong type. */
@@ -245,6 +283,9 @@ int col_command(struct col *c, const char *text, size_t len, json_t **reply)
         status = col_key_delete(c, args, reply);
     else if (strcmp(op, "budget.set") == 0)
         status = col_budget_set(c, args, reply);
+    else if (strncmp(op, "rule.", 5) == 0 &&
+             (status = col_rule_command(c, op, args, reply)) >= 0)
+        ;
     else {
         char msg[128];
         snprintf(msg, sizeof(msg), "unknown command \"%.64s\"", op);

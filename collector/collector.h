@@ -218,6 +218,23 @@ void col_budget_close(struct col *c);
 /* The budget.set command (budget_cmd.c): replace a workspace's budgets. */
 int col_budget_set(struct col *c, json_t *args, json_t **reply);
 
+/* The rule.* commands (rule_cmd.c): the status, or -1 for an unknown op. */
+int col_rule_command(struct col *c, const char *op, json_t *args,
+                     json_t **reply);
+
+/* Answer 400 invalid_field about field: "<field> <what>, got <v>". */
+int col_bad(json_t **reply, const char *field, const json_t *v,
+            const char *what);
+
+/* Run sql with integer ?1 and text ?2 (b NULL: unbound); the first column
+ * of the first row, or def (also for a statement returning no row). */
+int64_t col_q_int(sqlite3 *db, const char *sql, int64_t a, const char *b,
+                  int64_t def);
+
+/* The id of workspace ws, made first when make (inside the caller's
+ * transaction); 0 if it does not exist or cannot be made. */
+int64_t col_ws_id(sqlite3 *db, const char *ws, int make, int64_t now);
+
 /* ---- cmd.c ---- */
 
 /* The commands' error object {"error": {code, message, field}}. */

@@ -254,6 +254,18 @@ static const char *const col_migrations[] = {
     /* 6: the totals cube (ROLLUP_TOTAL): rebuild the rollups, sessions
      * and session days from the events at the next start. */
     COL_CLEAR_ROLLUPS "DELETE FROM session_days;",
+
+    /* 7: alert rules (collector/rule_cmd.c): the canonical JSON of each
+     * (common/alert.h), its name unique in its workspace. */
+    "CREATE TABLE alert_rules("
+    "  id INTEGER PRIMARY KEY,"
+    "  ws INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  enabled INTEGER NOT NULL,"
+    "  spec TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  UNIQUE(ws, name));",
 };
 
 #define COL_NMIGRATIONS                                                        \

@@ -1,0 +1,268 @@
+/*
+ * route_rules.c: alert rules of the key's workspace.
+ *
+ *   GET    /api/v1/alerts/rules              the rules, by id (limit=,
+ *                                            cursor=, enabled=, severity=)
+ *   POST   /api/v1/alerts/rules              create (admin)
+ *   GET    /api/v1/alerts/rules/{id}         one rule
+ *   PUT    /api/v1/alerts/rules/{id}         replace it (admin)
+ *   DELETE /api/v1/alerts/rules/{id}         delete it (admin)
+ *   POST   /api/v1/alerts/rules/{id}/toggle  enable or disable (admin; body
+ *                                            {"enabled": b} or none: flip)
+ *
+ * Writes are collector commands (collector/rule_cmd.c), which validate
+ * with common/alert.c; their answer is the rule as stored, read back here.
+ * A rule is its canonical JSON plus id, created_at and updated_at.
+ */
+#include "api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alert.h"
+
+#define API_RULES_PAGE     100
+#define API_RULES_PAGE_MAX 1000
+
+/* The rule of a row (id, spec, created_ms, updated_ms) of st. */
+static json_t *api_rule_row(sqlite3_stmt *st)
+{
+    json_t *o = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
+    if (!json_is_object(o))
+        o = json_object(); /* never: the collector stored canonical JSON */
+    json_object_set_new(o, "id", json_integer(sqlite3_column_int64(st, 0)));
+    json_object_set_new(o, "created_at", api_time(sqlite3_column_int64(st, 2)));
+    json_object_set_new(o, "updated_at", api_time(sqlite3_column_int64(st, 3)));
+    return o;
+}
+
+/* The rule id of the path, or 0 after answering 400. */
+static int64_t api_rule_id(struct api_req *r)
+{
+    char *end;
+    errno = 0;
+    long long id = strtoll(r->params[0], &end, 10);
+    if (*end != '\0' || errno != 0 || id <= 0) {
+        api_error(r, 400, "invalid_parameter", "id",
+                  "a rule id is a positive integer, got \"%.32s\"",
+                  r->params[0]);
+        return 0;
+    }
+    return id;
+}
+
+/* Answer the stored rule id with status, or 404. */
+static int api_rule_send(struct api_req *r, int64_t id, int status)
+{
+    int64_t ws = api_ws_id(r);
+    if (ws < 0)
+        return api_db_unavailable(r);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->t->db,
+                           "SELECT id, spec, created_ms, updated_ms FROM "
+                           "alert_rules WHERE id = ?1 AND ws = ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return api_db_unavailable(r);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, ws);
+    int rc = sqlite3_step(st);
+    json_t *o = rc == SQLITE_ROW ? api_rule_row(st) : NULL;
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return api_send_json(r, status, o, NULL);
+    if (rc == SQLITE_DONE)
+        return api_error(r, 404, "not_found", "id", "no rule %lld",
+                         (long long)id);
+    return api_db_unavailable(r);
+}
+
+int api_rules_list(struct api_req *r)
+{
+    static const char *const params[] = {"limit", "cursor", "enabled",
+                                         "severity", NULL};
+    if (api_query_only(r, params) != 0)
+        return -1;
+    const char *lim = api_query(r, "limit"), *cur = api_query(r, "cursor");
+    const char *en = api_query(r, "enabled"), *sev = api_query(r, "severity");
+    char *end;
+    long long limit = API_RULES_PAGE, after = 0;
+    if (lim != NULL && ((limit = strtoll(lim, &end, 10)) < 1 ||
+                        limit > API_RULES_PAGE_MAX || *end != '\0'))
+        return api_error(r, 400, "invalid_parameter", "limit",
+                         "limit must be 1 to %d, got \"%.32s\"",
+                         API_RULES_PAGE_MAX, lim);
+    if (cur != NULL && ((after = strtoll(cur, &end, 10)) < 1 || *end != '\0'))
+        return api_error(r, 400, "invalid_parameter", "cursor",
+                         "cursor must be a next_cursor value, got \"%.32s\"",
+                         cur);
+    if (en != NULL && strcmp(en, "true") != 0 && strcmp(en, "false") != 0)
+        return api_error(r, 400, "invalid_parameter", "enabled",
+                         "enabled must be true or false, got \"%.32s\"", en);
+    if (sev != NULL && alert_severity_parse(sev) < 0)
+        return api_error(r, 400, "invalid_parameter", "severity",
+                         "severity must be critical, high, medium or low, "
+                         "got \"%.32s\"",
+                         sev);
+    int64_t ws = api_ws_id(r);
+    if (ws < 0)
+        return api_db_unavailable(r);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(
+            r->t->db,
+            "SELECT id, spec, created_ms, updated_ms FROM alert_rules WHERE "
+            "ws = ?1 AND id > ?2 AND (?3 IS NULL OR enabled = ?3) AND (?4 IS "
+            "NULL OR spec ->> '$.severity' = ?4) ORDER BY id LIMIT ?5",
+            -1, &st, NULL) != SQLITE_OK)
+        return api_db_unavailable(r);
+    sqlite3_bind_int64(st, 1, ws);
+    sqlite3_bind_int64(st, 2, after);
+    if (en != NULL)
+        sqlite3_bind_int(st, 3, strcmp(en, "true") == 0);
+    if (sev != NULL)
+        sqlite3_bind_text(st, 4, sev, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, limit + 1);
+    json_t *rules = json_array();
+    int rc;
+    int64_t last = 0;
+    long long n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < limit) {
+        json_array_append_new(rules, api_rule_row(st));
+        last = sqlite3_column_int64(st, 0);
+        n++;
+    }
+    int more = rc == SQLITE_ROW;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return api_db_unavailable(r);
+    char next[32];
+    snprintf(next, sizeof(next), "%lld", (long long)last);
+    return api_send_json(r, 200,
+                         json_pack("{s:o, s:o}", "rules", rules, "next_cursor",
+                                   more ? json_string(next) : json_null()),
+                         NULL);
+}
+
+int api_rules_get(struct api_req *r)
+{
+    static const char *const none[] = {NULL};
+    int64_t id;
+    if (api_query_only(r, none) != 0 || (id = api_rule_id(r)) == 0)
+        return -1;
+    return api_rule_send(r, id, 200);
+}
+
+/* Run a rule command (cmd consumed) and answer the stored rule with
+ * status, or the command's error. */
+static int api_rule_cmd(struct api_req *r, json_t *cmd, int status_ok)
+{
+    int status = 0;
+    char *reply = NULL;
+    if (api_command(r, cmd, &status, &reply) != 0)
+        return -1;
+    if (status >= 300) {
+        int rc = api_send_text(r, status, "application/json", reply,
+                               strlen(reply), NULL);
+        free(reply);
+        return rc;
+    }
+    json_t *o = json_loads(reply, 0, NULL);
+    free(reply);
+    json_t *idv = json_object_get(o, "id");
+    if (!json_is_integer(idv)) /* rule.delete */
+        return o ? api_send_json(r, status, o, NULL)
+                 : api_error(r, 500, "internal", NULL,
+                             "the collector's answer is not JSON");
+    return api_rule_send(r, json_integer_value(idv), status_ok);
+}
+
+/* The JSON body (an object), or NULL after answering 4xx; an empty body
+ * is an empty object when empty_ok. */
+static json_t *api_rule_body(struct api_req *r, int empty_ok)
+{
+    static const char *const none[] = {NULL};
+    if (api_query_only(r, none) != 0)
+        return NULL;
+    char *text;
+    long len = api_read_body(r, 1 << 20, &text);
+    if (len < 0)
+        return NULL;
+    if (len == 0 && empty_ok)
+        return json_object();
+    if (!api_is_json(r->content_type)) {
+        api_error(r, 415, "unsupported_media_type", NULL,
+                  "Content-Type must be application/json, got \"%s\"",
+                  r->content_type ? r->content_type : "");
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *in = json_loadb(text, (size_t)len, 0, &jerr);
+    if (!json_is_object(in)) {
+        api_error(r, 400, "invalid_json", NULL,
+                  "the body must be a JSON object: %s",
+                  in ? "got another JSON value" : jerr.text);
+        return NULL;
+    }
+    return in;
+}
+
+int api_rules_create(struct api_req *r)
+{
+    json_t *in = api_rule_body(r, 0);
+    if (in == NULL)
+        return -1;
+    return api_rule_cmd(r,
+                        json_pack("{s:s, s:s, s:o}", "op", "rule.create",
+                                  "workspace", r->workspace, "rule", in),
+                        201);
+}
+
+int api_rules_put(struct api_req *r)
+{
+    int64_t id = api_rule_id(r);
+    json_t *in = id ? api_rule_body(r, 0) : NULL;
+    if (in == NULL)
+        return -1;
+    return api_rule_cmd(r,
+                        json_pack("{s:s, s:s, s:I, s:o}", "op", "rule.update",
+                                  "workspace", r->workspace, "id",
+                                  (json_int_t)id, "rule", in),
+                        200);
+}
+
+int api_rules_delete(struct api_req *r)
+{
+    static const char *const none[] = {NULL};
+    int64_t id;
+    if (api_query_only(r, none) != 0 || (id = api_rule_id(r)) == 0)
+        return -1;
+    return api_rule_cmd(r,
+                        json_pack("{s:s, s:s, s:I}", "op", "rule.delete",
+                                  "workspace", r->workspace, "id",
+                                  (json_int_t)id),
+                        200);
+}
+
+int api_rules_toggle(struct api_req *r)
+{
+    int64_t id = api_rule_id(r);
+    json_t *in = id ? api_rule_body(r, 1) : NULL;
+    if (in == NULL)
+        return -1;
+    const char *k;
+    json_t *v;
+    json_object_foreach(in, k, v)
+    {
+        if (strcmp(k, "enabled") != 0)
+            return api_error(r, 400, "invalid_field", k,
+                             "unknown field \"%.64s\": the body is "
+                             "{\"enabled\": true|false} or empty",
+                             k);
+    }
+    json_t *cmd = json_pack("{s:s, s:s, s:I}", "op", "rule.toggle", "workspace",
+                            r->workspace, "id", (json_int_t)id);
+    if (json_object_get(in, "enabled") != NULL)
+        json_object_set(cmd, "enabled", json_object_get(in, "enabled"));
+    return api_rule_cmd(r, cmd, 200);
+}

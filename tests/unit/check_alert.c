@@ -1,0 +1,706 @@
+/*
+ * check_alert.c: unit tests for alert rules (common/alert.h): the names of
+ * the enums both ways, durations, comparisons, validation of a rule (its
+ * defaults, every field, the shape of the condition tree, its limits, and
+ * the path and message of each kind of error) and the canonical JSON,
+ * which must read back as the same rule.
+ *
+ * Rules are written in C strings with ' for " (see load()) so that they
+ * stay readable.  Every test frees what it allocates, so the suite can run
+ * under LeakSanitizer.
+ */
+#include "alert.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "budget.h"
+
+/* A leaf condition, and a rule made of it plus extra members. */
+#define LEAF    "{'metric':'cost','operator':'>','threshold':1}"
+#define RULE(x) "{'name':'r','condition':" LEAF x "}"
+#define COND(c) "{'name':'r','condition':" c "}"
+
+/* Assert that haystack contains needle, printing both. */
+#define ck_assert_contains(haystack, needle)                                   \
+    ck_assert_msg(strstr((haystack), (needle)) != NULL,                        \
+                  "\"%s\" does not contain \"%s\"", (haystack), (needle))
+
+/* Load JSON written with ' for "; the text must be valid. */
+static json_t *load(const char *text)
+{
+    char *s = strdup(text);
+    ck_assert_ptr_nonnull(s);
+    for (char *p = s; *p != '\0'; p++)
+        if (*p == '\'')
+            *p = '"';
+    json_error_t e;
+    json_t *j = json_loads(s, 0, &e);
+    ck_assert_msg(j != NULL, "%s: %s", s, e.text);
+    free(s);
+    return j;
+}
+
+/* Parse the rule in (which is released) into *r; it must be valid. */
+static void parse_json_ok(json_t *in, struct alert_rule *r)
+{
+    char path[256], msg[512];
+    ck_assert_ptr_nonnull(in);
+    int rc = alert_rule_parse(in, r, path, sizeof(path), msg, sizeof(msg));
+    json_decref(in);
+    ck_assert_msg(rc == 0, "rejected at %s: %s", path, msg);
+}
+
+static void parse_ok(const char *text, struct alert_rule *r)
+{
+    parse_json_ok(load(text), r);
+}
+
+/* Parse the rule in (which is released); it must fail at path, with a
+ * message naming path and containing got and says (each when not NULL).
+ * A failed parse leaves nothing to free. */
+static void parse_json_bad(json_t *in, const char *path, const char *got,
+                           const char *says)
+{
+    struct alert_rule r;
+    char p[256], msg[512];
+    ck_assert_ptr_nonnull(in);
+    int rc = alert_rule_parse(in, &r, p, sizeof(p), msg, sizeof(msg));
+    json_decref(in);
+    ck_assert_msg(rc == -1, "accepted, expected an error at %s", path);
+    ck_assert_str_eq(p, path);
+    ck_assert_contains(msg, path);
+    if (got != NULL)
+        ck_assert_contains(msg, got);
+    if (says != NULL)
+        ck_assert_contains(msg, says);
+    ck_assert_ptr_null(r.labels);
+    ck_assert_ptr_null(r.annotations);
+}
+
+/* A leaf {"metric": "cost", "operator": ">", "threshold": 1}. */
+static json_t *leaf_json(void)
+{
+    return json_pack("{s:s, s:s, s:i}", "metric", "cost", "operator", ">",
+                     "threshold", 1);
+}
+
+/* A condition depth levels deep: depth - 1 nested groups, then a leaf. */
+static json_t *chain(int depth)
+{
+    json_t *n = leaf_json();
+    for (int i = 1; i < depth; i++)
+        n = json_pack("{s:s, s:[o]}", "op", "and", "conditions", n);
+    return n;
+}
+
+/* An "or" group of n children, each a chain depth levels deep. */
+static json_t *group_of(int n, int depth)
+{
+    json_t *kids = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(kids, chain(depth));
+    return json_pack("{s:s, s:o}", "op", "or", "conditions", kids);
+}
+
+/* A rule named "r" with the condition cond (a reference it steals). */
+static json_t *rule_with(json_t *cond)
+{
+    return json_pack("{s:s, s:o}", "name", "r", "condition", cond);
+}
+
+/* ---- names, durations, comparisons ---- */
+
+/* Assert that name(0 .. n - 1) are the words of list, in order, that
+ * parse (when given) maps each back, and that name is NULL outside. */
+static void check_names(const char *(*name)(int), int (*parse)(const char *),
+                        int n, const char *list)
+{
+    char buf[512], *save = NULL;
+    int i = 0;
+    snprintf(buf, sizeof(buf), "%s", list);
+    for (char *w = strtok_r(buf, " ", &save); w != NULL;
+         w = strtok_r(NULL, " ", &save), i++) {
+        ck_assert_ptr_nonnull(name(i));
+        ck_assert_str_eq(name(i), w);
+        if (parse != NULL)
+            ck_assert_int_eq(parse(w), i);
+    }
+    ck_assert_int_eq(i, n);
+    ck_assert_ptr_null(name(-1));
+    ck_assert_ptr_null(name(n));
+}
+
+START_TEST(test_names)
+{
+    check_names(alert_severity_name, alert_severity_parse, ALERT_NSEVERITIES,
+                "critical high medium low");
+    check_names(alert_metric_name, alert_metric_parse, AM_NMETRICS,
+                "requests errors error_rate cost input_tokens output_tokens "
+                "total_tokens rps latency_p50 latency_p95 latency_p99 "
+                "ttft_p95 cost_change_percent requests_change_percent "
+                "budget_used_percent");
+    check_names(alert_op_name, NULL, AO_NOPS, "> >= < <= == !=");
+    check_names(alert_no_data_name, NULL, AND_ALERT + 1, "ok keep alert");
+    check_names(alert_dim_name, NULL, AD_NDIMS,
+                "provider model agent user api_key");
+
+    ck_assert_int_eq(alert_severity_parse("urgent"), -1);
+    ck_assert_int_eq(alert_severity_parse("HIGH"), -1);
+    ck_assert_int_eq(alert_severity_parse(""), -1);
+    ck_assert_int_eq(alert_severity_parse(NULL), -1);
+    ck_assert_int_eq(alert_metric_parse("latency"), -1);
+    ck_assert_int_eq(alert_metric_parse("cost "), -1);
+    ck_assert_int_eq(alert_metric_parse(NULL), -1);
+}
+END_TEST
+
+/* The names that have no parse function of their own are read by the rule
+ * parser: each must come back as its enum, and go out again as its name. */
+START_TEST(test_names_through_rules)
+{
+    struct alert_rule r;
+    for (int op = 0; op < AO_NOPS; op++) {
+        parse_json_ok(
+            rule_with(json_pack("{s:s, s:s, s:i}", "metric", "rps", "operator",
+                                alert_op_name(op), "threshold", 1)),
+            &r);
+        ck_assert_int_eq(r.nodes[0].op, op);
+        ck_assert_int_eq(r.nodes[0].metric, AM_RPS);
+        alert_rule_free(&r);
+    }
+    for (int d = 0; d < AD_NDIMS; d++) {
+        json_t *in = rule_with(leaf_json());
+        json_object_set_new(in, "group_by",
+                            json_pack("[s]", alert_dim_name(d)));
+        json_object_set_new(in, "filters",
+                            json_pack("{s:s}", alert_dim_name(d), "x"));
+        parse_json_ok(in, &r);
+        ck_assert_uint_eq(r.group_by, 1u << d);
+        for (int e = 0; e < AD_NDIMS; e++)
+            ck_assert_str_eq(r.filters[e], e == d ? "x" : "");
+        alert_rule_free(&r);
+    }
+    for (int n = 0; n <= AND_ALERT; n++) {
+        json_t *in = rule_with(leaf_json());
+        json_object_set_new(in, "no_data", json_string(alert_no_data_name(n)));
+        parse_json_ok(in, &r);
+        ck_assert_int_eq(r.no_data, n);
+        alert_rule_free(&r);
+    }
+}
+END_TEST
+
+START_TEST(test_duration_parse)
+{
+    ck_assert_int_eq(alert_duration_parse("0"), 0);
+    ck_assert_int_eq(alert_duration_parse("0s"), 0);
+    ck_assert_int_eq(alert_duration_parse("30s"), 30000);
+    ck_assert_int_eq(alert_duration_parse("90s"), 90000);
+    ck_assert_int_eq(alert_duration_parse("5m"), 300000);
+    ck_assert_int_eq(alert_duration_parse("2h"), 7200000);
+    ck_assert_int_eq(alert_duration_parse("7d"), 7 * 86400000LL);
+    ck_assert_int_eq(alert_duration_parse("30d"), ALERT_MAX_DURATION);
+
+    static const char *const bad[] = {"",    "5",   "5x",   "m",         "-5m",
+                                      "+5m", "5m ", " 5m",  "1.5h",      "5mm",
+                                      "5M",  "00",  "0x5m", "100000001s"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(alert_duration_parse(bad[i]) == -1,
+                      "\"%s\" parsed as %lld", bad[i],
+                      (long long)alert_duration_parse(bad[i]));
+    /* Far past any limit, and past int64. */
+    ck_assert_int_eq(alert_duration_parse("9999999999999999999999s"), -1);
+    ck_assert_int_eq(alert_duration_parse("9223372036854775808s"), -1);
+    ck_assert_int_eq(alert_duration_parse(NULL), -1);
+}
+END_TEST
+
+START_TEST(test_duration_format)
+{
+    static const char *const round[] = {"5m", "90s", "2h",  "1d", "0s",
+                                        "7d", "30d", "59s", "61m"};
+    char buf[32];
+    for (size_t i = 0; i < sizeof(round) / sizeof(round[0]); i++) {
+        alert_duration_format(alert_duration_parse(round[i]), buf, sizeof(buf));
+        ck_assert_str_eq(buf, round[i]);
+    }
+    /* The largest whole unit. */
+    alert_duration_format(0, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "0s");
+    alert_duration_format(300000, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "5m");
+    alert_duration_format(60000, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "1m");
+    alert_duration_format(24 * 3600000LL, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "1d");
+    alert_duration_format(90 * 60000LL, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "90m");
+}
+END_TEST
+
+START_TEST(test_compare)
+{
+    /* For each operator: value below, equal to, above the threshold. */
+    static const int want[AO_NOPS][3] = {
+        [AO_GT] = {0, 0, 1}, [AO_GE] = {0, 1, 1}, [AO_LT] = {1, 0, 0},
+        [AO_LE] = {1, 1, 0}, [AO_EQ] = {0, 1, 0}, [AO_NE] = {1, 0, 1}};
+    static const double value[3] = {4.999, 5, 5.001};
+    for (int op = 0; op < AO_NOPS; op++)
+        for (int i = 0; i < 3; i++)
+            ck_assert_msg(alert_compare(op, value[i], 5) == want[op][i],
+                          "%g %s 5", value[i], alert_op_name(op));
+    ck_assert_int_eq(alert_compare(AO_EQ, 0.0, -0.0), 1);
+    ck_assert_int_eq(alert_compare(AO_LT, -1, 0), 1);
+    ck_assert_int_eq(alert_compare(AO_NOPS, 1, 0), 0);
+    ck_assert_int_eq(alert_compare(-1, 1, 0), 0);
+}
+END_TEST
+
+/* ---- parsing ---- */
+
+/* Assert that node n is a leaf comparing metric with threshold by op. */
+static void assert_leaf(const struct alert_node *n, int metric, int op,
+                        double threshold)
+{
+    ck_assert_int_eq(n->kind, AK_LEAF);
+    ck_assert_int_eq(n->metric, metric);
+    ck_assert_int_eq(n->op, op);
+    ck_assert_double_eq(n->threshold, threshold);
+}
+
+/* Assert that node n is a group of kind with children [first, first + k). */
+static void assert_group(const struct alert_node *n, int kind, int first, int k)
+{
+    ck_assert_int_eq(n->kind, kind);
+    ck_assert_int_eq(n->first, first);
+    ck_assert_int_eq(n->n, k);
+}
+
+START_TEST(test_minimal_defaults)
+{
+    struct alert_rule r;
+    parse_ok(RULE(""), &r);
+    ck_assert_str_eq(r.name, "r");
+    ck_assert_str_eq(r.description, "");
+    ck_assert_int_eq(r.enabled, 1);
+    ck_assert_int_eq(r.severity, ALERT_MEDIUM);
+    ck_assert_int_eq(r.nnodes, 1);
+    ck_assert_int_eq(r.nleaves, 1);
+    assert_leaf(&r.nodes[0], AM_COST, AO_GT, 1);
+    ck_assert_int_eq(r.window_ms, 300000);
+    ck_assert_int_eq(r.for_ms, 0);
+    ck_assert_int_eq(r.cooldown_ms, 0);
+    ck_assert_int_eq(r.renotify_ms, 0);
+    ck_assert_uint_eq(r.group_by, 0);
+    for (int d = 0; d < AD_NDIMS; d++)
+        ck_assert_str_eq(r.filters[d], "");
+    ck_assert_int_eq(r.no_data, AND_OK);
+    ck_assert_int_eq(r.nchannels, 0);
+    ck_assert_ptr_nonnull(r.labels);
+    ck_assert_ptr_nonnull(r.annotations);
+    ck_assert_int_eq(json_object_size(r.labels), 0);
+    ck_assert_int_eq(json_object_size(r.annotations), 0);
+    alert_rule_free(&r);
+    ck_assert_ptr_null(r.labels);
+}
+END_TEST
+
+/* A rule with every field, and a tree whose groups are not all at the end
+ * of their parent, so that slots and written order differ. */
+#define FULL                                                                   \
+    "{'name':'gpt-4o errors','description':'too many errors',"                 \
+    "'enabled':false,'severity':'high',"                                       \
+    "'condition':{'op':'and','conditions':["                                   \
+    "{'metric':'error_rate','operator':'>','threshold':5},"                    \
+    "{'op':'or','conditions':["                                                \
+    "{'metric':'latency_p95','operator':'>=','threshold':2000.5},"             \
+    "{'metric':'budget_used_percent','operator':'>=','threshold':80,"          \
+    "'period':'month'}]},"                                                     \
+    "{'metric':'requests','operator':'!=','threshold':0}]},"                   \
+    "'window':'10m','for':'90s','cooldown':'1h','renotify':'1d',"              \
+    "'group_by':['model','provider'],"                                         \
+    "'filters':{'provider':'openai','api_key':'k1'},'no_data':'alert',"        \
+    "'channels':[3,1],'labels':{'team':'infra'},"                              \
+    "'annotations':{'runbook':'https://x/rb'}}"
+
+START_TEST(test_full_rule)
+{
+    struct alert_rule r;
+    parse_ok(FULL, &r);
+    ck_assert_str_eq(r.name, "gpt-4o errors");
+    ck_assert_str_eq(r.description, "too many errors");
+    ck_assert_int_eq(r.enabled, 0);
+    ck_assert_int_eq(r.severity, ALERT_HIGH);
+
+    /* and(error_rate, or(latency_p95, budget), requests): the root's
+     * children take slots 1..3, the or's children 4..5. */
+    ck_assert_int_eq(r.nnodes, 6);
+    ck_assert_int_eq(r.nleaves, 4);
+    assert_group(&r.nodes[0], AK_AND, 1, 3);
+    assert_leaf(&r.nodes[1], AM_ERROR_RATE, AO_GT, 5);
+    assert_group(&r.nodes[2], AK_OR, 4, 2);
+    assert_leaf(&r.nodes[3], AM_REQUESTS, AO_NE, 0);
+    assert_leaf(&r.nodes[4], AM_LATENCY_P95, AO_GE, 2000.5);
+    assert_leaf(&r.nodes[5], AM_BUDGET_USED, AO_GE, 80);
+    ck_assert_int_eq(r.nodes[5].period, BUDGET_MONTH);
+
+    ck_assert_int_eq(r.window_ms, 600000);
+    ck_assert_int_eq(r.for_ms, 90000);
+    ck_assert_int_eq(r.cooldown_ms, 3600000);
+    ck_assert_int_eq(r.renotify_ms, 86400000);
+    ck_assert_uint_eq(r.group_by, (1u << AD_MODEL) | (1u << AD_PROVIDER));
+    ck_assert_str_eq(r.filters[AD_PROVIDER], "openai");
+    ck_assert_str_eq(r.filters[AD_API_KEY], "k1");
+    ck_assert_str_eq(r.filters[AD_MODEL], "");
+    ck_assert_int_eq(r.no_data, AND_ALERT);
+    ck_assert_int_eq(r.nchannels, 2);
+    ck_assert_int_eq(r.channels[0], 3);
+    ck_assert_int_eq(r.channels[1], 1);
+    ck_assert_int_eq(json_object_size(r.labels), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(r.labels, "team")),
+                     "infra");
+    ck_assert_str_eq(
+        json_string_value(json_object_get(r.annotations, "runbook")),
+        "https://x/rb");
+    alert_rule_free(&r);
+}
+END_TEST
+
+/* One bad rule: where it must fail, and what its message must contain. */
+struct bad_case {
+    const char *json, *path, *got, *says;
+};
+
+static const struct bad_case bad_cases[] = {
+    {"[1]", "rule", "got an array", "must be a JSON object"},
+    {"{'condition':" LEAF "}", "name", NULL, "is required"},
+    {"{'name':5,'condition':" LEAF "}", "name", "got 5", "must be a string"},
+    {"{'name':'','condition':" LEAF "}", "name", "got \"\"", "is required"},
+    {RULE(",'colour':'red'"), "colour", NULL, "is not a field of a rule"},
+    {RULE(",'enabled':'yes'"), "enabled", "got \"yes\"", NULL},
+    {RULE(",'severity':'urgent'"), "severity", "got \"urgent\"", "critical"},
+    {RULE(",'severity':2"), "severity", "got 2", NULL},
+    {"{'name':'r'}", "condition", NULL, "is required"},
+    {COND("[1]"), "condition", "got an array", "must be an object"},
+    {COND("'cost > 1'"), "condition", "got \"cost > 1\"", NULL},
+    {COND("{'op':'xor','conditions':[" LEAF "]}"), "condition.op",
+     "got \"xor\"", "\"and\" or \"or\""},
+    {COND("{'conditions':[" LEAF "]}"), "condition.op", NULL, "\"and\""},
+    {COND("{'op':'and','conditions':[]}"), "condition.conditions",
+     "got an array", "non-empty"},
+    {COND("{'op':'and'}"), "condition.conditions", NULL, "non-empty"},
+    {COND("{'op':'and','conditions':[5]}"), "condition.conditions[0]", "got 5",
+     "must be an object"},
+    {COND("{'op':'and','conditions':[" LEAF "],'metric':'cost'}"),
+     "condition.metric", NULL, "is not a field of a condition group"},
+    {COND("{'op':'and','conditions':[" LEAF ",{'metric':'cost',"
+          "'operator':'=>','threshold':1}]}"),
+     "condition.conditions[1].operator", "got \"=>\"", NULL},
+    {COND("{'op':'or','conditions':[{'op':'and','conditions':[" LEAF "," LEAF
+          ",{'metric':'latency','operator':'>','threshold':1}]}," LEAF "]}"),
+     "condition.conditions[0].conditions[2].metric", "got \"latency\"",
+     "budget_used_percent"},
+    {COND("{'operator':'>','threshold':1}"), "condition.metric", NULL, NULL},
+    {COND("{'metric':'cost','operator':'>','threshold':'5'}"),
+     "condition.threshold", "got \"5\"", "must be a number"},
+    {COND("{'metric':'cost','operator':'>'}"), "condition.threshold", NULL,
+     "must be a number"},
+    {COND("{'metric':'cost','operator':'>','threshold':1,'period':'day'}"),
+     "condition.period", NULL, "only to budget_used_percent"},
+    {COND("{'metric':'budget_used_percent','operator':'>=','threshold':80,"
+          "'period':'week'}"),
+     "condition.period", "got \"week\"", "\"day\" or \"month\""},
+    {COND("{'metric':'budget_used_percent','operator':'>=','threshold':80,"
+          "'period':5}"),
+     "condition.period", "got 5", NULL},
+    {COND("{'metric':'cost','operator':'>','threshold':1,'value':2}"),
+     "condition.value", NULL, "is not a field of a condition"},
+    {RULE(",'window':'30s'"), "window", "got \"30s\"", "between 1m and 30d"},
+    {RULE(",'window':'0'"), "window", "got \"0\"", "between 1m and 30d"},
+    {RULE(",'window':'31d'"), "window", "got \"31d\"", "between 1m and 30d"},
+    {RULE(",'for':'soon'"), "for", "got \"soon\"", "must be a duration"},
+    {RULE(",'for':60"), "for", "got 60", "must be a duration"},
+    {RULE(",'cooldown':'1.5h'"), "cooldown", "got \"1.5h\"", NULL},
+    {RULE(",'renotify':'721h'"), "renotify", "got \"721h\"", "30d"},
+    {RULE(",'group_by':'model'"), "group_by", "got \"model\"", NULL},
+    {RULE(",'group_by':['model','model']"), "group_by[1]", "got \"model\"",
+     "twice"},
+    {RULE(",'group_by':['model','region']"), "group_by[1]", "got \"region\"",
+     "api_key"},
+    {RULE(",'filters':['model']"), "filters", "got an array", NULL},
+    {RULE(",'filters':{'foo':'x'}"), "filters.foo", NULL, "is not a filter"},
+    {RULE(",'filters':{'model':''}"), "filters.model", "got \"\"",
+     "must not be empty"},
+    {RULE(",'filters':{'model':5}"), "filters.model", "got 5", NULL},
+    {RULE(",'no_data':'maybe'"), "no_data", "got \"maybe\"", "ok, keep"},
+    {RULE(",'channels':7"), "channels", "got 7", NULL},
+    {RULE(",'channels':['1']"), "channels[0]", "got \"1\"", "channel id"},
+    {RULE(",'channels':[1,0]"), "channels[1]", "got 0", NULL},
+    {RULE(",'channels':[2.5]"), "channels[0]", "got 2.5", NULL},
+    {RULE(",'channels':[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]"),
+     "channels", NULL, "more than 16"},
+    {RULE(",'labels':['team']"), "labels", "got an array", NULL},
+    {RULE(",'labels':{'team':5}"), "labels.team", "got 5", "must be a string"},
+    {RULE(",'labels':{'':'x'}"), "labels.", NULL, "1 to 64 bytes"},
+    {RULE(",'annotations':{'runbook':true}"), "annotations.runbook", "got true",
+     NULL},
+};
+
+START_TEST(test_bad_rule)
+{
+    const struct bad_case *c = &bad_cases[_i];
+    parse_json_bad(load(c->json), c->path, c->got, c->says);
+}
+END_TEST
+
+START_TEST(test_string_lengths)
+{
+    char big[ALERT_MAX_DESC + 2];
+    struct alert_rule r;
+
+    memset(big, 'n', sizeof(big));
+    big[ALERT_MAX_NAME] = '\0';
+    json_t *in = rule_with(leaf_json());
+    json_object_set_new(in, "name", json_string(big));
+    parse_json_ok(in, &r);
+    ck_assert_int_eq(strlen(r.name), ALERT_MAX_NAME);
+    alert_rule_free(&r);
+    big[ALERT_MAX_NAME] = 'n';
+    big[ALERT_MAX_NAME + 1] = '\0';
+    in = rule_with(leaf_json());
+    json_object_set_new(in, "name", json_string(big));
+    parse_json_bad(in, "name", NULL, "longer than 128 bytes");
+
+    memset(big, 'd', sizeof(big));
+    big[ALERT_MAX_DESC + 1] = '\0';
+    in = rule_with(leaf_json());
+    json_object_set_new(in, "description", json_string(big));
+    parse_json_bad(in, "description", NULL, "longer than 2048 bytes");
+
+    /* Label keys: 64 bytes at most (the path shows the first 64). */
+    memset(big, 'k', sizeof(big));
+    big[64] = '\0';
+    in = rule_with(leaf_json());
+    json_object_set_new(in, "labels", json_pack("{s:s}", big, "v"));
+    parse_json_ok(in, &r);
+    ck_assert_int_eq(json_object_size(r.labels), 1);
+    alert_rule_free(&r);
+    char path[80];
+    snprintf(path, sizeof(path), "labels.%.64s", big);
+    big[64] = 'k';
+    big[65] = '\0';
+    in = rule_with(leaf_json());
+    json_object_set_new(in, "labels", json_pack("{s:s}", big, "v"));
+    parse_json_bad(in, path, NULL, "1 to 64 bytes");
+}
+END_TEST
+
+START_TEST(test_depth_limit)
+{
+    struct alert_rule r;
+    parse_json_ok(rule_with(chain(ALERT_MAX_DEPTH)), &r);
+    ck_assert_int_eq(r.nnodes, ALERT_MAX_DEPTH);
+    ck_assert_int_eq(r.nleaves, 1);
+    for (int i = 0; i < ALERT_MAX_DEPTH - 1; i++)
+        assert_group(&r.nodes[i], AK_AND, i + 1, 1);
+    assert_leaf(&r.nodes[ALERT_MAX_DEPTH - 1], AM_COST, AO_GT, 1);
+    alert_rule_free(&r);
+
+    parse_json_bad(rule_with(chain(ALERT_MAX_DEPTH + 1)),
+                   "condition.conditions[0].conditions[0].conditions[0]"
+                   ".conditions[0].conditions[0]",
+                   NULL, "deeper than 5 levels");
+}
+END_TEST
+
+START_TEST(test_leaf_and_node_limits)
+{
+    struct alert_rule r;
+    parse_json_ok(rule_with(group_of(ALERT_MAX_LEAVES, 1)), &r);
+    ck_assert_int_eq(r.nleaves, ALERT_MAX_LEAVES);
+    ck_assert_int_eq(r.nnodes, ALERT_MAX_LEAVES + 1);
+    ck_assert_int_eq(r.nodes[0].kind, AK_OR);
+    ck_assert_int_eq(r.nodes[0].n, ALERT_MAX_LEAVES);
+    alert_rule_free(&r);
+    parse_json_bad(rule_with(group_of(ALERT_MAX_LEAVES + 1, 1)),
+                   "condition.conditions[32]", NULL, "at most 32");
+
+    /* 15 chains of 3 groups and a leaf: 61 nodes; 16 would need 65. */
+    parse_json_ok(rule_with(group_of(15, 4)), &r);
+    ck_assert_int_eq(r.nnodes, 61);
+    ck_assert_int_eq(r.nleaves, 15);
+    alert_rule_free(&r);
+    parse_json_bad(rule_with(group_of(16, 4)),
+                   "condition.conditions[15].conditions[0].conditions[0]"
+                   ".conditions",
+                   NULL, "larger than 64 nodes");
+}
+END_TEST
+
+/* ---- canonical JSON ---- */
+
+START_TEST(test_json_defaults)
+{
+    struct alert_rule r;
+    parse_ok(RULE(""), &r);
+    json_t *j = alert_rule_json(&r);
+    json_t *want =
+        load("{'name':'r','description':'','enabled':true,'severity':'medium',"
+             "'condition':{'metric':'cost','operator':'>','threshold':1.0},"
+             "'window':'5m','for':'0s','cooldown':'0s','renotify':'0s',"
+             "'group_by':[],'filters':{},'no_data':'ok','channels':[],"
+             "'labels':{},'annotations':{}}");
+    char *got = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+    ck_assert_msg(json_equal(j, want), "got %s", got);
+    free(got);
+    json_decref(want);
+    json_decref(j);
+    alert_rule_free(&r);
+}
+END_TEST
+
+START_TEST(test_json_durations_and_period)
+{
+    struct alert_rule r;
+    parse_ok(COND("{'op':'or','conditions':[{'metric':'budget_used_percent',"
+                  "'operator':'>=','threshold':80},{'metric':'cost',"
+                  "'operator':'>','threshold':1}]},'window':'300s',"
+                  "'for':'120m','cooldown':'24h','renotify':'90s'"),
+             &r);
+    ck_assert_int_eq(r.window_ms, 300000);
+    ck_assert_int_eq(r.nodes[1].period, BUDGET_DAY);
+    json_t *j = alert_rule_json(&r);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "window")), "5m");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "for")), "2h");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "cooldown")), "1d");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "renotify")), "90s");
+    /* The budget leaf carries its (default) period; the other has none. */
+    json_t *kids =
+        json_object_get(json_object_get(j, "condition"), "conditions");
+    ck_assert_int_eq(json_array_size(kids), 2);
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_array_get(kids, 0), "period")),
+        "day");
+    ck_assert_ptr_null(json_object_get(json_array_get(kids, 1), "period"));
+    json_decref(j);
+
+    /* A subtree alone. */
+    j = alert_condition_json(&r, 2);
+    json_t *want = load("{'metric':'cost','operator':'>','threshold':1.0}");
+    ck_assert(json_equal(j, want));
+    json_decref(want);
+    json_decref(j);
+    alert_rule_free(&r);
+}
+END_TEST
+
+/* Assert that two parsed rules are the same, field by field. */
+static void assert_same_rule(const struct alert_rule *a,
+                             const struct alert_rule *b)
+{
+    ck_assert_str_eq(a->name, b->name);
+    ck_assert_str_eq(a->description, b->description);
+    ck_assert_int_eq(a->enabled, b->enabled);
+    ck_assert_int_eq(a->severity, b->severity);
+    ck_assert_int_eq(a->nnodes, b->nnodes);
+    ck_assert_int_eq(a->nleaves, b->nleaves);
+    for (int i = 0; i < a->nnodes; i++) {
+        const struct alert_node *x = &a->nodes[i], *y = &b->nodes[i];
+        ck_assert_int_eq(x->kind, y->kind);
+        if (x->kind == AK_LEAF) {
+            ck_assert_int_eq(x->metric, y->metric);
+            ck_assert_int_eq(x->op, y->op);
+            ck_assert_double_eq(x->threshold, y->threshold);
+            ck_assert_int_eq(x->period, y->period);
+        } else {
+            ck_assert_int_eq(x->first, y->first);
+            ck_assert_int_eq(x->n, y->n);
+        }
+    }
+    ck_assert_int_eq(a->window_ms, b->window_ms);
+    ck_assert_int_eq(a->for_ms, b->for_ms);
+    ck_assert_int_eq(a->cooldown_ms, b->cooldown_ms);
+    ck_assert_int_eq(a->renotify_ms, b->renotify_ms);
+    ck_assert_uint_eq(a->group_by, b->group_by);
+    for (int d = 0; d < AD_NDIMS; d++)
+        ck_assert_str_eq(a->filters[d], b->filters[d]);
+    ck_assert_int_eq(a->no_data, b->no_data);
+    ck_assert_int_eq(a->nchannels, b->nchannels);
+    for (int i = 0; i < a->nchannels; i++)
+        ck_assert_int_eq(a->channels[i], b->channels[i]);
+    ck_assert(json_equal(a->labels, b->labels));
+    ck_assert(json_equal(a->annotations, b->annotations));
+}
+
+/* parse -> json -> parse -> json: the same rule and the same text. */
+static void round_trip(const char *text)
+{
+    struct alert_rule a, b;
+    parse_ok(text, &a);
+    json_t *ja = alert_rule_json(&a);
+    ck_assert_ptr_nonnull(ja);
+    parse_json_ok(json_incref(ja), &b);
+    assert_same_rule(&a, &b);
+    json_t *jb = alert_rule_json(&b);
+    ck_assert_ptr_nonnull(jb);
+    char *sa = json_dumps(ja, JSON_SORT_KEYS);
+    char *sb = json_dumps(jb, JSON_SORT_KEYS);
+    ck_assert_str_eq(sa, sb);
+    free(sa);
+    free(sb);
+    json_decref(ja);
+    json_decref(jb);
+    alert_rule_free(&a);
+    alert_rule_free(&b);
+}
+
+START_TEST(test_json_round_trip)
+{
+    round_trip(RULE(""));
+    round_trip(FULL);
+    round_trip(COND("{'metric':'budget_used_percent','operator':'<',"
+                    "'threshold':-2.25},'window':'30d','for':'0',"
+                    "'group_by':['api_key','user','agent'],"
+                    "'filters':{'user':'u \\u00e9'}"));
+}
+END_TEST
+
+static Suite *alert_suite(void)
+{
+    Suite *s = suite_create("alert");
+    TCase *tc = tcase_create("names");
+    tcase_add_test(tc, test_names);
+    tcase_add_test(tc, test_names_through_rules);
+    tcase_add_test(tc, test_duration_parse);
+    tcase_add_test(tc, test_duration_format);
+    tcase_add_test(tc, test_compare);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("parse");
+    tcase_add_test(tc, test_minimal_defaults);
+    tcase_add_test(tc, test_full_rule);
+    tcase_add_loop_test(tc, test_bad_rule, 0,
+                        (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
+    tcase_add_test(tc, test_string_lengths);
+    tcase_add_test(tc, test_depth_limit);
+    tcase_add_test(tc, test_leaf_and_node_limits);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("json");
+    tcase_add_test(tc, test_json_defaults);
+    tcase_add_test(tc, test_json_durations_and_period);
+    tcase_add_test(tc, test_json_round_trip);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(alert_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
