@@ -65,6 +65,7 @@ struct col {
     int64_t started_ms;
     struct col_aggr *aggr;       /* the rollup writer (aggr.c) */
     struct col_budgets *budgets; /* the budget tracker (budget.c) */
+    struct col_alerts *alerts;   /* the alert engine (alert_eng.c) */
 };
 
 /* One event of a group commit, with what the commit learned about it. */
@@ -217,6 +218,36 @@ void col_budget_close(struct col *c);
 
 /* The budget.set command (budget_cmd.c): replace a workspace's budgets. */
 int col_budget_set(struct col *c, json_t *args, json_t **reply);
+
+/* ---- alert_eng.c ---- */
+
+/* Start the engine's thread (its own read-only connection to path); it
+ * first reads the recent events with seq <= seq_hi, the rest comes through
+ * col_alert_event. */
+int col_alert_start(struct col *c, const char *path, int64_t seq_hi);
+
+/* Stop it, writing the transitions it decided; frees everything. */
+void col_alert_stop(struct col *c);
+
+/* Feed one committed event (main thread). */
+void col_alert_event(struct col *c, int64_t ws, const struct live_event *e,
+                     const char *api_key);
+
+/* Once a second (main thread): hand the feed over, write the engine's
+ * transitions in one transaction and publish them to the event ring. */
+void col_alert_apply(struct col *c);
+
+/* The rules or budgets changed: reload them. */
+void col_alert_rules_changed(struct col *c);
+
+/* An alert of rule x group was acknowledged (status AS_ACKED) or closed by
+ * hand (AS_OK): tell the engine. */
+void col_alert_control(struct col *c, int64_t rule_id, const char *group_key,
+                       int status);
+
+/* Publish alert id's current row to the event ring as type. */
+void col_alert_publish(struct col *c, const char *type, int64_t id,
+                       const char *workspace, int64_t now);
 
 /* The rule.* commands (rule_cmd.c): the status, or -1 for an unknown op. */
 int col_rule_command(struct col *c, const char *op, json_t *args,

@@ -178,6 +178,13 @@ int main(int argc, char **argv)
         return 1;
     }
     col_budget_load(&c, proto_now_ms());
+    char dbpath[CONF_PATH_MAX + 32];
+    snprintf(dbpath, sizeof(dbpath), "%s/tokentap.db", cf->data_dir);
+    if (col_alert_start(&c, dbpath,
+                        col_q_int(c.store.db,
+                                  "SELECT coalesce(max(seq), 0) FROM events", 0,
+                                  NULL, 0)) != 0)
+        log_warn(NULL, "msg=\"alert engine not started\"");
     /* Readers switch to the new segment only now that it holds the rebuilt
      * window: they never see it empty. */
     live_publish(c.live);
@@ -185,6 +192,7 @@ int main(int argc, char **argv)
              (unsigned long long)generation, cf->shm_name);
 
     int rc = col_serve(&c);
+    col_alert_stop(&c);
     /* A heartbeat of 0 tells readers at once that this segment is done, so
      * they look for the next collector's instead of waiting to call it
      * stale. */

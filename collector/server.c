@@ -477,6 +477,7 @@ static void col_commit_batch(struct col_srv *sv)
             live_add(c->live, &e);
             col_aggr_add(c->aggr, it->ws_id, &e, it->seq);
             col_budget_event(c, &e);
+            col_alert_event(c, it->ws_id, &e, ev_str(it->rec, EV_S_API_KEY));
             c->live_seq = it->seq;
             if (it->unknown)
                 atomic_fetch_add_explicit(&hl->unknown_models, 1,
@@ -597,6 +598,7 @@ static void col_housekeeping(struct col_srv *sv, int64_t now)
         sv->ntouch = 0;
     }
     col_budget_tick(c, now);
+    col_alert_apply(c);
     sv->last_second_ms = now;
     if (col_aggr_rescan_needed(c->aggr) && col_aggr_flush(c, now) == 0)
         col_rebuild_rollups(c);

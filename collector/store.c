@@ -266,6 +266,41 @@ static const char *const col_migrations[] = {
     "  created_ms INTEGER NOT NULL,"
     "  updated_ms INTEGER NOT NULL,"
     "  UNIQUE(ws, name));",
+
+    /* 8: alerts (collector/alert_eng.c): one row per alert, at most one
+     * open (pending, firing, acknowledged) per rule and group, and each
+     * alert's timeline. */
+    "CREATE TABLE alerts("
+    "  id INTEGER PRIMARY KEY,"
+    "  ws INTEGER NOT NULL,"
+    "  rule_id INTEGER NOT NULL,"
+    "  rule_name TEXT NOT NULL,"
+    "  severity TEXT NOT NULL,"
+    "  group_key TEXT NOT NULL,"
+    "  group_json TEXT NOT NULL,"
+    "  status TEXT NOT NULL," /* pending|firing|acknowledged|resolved */
+    "  started_ms INTEGER NOT NULL,"
+    "  fired_ms INTEGER,"
+    "  acked_ms INTEGER,"
+    "  acked_by TEXT,"
+    "  resolved_ms INTEGER,"
+    "  resolved_by TEXT,"
+    "  notes TEXT,"
+    "  values_json TEXT NOT NULL,"
+    "  last_notified_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX alerts_open ON alerts(rule_id, group_key) "
+    "  WHERE status IN ('pending', 'firing', 'acknowledged');"
+    "CREATE INDEX alerts_ws ON alerts(ws, id);"
+    "CREATE TABLE alert_events("
+    "  id INTEGER PRIMARY KEY,"
+    "  alert_id INTEGER NOT NULL,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  actor TEXT,"
+    "  note TEXT,"
+    "  values_json TEXT);"
+    "CREATE INDEX alert_events_alert ON alert_events(alert_id, id);",
 };
 
 #define COL_NMIGRATIONS                                                        \

@@ -536,3 +536,148 @@ json_t *alert_rule_json(const struct alert_rule *r)
         alert_no_data_name(r->no_data), "channels", ch, "labels", r->labels,
         "annotations", r->annotations);
 }
+
+/* ---- evaluation ---- */
+
+/* Percent change from prev to cur; NAN without a previous window or from
+ * zero. */
+static double alert_change(int have, int64_t prev, int64_t cur)
+{
+    if (!have || prev == 0)
+        return NAN;
+    return ((double)cur - (double)prev) * 100.0 / (double)prev;
+}
+
+double alert_metric_value(const struct alert_sample *s, int m, int period)
+{
+    switch (m) {
+    case AM_REQUESTS:
+        return (double)s->requests;
+    case AM_ERRORS:
+        return (double)s->errors;
+    case AM_ERROR_RATE:
+        return s->requests ? (double)s->errors * 100.0 / (double)s->requests
+                           : NAN;
+    case AM_COST:
+        return (double)s->cost_nusd / 1e9;
+    case AM_INPUT_TOKENS:
+        return (double)s->input_tokens;
+    case AM_OUTPUT_TOKENS:
+        return (double)s->output_tokens;
+    case AM_TOTAL_TOKENS:
+        return (double)s->total_tokens;
+    case AM_RPS:
+        return s->window_s > 0 ? (double)s->requests / s->window_s : NAN;
+    case AM_LATENCY_P50:
+        return s->lat_p50;
+    case AM_LATENCY_P95:
+        return s->lat_p95;
+    case AM_LATENCY_P99:
+        return s->lat_p99;
+    case AM_TTFT_P95:
+        return s->ttft_p95;
+    case AM_COST_CHANGE:
+        return alert_change(s->have_prev, s->prev_cost_nusd, s->cost_nusd);
+    case AM_REQUESTS_CHANGE:
+        return alert_change(s->have_prev, s->prev_requests, s->requests);
+    case AM_BUDGET_USED:
+        return period >= 0 && period < 3 ? s->budget_pct[period] : NAN;
+    default:
+        return NAN;
+    }
+}
+
+static int alert_eval_node(const struct alert_rule *r, int i,
+                           const struct alert_sample *s, double *values,
+                           int *verdicts)
+{
+    const struct alert_node *nd = &r->nodes[i];
+    int v;
+    double x = NAN;
+    if (nd->kind == AK_LEAF) {
+        x = alert_metric_value(s, nd->metric, nd->period);
+        v = !isnan(x) && alert_compare(nd->op, x, nd->threshold);
+    } else {
+        /* Every child is evaluated (its value is shown), no short cut. */
+        v = nd->kind == AK_AND;
+        for (int k = 0; k < nd->n; k++) {
+            int c = alert_eval_node(r, nd->first + k, s, values, verdicts);
+            v = nd->kind == AK_AND ? v && c : v || c;
+        }
+    }
+    if (values != NULL)
+        values[i] = x;
+    if (verdicts != NULL)
+        verdicts[i] = v;
+    return v;
+}
+
+int alert_eval(const struct alert_rule *r, const struct alert_sample *s,
+               double *values, int *verdicts)
+{
+    return r->nnodes > 0 && alert_eval_node(r, 0, s, values, verdicts);
+}
+
+/* May a notification go out at now (cooldown since the last one)? */
+static int alert_may_notify(const struct alert_rule *r,
+                            const struct alert_state *st, int64_t now)
+{
+    return st->last_notified_ms == 0 ||
+           now - st->last_notified_ms >= r->cooldown_ms;
+}
+
+int alert_step(const struct alert_rule *r, struct alert_state *st, int input,
+               int64_t now, int *notify)
+{
+    *notify = 0;
+    if (input == AI_NO_DATA) {
+        if (r->no_data == AND_KEEP)
+            return AA_NONE;
+        input = r->no_data == AND_ALERT ? AI_TRUE : AI_FALSE;
+    }
+    switch (st->status) {
+    case AS_OK:
+        if (input != AI_TRUE)
+            return AA_NONE;
+        st->since_ms = now;
+        if (r->for_ms > 0) {
+            st->status = AS_PENDING;
+            return AA_PENDING;
+        }
+        break; /* fire now */
+    case AS_PENDING:
+        if (input != AI_TRUE) {
+            st->status = AS_OK;
+            return AA_CANCEL;
+        }
+        if (now - st->since_ms < r->for_ms)
+            return AA_NONE;
+        break; /* fire */
+    case AS_FIRING:
+    case AS_ACKED:
+        if (input != AI_TRUE) {
+            st->status = AS_OK;
+            *notify = 1; /* the resolution always goes out */
+            st->last_notified_ms = now;
+            return AA_RESOLVE;
+        }
+        /* Still holding: renotify a firing (not acknowledged) alert. */
+        if (st->status == AS_FIRING && r->renotify_ms > 0 &&
+            now - st->last_notified_ms >= r->renotify_ms &&
+            alert_may_notify(r, st, now)) {
+            *notify = 1;
+            st->last_notified_ms = now;
+            return AA_RENOTIFY;
+        }
+        return AA_NONE;
+    default:
+        return AA_NONE;
+    }
+    st->status = AS_FIRING;
+    st->since_ms = now;
+    if (alert_may_notify(r, st, now)) {
+        *notify = 1;
+        st->last_notified_ms = now;
+    }
+    return AA_FIRE;
+}

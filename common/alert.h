@@ -158,4 +158,69 @@ int alert_compare(int op, double value, double threshold);
 
 void alert_rule_free(struct alert_rule *r);
 
+/* ---- evaluation (pure: the engine supplies the numbers and the clock) */
+
+/* What one group did in a rule's window (and the window before it). */
+struct alert_sample {
+    int64_t requests, errors;
+    int64_t input_tokens, output_tokens, total_tokens;
+    int64_t cost_nusd;
+    double window_s;                  /* the window's length */
+    double lat_p50, lat_p95, lat_p99; /* ms; NAN when no latencies */
+    double ttft_p95;                  /* ms; NAN when none */
+    int have_prev;                    /* the previous window is known */
+    int64_t prev_requests, prev_cost_nusd;
+    double budget_pct[3]; /* by enum budget_period; NAN: none */
+};
+
+/* The value of metric m in s (period: for budget_used_percent); NAN when
+ * s cannot say (no latencies, no previous window, a change from 0, no
+ * budget). */
+double alert_metric_value(const struct alert_sample *s, int m, int period);
+
+/* Evaluate r's condition on s: 1 holds, 0 does not.  A leaf whose value
+ * is NAN does not hold.  values and verdicts (r->nnodes entries each, or
+ * NULL) get every node's value (groups: NAN) and verdict. */
+int alert_eval(const struct alert_rule *r, const struct alert_sample *s,
+               double *values, int *verdicts);
+
+/* The state of one rule x group. */
+enum alert_status {
+    AS_OK = 0,  /* no open alert */
+    AS_PENDING, /* holds, for not yet elapsed */
+    AS_FIRING,
+    AS_ACKED /* firing, acknowledged by someone */
+};
+
+struct alert_state {
+    int status;               /* enum alert_status */
+    int64_t since_ms;         /* pending or firing since */
+    int64_t last_notified_ms; /* 0: never (kept across alerts) */
+};
+
+/* What a step decided. */
+enum alert_action {
+    AA_NONE = 0,
+    AA_PENDING, /* ok -> pending */
+    AA_CANCEL,  /* pending -> ok: never fired */
+    AA_FIRE,    /* -> firing */
+    AA_RENOTIFY,
+    AA_RESOLVE /* firing or acked -> ok */
+};
+
+/* Input of a step: the condition holds, does not, or there is no data. */
+enum alert_input { AI_FALSE = 0, AI_TRUE = 1, AI_NO_DATA = 2 };
+
+/*
+ * Advance st by one evaluation at now: the state machine
+ * ok -> pending (holds, for not elapsed) -> firing -> ok (resolved), with
+ * no_data handled by r->no_data (ok: as not holding; keep: no change;
+ * alert: as holding).  *notify is set when the action should notify:
+ * firing and renotify only when the cooldown (and renotify interval) since
+ * the last notification has passed, resolving always (if the alert fired).
+ * st->last_notified_ms is updated when *notify is set.
+ */
+int alert_step(const struct alert_rule *r, struct alert_state *st, int input,
+               int64_t now, int *notify);
+
 #endif

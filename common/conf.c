@@ -81,6 +81,8 @@ static const struct conf_opt conf_table[] = {
     {"retention_days", CONF_INT, F(retention_days), "30", 1, 36500, NULL,
      "raw events (and minute rollups) older than this many days are "
      "deleted"},
+    {"alert_eval_interval", CONF_INT, F(alert_eval_interval), "10", 1, 3600,
+     NULL, "seconds between two evaluations of the alert rules"},
     {"rollup_retention_days", CONF_INT, F(rollup_retention_days), "400", 1,
      36500, NULL,
      "hour and day rollups, sessions and budget history older than this "

@@ -45,6 +45,7 @@ struct conf {
     int stale_after_ms;        /* live data older than this is stale */
     int retention_days;        /* raw events and minute rollups */
     int rollup_retention_days; /* hour/day rollups, sessions, budgets */
+    int alert_eval_interval;   /* seconds between rule evaluations */
 };
 
 /* Fill c with every default.  data_dir defaults to "./var". */

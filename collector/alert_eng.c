@@ -1,0 +1,1322 @@
+/*
+ * alert_eng.c: the alert engine, on a thread of its own in the collector.
+ *
+ * Data.  The main thread appends a compact record of every committed event
+ * to a feed buffer (col_alert_event: a memcpy) and, once a second, hands
+ * the buffer to the engine (a pointer swap under the engine's mutex).  The
+ * engine folds the records into a ring of minute buckets kept in memory:
+ * per minute, one cell per workspace and (provider, model, agent, user,
+ * api_key, error flag) with counts, tokens, cost and sparse latency and
+ * TTFT histograms.  The ring holds AENG_RING_MIN minutes, enough for the
+ * longest window it answers (AENG_MAX_WINDOW_MS) and the window before it
+ * (the *_change_percent metrics).  It never reads the events table.
+ *
+ * Windows are whole minutes: a window of W is the current (partial) minute
+ * and the W/1m minutes before it, so it covers between W and W + 1m; rps
+ * divides by the seconds it covers.
+ *
+ * Evaluation, every alert_eval_interval: rules with the same workspace,
+ * filters, group_by and window share one pass over the ring (a
+ * "signature"), which yields a sample per group; each rule then evaluates
+ * its condition per group (alert_eval) and advances the group's state
+ * (alert_step, common/alert.c).  A group seen before but absent now is
+ * evaluated on an empty sample (counts 0), so "requests < 1" can fire and
+ * rate conditions resolve; no_data applies when no leaf has a value.
+ *
+ * Writes.  The engine never writes the database: the transitions it
+ * decides go to an outbox that the main thread applies once a second
+ * (col_alert_apply) in one transaction, with the alerts table's unique
+ * index on open alerts (rule, group) making a duplicate impossible, and
+ * publishes firing and resolved events to the shm event ring.  Manual
+ * changes (acknowledge, resolve) reach the engine as control messages.
+ * At start the engine loads the open alerts, so a restart neither loses
+ * nor duplicates them.
+ *
+ * Rules reload when their generation changes (bumped by rule commands).
+ */
+#include "collector.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alert.h"
+#include "arena.h"
+#include "budget.h"
+#include "hash.h"
+#include "hist.h"
+#include "log.h"
+
+#define AENG_MIN_MS        60000LL
+#define AENG_MAX_WINDOW_MS (60 * AENG_MIN_MS)
+#define AENG_RING_MIN      122 /* two longest windows and their partial minutes */
+#define AENG_FEED_MAX      (64u << 20) /* bytes of feed kept per second */
+
+/* ---- the feed: one record per committed event ---- */
+
+struct aeng_rec {
+    int64_t ws, ts_ms, cost_nusd;
+    int64_t input_tokens, output_tokens, total_tokens;
+    float latency_ms, ttft_ms; /* < 0: absent */
+    uint8_t is_error;
+    uint8_t len[AD_NDIMS]; /* string lengths; the strings follow */
+};
+
+struct aeng_buf {
+    unsigned char *p;
+    size_t len, cap;
+};
+
+/* ---- the ring ---- */
+
+struct aeng_hent {
+    uint16_t b;
+    uint32_t n;
+};
+
+/* A sparse histogram: (bucket, count) pairs, unsorted. */
+struct aeng_hist {
+    struct aeng_hent *e;
+    uint32_t n, cap;
+};
+
+struct aeng_cell {
+    uint64_t hash;
+    int64_t ws;
+    const char *dims[AD_NDIMS]; /* in the minute's arena */
+    int is_error;
+    int64_t requests, errors, input_tokens, output_tokens, total_tokens;
+    int64_t cost_nusd;
+    struct aeng_hist lat, ttft;
+};
+
+struct aeng_minute {
+    int64_t start_ms; /* 0: unused */
+    struct arena a;
+    struct aeng_cell *cells; /* open addressing on hash */
+    size_t n, nslots;
+};
+
+/* ---- rules, states, transitions ---- */
+
+struct aeng_rule {
+    int64_t id, ws;
+    char workspace[72];
+    struct alert_rule r;
+    int sig; /* index of its signature */
+};
+
+/* The state of one rule x group, in a hash table. */
+struct aeng_state {
+    uint64_t hash;
+    int64_t rule_id;
+    char *group_key; /* malloc'ed; "" without group_by */
+    char *group_json;
+    struct alert_state st;
+    int64_t seen_ms; /* last evaluation that saw the group */
+    int used;
+};
+
+/* A transition for the main thread to write. */
+struct aeng_tx {
+    int action, notify;
+    int64_t rule_id, ws, now;
+    char *rule_name, *workspace, *group_key, *group_json, *values;
+    int severity;
+};
+
+/* A control message from the main thread. */
+struct aeng_ctl {
+    int64_t rule_id;
+    char *group_key;
+    int status; /* AS_OK (resolved or deleted) or AS_ACKED */
+};
+
+struct col_alerts {
+    pthread_t tid;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    /* shared, under mu */
+    struct aeng_buf inbox; /* feeds handed over, appended */
+    uint64_t dropped;      /* records not kept (feed full) */
+    struct aeng_tx *out;   /* transitions for the main thread */
+    size_t nout, capout;
+    struct aeng_ctl *ctl;
+    size_t nctl, capctl;
+    uint64_t rules_gen;
+    /* main thread only */
+    struct aeng_buf feed;
+    /* engine thread only */
+    sqlite3 *db;
+    char path[CONF_PATH_MAX + 32];
+    int64_t interval_ms;
+    uint64_t rules_seen;
+    struct aeng_rule *rules;
+    size_t nrules;
+    struct aeng_minute ring[AENG_RING_MIN];
+    struct aeng_state *states;
+    size_t nstates, nstate_slots;
+    struct live *live; /* budget slots (read only) */
+    int64_t *wide;     /* ids of whole-workspace budgets */
+    size_t nwide;
+    int64_t (*clock)(void);
+    int64_t seq_hi; /* the last event seq stored before this start */
+};
+
+/* ---- helpers ---- */
+
+static int aeng_buf_put(struct aeng_buf *b, const void *p, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 65536;
+        while (cap < b->len + n)
+            cap *= 2;
+        unsigned char *q = realloc(b->p, cap);
+        if (q == NULL)
+            return -1;
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+static size_t aeng_rec_size(const struct aeng_rec *r)
+{
+    size_t n = sizeof(*r);
+    for (int d = 0; d < AD_NDIMS; d++)
+        n += r->len[d];
+    return (n + 7) & ~(size_t)7;
+}
+
+/* ---- main thread: feeding ---- */
+
+void col_alert_event(struct col *c, int64_t ws, const struct live_event *e,
+                     const char *api_key)
+{
+    struct col_alerts *al = c->alerts;
+    if (al == NULL)
+        return;
+    struct aeng_rec r;
+    memset(&r, 0, sizeof(r));
+    const char *dims[AD_NDIMS] = {e->provider, e->model, e->agent, e->user,
+                                  api_key};
+    r.ws = ws;
+    r.ts_ms = e->ts_ms;
+    r.cost_nusd = e->cost_nusd;
+    r.input_tokens = e->tokens[SHM_TOK_INPUT];
+    r.output_tokens = e->tokens[SHM_TOK_OUTPUT];
+    for (int k = 0; k < SHM_TOK_N; k++)
+        r.total_tokens += e->tokens[k];
+    r.latency_ms = (float)e->latency_ms;
+    r.ttft_ms = (float)e->ttft_ms;
+    r.is_error = (uint8_t)(e->is_error != 0);
+    for (int d = 0; d < AD_NDIMS; d++) {
+        size_t n = dims[d] ? strlen(dims[d]) : 0;
+        r.len[d] = (uint8_t)(n > 255 ? 255 : n);
+    }
+    if (al->feed.len + aeng_rec_size(&r) > AENG_FEED_MAX) {
+        al->dropped++;
+        return;
+    }
+    size_t at = al->feed.len;
+    if (aeng_buf_put(&al->feed, &r, sizeof(r)) != 0)
+        return;
+    for (int d = 0; d < AD_NDIMS; d++)
+        if (r.len[d] > 0 && aeng_buf_put(&al->feed, dims[d], r.len[d]) != 0) {
+            al->feed.len = at;
+            return;
+        }
+    static const char pad[8] = {0};
+    size_t want = at + aeng_rec_size(&r);
+    if (aeng_buf_put(&al->feed, pad, want - al->feed.len) != 0)
+        al->feed.len = at;
+}
+
+/* Hand the feed to the engine (once a second). */
+static void col_alert_handover(struct col_alerts *al)
+{
+    if (al->feed.len == 0 && al->dropped == 0)
+        return;
+    pthread_mutex_lock(&al->mu);
+    if (al->inbox.len + al->feed.len <= 4 * (size_t)AENG_FEED_MAX &&
+        aeng_buf_put(&al->inbox, al->feed.p, al->feed.len) == 0)
+        ;
+    else
+        al->dropped++;
+    pthread_mutex_unlock(&al->mu);
+    al->feed.len = 0;
+}
+
+/* ---- engine thread: the ring ---- */
+
+static struct aeng_minute *aeng_minute(struct col_alerts *al, int64_t ts,
+                                       int64_t now)
+{
+    int64_t m = ts - ts % AENG_MIN_MS;
+    int64_t cur = now - now % AENG_MIN_MS;
+    /* Only minutes the ring covers; a record dated a little ahead of the
+     * collector's clock counts in the current minute. */
+    if (m > cur)
+        m = cur;
+    if (m <= cur - AENG_RING_MIN * AENG_MIN_MS)
+        return NULL;
+    struct aeng_minute *mn = &al->ring[(m / AENG_MIN_MS) % AENG_RING_MIN];
+    if (mn->start_ms != m) {
+        if (mn->start_ms != 0) {
+            for (size_t i = 0; i < mn->nslots; i++) {
+                free(mn->cells[i].lat.e);
+                free(mn->cells[i].ttft.e);
+            }
+            free(mn->cells);
+            arena_free(&mn->a);
+        }
+        memset(mn, 0, sizeof(*mn));
+        arena_init(&mn->a, 64 * 1024);
+        mn->start_ms = m;
+    }
+    return mn;
+}
+
+static int aeng_hist_add(struct aeng_hist *h, double ms)
+{
+    if (ms < 0)
+        return 0;
+    uint16_t b = (uint16_t)hist_bucket(ms);
+    for (uint32_t i = 0; i < h->n; i++)
+        if (h->e[i].b == b) {
+            h->e[i].n++;
+            return 0;
+        }
+    if (h->n == h->cap) {
+        uint32_t cap = h->cap ? h->cap * 2 : 4;
+        struct aeng_hent *e = realloc(h->e, cap * sizeof(*e));
+        if (e == NULL)
+            return -1;
+        h->e = e;
+        h->cap = cap;
+    }
+    h->e[h->n++] = (struct aeng_hent){b, 1};
+    return 0;
+}
+
+/* The key hash of a record. */
+static uint64_t aeng_key_hash(int64_t ws, const char *const *dims,
+                              const uint8_t *len, int is_error)
+{
+    uint64_t h = hash_bytes(HASH_SEED, &ws, sizeof(ws));
+    for (int d = 0; d < AD_NDIMS; d++) {
+        h = hash_bytes(h, dims[d], len[d]);
+        h = hash_bytes(h, "", 1);
+    }
+    return hash_bytes(h, &is_error, sizeof(is_error));
+}
+
+static int aeng_minute_grow(struct aeng_minute *mn)
+{
+    size_t nslots = mn->nslots ? mn->nslots * 2 : 256;
+    struct aeng_cell *cells = calloc(nslots, sizeof(*cells));
+    if (cells == NULL)
+        return -1;
+    for (size_t i = 0; i < mn->nslots; i++) {
+        if (mn->cells[i].dims[0] == NULL)
+            continue;
+        size_t j = mn->cells[i].hash & (nslots - 1);
+        while (cells[j].dims[0] != NULL)
+            j = (j + 1) & (nslots - 1);
+        cells[j] = mn->cells[i];
+    }
+    free(mn->cells);
+    mn->cells = cells;
+    mn->nslots = nslots;
+    return 0;
+}
+
+/* Fold one record into the ring. */
+static void aeng_fold(struct col_alerts *al, const struct aeng_rec *r,
+                      int64_t now)
+{
+    struct aeng_minute *mn = aeng_minute(al, r->ts_ms, now);
+    if (mn == NULL)
+        return;
+    const char *dims[AD_NDIMS];
+    const char *p = (const char *)(r + 1);
+    for (int d = 0; d < AD_NDIMS; d++) {
+        dims[d] = p;
+        p += r->len[d];
+    }
+    int is_error = r->is_error;
+    uint64_t h = aeng_key_hash(r->ws, dims, r->len, is_error);
+    if ((mn->n + 1) * 2 > mn->nslots && aeng_minute_grow(mn) != 0)
+        return;
+    size_t j = h & (mn->nslots - 1);
+    struct aeng_cell *c;
+    for (;; j = (j + 1) & (mn->nslots - 1)) {
+        c = &mn->cells[j];
+        if (c->dims[0] == NULL)
+            break;
+        if (c->hash != h || c->ws != r->ws || c->is_error != is_error)
+            continue;
+        int same = 1;
+        for (int d = 0; same && d < AD_NDIMS; d++)
+            same = strlen(c->dims[d]) == r->len[d] &&
+                   memcmp(c->dims[d], dims[d], r->len[d]) == 0;
+        if (same)
+            break;
+    }
+    if (c->dims[0] == NULL) {
+        for (int d = 0; d < AD_NDIMS; d++) {
+            c->dims[d] = arena_strndup(&mn->a, dims[d], r->len[d]);
+            if (c->dims[d] == NULL) {
+                memset(c, 0, sizeof(*c));
+                return;
+            }
+        }
+        c->hash = h;
+        c->ws = r->ws;
+        c->is_error = is_error;
+        mn->n++;
+    }
+    c->requests++;
+    c->errors += is_error;
+    c->input_tokens += r->input_tokens;
+    c->output_tokens += r->output_tokens;
+    c->total_tokens += r->total_tokens;
+    c->cost_nusd += r->cost_nusd;
+    aeng_hist_add(&c->lat, r->latency_ms);
+    aeng_hist_add(&c->ttft, r->ttft_ms);
+}
+
+/* Take the inbox and fold it. */
+static void aeng_take_inbox(struct col_alerts *al, int64_t now)
+{
+    struct aeng_buf b;
+    pthread_mutex_lock(&al->mu);
+    b = al->inbox;
+    memset(&al->inbox, 0, sizeof(al->inbox));
+    pthread_mutex_unlock(&al->mu);
+    for (size_t at = 0; at < b.len;) {
+        const struct aeng_rec *r = (const struct aeng_rec *)(b.p + at);
+        aeng_fold(al, r, now);
+        at += aeng_rec_size(r);
+    }
+    free(b.p);
+}
+
+/* Fold the stored events of the ring's span with seq <= seq_hi (those
+ * committed before this start; later ones come through the feed), so that
+ * windows are whole from the first evaluation after a restart. */
+static int aeng_prefill(struct col_alerts *al, int64_t now)
+{
+    sqlite3_stmt *st;
+    int64_t lo = now - now % AENG_MIN_MS - (AENG_RING_MIN - 1) * AENG_MIN_MS;
+    if (sqlite3_prepare_v2(
+            al->db,
+            "SELECT e.ws, e.ts, round(e.cost_usd * 1e9), e.input_tokens, "
+            "e.output_tokens, e.input_tokens + e.output_tokens + "
+            "e.cache_read_tokens + e.cache_write_tokens + e.reasoning_tokens, "
+            "coalesce(e.latency_ms, -1), coalesce(e.ttft_ms, -1), e.is_error, "
+            "e.provider, e.model, coalesce(e.agent, ''), coalesce(e.user, ''), "
+            "coalesce(e.api_key, '') FROM workspaces w JOIN events e ON e.ws = "
+            "w.id AND e.ts >= ?1 WHERE e.seq <= ?2",
+            -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, lo);
+    sqlite3_bind_int64(st, 2, al->seq_hi);
+    unsigned char buf[sizeof(struct aeng_rec) + AD_NDIMS * 256 + 8];
+    struct aeng_rec *r = (struct aeng_rec *)buf;
+    int64_t n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        memset(r, 0, sizeof(*r));
+        r->ws = sqlite3_column_int64(st, 0);
+        r->ts_ms = sqlite3_column_int64(st, 1);
+        r->cost_nusd = sqlite3_column_int64(st, 2);
+        r->input_tokens = sqlite3_column_int64(st, 3);
+        r->output_tokens = sqlite3_column_int64(st, 4);
+        r->total_tokens = sqlite3_column_int64(st, 5);
+        r->latency_ms = (float)sqlite3_column_double(st, 6);
+        r->ttft_ms = (float)sqlite3_column_double(st, 7);
+        r->is_error = (uint8_t)(sqlite3_column_int(st, 8) != 0);
+        char *q = (char *)(r + 1);
+        for (int d = 0; d < AD_NDIMS; d++) {
+            int len = sqlite3_column_bytes(st, 9 + d);
+            r->len[d] = (uint8_t)(len > 255 ? 255 : len);
+            memcpy(q, sqlite3_column_text(st, 9 + d), r->len[d]);
+            q += r->len[d];
+        }
+        aeng_fold(al, r, now);
+        n++;
+    }
+    sqlite3_finalize(st);
+    log_info(NULL, "msg=\"alert engine prefilled\" events=%lld", (long long)n);
+    return 0;
+}
+
+/* ---- engine thread: rules ---- */
+
+static void aeng_rules_free(struct col_alerts *al)
+{
+    for (size_t i = 0; i < al->nrules; i++)
+        alert_rule_free(&al->rules[i].r);
+    free(al->rules);
+    al->rules = NULL;
+    al->nrules = 0;
+}
+
+/* Load the ids of whole-workspace budgets. */
+static void aeng_wide_load(struct col_alerts *al)
+{
+    sqlite3_stmt *st;
+    free(al->wide);
+    al->wide = NULL;
+    al->nwide = 0;
+    if (sqlite3_prepare_v2(al->db,
+                           "SELECT id FROM budgets WHERE provider = '' AND "
+                           "model = ''",
+                           -1, &st, NULL) != SQLITE_OK)
+        return;
+    size_t cap = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (al->nwide == cap) {
+            cap = cap ? cap * 2 : 16;
+            int64_t *w = realloc(al->wide, cap * sizeof(*w));
+            if (w == NULL)
+                break;
+            al->wide = w;
+        }
+        al->wide[al->nwide++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+}
+
+/* Load the enabled rules (and the budgets they may ask about). */
+static int aeng_rules_load(struct col_alerts *al)
+{
+    sqlite3_stmt *st;
+    aeng_wide_load(al);
+    if (sqlite3_prepare_v2(al->db,
+                           "SELECT r.id, r.ws, w.name, r.spec FROM alert_rules "
+                           "r JOIN workspaces w ON w.id = r.ws WHERE "
+                           "r.enabled ORDER BY r.id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    aeng_rules_free(al);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (al->nrules == cap) {
+            cap = cap ? cap * 2 : 64;
+            struct aeng_rule *n = realloc(al->rules, cap * sizeof(*n));
+            if (n == NULL)
+                break;
+            al->rules = n;
+        }
+        struct aeng_rule *ar = &al->rules[al->nrules];
+        memset(ar, 0, sizeof(*ar));
+        ar->id = sqlite3_column_int64(st, 0);
+        ar->ws = sqlite3_column_int64(st, 1);
+        snprintf(ar->workspace, sizeof(ar->workspace), "%s",
+                 (const char *)sqlite3_column_text(st, 2));
+        json_t *spec =
+            json_loads((const char *)sqlite3_column_text(st, 3), 0, NULL);
+        char path[256], msg[512];
+        int ok = alert_rule_parse(spec, &ar->r, path, sizeof(path), msg,
+                                  sizeof(msg)) == 0;
+        json_decref(spec);
+        if (!ok) {
+            log_warn(NULL,
+                     "msg=\"stored rule not loaded\" id=%lld error=\"%s\"",
+                     (long long)ar->id, msg);
+            continue;
+        }
+        if (ar->r.window_ms > AENG_MAX_WINDOW_MS) {
+            log_warn(NULL, "msg=\"rule not evaluated: window over 1h\" id=%lld",
+                     (long long)ar->id);
+            alert_rule_free(&ar->r);
+            continue;
+        }
+        al->nrules++;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- engine thread: states ---- */
+
+static uint64_t aeng_state_hash(int64_t rule, const char *key)
+{
+    uint64_t h = hash_bytes(HASH_SEED, &rule, sizeof(rule));
+    return hash_bytes(h, key, strlen(key));
+}
+
+/* The state of rule x key (made when make). */
+static struct aeng_state *aeng_state(struct col_alerts *al, int64_t rule,
+                                     const char *key, int make)
+{
+    uint64_t h = aeng_state_hash(rule, key);
+    if (al->nstate_slots > 0) {
+        size_t j = h & (al->nstate_slots - 1);
+        for (; al->states[j].used; j = (j + 1) & (al->nstate_slots - 1))
+            if (al->states[j].hash == h && al->states[j].rule_id == rule &&
+                strcmp(al->states[j].group_key, key) == 0)
+                return &al->states[j];
+    }
+    if (!make)
+        return NULL;
+    if ((al->nstates + 1) * 2 > al->nstate_slots) {
+        size_t ns = al->nstate_slots ? al->nstate_slots * 2 : 256;
+        struct aeng_state *s = calloc(ns, sizeof(*s));
+        if (s == NULL)
+            return NULL;
+        for (size_t i = 0; i < al->nstate_slots; i++) {
+            if (!al->states[i].used)
+                continue;
+            size_t j = al->states[i].hash & (ns - 1);
+            while (s[j].used)
+                j = (j + 1) & (ns - 1);
+            s[j] = al->states[i];
+        }
+        free(al->states);
+        al->states = s;
+        al->nstate_slots = ns;
+    }
+    size_t j = h & (al->nstate_slots - 1);
+    while (al->states[j].used)
+        j = (j + 1) & (al->nstate_slots - 1);
+    struct aeng_state *s = &al->states[j];
+    memset(s, 0, sizeof(*s));
+    s->used = 1;
+    s->hash = h;
+    s->rule_id = rule;
+    s->group_key = strdup(key);
+    s->group_json = strdup("{}");
+    al->nstates++;
+    return s;
+}
+
+/* Load the open alerts (at start). */
+static int aeng_states_load(struct col_alerts *al)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(al->db,
+                           "SELECT rule_id, group_key, group_json, status, "
+                           "coalesce(fired_ms, started_ms), last_notified_ms "
+                           "FROM alerts WHERE status IN ('pending', "
+                           "'firing', 'acknowledged')",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        struct aeng_state *s =
+            aeng_state(al, sqlite3_column_int64(st, 0),
+                       (const char *)sqlite3_column_text(st, 1), 1);
+        if (s == NULL)
+            break;
+        free(s->group_json);
+        s->group_json = strdup((const char *)sqlite3_column_text(st, 2));
+        const char *status = (const char *)sqlite3_column_text(st, 3);
+        s->st.status = strcmp(status, "pending") == 0  ? AS_PENDING
+                       : strcmp(status, "firing") == 0 ? AS_FIRING
+                                                       : AS_ACKED;
+        s->st.since_ms = sqlite3_column_int64(st, 4);
+        s->st.last_notified_ms = sqlite3_column_int64(st, 5);
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* Apply the control messages. */
+static void aeng_take_ctl(struct col_alerts *al)
+{
+    pthread_mutex_lock(&al->mu);
+    struct aeng_ctl *ctl = al->ctl;
+    size_t n = al->nctl;
+    al->ctl = NULL;
+    al->nctl = al->capctl = 0;
+    pthread_mutex_unlock(&al->mu);
+    for (size_t i = 0; i < n; i++) {
+        struct aeng_state *s =
+            aeng_state(al, ctl[i].rule_id, ctl[i].group_key, 0);
+        if (s != NULL) {
+            if (ctl[i].status == AS_ACKED && s->st.status == AS_FIRING)
+                s->st.status = AS_ACKED;
+            else if (ctl[i].status == AS_OK)
+                s->st.status = AS_OK;
+        }
+        free(ctl[i].group_key);
+    }
+    free(ctl);
+}
+
+/* ---- engine thread: evaluation ---- */
+
+/* One group's accumulated numbers. */
+struct aeng_group {
+    uint64_t hash;
+    char *key, *json; /* in the pass's arena */
+    int used;
+    struct alert_sample cur;
+    int64_t prev_requests, prev_cost;
+    uint32_t *lat, *ttft; /* dense, in the arena; NULL until needed */
+    uint64_t nlat, nttft;
+};
+
+struct aeng_pass {
+    struct arena a;
+    struct aeng_group *g;
+    size_t n, nslots;
+};
+
+/* Does cell c match rule r's workspace and filters? */
+static int aeng_match(const struct aeng_rule *ar, const struct aeng_cell *c)
+{
+    if (c->ws != ar->ws)
+        return 0;
+    for (int d = 0; d < AD_NDIMS; d++)
+        if (ar->r.filters[d][0] != '\0' &&
+            strcmp(ar->r.filters[d], c->dims[d]) != 0)
+            return 0;
+    return 1;
+}
+
+/* The group key ("model=gpt-4o\x1f...") and its JSON of c under r. */
+static void aeng_group_key(const struct aeng_rule *ar,
+                           const struct aeng_cell *c, char *key, size_t n)
+{
+    size_t len = 0;
+    key[0] = '\0';
+    for (int d = 0; d < AD_NDIMS && len < n; d++)
+        if (ar->r.group_by & (1u << d))
+            len += (size_t)snprintf(key + len, n - len, "%s%s=%s",
+                                    len ? "\x1f" : "", alert_dim_name(d),
+                                    c->dims[d]);
+}
+
+/* The group of key (hash h) in the pass, made when new (*fresh set). */
+static struct aeng_group *aeng_pass_slot(struct aeng_pass *p, uint64_t h,
+                                         const char *key, int *fresh)
+{
+    *fresh = 0;
+    if ((p->n + 1) * 2 > p->nslots) {
+        size_t ns = p->nslots ? p->nslots * 2 : 64;
+        struct aeng_group *g = arena_alloc(&p->a, ns * sizeof(*g));
+        if (g == NULL)
+            return NULL;
+        memset(g, 0, ns * sizeof(*g));
+        for (size_t i = 0; i < p->nslots; i++) {
+            if (!p->g[i].used)
+                continue;
+            size_t j = p->g[i].hash & (ns - 1);
+            while (g[j].used)
+                j = (j + 1) & (ns - 1);
+            g[j] = p->g[i];
+        }
+        p->g = g;
+        p->nslots = ns;
+    }
+    size_t j = h & (p->nslots - 1);
+    for (; p->g[j].used; j = (j + 1) & (p->nslots - 1))
+        if (p->g[j].hash == h && strcmp(p->g[j].key, key) == 0)
+            return &p->g[j];
+    struct aeng_group *g = &p->g[j];
+    memset(g, 0, sizeof(*g));
+    g->used = 1;
+    g->hash = h;
+    p->n++;
+    *fresh = 1;
+    return g;
+}
+
+static struct aeng_group *aeng_pass_group(struct aeng_pass *p,
+                                          const struct aeng_rule *ar,
+                                          const struct aeng_cell *c)
+{
+    char key[6 * 300];
+    int fresh;
+    aeng_group_key(ar, c, key, sizeof(key));
+    struct aeng_group *g =
+        aeng_pass_slot(p, hash_bytes(HASH_SEED, key, strlen(key)), key, &fresh);
+    if (g == NULL || !fresh)
+        return g;
+    g->key = arena_strndup(&p->a, key, strlen(key));
+    json_t *o = json_object();
+    for (int d = 0; d < AD_NDIMS; d++)
+        if (ar->r.group_by & (1u << d))
+            json_object_set_new(o, alert_dim_name(d), json_string(c->dims[d]));
+    char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    g->json = text ? arena_strndup(&p->a, text, strlen(text))
+                   : arena_strndup(&p->a, "{}", 2);
+    free(text);
+    return g;
+}
+
+static void aeng_hist_into(struct aeng_pass *p, uint32_t **dense, uint64_t *n,
+                           const struct aeng_hist *h)
+{
+    if (h->n == 0)
+        return;
+    if (*dense == NULL) {
+        *dense = arena_alloc(&p->a, HIST_BUCKETS * sizeof(uint32_t));
+        if (*dense == NULL)
+            return;
+        memset(*dense, 0, HIST_BUCKETS * sizeof(uint32_t));
+    }
+    for (uint32_t i = 0; i < h->n; i++) {
+        (*dense)[h->e[i].b] += h->e[i].n;
+        *n += h->e[i].n;
+    }
+}
+
+/* Budget percent used per period for a workspace: its whole-workspace
+ * budgets (no provider or model scope), from the live segment's slots;
+ * NAN when it has none. */
+static void aeng_budgets(struct col_alerts *al, const char *workspace,
+                         double pct[3])
+{
+    pct[0] = pct[1] = pct[2] = NAN;
+    if (al->live == NULL || al->nwide == 0)
+        return;
+    struct shm_budget slots[64];
+    int n = shm_read_budgets(live_header(al->live), workspace, slots, 64);
+    for (int i = 0; i < n; i++) {
+        int wide = 0;
+        for (size_t k = 0; !wide && k < al->nwide; k++)
+            wide = al->wide[k] == slots[i].id;
+        if (wide && slots[i].limit_nusd > 0 && slots[i].period >= 1 &&
+            slots[i].period <= 2)
+            pct[slots[i].period] = (double)slots[i].spend_nusd * 100.0 /
+                                   (double)slots[i].limit_nusd;
+    }
+}
+
+/* Record a transition for the main thread. */
+static void aeng_emit(struct col_alerts *al, const struct aeng_rule *ar,
+                      const struct aeng_state *s, int action, int notify,
+                      const char *values, int64_t now)
+{
+    pthread_mutex_lock(&al->mu);
+    if (al->nout == al->capout) {
+        size_t cap = al->capout ? al->capout * 2 : 64;
+        struct aeng_tx *o = realloc(al->out, cap * sizeof(*o));
+        if (o == NULL) {
+            pthread_mutex_unlock(&al->mu);
+            return;
+        }
+        al->out = o;
+        al->capout = cap;
+    }
+    struct aeng_tx *t = &al->out[al->nout++];
+    t->action = action;
+    t->notify = notify;
+    t->rule_id = ar->id;
+    t->ws = ar->ws;
+    t->now = now;
+    t->severity = ar->r.severity;
+    t->rule_name = strdup(ar->r.name);
+    t->workspace = strdup(ar->workspace);
+    t->group_key = strdup(s->group_key);
+    t->group_json = strdup(s->group_json);
+    t->values = strdup(values ? values : "{}");
+    pthread_mutex_unlock(&al->mu);
+}
+
+/* The values of r's leaves as JSON, {"metric op threshold": value}. */
+static char *aeng_values(const struct aeng_rule *ar, const double *vals,
+                         const int *verdicts)
+{
+    json_t *arr = json_array();
+    for (int i = 0; i < ar->r.nnodes; i++) {
+        const struct alert_node *nd = &ar->r.nodes[i];
+        if (nd->kind != AK_LEAF)
+            continue;
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s, s:f, s:o, s:b}", "metric",
+                           alert_metric_name(nd->metric), "operator",
+                           alert_op_name(nd->op), "threshold", nd->threshold,
+                           "value",
+                           isnan(vals[i]) ? json_null() : json_real(vals[i]),
+                           "holds", verdicts[i]));
+    }
+    char *t = json_dumps(arr, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    json_decref(arr);
+    return t;
+}
+
+/* Evaluate one rule's groups of pass p at now. */
+static void aeng_eval_rule(struct col_alerts *al, struct aeng_rule *ar,
+                           struct aeng_pass *p, int64_t now)
+{
+    double budget[3];
+    aeng_budgets(al, ar->workspace, budget);
+    double vals[ALERT_MAX_NODES];
+    int verdicts[ALERT_MAX_NODES];
+    static const double qs[] = {0.5, 0.95, 0.99};
+    /* Every group with data, then the rule's known groups without. */
+    for (size_t i = 0; i < p->nslots; i++) {
+        struct aeng_group *g = &p->g[i];
+        if (!g->used)
+            continue;
+        struct alert_sample s = g->cur;
+        s.lat_p50 = s.lat_p95 = s.lat_p99 = s.ttft_p95 = NAN;
+        if (g->nlat > 0) {
+            double *o[] = {&s.lat_p50, &s.lat_p95, &s.lat_p99};
+            for (int k = 0; k < 3; k++)
+                *o[k] = hist_quantile(g->lat, g->nlat, qs[k]);
+        }
+        if (g->nttft > 0)
+            s.ttft_p95 = hist_quantile(g->ttft, g->nttft, 0.95);
+        s.have_prev = 1;
+        s.prev_requests = g->prev_requests;
+        s.prev_cost_nusd = g->prev_cost;
+        memcpy(s.budget_pct, budget, sizeof(budget));
+        int holds = alert_eval(&ar->r, &s, vals, verdicts);
+        int any = 0;
+        for (int k = 0; k < ar->r.nnodes; k++)
+            any |= ar->r.nodes[k].kind == AK_LEAF && !isnan(vals[k]);
+        int input = any ? (holds ? AI_TRUE : AI_FALSE) : AI_NO_DATA;
+        /* A state is kept for groups that ever held (for the cooldown). */
+        int make = input == AI_TRUE ||
+                   (input == AI_NO_DATA && ar->r.no_data == AND_ALERT);
+        struct aeng_state *st = aeng_state(al, ar->id, g->key, make);
+        if (st == NULL)
+            continue;
+        if (strcmp(st->group_json, g->json) != 0) {
+            free(st->group_json);
+            st->group_json = strdup(g->json);
+        }
+        st->seen_ms = now;
+        int notify;
+        int act = alert_step(&ar->r, &st->st, input, now, &notify);
+        if (act != AA_NONE) {
+            char *v = aeng_values(ar, vals, verdicts);
+            aeng_emit(al, ar, st, act, notify, v, now);
+            free(v);
+        }
+    }
+}
+
+/* Accumulate the cells of [lo, hi) into the pass (prev: the previous
+ * window's counts). */
+static void aeng_accumulate(struct col_alerts *al, const struct aeng_rule *ar,
+                            struct aeng_pass *p, int64_t lo, int64_t hi,
+                            int prev)
+{
+    for (int64_t m = lo; m < hi; m += AENG_MIN_MS) {
+        struct aeng_minute *mn = &al->ring[(m / AENG_MIN_MS) % AENG_RING_MIN];
+        if (mn->start_ms != m)
+            continue;
+        for (size_t i = 0; i < mn->nslots; i++) {
+            const struct aeng_cell *c = &mn->cells[i];
+            if (c->dims[0] == NULL || !aeng_match(ar, c))
+                continue;
+            struct aeng_group *g = aeng_pass_group(p, ar, c);
+            if (g == NULL)
+                return;
+            if (prev) {
+                g->prev_requests += c->requests;
+                g->prev_cost += c->cost_nusd;
+                continue;
+            }
+            g->cur.requests += c->requests;
+            g->cur.errors += c->errors;
+            g->cur.input_tokens += c->input_tokens;
+            g->cur.output_tokens += c->output_tokens;
+            g->cur.total_tokens += c->total_tokens;
+            g->cur.cost_nusd += c->cost_nusd;
+            aeng_hist_into(p, &g->lat, &g->nlat, &c->lat);
+            aeng_hist_into(p, &g->ttft, &g->nttft, &c->ttft);
+        }
+    }
+}
+
+/* Add an empty group for every open state of rule ar not in the pass (a
+ * group that went quiet is evaluated on zero counts).  states[0..n) are
+ * the rule's. */
+static void aeng_quiet_groups(struct aeng_pass *p, struct aeng_state **states,
+                              size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct aeng_state *s = states[i];
+        if (s->st.status == AS_OK)
+            continue;
+        int fresh;
+        struct aeng_group *g = aeng_pass_slot(
+            p, hash_bytes(HASH_SEED, s->group_key, strlen(s->group_key)),
+            s->group_key, &fresh);
+        if (g != NULL && fresh) {
+            g->key = s->group_key; /* outlives the pass */
+            g->json = s->group_json;
+        }
+    }
+}
+
+static int aeng_state_cmp(const void *a, const void *b)
+{
+    const struct aeng_state *x = *(struct aeng_state *const *)a;
+    const struct aeng_state *y = *(struct aeng_state *const *)b;
+    return (x->rule_id > y->rule_id) - (x->rule_id < y->rule_id);
+}
+
+/* One evaluation of every rule at now. */
+static void aeng_evaluate(struct col_alerts *al, int64_t now)
+{
+    int64_t cur = now - now % AENG_MIN_MS;
+    struct aeng_pass p;
+    arena_init(&p.a, 256 * 1024);
+    /* The open states by rule, to find each rule's quiet groups. */
+    struct aeng_state **open = malloc((al->nstates + 1) * sizeof(*open));
+    size_t nopen = 0;
+    for (size_t i = 0; open != NULL && i < al->nstate_slots; i++)
+        if (al->states[i].used && al->states[i].st.status != AS_OK)
+            open[nopen++] = &al->states[i];
+    if (nopen > 1)
+        qsort(open, nopen, sizeof(*open), aeng_state_cmp);
+    size_t at = 0;
+    for (size_t i = 0; i < al->nrules; i++) {
+        struct aeng_rule *ar = &al->rules[i];
+        int64_t w =
+            (ar->r.window_ms + AENG_MIN_MS - 1) / AENG_MIN_MS * AENG_MIN_MS;
+        p.g = NULL;
+        p.n = p.nslots = 0;
+        aeng_accumulate(al, ar, &p, cur - w, cur + AENG_MIN_MS, 0);
+        aeng_accumulate(al, ar, &p, cur - 2 * w, cur - w, 1);
+        /* Rules are ordered by id, and so are the open states. */
+        while (at < nopen && open[at]->rule_id < ar->id)
+            at++;
+        size_t end = at;
+        while (end < nopen && open[end]->rule_id == ar->id)
+            end++;
+        aeng_quiet_groups(&p, open + at, end - at);
+        for (size_t j = 0; j < p.nslots; j++)
+            if (p.g[j].used)
+                p.g[j].cur.window_s = (double)(now - (cur - w)) / 1000.0;
+        aeng_eval_rule(al, ar, &p, now);
+        arena_reset(&p.a);
+    }
+    free(open);
+    arena_free(&p.a);
+}
+
+/* ---- the thread ---- */
+
+static int64_t aeng_now(void)
+{
+    return proto_now_ms();
+}
+
+static void *aeng_main(void *arg)
+{
+    struct col_alerts *al = arg;
+    int64_t next = 0;
+    int loaded = 0;
+    pthread_mutex_lock(&al->mu);
+    while (!al->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&al->cv, &al->mu, &ts);
+        if (al->stop)
+            break;
+        uint64_t gen = al->rules_gen;
+        pthread_mutex_unlock(&al->mu);
+        int64_t now = al->clock();
+        aeng_take_inbox(al, now);
+        if (!loaded) {
+            loaded = aeng_states_load(al) == 0 && aeng_prefill(al, now) == 0;
+            if (!loaded)
+                log_warn(NULL, "msg=\"alert engine cannot read\" error=\"%s\"",
+                         sqlite3_errmsg(al->db));
+        }
+        aeng_take_ctl(al);
+        if (gen != al->rules_seen && aeng_rules_load(al) == 0)
+            al->rules_seen = gen;
+        if (loaded && now >= next) {
+            aeng_evaluate(al, now);
+            next = now - now % al->interval_ms + al->interval_ms;
+        }
+        pthread_mutex_lock(&al->mu);
+    }
+    pthread_mutex_unlock(&al->mu);
+    return NULL;
+}
+
+int col_alert_start(struct col *c, const char *path, int64_t seq_hi)
+{
+    struct col_alerts *al = calloc(1, sizeof(*al));
+    if (al == NULL)
+        return -1;
+    pthread_mutex_init(&al->mu, NULL);
+    pthread_cond_init(&al->cv, NULL);
+    al->interval_ms = (int64_t)c->conf.alert_eval_interval * 1000;
+    al->live = c->live;
+    al->clock = aeng_now;
+    al->rules_gen = 1;
+    al->seq_hi = seq_hi;
+    snprintf(al->path, sizeof(al->path), "%s", path);
+    if (sqlite3_open_v2(path, &al->db, SQLITE_OPEN_READONLY, NULL) !=
+        SQLITE_OK) {
+        log_error(NULL, "msg=\"alert engine cannot open the database\"");
+        sqlite3_close(al->db);
+        free(al);
+        return -1;
+    }
+    sqlite3_busy_timeout(al->db, 1000);
+    if (pthread_create(&al->tid, NULL, aeng_main, al) != 0) {
+        sqlite3_close(al->db);
+        free(al);
+        return -1;
+    }
+    al->started = 1;
+    c->alerts = al;
+    return 0;
+}
+
+void col_alert_rules_changed(struct col *c)
+{
+    struct col_alerts *al = c->alerts;
+    if (al == NULL)
+        return;
+    pthread_mutex_lock(&al->mu);
+    al->rules_gen++;
+    pthread_cond_signal(&al->cv);
+    pthread_mutex_unlock(&al->mu);
+}
+
+void col_alert_control(struct col *c, int64_t rule_id, const char *group_key,
+                       int status)
+{
+    struct col_alerts *al = c->alerts;
+    if (al == NULL)
+        return;
+    pthread_mutex_lock(&al->mu);
+    if (al->nctl == al->capctl) {
+        size_t cap = al->capctl ? al->capctl * 2 : 16;
+        struct aeng_ctl *n = realloc(al->ctl, cap * sizeof(*n));
+        if (n == NULL) {
+            pthread_mutex_unlock(&al->mu);
+            return;
+        }
+        al->ctl = n;
+        al->capctl = cap;
+    }
+    al->ctl[al->nctl++] = (struct aeng_ctl){rule_id, strdup(group_key), status};
+    pthread_mutex_unlock(&al->mu);
+}
+
+/* ---- main thread: writing transitions ---- */
+
+static const char *aeng_action_event(int action)
+{
+    switch (action) {
+    case AA_PENDING:
+        return "pending";
+    case AA_FIRE:
+        return "firing";
+    case AA_RESOLVE:
+        return "resolved";
+    case AA_RENOTIFY:
+        return "renotified";
+    default:
+        return NULL;
+    }
+}
+
+/* Write one transition; returns the alert id it touched (0: none). */
+static int64_t aeng_write(sqlite3 *db, const struct aeng_tx *t)
+{
+    static const char *const sql[] = {
+        [AA_PENDING] =
+            "INSERT INTO alerts(ws, rule_id, rule_name, severity, group_key, "
+            "group_json, status, started_ms, values_json, last_notified_ms, "
+            "updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, 0, "
+            "?7) ON CONFLICT DO NOTHING RETURNING id",
+        [AA_CANCEL] = "DELETE FROM alerts WHERE rule_id = ?2 AND group_key = "
+                      "?5 AND status = 'pending' RETURNING id",
+        [AA_FIRE] =
+            "INSERT INTO alerts(ws, rule_id, rule_name, severity, group_key, "
+            "group_json, status, started_ms, fired_ms, values_json, "
+            "last_notified_ms, updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, "
+            "'firing', ?7, ?7, ?8, ?9, ?7) ON CONFLICT(rule_id, group_key) "
+            "WHERE status IN ('pending', 'firing', 'acknowledged') DO UPDATE "
+            "SET status = 'firing', fired_ms = ?7, values_json = ?8, "
+            "last_notified_ms = max(last_notified_ms, ?9), updated_ms = ?7 "
+            "WHERE status = 'pending' RETURNING id",
+        [AA_RENOTIFY] = "UPDATE alerts SET last_notified_ms = ?7, values_json "
+                        "= ?8, updated_ms = ?7 WHERE rule_id = ?2 AND "
+                        "group_key = ?5 AND status = 'firing' RETURNING id",
+        [AA_RESOLVE] =
+            "UPDATE alerts SET status = 'resolved', resolved_ms = ?7, "
+            "resolved_by = 'engine', values_json = ?8, updated_ms = ?7 WHERE "
+            "rule_id = ?2 AND group_key = ?5 AND status IN ('firing', "
+            "'acknowledged') RETURNING id",
+    };
+    if (t->action <= AA_NONE || t->action > AA_RESOLVE)
+        return 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql[t->action], -1, &st, NULL) != SQLITE_OK) {
+        log_error(NULL, "msg=\"alert write failed\" error=\"%s\"",
+                  sqlite3_errmsg(db));
+        return 0;
+    }
+    sqlite3_bind_int64(st, 1, t->ws);
+    sqlite3_bind_int64(st, 2, t->rule_id);
+    sqlite3_bind_text(st, 3, t->rule_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, alert_severity_name(t->severity), -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, t->group_key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, t->group_json, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, t->now);
+    sqlite3_bind_text(st, 8, t->values, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, t->notify ? t->now : 0);
+    int64_t id =
+        sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return id;
+}
+
+/* Record event kind of alert id in its timeline. */
+static void aeng_timeline(sqlite3 *db, int64_t id, int64_t now,
+                          const char *kind, const char *values)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO alert_events(alert_id, ts_ms, kind, "
+                           "actor, values_json) VALUES(?1, ?2, ?3, 'engine', "
+                           "?4)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, values, -1, SQLITE_STATIC);
+    sqlite3_step(st);
+    sqlite3_finalize(st);
+}
+
+void col_alert_publish(struct col *c, const char *type, int64_t id,
+                       const char *workspace, int64_t now)
+{
+    sqlite3_stmt *st;
+    if (c->live == NULL ||
+        sqlite3_prepare_v2(c->store.db,
+                           "SELECT json_object('type', ?1, 'alert', id, "
+                           "'rule', rule_id, 'rule_name', rule_name, "
+                           "'severity', severity, 'status', status, "
+                           "'group', json(group_json), 'values', "
+                           "json(values_json), 'ts', ?2) FROM alerts WHERE "
+                           "id = ?3",
+                           -1, &st, NULL) != SQLITE_OK)
+        return;
+    char ts[40];
+    ev_format_rfc3339(now, ts, sizeof(ts));
+    sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ts, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, id);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(st, 0);
+        live_ring_publish(c->live, SHM_RING_ALERT, workspace, text,
+                          strlen(text), now);
+    }
+    sqlite3_finalize(st);
+}
+
+void col_alert_apply(struct col *c)
+{
+    struct col_alerts *al = c->alerts;
+    if (al == NULL)
+        return;
+    col_alert_handover(al);
+    pthread_mutex_lock(&al->mu);
+    struct aeng_tx *out = al->out;
+    size_t n = al->nout;
+    al->out = NULL;
+    al->nout = al->capout = 0;
+    pthread_cond_signal(&al->cv);
+    pthread_mutex_unlock(&al->mu);
+    if (n == 0)
+        return;
+    int64_t *ids = calloc(n, sizeof(*ids));
+    if (ids != NULL && col_store_begin(&c->store) == SQLITE_OK) {
+        for (size_t i = 0; i < n; i++) {
+            ids[i] = aeng_write(c->store.db, &out[i]);
+            const char *kind = aeng_action_event(out[i].action);
+            if (ids[i] > 0 && kind != NULL)
+                aeng_timeline(c->store.db, ids[i], out[i].now, kind,
+                              out[i].values);
+        }
+        if (col_store_commit(&c->store) != SQLITE_OK) {
+            log_error(NULL,
+                      "msg=\"alert transitions not written\" error=\"%s\"",
+                      sqlite3_errmsg(c->store.db));
+            col_store_rollback(&c->store);
+            memset(ids, 0, n * sizeof(*ids));
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct aeng_tx *t = &out[i];
+        if (ids != NULL && ids[i] > 0 &&
+            (t->action == AA_FIRE || t->action == AA_RESOLVE)) {
+            col_alert_publish(
+                c, t->action == AA_FIRE ? "alert.firing" : "alert.resolved",
+                ids[i], t->workspace, t->now);
+            log_info(NULL, "msg=\"alert %s\" alert=%lld rule=%lld group=\"%s\"",
+                     t->action == AA_FIRE ? "firing" : "resolved",
+                     (long long)ids[i], (long long)t->rule_id, t->group_json);
+        }
+        free(t->rule_name);
+        free(t->workspace);
+        free(t->group_key);
+        free(t->group_json);
+        free(t->values);
+    }
+    free(out);
+    free(ids);
+}
+
+void col_alert_stop(struct col *c)
+{
+    struct col_alerts *al = c->alerts;
+    if (al == NULL)
+        return;
+    pthread_mutex_lock(&al->mu);
+    al->stop = 1;
+    pthread_cond_signal(&al->cv);
+    pthread_mutex_unlock(&al->mu);
+    pthread_join(al->tid, NULL);
+    /* Transitions decided before the stop are written now. */
+    col_alert_apply(c);
+    aeng_rules_free(al);
+    free(al->wide);
+    for (int i = 0; i < AENG_RING_MIN; i++) {
+        struct aeng_minute *mn = &al->ring[i];
+        for (size_t k = 0; k < mn->nslots; k++) {
+            free(mn->cells[k].lat.e);
+            free(mn->cells[k].ttft.e);
+        }
+        free(mn->cells);
+        if (mn->start_ms != 0)
+            arena_free(&mn->a);
+    }
+    for (size_t i = 0; i < al->nstate_slots; i++)
+        if (al->states[i].used) {
+            free(al->states[i].group_key);
+            free(al->states[i].group_json);
+        }
+    free(al->states);
+    for (size_t i = 0; i < al->nctl; i++)
+        free(al->ctl[i].group_key);
+    free(al->ctl);
+    free(al->inbox.p);
+    free(al->feed.p);
+    sqlite3_close(al->db);
+    pthread_mutex_destroy(&al->mu);
+    pthread_cond_destroy(&al->cv);
+    free(al);
+    c->alerts = NULL;
+}
