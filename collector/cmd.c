@@ -12,6 +12,7 @@
  *   budget.set  {workspace, budgets}     -> 200 {created, updated, ...}
  *               (budget_cmd.c)
  *   rule.create, rule.update, rule.delete, rule.toggle (rule_cmd.c)
+ *   alert.act   {workspace, action, ids, who, note} (alert_cmd.c)
  */
 #include "collector.h"
 
@@ -283,6 +284,8 @@ int col_command(struct col *c, const char *text, size_t len, json_t **reply)
         status = col_key_delete(c, args, reply);
     else if (strcmp(op, "budget.set") == 0)
         status = col_budget_set(c, args, reply);
+    else if (strcmp(op, "alert.act") == 0)
+        status = col_alert_act(c, args, reply);
     else if (strncmp(op, "rule.", 5) == 0 &&
              (status = col_rule_command(c, op, args, reply)) >= 0)
         ;

@@ -249,6 +249,9 @@ void col_alert_control(struct col *c, int64_t rule_id, const char *group_key,
 void col_alert_publish(struct col *c, const char *type, int64_t id,
                        const char *workspace, int64_t now);
 
+/* The alert.act command (alert_cmd.c): ack, resolve or delete alerts. */
+int col_alert_act(struct col *c, json_t *args, json_t **reply);
+
 /* The rule.* commands (rule_cmd.c): the status, or -1 for an unknown op. */
 int col_rule_command(struct col *c, const char *op, json_t *args,
                      json_t **reply);

@@ -243,6 +243,12 @@ void api_csv_start(struct api_req *r, const char *file, const char *const *cols,
 
 /* ---- snapshot.c ---- */
 
+/* Step st (a query of at most limit + 1 rows whose first column is an id,
+ * in page order) and answer {name: [row(st)...], next_cursor}: the last id
+ * sent when a row remained, else null.  Finalizes st. */
+int api_send_id_page(struct api_req *r, sqlite3_stmt *st, long limit,
+                     const char *name, json_t *(*row)(sqlite3_stmt *st));
+
 /* Answer 503: the database cannot be read.  Returns -1. */
 int api_db_unavailable(struct api_req *r);
 
@@ -297,6 +303,14 @@ int api_perf_overview(struct api_req *r);
 int api_perf_latency(struct api_req *r);
 int api_perf_throughput(struct api_req *r);
 int api_perf_errors(struct api_req *r);
+int api_alerts_list(struct api_req *r);
+int api_alerts_active(struct api_req *r);
+int api_alerts_stats(struct api_req *r);
+int api_alerts_bulk(struct api_req *r);
+int api_alerts_get(struct api_req *r);
+int api_alerts_delete(struct api_req *r);
+int api_alerts_ack(struct api_req *r);
+int api_alerts_resolve(struct api_req *r);
 int api_rules_list(struct api_req *r);
 int api_rules_create(struct api_req *r);
 int api_rules_get(struct api_req *r);

@@ -123,25 +123,7 @@ int api_rules_list(struct api_req *r)
     if (sev != NULL)
         sqlite3_bind_text(st, 4, sev, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, limit + 1);
-    json_t *rules = json_array();
-    int rc;
-    int64_t last = 0;
-    long long n = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < limit) {
-        json_array_append_new(rules, api_rule_row(st));
-        last = sqlite3_column_int64(st, 0);
-        n++;
-    }
-    int more = rc == SQLITE_ROW;
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return api_db_unavailable(r);
-    char next[32];
-    snprintf(next, sizeof(next), "%lld", (long long)last);
-    return api_send_json(r, 200,
-                         json_pack("{s:o, s:o}", "rules", rules, "next_cursor",
-                                   more ? json_string(next) : json_null()),
-                         NULL);
+    return api_send_id_page(r, st, (long)limit, "rules", api_rule_row);
 }
 
 int api_rules_get(struct api_req *r)

@@ -72,6 +72,30 @@ json_t *api_time(int64_t ms)
     return json_string(ts);
 }
 
+int api_send_id_page(struct api_req *r, sqlite3_stmt *st, long limit,
+                     const char *name, json_t *(*row)(sqlite3_stmt *st))
+{
+    json_t *arr = json_array();
+    int rc;
+    int64_t last = 0;
+    long n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < limit) {
+        json_array_append_new(arr, row(st));
+        last = sqlite3_column_int64(st, 0);
+        n++;
+    }
+    int more = rc == SQLITE_ROW;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return api_db_unavailable(r);
+    char next[32];
+    snprintf(next, sizeof(next), "%lld", (long long)last);
+    return api_send_json(r, 200,
+                         json_pack("{s:o, s:o}", name, arr, "next_cursor",
+                                   more ? json_string(next) : json_null()),
+                         NULL);
+}
+
 json_t *api_str_or_null(const char *s)
 {
     return s != NULL && s[0] != '\0' ? json_string(s) : json_null();

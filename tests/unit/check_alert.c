@@ -2,8 +2,10 @@
  * check_alert.c: unit tests for alert rules (common/alert.h): the names of
  * the enums both ways, durations, comparisons, validation of a rule (its
  * defaults, every field, the shape of the condition tree, its limits, and
- * the path and message of each kind of error) and the canonical JSON,
- * which must read back as the same rule.
+ * the path and message of each kind of error), the canonical JSON, which
+ * must read back as the same rule, and evaluation: every metric's value,
+ * conditions with every node's value and verdict, and the state machine of
+ * one rule x group driven by an injected clock.
  *
  * Rules are written in C strings with ' for " (see load()) so that they
  * stay readable.  Every test frees what it allocates, so the suite can run
@@ -13,6 +15,7 @@
 
 #include <check.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -669,6 +672,476 @@ START_TEST(test_json_round_trip)
 }
 END_TEST
 
+/* ---- evaluation: metric values ---- */
+
+/* Assert that x is NAN, printing it when it is not. */
+#define ck_assert_nan(x)                                                       \
+    do {                                                                       \
+        double nan_x_ = (x);                                                   \
+        ck_assert_msg(isnan(nan_x_), "%s is %g, want NAN", #x, nan_x_);        \
+    } while (0)
+
+/* A sample with no traffic: counts 0, latencies and budgets unknown. */
+static struct alert_sample quiet(void)
+{
+    struct alert_sample s;
+    memset(&s, 0, sizeof(s));
+    s.window_s = 300;
+    s.lat_p50 = s.lat_p95 = s.lat_p99 = s.ttft_p95 = NAN;
+    s.budget_pct[0] = s.budget_pct[1] = s.budget_pct[2] = NAN;
+    return s;
+}
+
+START_TEST(test_metric_counts)
+{
+    struct alert_sample s = quiet();
+    s.requests = 200;
+    s.errors = 30;
+    s.input_tokens = 1000;
+    s.output_tokens = 250;
+    s.total_tokens = 1300; /* distinct from input + output on purpose */
+    s.cost_nusd = 1234567890;
+    ck_assert_double_eq(alert_metric_value(&s, AM_REQUESTS, 0), 200);
+    ck_assert_double_eq(alert_metric_value(&s, AM_ERRORS, 0), 30);
+    ck_assert_double_eq_tol(alert_metric_value(&s, AM_ERROR_RATE, 0), 15,
+                            1e-12);
+    ck_assert_double_eq_tol(alert_metric_value(&s, AM_COST, 0), 1.23456789,
+                            1e-15);
+    ck_assert_double_eq(alert_metric_value(&s, AM_INPUT_TOKENS, 0), 1000);
+    ck_assert_double_eq(alert_metric_value(&s, AM_OUTPUT_TOKENS, 0), 250);
+    ck_assert_double_eq(alert_metric_value(&s, AM_TOTAL_TOKENS, 0), 1300);
+    ck_assert_double_eq_tol(alert_metric_value(&s, AM_RPS, 0), 200.0 / 300,
+                            1e-12);
+
+    s.errors = 200;
+    ck_assert_double_eq_tol(alert_metric_value(&s, AM_ERROR_RATE, 0), 100,
+                            1e-12);
+    s.window_s = 0;
+    ck_assert_nan(alert_metric_value(&s, AM_RPS, 0));
+
+    /* No requests: an error rate cannot be said; a rate of 0 can. */
+    s = quiet();
+    ck_assert_nan(alert_metric_value(&s, AM_ERROR_RATE, 0));
+    s.errors = 5;
+    ck_assert_nan(alert_metric_value(&s, AM_ERROR_RATE, 0));
+    ck_assert_double_eq(alert_metric_value(&s, AM_RPS, 0), 0);
+    ck_assert_double_eq(alert_metric_value(&s, AM_COST, 0), 0);
+}
+END_TEST
+
+START_TEST(test_metric_latency)
+{
+    struct alert_sample s = quiet();
+    ck_assert_nan(alert_metric_value(&s, AM_LATENCY_P50, 0));
+    ck_assert_nan(alert_metric_value(&s, AM_LATENCY_P95, 0));
+    ck_assert_nan(alert_metric_value(&s, AM_LATENCY_P99, 0));
+    ck_assert_nan(alert_metric_value(&s, AM_TTFT_P95, 0));
+    s.lat_p50 = 12.5;
+    s.lat_p95 = 80;
+    s.lat_p99 = 250.75;
+    s.ttft_p95 = 40.25;
+    ck_assert_double_eq(alert_metric_value(&s, AM_LATENCY_P50, 0), 12.5);
+    ck_assert_double_eq(alert_metric_value(&s, AM_LATENCY_P95, 0), 80);
+    ck_assert_double_eq(alert_metric_value(&s, AM_LATENCY_P99, 0), 250.75);
+    ck_assert_double_eq(alert_metric_value(&s, AM_TTFT_P95, 0), 40.25);
+}
+END_TEST
+
+START_TEST(test_metric_change)
+{
+    struct alert_sample s = quiet();
+    s.requests = 150;
+    s.cost_nusd = 3000000000;
+    s.prev_requests = 200;
+    s.prev_cost_nusd = 2000000000;
+    /* Without the previous window, neither change is known. */
+    ck_assert_nan(alert_metric_value(&s, AM_COST_CHANGE, 0));
+    ck_assert_nan(alert_metric_value(&s, AM_REQUESTS_CHANGE, 0));
+
+    s.have_prev = 1;
+    ck_assert_double_eq_tol(alert_metric_value(&s, AM_COST_CHANGE, 0), 50,
+                            1e-12);
+    ck_assert_double_eq_tol(alert_metric_value(&s, AM_REQUESTS_CHANGE, 0), -25,
+                            1e-12);
+    s.requests = 0;
+    ck_assert_double_eq_tol(alert_metric_value(&s, AM_REQUESTS_CHANGE, 0), -100,
+                            1e-12);
+    s.requests = 200;
+    ck_assert_double_eq(alert_metric_value(&s, AM_REQUESTS_CHANGE, 0), 0);
+
+    /* A change from 0 has no percentage. */
+    s.prev_requests = 0;
+    s.prev_cost_nusd = 0;
+    ck_assert_nan(alert_metric_value(&s, AM_COST_CHANGE, 0));
+    ck_assert_nan(alert_metric_value(&s, AM_REQUESTS_CHANGE, 0));
+}
+END_TEST
+
+START_TEST(test_metric_budget_and_unknown)
+{
+    struct alert_sample s = quiet();
+    s.budget_pct[BUDGET_DAY] = 42.5;
+    s.budget_pct[BUDGET_MONTH] = 97;
+    ck_assert_double_eq(alert_metric_value(&s, AM_BUDGET_USED, BUDGET_DAY),
+                        42.5);
+    ck_assert_double_eq(alert_metric_value(&s, AM_BUDGET_USED, BUDGET_MONTH),
+                        97);
+    ck_assert_nan(alert_metric_value(&s, AM_BUDGET_USED, 3));
+    ck_assert_nan(alert_metric_value(&s, AM_BUDGET_USED, -1));
+    s.budget_pct[BUDGET_MONTH] = NAN;
+    ck_assert_nan(alert_metric_value(&s, AM_BUDGET_USED, BUDGET_MONTH));
+    ck_assert_double_eq(alert_metric_value(&s, AM_BUDGET_USED, BUDGET_DAY),
+                        42.5);
+
+    s.requests = 7;
+    ck_assert_nan(alert_metric_value(&s, AM_NMETRICS, 0));
+    ck_assert_nan(alert_metric_value(&s, -1, 0));
+}
+END_TEST
+
+/* ---- evaluation: conditions ---- */
+
+START_TEST(test_eval_operators)
+{
+    /* For each operator: 4, 5, 6 requests against a threshold of 5. */
+    static const int want[AO_NOPS][3] = {
+        [AO_GT] = {0, 0, 1}, [AO_GE] = {0, 1, 1}, [AO_LT] = {1, 0, 0},
+        [AO_LE] = {1, 1, 0}, [AO_EQ] = {0, 1, 0}, [AO_NE] = {1, 0, 1}};
+    struct alert_rule r;
+    struct alert_sample s = quiet();
+    for (int op = 0; op < AO_NOPS; op++) {
+        parse_json_ok(
+            rule_with(json_pack("{s:s, s:s, s:i}", "metric", "requests",
+                                "operator", alert_op_name(op), "threshold", 5)),
+            &r);
+        for (int i = 0; i < 3; i++) {
+            double value = -1;
+            int verdict = -1;
+            s.requests = 4 + i;
+            int got = alert_eval(&r, &s, &value, &verdict);
+            ck_assert_msg(got == want[op][i], "%d %s 5: got %d",
+                          (int)s.requests, alert_op_name(op), got);
+            ck_assert_int_eq(verdict, got);
+            ck_assert_double_eq(value, (double)s.requests);
+        }
+        alert_rule_free(&r);
+    }
+}
+END_TEST
+
+START_TEST(test_eval_nan_never_holds)
+{
+    struct alert_rule r;
+    struct alert_sample s = quiet(); /* no latencies, no requests */
+    for (int op = 0; op < AO_NOPS; op++) {
+        static const char *const metric[] = {"latency_p95", "error_rate",
+                                             "budget_used_percent"};
+        for (int m = 0; m < 3; m++) {
+            parse_json_ok(rule_with(json_pack(
+                              "{s:s, s:s, s:i}", "metric", metric[m],
+                              "operator", alert_op_name(op), "threshold", 100)),
+                          &r);
+            double value = 0;
+            int verdict = -1;
+            ck_assert_msg(alert_eval(&r, &s, &value, &verdict) == 0,
+                          "NAN %s 100 held for %s", alert_op_name(op),
+                          metric[m]);
+            ck_assert_int_eq(verdict, 0);
+            ck_assert_nan(value);
+            alert_rule_free(&r);
+        }
+    }
+}
+END_TEST
+
+/* and(or(requests > 5, and(errors >= 3, cost > 1)),
+ *     or(latency_p95 != 0, and(rps < 1, or(error_rate == 20,
+ *                                          total_tokens > 0))),
+ *     input_tokens <= 100): five levels, groups of both kinds whose first
+ * child fails while a later one holds, and the reverse. */
+#define TREE                                                                   \
+    COND("{'op':'and','conditions':["                                          \
+         "{'op':'or','conditions':["                                           \
+         "{'metric':'requests','operator':'>','threshold':5},"                 \
+         "{'op':'and','conditions':["                                          \
+         "{'metric':'errors','operator':'>=','threshold':3},"                  \
+         "{'metric':'cost','operator':'>','threshold':1}]}]},"                 \
+         "{'op':'or','conditions':["                                           \
+         "{'metric':'latency_p95','operator':'!=','threshold':0},"             \
+         "{'op':'and','conditions':["                                          \
+         "{'metric':'rps','operator':'<','threshold':1},"                      \
+         "{'op':'or','conditions':["                                           \
+         "{'metric':'error_rate','operator':'==','threshold':20},"             \
+         "{'metric':'total_tokens','operator':'>','threshold':0}]}]}]},"       \
+         "{'metric':'input_tokens','operator':'<=','threshold':100}]}")
+
+/* Evaluate r on s and compare every node's value and verdict with want
+ * (groups must get NAN, whatever the arrays held before). */
+static void assert_eval(const struct alert_rule *r,
+                        const struct alert_sample *s, int verdict,
+                        const double *value, const int *want)
+{
+    double values[ALERT_MAX_NODES];
+    int verdicts[ALERT_MAX_NODES];
+    for (int i = 0; i < ALERT_MAX_NODES; i++) {
+        values[i] = -12345;
+        verdicts[i] = -1;
+    }
+    ck_assert_int_eq(alert_eval(r, s, values, verdicts), verdict);
+    ck_assert_int_eq(alert_eval(r, s, NULL, NULL), verdict);
+    for (int i = 0; i < r->nnodes; i++) {
+        ck_assert_msg(verdicts[i] == want[i], "node %d: verdict %d, want %d", i,
+                      verdicts[i], want[i]);
+        if (r->nodes[i].kind != AK_LEAF || isnan(value[i]))
+            ck_assert_msg(isnan(values[i]), "node %d: value %g, want NAN", i,
+                          values[i]);
+        else
+            ck_assert_msg(fabs(values[i] - value[i]) < 1e-9,
+                          "node %d: value %g, want %g", i, values[i], value[i]);
+    }
+}
+
+START_TEST(test_eval_tree)
+{
+    struct alert_rule r;
+    parse_ok(TREE, &r);
+    /* Children get their slots together, then each subtree in turn. */
+    ck_assert_int_eq(r.nnodes, 14);
+    assert_group(&r.nodes[0], AK_AND, 1, 3);
+    assert_group(&r.nodes[1], AK_OR, 4, 2);
+    assert_group(&r.nodes[2], AK_OR, 8, 2);
+    assert_leaf(&r.nodes[3], AM_INPUT_TOKENS, AO_LE, 100);
+    assert_leaf(&r.nodes[4], AM_REQUESTS, AO_GT, 5);
+    assert_group(&r.nodes[5], AK_AND, 6, 2);
+    assert_leaf(&r.nodes[6], AM_ERRORS, AO_GE, 3);
+    assert_leaf(&r.nodes[7], AM_COST, AO_GT, 1);
+    assert_leaf(&r.nodes[8], AM_LATENCY_P95, AO_NE, 0);
+    assert_group(&r.nodes[9], AK_AND, 10, 2);
+    assert_leaf(&r.nodes[10], AM_RPS, AO_LT, 1);
+    assert_group(&r.nodes[11], AK_OR, 12, 2);
+    assert_leaf(&r.nodes[12], AM_ERROR_RATE, AO_EQ, 20);
+    assert_leaf(&r.nodes[13], AM_TOTAL_TOKENS, AO_GT, 0);
+
+    struct alert_sample s = quiet();
+    s.requests = 10;
+    s.errors = 2; /* error rate 20% */
+    s.cost_nusd = 1500000000;
+    s.window_s = 100; /* 0.1 rps */
+    s.input_tokens = 100;
+    /* The and at 5 fails on its first child (errors), yet cost is shown;
+     * the or at 1 holds on its first child, yet its second is evaluated;
+     * latency is NAN, so != 0 does not hold and the or at 2 needs 9. */
+    static const double v1[14] = {NAN, NAN, NAN, 100, 10,  NAN, 2,
+                                  1.5, NAN, NAN, 0.1, NAN, 20,  0};
+    static const int w1[14] = {1, 1, 1, 1, 1, 0, 0, 1, 0, 1, 1, 1, 1, 0};
+    assert_eval(&r, &s, 1, v1, w1);
+
+    /* Now every branch of the root but the last fails. */
+    s.requests = 5;
+    s.errors = 4; /* 80% */
+    s.cost_nusd = 900000000;
+    s.window_s = 2.5; /* 2 rps */
+    s.total_tokens = 9;
+    static const double v2[14] = {NAN, NAN, NAN, 100, 5,   NAN, 4,
+                                  0.9, NAN, NAN, 2,   NAN, 80,  9};
+    static const int w2[14] = {0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1, 0, 1};
+    assert_eval(&r, &s, 0, v2, w2);
+    alert_rule_free(&r);
+}
+END_TEST
+
+/* ---- evaluation: the state machine ---- */
+
+#define T0  1700000000000LL /* any clock but 0, which means "never" */
+#define MIN 60000LL
+
+static const char *const action_names[] = {"none", "pending",  "cancel",
+                                           "fire", "renotify", "resolve"};
+
+/* Step st with input at T0 + at ms; it must decide action and notify. */
+static void step(const struct alert_rule *r, struct alert_state *st, int input,
+                 int64_t at, int action, int notify)
+{
+    int n = -1;
+    int a = alert_step(r, st, input, T0 + at, &n);
+    ck_assert_msg(a == action && n == notify,
+                  "input %d at T0%+lld: %s notify %d, want %s notify %d", input,
+                  (long long)at,
+                  a >= 0 && a <= AA_RESOLVE ? action_names[a] : "?", n,
+                  action_names[action], notify);
+}
+
+/* Assert st is {status, T0 + since, T0 + last} (last -T0: never). */
+static void assert_state(const struct alert_state *st, int status,
+                         int64_t since, int64_t last)
+{
+    ck_assert_int_eq(st->status, status);
+    ck_assert_int_eq(st->since_ms, T0 + since);
+    ck_assert_int_eq(st->last_notified_ms, T0 + last);
+}
+
+START_TEST(test_step_fire_at_once)
+{
+    struct alert_rule r;
+    struct alert_state st = {AS_OK, 0, 0};
+    parse_ok(RULE(""), &r);
+    step(&r, &st, AI_FALSE, 0, AA_NONE, 0);
+    ck_assert_int_eq(st.status, AS_OK);
+    step(&r, &st, AI_TRUE, MIN, AA_FIRE, 1);
+    assert_state(&st, AS_FIRING, MIN, MIN);
+    step(&r, &st, AI_TRUE, 2 * MIN, AA_NONE, 0);
+    step(&r, &st, AI_FALSE, 3 * MIN, AA_RESOLVE, 1);
+    assert_state(&st, AS_OK, MIN, 3 * MIN);
+    step(&r, &st, AI_FALSE, 4 * MIN, AA_NONE, 0);
+
+    /* An acknowledged alert resolves, with a notification. */
+    st = (struct alert_state){AS_ACKED, T0, T0};
+    step(&r, &st, AI_TRUE, MIN, AA_NONE, 0);
+    ck_assert_int_eq(st.status, AS_ACKED);
+    step(&r, &st, AI_FALSE, 2 * MIN, AA_RESOLVE, 1);
+    assert_state(&st, AS_OK, 0, 2 * MIN);
+    alert_rule_free(&r);
+}
+END_TEST
+
+START_TEST(test_step_for)
+{
+    struct alert_rule r;
+    struct alert_state st = {AS_OK, 0, 0};
+    parse_ok(RULE(",'for':'2m'"), &r);
+    step(&r, &st, AI_TRUE, 0, AA_PENDING, 0);
+    assert_state(&st, AS_PENDING, 0, -T0);
+    step(&r, &st, AI_TRUE, MIN, AA_NONE, 0);
+    step(&r, &st, AI_TRUE, 2 * MIN - 1, AA_NONE, 0);
+    ck_assert_int_eq(st.status, AS_PENDING);
+    step(&r, &st, AI_TRUE, 2 * MIN, AA_FIRE, 1);
+    ck_assert_int_eq(st.status, AS_FIRING);
+    ck_assert_int_eq(st.last_notified_ms, T0 + 2 * MIN);
+
+    /* Pending that stops holding is cancelled quietly, and the next
+     * pending counts for from its own start. */
+    st = (struct alert_state){AS_OK, 0, 0};
+    step(&r, &st, AI_TRUE, 0, AA_PENDING, 0);
+    step(&r, &st, AI_FALSE, MIN, AA_CANCEL, 0);
+    assert_state(&st, AS_OK, 0, -T0);
+    step(&r, &st, AI_TRUE, 90000, AA_PENDING, 0);
+    assert_state(&st, AS_PENDING, 90000, -T0);
+    step(&r, &st, AI_TRUE, 90000 + 2 * MIN - 1, AA_NONE, 0);
+    step(&r, &st, AI_TRUE, 90000 + 2 * MIN, AA_FIRE, 1);
+    alert_rule_free(&r);
+}
+END_TEST
+
+START_TEST(test_step_renotify)
+{
+    struct alert_rule r;
+    struct alert_state st = {AS_OK, 0, 0};
+    parse_ok(RULE(",'renotify':'1h'"), &r);
+    step(&r, &st, AI_TRUE, 0, AA_FIRE, 1);
+    step(&r, &st, AI_TRUE, 60 * MIN - 1, AA_NONE, 0);
+    step(&r, &st, AI_TRUE, 60 * MIN, AA_RENOTIFY, 1);
+    assert_state(&st, AS_FIRING, 0, 60 * MIN);
+    step(&r, &st, AI_TRUE, 90 * MIN, AA_NONE, 0);
+    step(&r, &st, AI_TRUE, 120 * MIN, AA_RENOTIFY, 1);
+
+    /* Acknowledged: never again while it holds. */
+    st.status = AS_ACKED;
+    step(&r, &st, AI_TRUE, 300 * MIN, AA_NONE, 0);
+    assert_state(&st, AS_ACKED, 0, 120 * MIN);
+    alert_rule_free(&r);
+
+    /* renotify 0: never. */
+    parse_ok(RULE(""), &r);
+    st = (struct alert_state){AS_OK, 0, 0};
+    step(&r, &st, AI_TRUE, 0, AA_FIRE, 1);
+    step(&r, &st, AI_TRUE, 29 * 1440 * MIN, AA_NONE, 0);
+    alert_rule_free(&r);
+
+    /* A cooldown longer than the interval holds renotification back. */
+    parse_ok(RULE(",'renotify':'1h','cooldown':'2h'"), &r);
+    st = (struct alert_state){AS_OK, 0, 0};
+    step(&r, &st, AI_TRUE, 0, AA_FIRE, 1);
+    step(&r, &st, AI_TRUE, 60 * MIN, AA_NONE, 0);
+    step(&r, &st, AI_TRUE, 120 * MIN - 1, AA_NONE, 0);
+    step(&r, &st, AI_TRUE, 120 * MIN, AA_RENOTIFY, 1);
+    alert_rule_free(&r);
+}
+END_TEST
+
+START_TEST(test_step_cooldown)
+{
+    struct alert_rule r;
+    struct alert_state st = {AS_OK, 0, 0};
+    parse_ok(RULE(",'cooldown':'15m'"), &r);
+    step(&r, &st, AI_TRUE, 0, AA_FIRE, 1);
+    step(&r, &st, AI_FALSE, MIN, AA_RESOLVE, 1); /* the last notification */
+    struct alert_state later = st;
+
+    /* Within the cooldown: it fires, silently. */
+    step(&r, &st, AI_TRUE, 16 * MIN - 1, AA_FIRE, 0);
+    assert_state(&st, AS_FIRING, 16 * MIN - 1, MIN);
+
+    /* Once the cooldown has passed: it notifies. */
+    step(&r, &later, AI_TRUE, 16 * MIN, AA_FIRE, 1);
+    assert_state(&later, AS_FIRING, 16 * MIN, 16 * MIN);
+    alert_rule_free(&r);
+}
+END_TEST
+
+START_TEST(test_step_no_data)
+{
+    struct alert_rule r;
+    struct alert_state st;
+
+    /* ok: as not holding. */
+    parse_ok(RULE(",'for':'2m'"), &r);
+    st = (struct alert_state){AS_OK, 0, 0};
+    step(&r, &st, AI_NO_DATA, 0, AA_NONE, 0);
+    st = (struct alert_state){AS_PENDING, T0, 0};
+    step(&r, &st, AI_NO_DATA, MIN, AA_CANCEL, 0);
+    st = (struct alert_state){AS_FIRING, T0, T0};
+    step(&r, &st, AI_NO_DATA, MIN, AA_RESOLVE, 1);
+    assert_state(&st, AS_OK, 0, MIN);
+    alert_rule_free(&r);
+
+    /* keep: nothing moves, whatever the state and however late. */
+    parse_ok(RULE(",'for':'2m','renotify':'1h','no_data':'keep'"), &r);
+    for (int status = AS_OK; status <= AS_ACKED; status++) {
+        st = (struct alert_state){status, T0, T0};
+        step(&r, &st, AI_NO_DATA, 1440 * MIN, AA_NONE, 0);
+        assert_state(&st, status, 0, 0);
+    }
+    alert_rule_free(&r);
+
+    /* alert: as holding, for included. */
+    parse_ok(RULE(",'for':'2m','no_data':'alert'"), &r);
+    st = (struct alert_state){AS_OK, 0, 0};
+    step(&r, &st, AI_NO_DATA, 0, AA_PENDING, 0);
+    step(&r, &st, AI_NO_DATA, MIN, AA_NONE, 0);
+    step(&r, &st, AI_NO_DATA, 2 * MIN, AA_FIRE, 1);
+    step(&r, &st, AI_NO_DATA, 3 * MIN, AA_NONE, 0);
+    ck_assert_int_eq(st.status, AS_FIRING);
+    step(&r, &st, AI_FALSE, 4 * MIN, AA_RESOLVE, 1);
+    alert_rule_free(&r);
+}
+END_TEST
+
+START_TEST(test_step_restart)
+{
+    struct alert_rule r;
+    parse_ok(RULE(",'for':'2m','cooldown':'15m','renotify':'1h'"), &r);
+    /* As loaded after a restart: firing for 10m, notified then. */
+    struct alert_state st = {AS_FIRING, T0 - 10 * MIN, T0 - 10 * MIN};
+    step(&r, &st, AI_TRUE, 0, AA_NONE, 0);
+    assert_state(&st, AS_FIRING, -10 * MIN, -10 * MIN);
+    step(&r, &st, AI_TRUE, 50 * MIN - 1, AA_NONE, 0);
+    step(&r, &st, AI_TRUE, 50 * MIN, AA_RENOTIFY, 1);
+    step(&r, &st, AI_FALSE, 51 * MIN, AA_RESOLVE, 1);
+    assert_state(&st, AS_OK, -10 * MIN, 51 * MIN);
+    alert_rule_free(&r);
+}
+END_TEST
+
 static Suite *alert_suite(void)
 {
     Suite *s = suite_create("alert");
@@ -692,6 +1165,21 @@ static Suite *alert_suite(void)
     tcase_add_test(tc, test_json_defaults);
     tcase_add_test(tc, test_json_durations_and_period);
     tcase_add_test(tc, test_json_round_trip);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("eval");
+    tcase_add_test(tc, test_metric_counts);
+    tcase_add_test(tc, test_metric_latency);
+    tcase_add_test(tc, test_metric_change);
+    tcase_add_test(tc, test_metric_budget_and_unknown);
+    tcase_add_test(tc, test_eval_operators);
+    tcase_add_test(tc, test_eval_nan_never_holds);
+    tcase_add_test(tc, test_eval_tree);
+    tcase_add_test(tc, test_step_fire_at_once);
+    tcase_add_test(tc, test_step_for);
+    tcase_add_test(tc, test_step_renotify);
+    tcase_add_test(tc, test_step_cooldown);
+    tcase_add_test(tc, test_step_no_data);
+    tcase_add_test(tc, test_step_restart);
     suite_add_tcase(s, tc);
     return s;
 }

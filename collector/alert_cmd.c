@@ -1,0 +1,167 @@
+/*
+ * alert_cmd.c: what people do to alerts (POST /api/v1/alerts/{id}/ack,
+ * .../resolve, DELETE /api/v1/alerts/{id}, POST /api/v1/alerts/bulk).
+ *
+ *   alert.act {workspace, action: ack|resolve|delete, ids: [..], who,
+ *              note}                        -> 200 {changed, ids: [..]}
+ *
+ * ack takes firing alerts to acknowledged; resolve takes any open alert
+ * (pending, firing, acknowledged) to resolved and needs a note; delete
+ * removes an alert and its timeline.  An alert of another workspace, or
+ * in a state the action does not apply to, is left alone and not counted.
+ * Each change is written to the alert's timeline (who, when, the note),
+ * published to the event ring, and told to the engine (alert_eng.c), all
+ * in one transaction per command.
+ */
+#include "collector.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alert.h"
+#include "keys.h"
+#include "log.h"
+
+/* Ids one command may name. */
+#define COL_ALERT_IDS_MAX 10000
+
+enum { ACT_ACK, ACT_RESOLVE, ACT_DELETE };
+
+/* The statement of each action: ?1 id, ?2 ws, ?3 now, ?4 who, ?5 note;
+ * returns rule_id, group_key, the status before. */
+static const char *const col_act_sql[] = {
+    [ACT_ACK] = "UPDATE alerts SET status = 'acknowledged', acked_ms = ?3, "
+                "acked_by = ?4, notes = coalesce(?5, notes), updated_ms = ?3 "
+                "WHERE id = ?1 AND ws = ?2 AND status = 'firing' RETURNING "
+                "rule_id, group_key, 'firing'",
+    [ACT_RESOLVE] =
+        "UPDATE alerts SET status = 'resolved', resolved_ms = ?3, "
+        "resolved_by = ?4, notes = ?5, updated_ms = ?3 WHERE id = ?1 AND ws "
+        "= ?2 AND status IN ('pending', 'firing', 'acknowledged') RETURNING "
+        "rule_id, group_key, 'open'",
+    [ACT_DELETE] = "DELETE FROM alerts WHERE id = ?1 AND ws = ?2 RETURNING "
+                   "rule_id, group_key, status",
+};
+
+/* Apply action to alert id; 1 when it changed, 0 when not, -1 on error. */
+static int col_act_one(struct col *c, int act, int64_t ws, const char *wsname,
+                       int64_t id, const char *who, const char *note,
+                       int64_t now)
+{
+    sqlite3 *db = c->store.db;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, col_act_sql[act], -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, ws);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_text(st, 4, who, -1, SQLITE_STATIC);
+    if (note != NULL)
+        sqlite3_bind_text(st, 5, note, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : -1;
+    }
+    int64_t rule = sqlite3_column_int64(st, 0);
+    char key[2048];
+    snprintf(key, sizeof(key), "%s", (const char *)sqlite3_column_text(st, 1));
+    const char *before = (const char *)sqlite3_column_text(st, 2);
+    int was_open = strcmp(before, "resolved") != 0;
+    sqlite3_finalize(st);
+    static const char *const kinds[] = {"acknowledged", "resolved", NULL};
+    if (act == ACT_DELETE)
+        rc = col_q_int(db, "DELETE FROM alert_events WHERE alert_id = ?1", id,
+                       NULL, 0) == 0
+                 ? SQLITE_DONE
+                 : SQLITE_ERROR;
+    else if (sqlite3_prepare_v2(db,
+                                "INSERT INTO alert_events(alert_id, ts_ms, "
+                                "kind, actor, note) VALUES(?1, ?2, ?3, ?4, ?5)",
+                                -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_text(st, 3, kinds[act], -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, who, -1, SQLITE_STATIC);
+        if (note != NULL)
+            sqlite3_bind_text(st, 5, note, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
+    if (rc != SQLITE_DONE)
+        return -1;
+    if (act != ACT_DELETE)
+        col_alert_publish(
+            c, act == ACT_ACK ? "alert.acknowledged" : "alert.resolved", id,
+            wsname, now);
+    if (was_open)
+        col_alert_control(c, rule, key, act == ACT_ACK ? AS_ACKED : AS_OK);
+    return 1;
+}
+
+int col_alert_act(struct col *c, json_t *args, json_t **reply)
+{
+    static const char *const acts[] = {"ack", "resolve", "delete"};
+    json_t *wsv = json_object_get(args, "workspace");
+    const char *wsname = json_string_value(wsv);
+    if (wsname == NULL || !key_workspace_ok(wsname))
+        return col_bad(reply, "workspace", wsv,
+                       "must be 1-64 of a-z, 0-9, '-' and '_'");
+    json_t *av = json_object_get(args, "action");
+    int act = -1;
+    for (int i = 0; i < 3 && json_is_string(av); i++)
+        if (strcmp(json_string_value(av), acts[i]) == 0)
+            act = i;
+    if (act < 0)
+        return col_bad(reply, "action", av, "must be ack, resolve or delete");
+    json_t *ids = json_object_get(args, "ids");
+    if (!json_is_array(ids) || json_array_size(ids) > COL_ALERT_IDS_MAX)
+        return col_bad(reply, "ids", ids,
+                       "must be an array of at most 10000 alert ids");
+    for (size_t i = 0; i < json_array_size(ids); i++)
+        if (!json_is_integer(json_array_get(ids, i)) ||
+            json_integer_value(json_array_get(ids, i)) <= 0) {
+            char f[32];
+            snprintf(f, sizeof(f), "ids[%zu]", i);
+            return col_bad(reply, f, json_array_get(ids, i),
+                           "must be an alert id");
+        }
+    json_t *whov = json_object_get(args, "who"),
+           *notev = json_object_get(args, "note");
+    const char *who = json_string_value(whov);
+    const char *note = json_string_value(notev);
+    if (who == NULL || who[0] == '\0' || strlen(who) > 128)
+        return col_bad(reply, "who", whov, "must be 1 to 128 bytes of text");
+    if (notev != NULL && (note == NULL || strlen(note) > 4096))
+        return col_bad(reply, "note", notev,
+                       "must be text of at most 4096 bytes");
+    if (act == ACT_RESOLVE && (note == NULL || note[0] == '\0'))
+        return col_bad(reply, "note", notev,
+                       "is required to resolve: say what was done");
+    sqlite3 *db = c->store.db;
+    if (col_store_begin(&c->store) != SQLITE_OK) {
+        *reply = col_error("unavailable", sqlite3_errmsg(db), NULL);
+        return 503;
+    }
+    int64_t now = proto_now_ms();
+    int64_t ws = col_ws_id(db, wsname, 0, now);
+    json_t *changed = json_array();
+    int rc = 0;
+    for (size_t i = 0; ws > 0 && rc >= 0 && i < json_array_size(ids); i++) {
+        int64_t id = json_integer_value(json_array_get(ids, i));
+        rc = col_act_one(c, act, ws, wsname, id, who, note, now);
+        if (rc > 0)
+            json_array_append_new(changed, json_integer(id));
+    }
+    if (rc < 0 || col_store_commit(&c->store) != SQLITE_OK) {
+        *reply = col_error("internal", sqlite3_errmsg(db), NULL);
+        col_store_rollback(&c->store);
+        json_decref(changed);
+        return 500;
+    }
+    log_info(NULL, "msg=\"alerts %s\" workspace=%s changed=%zu who=\"%s\"",
+             acts[act], wsname, json_array_size(changed), who);
+    *reply = json_pack("{s:i, s:o}", "changed", (int)json_array_size(changed),
+                       "ids", changed);
+    return 200;
+}

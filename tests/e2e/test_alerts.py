@@ -1,0 +1,249 @@
+"""End-to-end: the alert engine and the alert lifecycle through nginx, on a
+stack evaluating every second.  A rule breaks and fires within two
+cycles, for one group only; it is acknowledged; the condition clears and
+it resolves by itself; `for` holds an alert pending first; a collector
+killed mid-firing comes back with the same open alert and no duplicate;
+manual resolve needs a note; bulk operations by ids and by filter;
+statistics; CSV; a second workspace sees none of it; alerts reach the
+event ring."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from stack import BUILD, Stack, run_tests
+
+S = None
+
+
+def workspace(name):
+    return S.create_key("admin", workspace=name, name=name)
+
+
+def rule(key, **fields):
+    r = S.request("POST", "/api/v1/alerts/rules", body=fields, key=key)
+    assert r.status == 201, r
+    return r.json()["id"]
+
+
+def send(key, model, n, status=200):
+    ev = [{"provider": "openai", "model": model, "input_tokens": 10,
+           "output_tokens": 5, "status": status, "latency_ms": 100}
+          for _ in range(n)]
+    r = S.request("POST", "/api/v1/events", body=ev, key=key)
+    assert r.status in (200, 201, 202), r
+
+
+def wait_for(pred, timeout=10):
+    end = time.time() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.time() > end:
+            raise AssertionError("condition not met within %ss" % timeout)
+        time.sleep(0.2)
+
+
+def active(key, **q):
+    qs = "&".join("%s=%s" % kv for kv in q.items())
+    r = S.get("/api/v1/alerts/active" + ("?" + qs if qs else ""), key=key)
+    assert r.status == 200, r
+    return r.json()["alerts"]
+
+
+def alert(key, aid):
+    r = S.get("/api/v1/alerts/%d" % aid, key=key)
+    assert r.status == 200, r
+    return r.json()
+
+
+def ring():
+    r = subprocess.run([os.path.join(BUILD, "collector", "tt-ctl"), "--data",
+                        S.data, "ring", "--type", "alert"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+ERRORS = {"op": "and", "conditions": [
+    {"metric": "requests", "operator": ">=", "threshold": 3},
+    {"metric": "error_rate", "operator": ">", "threshold": 50}]}
+
+
+def test_fire_ack_resolve_by_itself():
+    key = workspace("al-a")
+    rid = rule(key, name="errors by model", severity="high",
+               condition=ERRORS, window="1m", group_by=["model"])
+    send(key, "m-bad", 4, status=500)
+    send(key, "m-good", 5)
+    t0 = time.time()
+    got = wait_for(lambda: active(key))
+    # Two cycles of one second, plus the collector's one-second handover.
+    assert time.time() - t0 < 4, time.time() - t0
+    assert len(got) == 1, got
+    a = got[0]
+    assert a["rule_id"] == rid and a["status"] == "firing"
+    assert a["group"] == {"model": "m-bad"} and a["severity"] == "high"
+    vals = {v["metric"]: v["value"] for v in a["values"]}
+    assert vals == {"requests": 4, "error_rate": 100}, vals
+    # Acknowledge: who and note recorded, a second ack is refused.
+    r = S.post("/api/v1/alerts/%d/ack" % a["id"], {"note": "looking"},
+               key=key)
+    assert r.status == 200 and r.json()["changed"] == 1, r
+    d = alert(key, a["id"])
+    assert d["status"] == "acknowledged" and d["notes"] == "looking"
+    assert d["acknowledged_by"].startswith("key ")
+    r = S.post("/api/v1/alerts/%d/ack" % a["id"], {}, key=key)
+    assert r.status == 409, r
+    # The condition clears (the error rate falls under 50%): resolved by
+    # the engine, without anyone.
+    send(key, "m-bad", 10)
+    d = wait_for(lambda: (lambda x: x["status"] == "resolved" and x)(
+        alert(key, a["id"])))
+    assert d["resolved_by"] == "engine"
+    assert [e["event"] for e in d["timeline"]] == \
+        ["firing", "acknowledged", "resolved"], d["timeline"]
+    assert d["timeline"][1]["note"] == "looking"
+    assert active(key) == []
+    # The event ring carried firing, acknowledged and resolved.
+    kinds = [e["event"]["type"] for e in ring()
+             if e["event"].get("alert") == a["id"]]
+    assert kinds == ["alert.firing", "alert.acknowledged",
+                     "alert.resolved"], kinds
+    # Breaking again opens a new alert, not the old one.
+    send(key, "m-bad", 40, status=500)
+    again = wait_for(lambda: active(key))
+    assert len(again) == 1 and again[0]["id"] != a["id"]
+
+
+def test_for_holds_pending_first():
+    key = workspace("al-b")
+    rule(key, name="slow burn", condition=ERRORS, window="1m", **{"for": "3s"})
+    send(key, "m", 5, status=500)
+    p = wait_for(lambda: active(key, status="pending"))
+    assert len(p) == 1 and p[0]["fired_at"] is None
+    f = wait_for(lambda: active(key, status="firing"), timeout=8)
+    assert f[0]["id"] == p[0]["id"]
+    fired = time.mktime(time.strptime(f[0]["fired_at"][:19],
+                                      "%Y-%m-%dT%H:%M:%S"))
+    started = time.mktime(time.strptime(f[0]["started_at"][:19],
+                                        "%Y-%m-%dT%H:%M:%S"))
+    assert fired - started >= 2, f[0]
+
+
+def test_restart_mid_firing_no_duplicate():
+    key = workspace("al-c")
+    rule(key, name="restart", condition=ERRORS, window="5m")
+    send(key, "m", 6, status=500)
+    a = wait_for(lambda: active(key))[0]
+    col = S.pid("collector")
+    os.kill(col, signal.SIGKILL)
+    wait_for(lambda: S.pid("collector") not in (None, col), 15)
+    assert S.wait_ready(15)
+    time.sleep(3)  # a few cycles of the new collector
+    now = active(key)
+    assert [x["id"] for x in now] == [a["id"]], now
+    assert now[0]["status"] == "firing"
+    assert len(S.get("/api/v1/alerts", key=key).json()["alerts"]) == 1
+
+
+def test_manual_resolve_bulk_delete_stats_csv():
+    key = workspace("al-d")
+    rid = rule(key, name="per model", condition=ERRORS, window="5m",
+               group_by=["model"], description="payments team rule")
+    for m in ("m1", "m2", "m3", "m4"):
+        send(key, m, 4, status=500)
+    got = wait_for(lambda: len(active(key)) == 4 and active(key))
+    ids = sorted(x["id"] for x in got)
+    # Resolve needs a note.
+    r = S.post("/api/v1/alerts/%d/resolve" % ids[0], {}, key=key)
+    assert r.status == 400 and r.json()["error"]["field"] == "note", r
+    r = S.post("/api/v1/alerts/%d/resolve" % ids[0],
+               {"note": "rolled back", "who": "dana"}, key=key)
+    assert r.status == 200 and r.json()["changed"] == 1, r
+    d = alert(key, ids[0])
+    assert d["status"] == "resolved" and d["resolved_by"] == "dana"
+    assert d["notes"] == "rolled back"
+    # Bulk ack by ids: the resolved one is not counted.
+    r = S.post("/api/v1/alerts/bulk", {"action": "ack", "ids": ids[:3]},
+               key=key)
+    assert r.status == 200 and r.json()["changed"] == 2, r
+    # Bulk resolve by filter: the acknowledged ones only.
+    r = S.post("/api/v1/alerts/bulk", {
+        "action": "resolve", "note": "bulk",
+        "filter": {"status": "acknowledged"}}, key=key)
+    assert r.status == 200 and sorted(r.json()["ids"]) == ids[1:3], r
+    st = S.get("/api/v1/alerts/active", key=key).json()["alerts"]
+    assert [x["id"] for x in st] == [ids[3]]
+    # Text search over the rule's name and description.
+    assert len(S.get("/api/v1/alerts?q=PAYMENTS",
+                     key=key).json()["alerts"]) == 4
+    assert S.get("/api/v1/alerts?q=nothing", key=key).json()["alerts"] == []
+    assert len(S.get("/api/v1/alerts?rule=%d&status=resolved" % rid,
+                     key=key).json()["alerts"]) == 3
+    # Pagination, newest first.
+    p1 = S.get("/api/v1/alerts?limit=3", key=key).json()
+    p2 = S.get("/api/v1/alerts?limit=3&cursor=" + p1["next_cursor"],
+               key=key).json()
+    assert [x["id"] for x in p1["alerts"] + p2["alerts"]] == ids[::-1]
+    assert p2["next_cursor"] is None
+    # CSV.
+    r = S.get("/api/v1/alerts?format=csv", key=key)
+    assert r.status == 200 and r.headers["content-type"].startswith("text/csv")
+    lines = r.body.decode().strip().split("\r\n")
+    assert lines[0].startswith("id,rule_id,rule_name,severity,status")
+    assert len(lines) == 5
+    # Stats.
+    s = S.get("/api/v1/alerts/stats?range=1h", key=key).json()
+    assert s["total"] == 4
+    assert s["by_status"] == {"pending": 0, "firing": 1, "acknowledged": 0,
+                              "resolved": 3}, s
+    assert s["mean_time_to_acknowledge_s"] is not None
+    assert s["mean_time_to_resolve_s"] is not None
+    # Delete; then it is gone.
+    r = S.request("DELETE", "/api/v1/alerts/%d" % ids[0], key=key)
+    assert r.status == 200 and r.json()["changed"] == 1, r
+    assert S.get("/api/v1/alerts/%d" % ids[0], key=key).status == 404
+    for bad in ("status=open", "severity=urgent", "rule=x", "limit=0",
+                "colour=red"):
+        assert S.get("/api/v1/alerts?" + bad, key=key).status == 400, bad
+    r = S.post("/api/v1/alerts/bulk", {"action": "ack"}, key=key)
+    assert r.status == 400, r
+
+
+def test_workspaces_apart():
+    key = workspace("al-e")
+    other = workspace("al-f")
+    rule(key, name="mine", condition=ERRORS, window="1m")
+    send(key, "m", 5, status=500)
+    a = wait_for(lambda: active(key))[0]
+    assert active(other) == []
+    assert S.get("/api/v1/alerts/%d" % a["id"], key=other).status == 404
+    r = S.post("/api/v1/alerts/%d/ack" % a["id"], {}, key=other)
+    assert r.status == 404, r
+    r = S.post("/api/v1/alerts/bulk", {"action": "delete", "ids": [a["id"]]},
+               key=other)
+    assert r.status == 200 and r.json()["changed"] == 0, r
+    assert alert(key, a["id"])["status"] == "firing"
+    read = S.create_key("read", workspace="al-e", name="reader")
+    assert S.post("/api/v1/alerts/%d/ack" % a["id"], {},
+                  key=read).status == 403
+
+
+def main():
+    global S
+    with Stack(sets=["alert_eval_interval=1"]) as s:
+        S = s
+        failed = run_tests([test_fire_ack_resolve_by_itself,
+                            test_for_holds_pending_first,
+                            test_restart_mid_firing_no_duplicate,
+                            test_manual_resolve_bulk_delete_stats_csv,
+                            test_workspaces_apart], s)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
