@@ -469,6 +469,8 @@ static void aeng_rules_free(struct col_alerts *al)
     al->nrules = 0;
 }
 
+static int aeng_rule_cmp(const void *x, const void *y);
+
 /* Load the ids of whole-workspace budgets. */
 static void aeng_wide_load(struct col_alerts *al)
 {
@@ -544,6 +546,9 @@ static int aeng_rules_load(struct col_alerts *al)
         al->nrules++;
     }
     sqlite3_finalize(st);
+    /* Runs of rules that share a pass are adjacent. */
+    if (al->nrules > 1)
+        qsort(al->rules, al->nrules, sizeof(*al->rules), aeng_rule_cmp);
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -653,125 +658,17 @@ static void aeng_take_ctl(struct col_alerts *al)
     free(ctl);
 }
 
-/* ---- engine thread: evaluation ---- */
-
-/* One group's accumulated numbers. */
-struct aeng_group {
-    uint64_t hash;
-    char *key, *json; /* in the pass's arena */
-    int used;
-    struct alert_sample cur;
-    int64_t prev_requests, prev_cost;
-    uint32_t *lat, *ttft; /* dense, in the arena; NULL until needed */
-    uint64_t nlat, nttft;
-};
-
-struct aeng_pass {
-    struct arena a;
-    struct aeng_group *g;
-    size_t n, nslots;
-};
-
-/* Does cell c match rule r's workspace and filters? */
-static int aeng_match(const struct aeng_rule *ar, const struct aeng_cell *c)
-{
-    if (c->ws != ar->ws)
-        return 0;
-    for (int d = 0; d < AD_NDIMS; d++)
-        if (ar->r.filters[d][0] != '\0' &&
-            strcmp(ar->r.filters[d], c->dims[d]) != 0)
-            return 0;
-    return 1;
-}
-
-/* The group key ("model=gpt-4o\x1f...") and its JSON of c under r. */
-static void aeng_group_key(const struct aeng_rule *ar,
-                           const struct aeng_cell *c, char *key, size_t n)
-{
-    size_t len = 0;
-    key[0] = '\0';
-    for (int d = 0; d < AD_NDIMS && len < n; d++)
-        if (ar->r.group_by & (1u << d))
-            len += (size_t)snprintf(key + len, n - len, "%s%s=%s",
-                                    len ? "\x1f" : "", alert_dim_name(d),
-                                    c->dims[d]);
-}
-
-/* The group of key (hash h) in the pass, made when new (*fresh set). */
-static struct aeng_group *aeng_pass_slot(struct aeng_pass *p, uint64_t h,
-                                         const char *key, int *fresh)
-{
-    *fresh = 0;
-    if ((p->n + 1) * 2 > p->nslots) {
-        size_t ns = p->nslots ? p->nslots * 2 : 64;
-        struct aeng_group *g = arena_alloc(&p->a, ns * sizeof(*g));
-        if (g == NULL)
-            return NULL;
-        memset(g, 0, ns * sizeof(*g));
-        for (size_t i = 0; i < p->nslots; i++) {
-            if (!p->g[i].used)
-                continue;
-            size_t j = p->g[i].hash & (ns - 1);
-            while (g[j].used)
-                j = (j + 1) & (ns - 1);
-            g[j] = p->g[i];
-        }
-        p->g = g;
-        p->nslots = ns;
-    }
-    size_t j = h & (p->nslots - 1);
-    for (; p->g[j].used; j = (j + 1) & (p->nslots - 1))
-        if (p->g[j].hash == h && strcmp(p->g[j].key, key) == 0)
-            return &p->g[j];
-    struct aeng_group *g = &p->g[j];
-    memset(g, 0, sizeof(*g));
-    g->used = 1;
-    g->hash = h;
-    p->n++;
-    *fresh = 1;
-    return g;
-}
-
-static struct aeng_group *aeng_pass_group(struct aeng_pass *p,
-                                          const struct aeng_rule *ar,
-                                          const struct aeng_cell *c)
-{
-    char key[6 * 300];
-    int fresh;
-    aeng_group_key(ar, c, key, sizeof(key));
-    struct aeng_group *g =
-        aeng_pass_slot(p, hash_bytes(HASH_SEED, key, strlen(key)), key, &fresh);
-    if (g == NULL || !fresh)
-        return g;
-    g->key = arena_strndup(&p->a, key, strlen(key));
-    json_t *o = json_object();
-    for (int d = 0; d < AD_NDIMS; d++)
-        if (ar->r.group_by & (1u << d))
-            json_object_set_new(o, alert_dim_name(d), json_string(c->dims[d]));
-    char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(o);
-    g->json = text ? arena_strndup(&p->a, text, strlen(text))
-                   : arena_strndup(&p->a, "{}", 2);
-    free(text);
-    return g;
-}
-
-static void aeng_hist_into(struct aeng_pass *p, uint32_t **dense, uint64_t *n,
-                           const struct aeng_hist *h)
-{
-    if (h->n == 0)
-        return;
-    if (*dense == NULL) {
-        *dense = arena_alloc(&p->a, HIST_BUCKETS * sizeof(uint32_t));
-        if (*dense == NULL)
-            return;
-        memset(*dense, 0, HIST_BUCKETS * sizeof(uint32_t));
-    }
-    for (uint32_t i = 0; i < h->n; i++) {
-        (*dense)[h->e[i].b] += h->e[i].n;
-        *n += h->e[i].n;
-    }
-}
+/* ---- engine thread: evaluation ----
+ *
+ * Rules are evaluated in runs that share a pass over the ring: the same
+ * workspace, window (in whole minutes) and "dims", the dimensions the rule
+ * groups or filters by.  A pass aggregates the window's cells of the
+ * workspace by those dims (and the window before, for the change metrics);
+ * each rule of the run then keeps the pass's groups that match its filters
+ * and, when it filters by a dimension it does not group by, adds them up
+ * by its own group_by.  A pass's cost is the cells of its window, so
+ * 10,000 rules cost as many passes as they have distinct (workspace,
+ * window, dims), not 10,000. */
 
 /* Budget percent used per period for a workspace: its whole-workspace
  * budgets (no provider or model scope), from the live segment's slots;
@@ -848,64 +745,216 @@ static char *aeng_values(const struct aeng_rule *ar, const double *vals,
     return t;
 }
 
-/* Evaluate one rule's groups of pass p at now. */
-static void aeng_eval_rule(struct col_alerts *al, struct aeng_rule *ar,
-                           struct aeng_pass *p, int64_t now)
+/* One group of a pass, or of a rule. */
+struct aeng_group {
+    uint64_t hash;
+    int used;
+    const char *dims[AD_NDIMS]; /* the pass's dims; others "" */
+    struct alert_sample cur;    /* the counts */
+    int64_t prev_requests, prev_cost;
+    struct aeng_hist lat, ttft; /* merged; malloc'ed */
+};
+
+/* A hash table of groups keyed by some dims. */
+struct aeng_gtab {
+    struct aeng_group *g;
+    size_t n, nslots;
+    unsigned dims;
+};
+
+static uint64_t aeng_dims_hash(const char *const *dims, unsigned which)
 {
-    double budget[3];
-    aeng_budgets(al, ar->workspace, budget);
-    double vals[ALERT_MAX_NODES];
-    int verdicts[ALERT_MAX_NODES];
-    static const double qs[] = {0.5, 0.95, 0.99};
-    /* Every group with data, then the rule's known groups without. */
-    for (size_t i = 0; i < p->nslots; i++) {
-        struct aeng_group *g = &p->g[i];
-        if (!g->used)
-            continue;
-        struct alert_sample s = g->cur;
-        s.lat_p50 = s.lat_p95 = s.lat_p99 = s.ttft_p95 = NAN;
-        if (g->nlat > 0) {
-            double *o[] = {&s.lat_p50, &s.lat_p95, &s.lat_p99};
-            for (int k = 0; k < 3; k++)
-                *o[k] = hist_quantile(g->lat, g->nlat, qs[k]);
+    uint64_t h = HASH_SEED;
+    for (int d = 0; d < AD_NDIMS; d++)
+        if (which & (1u << d)) {
+            h = hash_bytes(h, dims[d], strlen(dims[d]));
+            h = hash_bytes(h, "", 1);
         }
-        if (g->nttft > 0)
-            s.ttft_p95 = hist_quantile(g->ttft, g->nttft, 0.95);
-        s.have_prev = 1;
-        s.prev_requests = g->prev_requests;
-        s.prev_cost_nusd = g->prev_cost;
-        memcpy(s.budget_pct, budget, sizeof(budget));
-        int holds = alert_eval(&ar->r, &s, vals, verdicts);
-        int any = 0;
-        for (int k = 0; k < ar->r.nnodes; k++)
-            any |= ar->r.nodes[k].kind == AK_LEAF && !isnan(vals[k]);
-        int input = any ? (holds ? AI_TRUE : AI_FALSE) : AI_NO_DATA;
-        /* A state is kept for groups that ever held (for the cooldown). */
-        int make = input == AI_TRUE ||
-                   (input == AI_NO_DATA && ar->r.no_data == AND_ALERT);
-        struct aeng_state *st = aeng_state(al, ar->id, g->key, make);
-        if (st == NULL)
-            continue;
-        if (strcmp(st->group_json, g->json) != 0) {
-            free(st->group_json);
-            st->group_json = strdup(g->json);
+    return h;
+}
+
+static void aeng_gtab_free(struct aeng_gtab *t)
+{
+    for (size_t i = 0; i < t->nslots; i++) {
+        free(t->g[i].lat.e);
+        free(t->g[i].ttft.e);
+    }
+    free(t->g);
+    memset(t, 0, sizeof(*t));
+}
+
+/* The group of dims (by t->dims) in t, made when new. */
+static struct aeng_group *aeng_gtab_get(struct aeng_gtab *t,
+                                        const char *const *dims)
+{
+    static const char empty[] = "";
+    if ((t->n + 1) * 2 > t->nslots) {
+        size_t ns = t->nslots ? t->nslots * 2 : 64;
+        struct aeng_group *g = calloc(ns, sizeof(*g));
+        if (g == NULL)
+            return NULL;
+        for (size_t i = 0; i < t->nslots; i++) {
+            if (!t->g[i].used)
+                continue;
+            size_t j = t->g[i].hash & (ns - 1);
+            while (g[j].used)
+                j = (j + 1) & (ns - 1);
+            g[j] = t->g[i];
         }
-        st->seen_ms = now;
-        int notify;
-        int act = alert_step(&ar->r, &st->st, input, now, &notify);
-        if (act != AA_NONE) {
-            char *v = aeng_values(ar, vals, verdicts);
-            aeng_emit(al, ar, st, act, notify, v, now);
-            free(v);
+        free(t->g);
+        t->g = g;
+        t->nslots = ns;
+    }
+    uint64_t h = aeng_dims_hash(dims, t->dims);
+    size_t j = h & (t->nslots - 1);
+    for (; t->g[j].used; j = (j + 1) & (t->nslots - 1)) {
+        struct aeng_group *g = &t->g[j];
+        if (g->hash != h)
+            continue;
+        int same = 1;
+        for (int d = 0; same && d < AD_NDIMS; d++)
+            same = !(t->dims & (1u << d)) || strcmp(g->dims[d], dims[d]) == 0;
+        if (same)
+            return g;
+    }
+    struct aeng_group *g = &t->g[j];
+    memset(g, 0, sizeof(*g));
+    g->used = 1;
+    g->hash = h;
+    for (int d = 0; d < AD_NDIMS; d++)
+        g->dims[d] = (t->dims & (1u << d)) ? dims[d] : empty;
+    t->n++;
+    return g;
+}
+
+/* Add the sparse histogram b into a. */
+static void aeng_hist_merge(struct aeng_hist *a, const struct aeng_hist *b)
+{
+    for (uint32_t i = 0; i < b->n; i++) {
+        uint32_t k = 0;
+        while (k < a->n && a->e[k].b != b->e[i].b)
+            k++;
+        if (k < a->n) {
+            a->e[k].n += b->e[i].n;
+            continue;
+        }
+        if (a->n == a->cap) {
+            uint32_t cap = a->cap ? a->cap * 2 : 8;
+            struct aeng_hent *e = realloc(a->e, cap * sizeof(*e));
+            if (e == NULL)
+                return;
+            a->e = e;
+            a->cap = cap;
+        }
+        a->e[a->n++] = b->e[i];
+    }
+}
+
+static int aeng_hent_cmp(const void *x, const void *y)
+{
+    const struct aeng_hent *a = x, *b = y;
+    return (a->b > b->b) - (a->b < b->b);
+}
+
+/* The q-quantiles of a sparse histogram into out (NAN when empty). */
+static void aeng_quantiles(struct aeng_hist *h, const double *qs, int nq,
+                           double *out)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < h->n; i++)
+        total += h->e[i].n;
+    for (int k = 0; k < nq; k++)
+        out[k] = NAN;
+    if (total == 0)
+        return;
+    qsort(h->e, h->n, sizeof(*h->e), aeng_hent_cmp);
+    for (int k = 0; k < nq; k++) {
+        uint64_t rank = (uint64_t)ceil(qs[k] * (double)total), seen = 0;
+        if (rank < 1)
+            rank = 1;
+        for (uint32_t i = 0; i < h->n; i++) {
+            seen += h->e[i].n;
+            if (seen >= rank) {
+                out[k] = hist_value(h->e[i].b);
+                break;
+            }
         }
     }
 }
 
-/* Accumulate the cells of [lo, hi) into the pass (prev: the previous
- * window's counts). */
-static void aeng_accumulate(struct col_alerts *al, const struct aeng_rule *ar,
-                            struct aeng_pass *p, int64_t lo, int64_t hi,
-                            int prev)
+/* Add group b's numbers into a (hist: the histograms too). */
+static void aeng_group_add(struct aeng_group *a, const struct aeng_group *b,
+                           int hist)
+{
+    a->cur.requests += b->cur.requests;
+    a->cur.errors += b->cur.errors;
+    a->cur.input_tokens += b->cur.input_tokens;
+    a->cur.output_tokens += b->cur.output_tokens;
+    a->cur.total_tokens += b->cur.total_tokens;
+    a->cur.cost_nusd += b->cur.cost_nusd;
+    a->prev_requests += b->prev_requests;
+    a->prev_cost += b->prev_cost;
+    if (hist) {
+        aeng_hist_merge(&a->lat, &b->lat);
+        aeng_hist_merge(&a->ttft, &b->ttft);
+    }
+}
+
+/* What a run of rules shares. */
+struct aeng_run {
+    int64_t ws, wmin;
+    unsigned dims;
+    int hist, prev; /* some rule needs percentiles, the previous window */
+};
+
+/* The dims rule r groups or filters by. */
+static unsigned aeng_rule_dims(const struct alert_rule *r)
+{
+    unsigned d = r->group_by;
+    for (int k = 0; k < AD_NDIMS; k++)
+        if (r->filters[k][0] != '\0')
+            d |= 1u << k;
+    return d;
+}
+
+/* Does r need percentiles (hist) or the previous window (prev)? */
+static void aeng_rule_needs(const struct alert_rule *r, int *hist, int *prev)
+{
+    for (int i = 0; i < r->nnodes; i++) {
+        int m = r->nodes[i].metric;
+        if (r->nodes[i].kind != AK_LEAF)
+            continue;
+        if (m == AM_LATENCY_P50 || m == AM_LATENCY_P95 || m == AM_LATENCY_P99 ||
+            m == AM_TTFT_P95)
+            *hist = 1;
+        if (m == AM_COST_CHANGE || m == AM_REQUESTS_CHANGE)
+            *prev = 1;
+    }
+}
+
+static int64_t aeng_rule_wmin(const struct alert_rule *r)
+{
+    return (r->window_ms + AENG_MIN_MS - 1) / AENG_MIN_MS;
+}
+
+static int aeng_rule_cmp(const void *x, const void *y)
+{
+    const struct aeng_rule *a = x, *b = y;
+    int64_t wa = aeng_rule_wmin(&a->r), wb = aeng_rule_wmin(&b->r);
+    unsigned da = aeng_rule_dims(&a->r), db = aeng_rule_dims(&b->r);
+    if (a->ws != b->ws)
+        return a->ws < b->ws ? -1 : 1;
+    if (wa != wb)
+        return wa < wb ? -1 : 1;
+    if (da != db)
+        return da < db ? -1 : 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+/* Aggregate the cells of minutes [lo, hi) of run u into t (prev: into the
+ * previous window's counts). */
+static void aeng_pass(struct col_alerts *al, const struct aeng_run *u,
+                      struct aeng_gtab *t, int64_t lo, int64_t hi, int prev)
 {
     for (int64_t m = lo; m < hi; m += AENG_MIN_MS) {
         struct aeng_minute *mn = &al->ring[(m / AENG_MIN_MS) % AENG_RING_MIN];
@@ -913,9 +962,9 @@ static void aeng_accumulate(struct col_alerts *al, const struct aeng_rule *ar,
             continue;
         for (size_t i = 0; i < mn->nslots; i++) {
             const struct aeng_cell *c = &mn->cells[i];
-            if (c->dims[0] == NULL || !aeng_match(ar, c))
+            if (c->dims[0] == NULL || c->ws != u->ws)
                 continue;
-            struct aeng_group *g = aeng_pass_group(p, ar, c);
+            struct aeng_group *g = aeng_gtab_get(t, c->dims);
             if (g == NULL)
                 return;
             if (prev) {
@@ -929,31 +978,147 @@ static void aeng_accumulate(struct col_alerts *al, const struct aeng_rule *ar,
             g->cur.output_tokens += c->output_tokens;
             g->cur.total_tokens += c->total_tokens;
             g->cur.cost_nusd += c->cost_nusd;
-            aeng_hist_into(p, &g->lat, &g->nlat, &c->lat);
-            aeng_hist_into(p, &g->ttft, &g->nttft, &c->ttft);
+            if (u->hist) {
+                aeng_hist_merge(&g->lat, &c->lat);
+                aeng_hist_merge(&g->ttft, &c->ttft);
+            }
         }
     }
 }
 
-/* Add an empty group for every open state of rule ar not in the pass (a
- * group that went quiet is evaluated on zero counts).  states[0..n) are
- * the rule's. */
-static void aeng_quiet_groups(struct aeng_pass *p, struct aeng_state **states,
-                              size_t n)
+/* The key and JSON of rule ar's group g (by its group_by). */
+static void aeng_group_names(const struct aeng_rule *ar,
+                             const struct aeng_group *g, char *key, size_t n,
+                             char *json, size_t jn)
 {
-    for (size_t i = 0; i < n; i++) {
-        struct aeng_state *s = states[i];
-        if (s->st.status == AS_OK)
+    size_t len = 0, jl = 0;
+    key[0] = '\0';
+    jl = (size_t)snprintf(json, jn, "{");
+    for (int d = 0; d < AD_NDIMS; d++) {
+        if (!(ar->r.group_by & (1u << d)))
             continue;
-        int fresh;
-        struct aeng_group *g = aeng_pass_slot(
-            p, hash_bytes(HASH_SEED, s->group_key, strlen(s->group_key)),
-            s->group_key, &fresh);
-        if (g != NULL && fresh) {
-            g->key = s->group_key; /* outlives the pass */
-            g->json = s->group_json;
-        }
+        if (len < n)
+            len += (size_t)snprintf(key + len, n - len, "%s%s=%s",
+                                    len ? "\x1f" : "", alert_dim_name(d),
+                                    g->dims[d]);
+        json_t *v = json_string(g->dims[d]);
+        char *t = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+        json_decref(v);
+        if (jl < jn)
+            jl += (size_t)snprintf(json + jl, jn - jl, "%s\"%s\":%s",
+                                   jl > 1 ? "," : "", alert_dim_name(d),
+                                   t ? t : "\"\"");
+        free(t);
     }
+    if (jl < jn)
+        snprintf(json + jl, jn - jl, "}");
+}
+
+/* Evaluate rule ar on its group g at now; budget: the workspace's. */
+static void aeng_eval_group(struct col_alerts *al, const struct aeng_rule *ar,
+                            struct aeng_group *g, const double *budget,
+                            double window_s, const char *key, const char *json,
+                            int64_t now)
+{
+    static const double qs[] = {0.5, 0.95, 0.99};
+    double vals[ALERT_MAX_NODES];
+    int verdicts[ALERT_MAX_NODES];
+    struct alert_sample s = g->cur;
+    double lat[3];
+    aeng_quantiles(&g->lat, qs, 3, lat);
+    s.lat_p50 = lat[0];
+    s.lat_p95 = lat[1];
+    s.lat_p99 = lat[2];
+    aeng_quantiles(&g->ttft, qs + 1, 1, &s.ttft_p95);
+    s.window_s = window_s;
+    s.have_prev = 1;
+    s.prev_requests = g->prev_requests;
+    s.prev_cost_nusd = g->prev_cost;
+    memcpy(s.budget_pct, budget, sizeof(s.budget_pct));
+    int holds = alert_eval(&ar->r, &s, vals, verdicts);
+    int any = 0;
+    for (int k = 0; k < ar->r.nnodes; k++)
+        any |= ar->r.nodes[k].kind == AK_LEAF && !isnan(vals[k]);
+    int input = any ? (holds ? AI_TRUE : AI_FALSE) : AI_NO_DATA;
+    /* A state is kept for groups that ever held (for the cooldown). */
+    int make =
+        input == AI_TRUE || (input == AI_NO_DATA && ar->r.no_data == AND_ALERT);
+    struct aeng_state *st = aeng_state(al, ar->id, key, make);
+    if (st == NULL)
+        return;
+    if (strcmp(st->group_json, json) != 0) {
+        free(st->group_json);
+        st->group_json = strdup(json);
+    }
+    st->seen_ms = now;
+    int notify;
+    int act = alert_step(&ar->r, &st->st, input, now, &notify);
+    if (act != AA_NONE) {
+        char *v = aeng_values(ar, vals, verdicts);
+        aeng_emit(al, ar, st, act, notify, v, now);
+        free(v);
+    }
+}
+
+/* Evaluate rule ar on the pass t of its run; states[0..nopen) are its
+ * open states. */
+static void aeng_eval_rule(struct col_alerts *al, const struct aeng_rule *ar,
+                           struct aeng_gtab *t, int hist,
+                           struct aeng_state **open, size_t nopen,
+                           double window_s, int64_t now)
+{
+    double budget[3];
+    aeng_budgets(al, ar->workspace, budget);
+    char key[AD_NDIMS * 300], json[AD_NDIMS * 600];
+    /* The rule's groups: the pass's groups matching its filters, added up
+     * by its group_by (the pass's own when it filters by nothing). */
+    struct aeng_gtab mine = {.dims = ar->r.group_by};
+    int direct = t->dims == ar->r.group_by;
+    struct aeng_gtab *use = direct ? t : &mine;
+    if (!direct)
+        for (size_t i = 0; i < t->nslots; i++) {
+            struct aeng_group *g = &t->g[i];
+            int ok = g->used;
+            for (int d = 0; ok && d < AD_NDIMS; d++)
+                ok = ar->r.filters[d][0] == '\0' ||
+                     strcmp(ar->r.filters[d], g->dims[d]) == 0;
+            if (!ok)
+                continue;
+            struct aeng_group *m = aeng_gtab_get(&mine, g->dims);
+            if (m != NULL)
+                aeng_group_add(m, g, hist);
+        }
+    /* An ungrouped rule always has its one group, even with no data. */
+    if (ar->r.group_by == 0 && use->n == 0) {
+        static const char *const none[AD_NDIMS] = {"", "", "", "", ""};
+        aeng_gtab_get(use, none);
+    }
+    for (size_t i = 0; i < use->nslots; i++) {
+        struct aeng_group *g = &use->g[i];
+        if (!g->used)
+            continue;
+        aeng_group_names(ar, g, key, sizeof(key), json, sizeof(json));
+        aeng_eval_group(al, ar, g, budget, window_s, key, json, now);
+        /* Seen: not quiet. */
+        for (size_t k = 0; k < nopen; k++)
+            if (open[k] != NULL && strcmp(open[k]->group_key, key) == 0)
+                open[k] = NULL;
+    }
+    /* Open groups without data this time: evaluated on zero counts. */
+    for (size_t k = 0; k < nopen; k++) {
+        if (open[k] == NULL)
+            continue;
+        struct aeng_group z;
+        memset(&z, 0, sizeof(z));
+        char *k2 = strdup(open[k]->group_key),
+             *j2 = strdup(open[k]->group_json);
+        if (k2 != NULL && j2 != NULL)
+            aeng_eval_group(al, ar, &z, budget, window_s, k2, j2, now);
+        free(k2);
+        free(j2);
+    }
+    if (!direct)
+        aeng_gtab_free(&mine);
 }
 
 static int aeng_state_cmp(const void *a, const void *b)
@@ -963,44 +1128,66 @@ static int aeng_state_cmp(const void *a, const void *b)
     return (x->rule_id > y->rule_id) - (x->rule_id < y->rule_id);
 }
 
+/* The open states of rule id among open[0..n) (sorted by rule): *count of
+ * them from the returned index. */
+static size_t aeng_open_of(struct aeng_state **open, size_t n, int64_t id,
+                           size_t *count)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (open[mid]->rule_id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t end = lo;
+    while (end < n && open[end]->rule_id == id)
+        end++;
+    *count = end - lo;
+    return lo;
+}
+
 /* One evaluation of every rule at now. */
 static void aeng_evaluate(struct col_alerts *al, int64_t now)
 {
     int64_t cur = now - now % AENG_MIN_MS;
-    struct aeng_pass p;
-    arena_init(&p.a, 256 * 1024);
     /* The open states by rule, to find each rule's quiet groups. */
     struct aeng_state **open = malloc((al->nstates + 1) * sizeof(*open));
+    struct aeng_state **mine = malloc((al->nstates + 1) * sizeof(*mine));
     size_t nopen = 0;
     for (size_t i = 0; open != NULL && i < al->nstate_slots; i++)
         if (al->states[i].used && al->states[i].st.status != AS_OK)
             open[nopen++] = &al->states[i];
     if (nopen > 1)
         qsort(open, nopen, sizeof(*open), aeng_state_cmp);
-    size_t at = 0;
-    for (size_t i = 0; i < al->nrules; i++) {
-        struct aeng_rule *ar = &al->rules[i];
-        int64_t w =
-            (ar->r.window_ms + AENG_MIN_MS - 1) / AENG_MIN_MS * AENG_MIN_MS;
-        p.g = NULL;
-        p.n = p.nslots = 0;
-        aeng_accumulate(al, ar, &p, cur - w, cur + AENG_MIN_MS, 0);
-        aeng_accumulate(al, ar, &p, cur - 2 * w, cur - w, 1);
-        /* Rules are ordered by id, and so are the open states. */
-        while (at < nopen && open[at]->rule_id < ar->id)
-            at++;
-        size_t end = at;
-        while (end < nopen && open[end]->rule_id == ar->id)
+    for (size_t i = 0; open != NULL && mine != NULL && i < al->nrules;) {
+        /* A run: the rules sharing workspace, window and dims. */
+        struct aeng_run u = {al->rules[i].ws, aeng_rule_wmin(&al->rules[i].r),
+                             aeng_rule_dims(&al->rules[i].r), 0, 0};
+        size_t end = i;
+        while (end < al->nrules && al->rules[end].ws == u.ws &&
+               aeng_rule_wmin(&al->rules[end].r) == u.wmin &&
+               aeng_rule_dims(&al->rules[end].r) == u.dims) {
+            aeng_rule_needs(&al->rules[end].r, &u.hist, &u.prev);
             end++;
-        aeng_quiet_groups(&p, open + at, end - at);
-        for (size_t j = 0; j < p.nslots; j++)
-            if (p.g[j].used)
-                p.g[j].cur.window_s = (double)(now - (cur - w)) / 1000.0;
-        aeng_eval_rule(al, ar, &p, now);
-        arena_reset(&p.a);
+        }
+        int64_t w = u.wmin * AENG_MIN_MS;
+        struct aeng_gtab t = {.dims = u.dims};
+        aeng_pass(al, &u, &t, cur - w, cur + AENG_MIN_MS, 0);
+        if (u.prev)
+            aeng_pass(al, &u, &t, cur - 2 * w, cur - w, 1);
+        double window_s = (double)(now - (cur - w)) / 1000.0;
+        for (; i < end; i++) {
+            size_t n, at = aeng_open_of(open, nopen, al->rules[i].id, &n);
+            memcpy(mine, open + at, n * sizeof(*mine));
+            aeng_eval_rule(al, &al->rules[i], &t, u.hist, mine, n, window_s,
+                           now);
+        }
+        aeng_gtab_free(&t);
     }
     free(open);
-    arena_free(&p.a);
+    free(mine);
 }
 
 /* ---- the thread ---- */

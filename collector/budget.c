@@ -388,6 +388,85 @@ static int col_budget_insert(sqlite3_stmt *st, const struct col_crossing *x)
     return sqlite3_changes(sqlite3_db_handle(st)) > 0;
 }
 
+/* The severity of a budget alert at threshold pct: 100 and over
+ * critical, 95 high, 80 medium, below that low. */
+static const char *col_budget_severity(int pct)
+{
+    return pct >= 100  ? "critical"
+           : pct >= 95 ? "high"
+           : pct >= 80 ? "medium"
+                       : "low";
+}
+
+/* The alert of crossing x, one per budget and period (rule_id is minus the
+ * budget's id): opened firing by its first crossing, raised in severity by
+ * later ones.  Inside the caller's transaction; returns the alert's id
+ * when it was opened or raised, 0 when not, -1 on error. */
+static int64_t col_budget_alert(sqlite3 *db, const struct col_crossing *x,
+                                int *opened)
+{
+    char key[96], name[EV_MAX_NAME * 2 + 96], scope[EV_MAX_NAME * 2 + 8];
+    snprintf(key, sizeof(key), "budget=%lld\x1fperiod=%lld",
+             (long long)x->budget, (long long)x->start_ms);
+    snprintf(scope, sizeof(scope), "%s%s%s", x->provider,
+             x->provider[0] && x->model[0] ? "/" : "", x->model);
+    snprintf(name, sizeof(name), "%s budget%s%s: %d%% used",
+             x->period == BUDGET_DAY ? "Daily" : "Monthly", scope[0] ? " " : "",
+             scope, x->threshold);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(
+            db,
+            "INSERT INTO alerts(ws, rule_id, rule_name, severity, group_key, "
+            "group_json, status, started_ms, fired_ms, values_json, "
+            "last_notified_ms, updated_ms) SELECT b.ws, -b.id, ?2, ?3, ?4, "
+            "json_object('budget', b.id, 'period', b.period, 'period_start', "
+            "strftime('%Y-%m-%dT%H:%M:%fZ', ?5 / 1000.0, 'unixepoch')), "
+            "'firing', ?6, ?6, json_array(json_object('metric', "
+            "'budget_used_percent', 'operator', '>=', 'threshold', ?7, "
+            "'value', ?8, 'holds', json('true'))), ?6, ?6 FROM budgets b "
+            "WHERE b.id = ?1 ON CONFLICT(rule_id, group_key) WHERE status IN "
+            "('pending', 'firing', 'acknowledged') DO UPDATE SET rule_name = "
+            "excluded.rule_name, severity = excluded.severity, values_json = "
+            "excluded.values_json, status = 'firing', updated_ms = "
+            "excluded.updated_ms WHERE instr('lowmediumhighcritical', "
+            "excluded.severity) > instr('lowmediumhighcritical', severity) "
+            "RETURNING id, fired_ms = ?6",
+            -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, x->budget);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, col_budget_severity(x->threshold), -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 5, x->start_ms);
+    sqlite3_bind_int64(st, 6, x->ts_ms);
+    sqlite3_bind_int(st, 7, x->threshold);
+    sqlite3_bind_double(st, 8,
+                        (double)x->spend_nusd * 100.0 / (double)x->limit_nusd);
+    int rc = sqlite3_step(st);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    *opened = rc == SQLITE_ROW && sqlite3_column_int(st, 1);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return -1;
+    if (id > 0 &&
+        sqlite3_prepare_v2(db,
+                           "INSERT INTO alert_events(alert_id, ts_ms, kind, "
+                           "actor, values_json) SELECT id, ?2, ?3, 'budget', "
+                           "values_json FROM alerts WHERE id = ?1",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, x->ts_ms);
+        sqlite3_bind_text(st, 3, *opened ? "firing" : "escalated", -1,
+                          SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+            return -1;
+    }
+    return id;
+}
+
 int col_budget_flush(struct col *c)
 {
     struct col_budgets *bs = c->budgets;
@@ -408,8 +487,15 @@ int col_budget_flush(struct col *c)
             "WHERE limit_nusd != excluded.limit_nusd",
             -1, &st, NULL);
     uint8_t *fresh = calloc(bs->nq, 1);
+    int64_t *alert = calloc(bs->nq, sizeof(*alert));
+    int *opened = calloc(bs->nq, sizeof(*opened));
     for (uint32_t i = 0; rc == SQLITE_OK && i < bs->nq; i++) {
-        int r = fresh ? col_budget_insert(st, &bs->q[i]) : -1;
+        int r =
+            fresh && alert && opened ? col_budget_insert(st, &bs->q[i]) : -1;
+        /* A new crossing opens or raises the budget's alert. */
+        if (r > 0 &&
+            (alert[i] = col_budget_alert(db, &bs->q[i], &opened[i])) < 0)
+            r = -1;
         if (r < 0)
             rc = SQLITE_ERROR;
         else
@@ -425,6 +511,8 @@ int col_budget_flush(struct col *c)
                  bs->nq, sqlite3_errmsg(db));
         col_store_rollback(&c->store);
         free(fresh);
+        free(alert);
+        free(opened);
         return -1;
     }
     for (uint32_t i = 0; i < bs->nq; i++) {
@@ -437,10 +525,57 @@ int col_budget_flush(struct col *c)
                  (long long)x->spend_nusd, (long long)x->limit_nusd, fresh[i]);
         if (fresh[i])
             col_budget_ring(c, x);
+        if (fresh[i] && alert[i] > 0)
+            col_alert_publish(c, opened[i] ? "alert.firing" : "alert.escalated",
+                              alert[i], x->workspace, x->ts_ms);
     }
     free(fresh);
+    free(alert);
+    free(opened);
     bs->nq = 0;
     return 0;
+}
+
+/* Resolve budget b's open alerts of periods before now's: its spend
+ * starts again from the new period. */
+static void col_budget_close_alerts(struct col *c, const struct col_budget *b,
+                                    int64_t now)
+{
+    sqlite3 *db = c->store.db;
+    sqlite3_stmt *st;
+    if (col_store_begin(&c->store) != SQLITE_OK)
+        return;
+    int ok = sqlite3_prepare_v2(
+                 db,
+                 "UPDATE alerts SET status = 'resolved', resolved_ms = ?2, "
+                 "resolved_by = 'budget', updated_ms = ?2 WHERE rule_id = ?1 "
+                 "AND status IN ('pending', 'firing', 'acknowledged') "
+                 "RETURNING id",
+                 -1, &st, NULL) == SQLITE_OK;
+    int64_t ids[16];
+    int n = 0, rc = SQLITE_DONE;
+    if (ok) {
+        sqlite3_bind_int64(st, 1, -b->id);
+        sqlite3_bind_int64(st, 2, now);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+            if (n < 16)
+                ids[n++] = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    for (int i = 0; ok && rc == SQLITE_DONE && i < n; i++)
+        rc = col_q_int(db,
+                       "INSERT INTO alert_events(alert_id, ts_ms, kind, actor, "
+                       "note) VALUES(?1, strftime('%s', 'now') * 1000, "
+                       "'resolved', 'budget', 'the budget period ended')",
+                       ids[i], NULL, 0) == 0
+                 ? SQLITE_DONE
+                 : SQLITE_ERROR;
+    if (!ok || rc != SQLITE_DONE || col_store_commit(&c->store) != SQLITE_OK) {
+        col_store_rollback(&c->store);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        col_alert_publish(c, "alert.resolved", ids[i], b->workspace, now);
 }
 
 void col_budget_tick(struct col *c, int64_t now)
@@ -455,6 +590,7 @@ void col_budget_tick(struct col *c, int64_t now)
         /* Each budget whose period ended reads its new period alone: it
          * happens once a day per budget and costs one day of cells. */
         int64_t start = b->start_ms;
+        col_budget_close_alerts(c, b, now);
         if (col_budget_refresh(c, i, i + 1, now) != SQLITE_OK)
             log_warn(NULL, "msg=\"budget period not refreshed\" budget=%lld",
                      (long long)b->id);

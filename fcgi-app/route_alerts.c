@@ -181,14 +181,16 @@ static json_t *api_text_or_null(sqlite3_stmt *st, int col)
     return s ? json_string(s) : json_null();
 }
 
-/* The alert of the current row (API_ALERT_COLS). */
+/* The alert of the current row (API_ALERT_COLS); a budget's alert has
+ * budget_id and a null rule_id. */
 static json_t *api_alert_row(sqlite3_stmt *st)
 {
+    int64_t rule = sqlite3_column_int64(st, 1);
     json_t *group =
         json_loads((const char *)sqlite3_column_text(st, 5), 0, NULL);
     json_t *values =
         json_loads((const char *)sqlite3_column_text(st, 6), 0, NULL);
-    return json_pack(
+    json_t *o = json_pack(
         "{s:I, s:I, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
         "s:o, s:o}",
         "id", (json_int_t)sqlite3_column_int64(st, 0), "rule_id",
@@ -203,6 +205,12 @@ static json_t *api_alert_row(sqlite3_stmt *st)
         api_time_or_null(st, 11), "resolved_by", api_text_or_null(st, 12),
         "notes", api_text_or_null(st, 13), "updated_at",
         api_time_or_null(st, 14));
+    /* A budget's alert has no rule: rule_id holds minus the budget's id. */
+    if (o != NULL && rule < 0) {
+        json_object_set_new(o, "rule_id", json_null());
+        json_object_set_new(o, "budget_id", json_integer(-rule));
+    }
+    return o;
 }
 
 /* The CSV columns of an alert. */

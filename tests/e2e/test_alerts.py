@@ -233,6 +233,43 @@ def test_workspaces_apart():
                   key=read).status == 403
 
 
+def test_budget_thresholds_become_one_alert():
+    key = workspace("al-g")
+    r = S.request("PUT", "/api/v1/budgets", key=key, body={"budgets": [
+        {"period": "day", "limit_usd": 1, "thresholds": [50, 80, 100]}]})
+    assert r.status == 200, r
+    bid = S.get("/api/v1/budgets", key=key).json()["budgets"][0]["id"]
+
+    def spend(usd):
+        r = S.request("POST", "/api/v1/events", key=key, body=[{
+            "provider": "openai", "model": "m", "input_tokens": 1,
+            "output_tokens": 1, "cost_usd": usd}])
+        assert r.status in (200, 201, 202), r
+
+    spend(0.6)
+    a = wait_for(lambda: active(key))
+    assert len(a) == 1 and a[0]["budget_id"] == bid and \
+        a[0]["rule_id"] is None, a
+    assert a[0]["severity"] == "low"  # 50%: below the 80% of "medium"
+    spend(0.25)
+    a = wait_for(lambda: (lambda x: x and x[0]["severity"] == "medium" and x)(
+        active(key)))
+    spend(0.2)
+    a = wait_for(lambda: (lambda x: x and x[0]["severity"] == "critical" and
+                          x)(active(key)))
+    assert len(a) == 1, a  # one alert per budget and period
+    v = a[0]["values"][0]
+    assert v["metric"] == "budget_used_percent" and v["threshold"] == 100
+    assert abs(v["value"] - 105) < 1e-6, v
+    d = alert(key, a[0]["id"])
+    assert [e["event"] for e in d["timeline"]] == \
+        ["firing", "escalated", "escalated"], d["timeline"]
+    assert len(S.get("/api/v1/alerts", key=key).json()["alerts"]) == 1
+    kinds = [e["event"]["type"] for e in ring()
+             if e["event"].get("alert") == a[0]["id"]]
+    assert kinds == ["alert.firing", "alert.escalated", "alert.escalated"]
+
+
 def main():
     global S
     with Stack(sets=["alert_eval_interval=1"]) as s:
@@ -241,7 +278,8 @@ def main():
                             test_for_holds_pending_first,
                             test_restart_mid_firing_no_duplicate,
                             test_manual_resolve_bulk_delete_stats_csv,
-                            test_workspaces_apart], s)
+                            test_workspaces_apart,
+                            test_budget_thresholds_become_one_alert], s)
     sys.exit(1 if failed else 0)
 
 
