@@ -1151,6 +1151,9 @@ static size_t aeng_open_of(struct aeng_state **open, size_t n, int64_t id,
 /* One evaluation of every rule at now. */
 static void aeng_evaluate(struct col_alerts *al, int64_t now)
 {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t passes = 0;
     int64_t cur = now - now % AENG_MIN_MS;
     /* The open states by rule, to find each rule's quiet groups. */
     struct aeng_state **open = malloc((al->nstates + 1) * sizeof(*open));
@@ -1185,9 +1188,23 @@ static void aeng_evaluate(struct col_alerts *al, int64_t now)
                            now);
         }
         aeng_gtab_free(&t);
+        passes++;
     }
     free(open);
     free(mine);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    uint64_t us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
+                             (t1.tv_nsec - t0.tv_nsec) / 1000);
+    if (al->live != NULL) {
+        struct shm_health *h = &live_header(al->live)->health;
+        atomic_store_explicit(&h->alert_rules, al->nrules,
+                              memory_order_relaxed);
+        atomic_store_explicit(&h->alert_passes, passes, memory_order_relaxed);
+        atomic_store_explicit(&h->alert_eval_us, us, memory_order_relaxed);
+        if (us > atomic_load_explicit(&h->alert_max_us, memory_order_relaxed))
+            atomic_store_explicit(&h->alert_max_us, us, memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->alert_cycles, 1, memory_order_relaxed);
+    }
 }
 
 /* ---- the thread ---- */

@@ -209,6 +209,16 @@ int api_health_ready(struct api_req *r)
                 (json_int_t)atomic_load(&hl->unknown_models), "live_dropped",
                 (json_int_t)atomic_load(&hl->live_dropped), "histogram_dropped",
                 (json_int_t)atomic_load(&hl->hist_dropped)));
+        json_object_set_new(
+            o, "alert_engine",
+            json_pack("{s:I, s:I, s:I, s:f, s:f}", "rules",
+                      (json_int_t)atomic_load(&hl->alert_rules), "passes",
+                      (json_int_t)atomic_load(&hl->alert_passes), "cycles",
+                      (json_int_t)atomic_load(&hl->alert_cycles),
+                      "last_cycle_ms",
+                      (double)atomic_load(&hl->alert_eval_us) / 1000.0,
+                      "longest_cycle_ms",
+                      (double)atomic_load(&hl->alert_max_us) / 1000.0));
     }
     return api_send_json(r, c.ok ? 200 : 503, o,
                          c.ok ? NULL : "Retry-After: 1\r\n");

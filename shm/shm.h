@@ -35,7 +35,7 @@
 #include "hist.h"
 
 #define SHM_MAGIC   0x50415454u /* "TTAP" */
-#define SHM_VERSION 3
+#define SHM_VERSION 4
 #define SHM_WINDOWS 4 /* 1m, 5m, 15m, 1h */
 #define SHM_OTHER   "other"
 
@@ -103,6 +103,11 @@ struct shm_health {
     _Atomic int64_t db_ok;           /* 1 if the last commit worked */
     _Atomic uint64_t unknown_models; /* events priced at 0: model unknown */
     _Atomic uint64_t keys_gen;       /* bumped when API keys change */
+    _Atomic uint64_t alert_rules;    /* rules the alert engine evaluates */
+    _Atomic uint64_t alert_passes;   /* passes over the ring per cycle */
+    _Atomic uint64_t alert_cycles;   /* evaluations done */
+    _Atomic uint64_t alert_eval_us;  /* the last one's duration */
+    _Atomic uint64_t alert_max_us;   /* the longest one's */
 };
 
 /* The segment header. */
