@@ -54,6 +54,8 @@
 #define AENG_MAX_WINDOW_MS (60 * AENG_MIN_MS)
 #define AENG_RING_MIN      122 /* two longest windows and their partial minutes */
 #define AENG_FEED_MAX      (64u << 20) /* bytes of feed kept per second */
+#define AENG_APPLY_MAX     2000        /* transitions written per second */
+#define AENG_OUT_MAX       20000       /* waiting: the engine pauses above */
 
 /* ---- the feed: one record per committed event ---- */
 
@@ -986,32 +988,31 @@ static void aeng_pass(struct col_alerts *al, const struct aeng_run *u,
     }
 }
 
-/* The key and JSON of rule ar's group g (by its group_by). */
-static void aeng_group_names(const struct aeng_rule *ar,
-                             const struct aeng_group *g, char *key, size_t n,
-                             char *json, size_t jn)
+/* The key of rule ar's group g (by its group_by): "model=m\x1fuser=u". */
+static void aeng_group_key(const struct aeng_rule *ar,
+                           const struct aeng_group *g, char *key, size_t n)
 {
-    size_t len = 0, jl = 0;
+    size_t len = 0;
     key[0] = '\0';
-    jl = (size_t)snprintf(json, jn, "{");
-    for (int d = 0; d < AD_NDIMS; d++) {
-        if (!(ar->r.group_by & (1u << d)))
-            continue;
-        if (len < n)
+    for (int d = 0; d < AD_NDIMS && len < n; d++)
+        if (ar->r.group_by & (1u << d))
             len += (size_t)snprintf(key + len, n - len, "%s%s=%s",
                                     len ? "\x1f" : "", alert_dim_name(d),
                                     g->dims[d]);
-        json_t *v = json_string(g->dims[d]);
-        char *t = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
-        json_decref(v);
-        if (jl < jn)
-            jl += (size_t)snprintf(json + jl, jn - jl, "%s\"%s\":%s",
-                                   jl > 1 ? "," : "", alert_dim_name(d),
-                                   t ? t : "\"\"");
-        free(t);
-    }
-    if (jl < jn)
-        snprintf(json + jl, jn - jl, "}");
+}
+
+/* The group as JSON, {"model": "m"} (malloc'ed; NULL when out of
+ * memory). */
+static char *aeng_group_json(const struct aeng_rule *ar,
+                             const struct aeng_group *g)
+{
+    json_t *o = json_object();
+    for (int d = 0; d < AD_NDIMS; d++)
+        if (ar->r.group_by & (1u << d))
+            json_object_set_new(o, alert_dim_name(d), json_string(g->dims[d]));
+    char *t = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return t;
 }
 
 /* Evaluate rule ar on its group g at now; budget: the workspace's. */
@@ -1046,9 +1047,13 @@ static void aeng_eval_group(struct col_alerts *al, const struct aeng_rule *ar,
     struct aeng_state *st = aeng_state(al, ar->id, key, make);
     if (st == NULL)
         return;
-    if (strcmp(st->group_json, json) != 0) {
-        free(st->group_json);
-        st->group_json = strdup(json);
+    if (json == NULL) {
+        char *made = aeng_group_json(ar, g);
+        if (made != NULL && strcmp(st->group_json, made) != 0) {
+            free(st->group_json);
+            st->group_json = made;
+        } else
+            free(made);
     }
     st->seen_ms = now;
     int notify;
@@ -1069,7 +1074,7 @@ static void aeng_eval_rule(struct col_alerts *al, const struct aeng_rule *ar,
 {
     double budget[3];
     aeng_budgets(al, ar->workspace, budget);
-    char key[AD_NDIMS * 300], json[AD_NDIMS * 600];
+    char key[AD_NDIMS * 300];
     /* The rule's groups: the pass's groups matching its filters, added up
      * by its group_by (the pass's own when it filters by nothing). */
     struct aeng_gtab mine = {.dims = ar->r.group_by};
@@ -1097,16 +1102,13 @@ static void aeng_eval_rule(struct col_alerts *al, const struct aeng_rule *ar,
         struct aeng_group *g = &use->g[i];
         if (!g->used)
             continue;
-        aeng_group_names(ar, g, key, sizeof(key), json, sizeof(json));
-        aeng_eval_group(al, ar, g, budget, window_s, key, json, now);
-        /* Seen: not quiet. */
-        for (size_t k = 0; k < nopen; k++)
-            if (open[k] != NULL && strcmp(open[k]->group_key, key) == 0)
-                open[k] = NULL;
+        aeng_group_key(ar, g, key, sizeof(key));
+        aeng_eval_group(al, ar, g, budget, window_s, key, NULL, now);
     }
-    /* Open groups without data this time: evaluated on zero counts. */
+    /* Open groups without data this time (their state was not seen now):
+     * evaluated on zero counts. */
     for (size_t k = 0; k < nopen; k++) {
-        if (open[k] == NULL)
+        if (open[k]->seen_ms == now)
             continue;
         struct aeng_group z;
         memset(&z, 0, sizeof(z));
@@ -1240,7 +1242,16 @@ static void *aeng_main(void *arg)
         aeng_take_ctl(al);
         if (gen != al->rules_seen && aeng_rules_load(al) == 0)
             al->rules_seen = gen;
-        if (loaded && now >= next) {
+        pthread_mutex_lock(&al->mu);
+        size_t waiting = al->nout;
+        pthread_mutex_unlock(&al->mu);
+        if (loaded && now >= next && waiting > AENG_OUT_MAX) {
+            log_warn(NULL,
+                     "msg=\"alert evaluation paused: transitions waiting\" "
+                     "count=%zu",
+                     waiting);
+            next = now - now % al->interval_ms + al->interval_ms;
+        } else if (loaded && now >= next) {
             aeng_evaluate(al, now);
             next = now - now % al->interval_ms + al->interval_ms;
         }
@@ -1331,43 +1342,44 @@ static const char *aeng_action_event(int action)
     }
 }
 
-/* Write one transition; returns the alert id it touched (0: none). */
-static int64_t aeng_write(sqlite3 *db, const struct aeng_tx *t)
+/* The statements of the transitions, by action. */
+static const char *const aeng_sql[] = {
+    [AA_NONE] = "INSERT INTO alert_events(alert_id, ts_ms, kind, actor, "
+                "values_json) VALUES(?1, ?2, ?3, 'engine', ?4)",
+    [AA_PENDING] =
+        "INSERT INTO alerts(ws, rule_id, rule_name, severity, group_key, "
+        "group_json, status, started_ms, values_json, last_notified_ms, "
+        "updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, 0, "
+        "?7) ON CONFLICT DO NOTHING RETURNING id",
+    [AA_CANCEL] = "DELETE FROM alerts WHERE rule_id = ?2 AND group_key = "
+                  "?5 AND status = 'pending' RETURNING id",
+    [AA_FIRE] =
+        "INSERT INTO alerts(ws, rule_id, rule_name, severity, group_key, "
+        "group_json, status, started_ms, fired_ms, values_json, "
+        "last_notified_ms, updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, "
+        "'firing', ?7, ?7, ?8, ?9, ?7) ON CONFLICT(rule_id, group_key) "
+        "WHERE status IN ('pending', 'firing', 'acknowledged') DO UPDATE "
+        "SET status = 'firing', fired_ms = ?7, values_json = ?8, "
+        "last_notified_ms = max(last_notified_ms, ?9), updated_ms = ?7 "
+        "WHERE status = 'pending' RETURNING id",
+    [AA_RENOTIFY] = "UPDATE alerts SET last_notified_ms = ?7, values_json "
+                    "= ?8, updated_ms = ?7 WHERE rule_id = ?2 AND "
+                    "group_key = ?5 AND status = 'firing' RETURNING id",
+    [AA_RESOLVE] =
+        "UPDATE alerts SET status = 'resolved', resolved_ms = ?7, "
+        "resolved_by = 'engine', values_json = ?8, updated_ms = ?7 WHERE "
+        "rule_id = ?2 AND group_key = ?5 AND status IN ('firing', "
+        "'acknowledged') RETURNING id",
+};
+
+/* Write one transition with the statements st (by action, prepared);
+ * returns the alert id it touched (0: none). */
+static int64_t aeng_write(sqlite3_stmt *const *sts, const struct aeng_tx *t)
 {
-    static const char *const sql[] = {
-        [AA_PENDING] =
-            "INSERT INTO alerts(ws, rule_id, rule_name, severity, group_key, "
-            "group_json, status, started_ms, values_json, last_notified_ms, "
-            "updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, 0, "
-            "?7) ON CONFLICT DO NOTHING RETURNING id",
-        [AA_CANCEL] = "DELETE FROM alerts WHERE rule_id = ?2 AND group_key = "
-                      "?5 AND status = 'pending' RETURNING id",
-        [AA_FIRE] =
-            "INSERT INTO alerts(ws, rule_id, rule_name, severity, group_key, "
-            "group_json, status, started_ms, fired_ms, values_json, "
-            "last_notified_ms, updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, "
-            "'firing', ?7, ?7, ?8, ?9, ?7) ON CONFLICT(rule_id, group_key) "
-            "WHERE status IN ('pending', 'firing', 'acknowledged') DO UPDATE "
-            "SET status = 'firing', fired_ms = ?7, values_json = ?8, "
-            "last_notified_ms = max(last_notified_ms, ?9), updated_ms = ?7 "
-            "WHERE status = 'pending' RETURNING id",
-        [AA_RENOTIFY] = "UPDATE alerts SET last_notified_ms = ?7, values_json "
-                        "= ?8, updated_ms = ?7 WHERE rule_id = ?2 AND "
-                        "group_key = ?5 AND status = 'firing' RETURNING id",
-        [AA_RESOLVE] =
-            "UPDATE alerts SET status = 'resolved', resolved_ms = ?7, "
-            "resolved_by = 'engine', values_json = ?8, updated_ms = ?7 WHERE "
-            "rule_id = ?2 AND group_key = ?5 AND status IN ('firing', "
-            "'acknowledged') RETURNING id",
-    };
-    if (t->action <= AA_NONE || t->action > AA_RESOLVE)
+    if (t->action <= AA_NONE || t->action > AA_RESOLVE ||
+        sts[t->action] == NULL)
         return 0;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, sql[t->action], -1, &st, NULL) != SQLITE_OK) {
-        log_error(NULL, "msg=\"alert write failed\" error=\"%s\"",
-                  sqlite3_errmsg(db));
-        return 0;
-    }
+    sqlite3_stmt *st = sts[t->action];
     sqlite3_bind_int64(st, 1, t->ws);
     sqlite3_bind_int64(st, 2, t->rule_id);
     sqlite3_bind_text(st, 3, t->rule_name, -1, SQLITE_STATIC);
@@ -1380,27 +1392,20 @@ static int64_t aeng_write(sqlite3 *db, const struct aeng_tx *t)
     sqlite3_bind_int64(st, 9, t->notify ? t->now : 0);
     int64_t id =
         sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    /* The timeline (sts[AA_NONE]). */
+    const char *kind = aeng_action_event(t->action);
+    if (id > 0 && kind != NULL && sts[AA_NONE] != NULL) {
+        st = sts[AA_NONE];
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, t->now);
+        sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, t->values, -1, SQLITE_STATIC);
+        sqlite3_step(st);
+        sqlite3_reset(st);
+    }
     return id;
-}
-
-/* Record event kind of alert id in its timeline. */
-static void aeng_timeline(sqlite3 *db, int64_t id, int64_t now,
-                          const char *kind, const char *values)
-{
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO alert_events(alert_id, ts_ms, kind, "
-                           "actor, values_json) VALUES(?1, ?2, ?3, 'engine', "
-                           "?4)",
-                           -1, &st, NULL) != SQLITE_OK)
-        return;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, now);
-    sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, values, -1, SQLITE_STATIC);
-    sqlite3_step(st);
-    sqlite3_finalize(st);
 }
 
 void col_alert_publish(struct col *c, const char *type, int64_t id,
@@ -1436,24 +1441,34 @@ void col_alert_apply(struct col *c)
     if (al == NULL)
         return;
     col_alert_handover(al);
+    /* At most AENG_APPLY_MAX a second: a flood of alerts waits in the
+     * outbox (and the engine pauses, aeng_main) rather than stall ingest. */
     pthread_mutex_lock(&al->mu);
-    struct aeng_tx *out = al->out;
-    size_t n = al->nout;
-    al->out = NULL;
-    al->nout = al->capout = 0;
+    size_t n = al->nout < AENG_APPLY_MAX ? al->nout : AENG_APPLY_MAX;
+    struct aeng_tx *out = n ? malloc(n * sizeof(*out)) : NULL;
+    if (out != NULL) {
+        memcpy(out, al->out, n * sizeof(*out));
+        memmove(al->out, al->out + n, (al->nout - n) * sizeof(*out));
+        al->nout -= n;
+    } else
+        n = 0;
     pthread_cond_signal(&al->cv);
     pthread_mutex_unlock(&al->mu);
     if (n == 0)
         return;
     int64_t *ids = calloc(n, sizeof(*ids));
+    sqlite3_stmt *sts[AA_RESOLVE + 1] = {NULL};
     if (ids != NULL && col_store_begin(&c->store) == SQLITE_OK) {
-        for (size_t i = 0; i < n; i++) {
-            ids[i] = aeng_write(c->store.db, &out[i]);
-            const char *kind = aeng_action_event(out[i].action);
-            if (ids[i] > 0 && kind != NULL)
-                aeng_timeline(c->store.db, ids[i], out[i].now, kind,
-                              out[i].values);
-        }
+        for (int k = 0; k <= AA_RESOLVE; k++)
+            if (aeng_sql[k] != NULL &&
+                sqlite3_prepare_v2(c->store.db, aeng_sql[k], -1, &sts[k],
+                                   NULL) != SQLITE_OK)
+                log_error(NULL, "msg=\"alert write failed\" error=\"%s\"",
+                          sqlite3_errmsg(c->store.db));
+        for (size_t i = 0; i < n; i++)
+            ids[i] = aeng_write(sts, &out[i]);
+        for (int k = 0; k <= AA_RESOLVE; k++)
+            sqlite3_finalize(sts[k]);
         if (col_store_commit(&c->store) != SQLITE_OK) {
             log_error(NULL,
                       "msg=\"alert transitions not written\" error=\"%s\"",
@@ -1494,7 +1509,8 @@ void col_alert_stop(struct col *c)
     pthread_mutex_unlock(&al->mu);
     pthread_join(al->tid, NULL);
     /* Transitions decided before the stop are written now. */
-    col_alert_apply(c);
+    while (al->nout > 0)
+        col_alert_apply(c);
     aeng_rules_free(al);
     free(al->wide);
     for (int i = 0; i < AENG_RING_MIN; i++) {
