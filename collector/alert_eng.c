@@ -95,11 +95,16 @@ struct aeng_cell {
     struct aeng_hist lat, ttft;
 };
 
+struct aeng_mtab;
+
 struct aeng_minute {
     int64_t start_ms; /* 0: unused */
     struct arena a;
     struct aeng_cell *cells; /* open addressing on hash */
     size_t n, nslots;
+    uint64_t gen;            /* bumped by every fold */
+    struct aeng_mtab *cache; /* its cells by (workspace, dims), made on use */
+    size_t ncache;
 };
 
 /* ---- rules, states, transitions ---- */
@@ -151,6 +156,10 @@ struct col_alerts {
     struct aeng_ctl *ctl;
     size_t nctl, capctl;
     uint64_t rules_gen;
+    const struct aeng_rule *test; /* a rule to test (rule.test) ... */
+    json_t *test_out;             /* ... and the engine's answer */
+    int test_busy;                /* the engine is evaluating it */
+    pthread_cond_t test_cv;
     /* main thread only */
     struct aeng_buf feed;
     /* engine thread only */
@@ -258,6 +267,8 @@ static void col_alert_handover(struct col_alerts *al)
 
 /* ---- engine thread: the ring ---- */
 
+static void aeng_cache_free(struct aeng_minute *mn);
+
 static struct aeng_minute *aeng_minute(struct col_alerts *al, int64_t ts,
                                        int64_t now)
 {
@@ -272,6 +283,7 @@ static struct aeng_minute *aeng_minute(struct col_alerts *al, int64_t ts,
     struct aeng_minute *mn = &al->ring[(m / AENG_MIN_MS) % AENG_RING_MIN];
     if (mn->start_ms != m) {
         if (mn->start_ms != 0) {
+            aeng_cache_free(mn);
             for (size_t i = 0; i < mn->nslots; i++) {
                 free(mn->cells[i].lat.e);
                 free(mn->cells[i].ttft.e);
@@ -385,6 +397,7 @@ static void aeng_fold(struct col_alerts *al, const struct aeng_rec *r,
         c->is_error = is_error;
         mn->n++;
     }
+    mn->gen++;
     c->requests++;
     c->errors += is_error;
     c->input_tokens += r->input_tokens;
@@ -751,10 +764,12 @@ static char *aeng_values(const struct aeng_rule *ar, const double *vals,
 struct aeng_group {
     uint64_t hash;
     int used;
-    const char *dims[AD_NDIMS]; /* the pass's dims; others "" */
+    const char *dims[AD_NDIMS]; /* the table's dims; others "" */
     struct alert_sample cur;    /* the counts */
     int64_t prev_requests, prev_cost;
-    struct aeng_hist lat, ttft; /* merged; malloc'ed */
+    struct aeng_hist lat, ttft; /* sparse (minute tables); malloc'ed */
+    uint32_t *dense[2];         /* latency, TTFT (window tables); malloc'ed */
+    uint64_t ndense[2];
 };
 
 /* A hash table of groups keyed by some dims. */
@@ -762,6 +777,15 @@ struct aeng_gtab {
     struct aeng_group *g;
     size_t n, nslots;
     unsigned dims;
+};
+
+/* A minute's cells of one workspace by dims, as of the minute's gen. */
+struct aeng_mtab {
+    int64_t ws;
+    unsigned dims;
+    int hist;
+    uint64_t gen;
+    struct aeng_gtab t;
 };
 
 static uint64_t aeng_dims_hash(const char *const *dims, unsigned which)
@@ -780,6 +804,8 @@ static void aeng_gtab_free(struct aeng_gtab *t)
     for (size_t i = 0; i < t->nslots; i++) {
         free(t->g[i].lat.e);
         free(t->g[i].ttft.e);
+        free(t->g[i].dense[0]);
+        free(t->g[i].dense[1]);
     }
     free(t->g);
     memset(t, 0, sizeof(*t));
@@ -902,13 +928,6 @@ static void aeng_group_add(struct aeng_group *a, const struct aeng_group *b,
     }
 }
 
-/* What a run of rules shares. */
-struct aeng_run {
-    int64_t ws, wmin;
-    unsigned dims;
-    int hist, prev; /* some rule needs percentiles, the previous window */
-};
-
 /* The dims rule r groups or filters by. */
 static unsigned aeng_rule_dims(const struct alert_rule *r)
 {
@@ -934,11 +953,14 @@ static void aeng_rule_needs(const struct alert_rule *r, int *hist, int *prev)
     }
 }
 
+/* The whole minutes of r's window before the current one. */
 static int64_t aeng_rule_wmin(const struct alert_rule *r)
 {
     return (r->window_ms + AENG_MIN_MS - 1) / AENG_MIN_MS;
 }
 
+/* Rules in evaluation order: by workspace and dims (a run shares one walk
+ * over the minutes), then window, then id. */
 static int aeng_rule_cmp(const void *x, const void *y)
 {
     const struct aeng_rule *a = x, *b = y;
@@ -946,46 +968,190 @@ static int aeng_rule_cmp(const void *x, const void *y)
     unsigned da = aeng_rule_dims(&a->r), db = aeng_rule_dims(&b->r);
     if (a->ws != b->ws)
         return a->ws < b->ws ? -1 : 1;
-    if (wa != wb)
-        return wa < wb ? -1 : 1;
     if (da != db)
         return da < db ? -1 : 1;
+    if (wa != wb)
+        return wa < wb ? -1 : 1;
     return (a->id > b->id) - (a->id < b->id);
 }
 
-/* Aggregate the cells of minutes [lo, hi) of run u into t (prev: into the
- * previous window's counts). */
-static void aeng_pass(struct col_alerts *al, const struct aeng_run *u,
-                      struct aeng_gtab *t, int64_t lo, int64_t hi, int prev)
+/* Free minute mn's tables. */
+static void aeng_cache_free(struct aeng_minute *mn)
 {
-    for (int64_t m = lo; m < hi; m += AENG_MIN_MS) {
-        struct aeng_minute *mn = &al->ring[(m / AENG_MIN_MS) % AENG_RING_MIN];
-        if (mn->start_ms != m)
+    for (size_t i = 0; i < mn->ncache; i++)
+        aeng_gtab_free(&mn->cache[i].t);
+    free(mn->cache);
+    mn->cache = NULL;
+    mn->ncache = 0;
+}
+
+/* Minute mn's cells of workspace ws by dims (with their histograms when
+ * hist), made or remade when the minute changed since. */
+static const struct aeng_gtab *aeng_mtab(struct aeng_minute *mn, int64_t ws,
+                                         unsigned dims, int hist)
+{
+    struct aeng_mtab *c = NULL;
+    for (size_t i = 0; c == NULL && i < mn->ncache; i++)
+        if (mn->cache[i].ws == ws && mn->cache[i].dims == dims)
+            c = &mn->cache[i];
+    if (c != NULL && c->gen == mn->gen && c->hist >= hist)
+        return &c->t;
+    if (c == NULL) {
+        struct aeng_mtab *n = realloc(mn->cache, (mn->ncache + 1) * sizeof(*n));
+        if (n == NULL)
+            return NULL;
+        mn->cache = n;
+        c = &mn->cache[mn->ncache++];
+        memset(c, 0, sizeof(*c));
+    }
+    aeng_gtab_free(&c->t);
+    c->ws = ws;
+    c->dims = c->t.dims = dims;
+    c->hist = hist;
+    c->gen = mn->gen;
+    for (size_t i = 0; i < mn->nslots; i++) {
+        const struct aeng_cell *cell = &mn->cells[i];
+        if (cell->dims[0] == NULL || cell->ws != ws)
             continue;
-        for (size_t i = 0; i < mn->nslots; i++) {
-            const struct aeng_cell *c = &mn->cells[i];
-            if (c->dims[0] == NULL || c->ws != u->ws)
-                continue;
-            struct aeng_group *g = aeng_gtab_get(t, c->dims);
-            if (g == NULL)
-                return;
-            if (prev) {
-                g->prev_requests += c->requests;
-                g->prev_cost += c->cost_nusd;
-                continue;
+        struct aeng_group *g = aeng_gtab_get(&c->t, cell->dims);
+        if (g == NULL)
+            break;
+        g->cur.requests += cell->requests;
+        g->cur.errors += cell->errors;
+        g->cur.input_tokens += cell->input_tokens;
+        g->cur.output_tokens += cell->output_tokens;
+        g->cur.total_tokens += cell->total_tokens;
+        g->cur.cost_nusd += cell->cost_nusd;
+        if (hist) {
+            aeng_hist_merge(&g->lat, &cell->lat);
+            aeng_hist_merge(&g->ttft, &cell->ttft);
+        }
+    }
+    return &c->t;
+}
+
+/* Add group b into a: the counts, and when hist the histograms into a's
+ * dense ones (from b's dense or sparse ones). */
+static void aeng_group_fold(struct aeng_group *a, const struct aeng_group *b,
+                            int hist)
+{
+    aeng_group_add(a, b, 0);
+    for (int i = 0; hist && i < 2; i++) {
+        const struct aeng_hist *h = i ? &b->ttft : &b->lat;
+        if (b->dense[i] == NULL && h->n == 0)
+            continue;
+        if (a->dense[i] == NULL &&
+            (a->dense[i] = calloc(HIST_BUCKETS, sizeof(uint32_t))) == NULL)
+            continue;
+        if (b->dense[i] != NULL) {
+            for (int k = 0; k < HIST_BUCKETS; k++)
+                a->dense[i][k] += b->dense[i][k];
+            a->ndense[i] += b->ndense[i];
+        } else
+            for (uint32_t k = 0; k < h->n; k++) {
+                a->dense[i][h->e[k].b] += h->e[k].n;
+                a->ndense[i] += h->e[k].n;
             }
-            g->cur.requests += c->requests;
-            g->cur.errors += c->errors;
-            g->cur.input_tokens += c->input_tokens;
-            g->cur.output_tokens += c->output_tokens;
-            g->cur.total_tokens += c->total_tokens;
-            g->cur.cost_nusd += c->cost_nusd;
-            if (u->hist) {
-                aeng_hist_merge(&g->lat, &c->lat);
-                aeng_hist_merge(&g->ttft, &c->ttft);
+    }
+}
+
+/* Add minute cur - k min of workspace ws, by t's dims, into t. */
+static void aeng_add_minute(struct col_alerts *al, struct aeng_gtab *t,
+                            int64_t ws, int hist, int64_t cur, int64_t k)
+{
+    int64_t m = cur - k * AENG_MIN_MS;
+    struct aeng_minute *mn = &al->ring[(m / AENG_MIN_MS) % AENG_RING_MIN];
+    if (mn->start_ms != m)
+        return;
+    const struct aeng_gtab *mt = aeng_mtab(mn, ws, t->dims, hist);
+    for (size_t i = 0; mt != NULL && i < mt->nslots; i++) {
+        if (!mt->g[i].used)
+            continue;
+        struct aeng_group *g = aeng_gtab_get(t, mt->g[i].dims);
+        if (g != NULL)
+            aeng_group_fold(g, &mt->g[i], hist);
+    }
+}
+
+/* Does group g (of a table with at least r's dims) match r's filters? */
+static int aeng_filters_ok(const struct alert_rule *r,
+                           const struct aeng_group *g)
+{
+    for (int d = 0; d < AD_NDIMS; d++)
+        if (r->filters[d][0] != '\0' && strcmp(r->filters[d], g->dims[d]) != 0)
+            return 0;
+    return 1;
+}
+
+/* The previous window's counts of rule ar, by its group_by, into p: the
+ * wmin + 1 minutes before its window. */
+static void aeng_prev(struct col_alerts *al, const struct aeng_rule *ar,
+                      struct aeng_gtab *p, int64_t cur)
+{
+    int64_t w = aeng_rule_wmin(&ar->r);
+    struct aeng_gtab t = {.dims = aeng_rule_dims(&ar->r)};
+    for (int64_t k = w + 1; k <= 2 * w + 1; k++)
+        aeng_add_minute(al, &t, ar->ws, 0, cur, k);
+    p->dims = ar->r.group_by;
+    for (size_t i = 0; i < t.nslots; i++) {
+        if (!t.g[i].used || !aeng_filters_ok(&ar->r, &t.g[i]))
+            continue;
+        struct aeng_group *g = aeng_gtab_get(p, t.g[i].dims);
+        if (g != NULL)
+            aeng_group_add(g, &t.g[i], 0);
+    }
+    aeng_gtab_free(&t);
+}
+
+/* The latency P50/P95/P99 and TTFT P95 of g into out (NAN when none). */
+static void aeng_group_quantiles(struct aeng_group *g, double out[4])
+{
+    static const double qs[] = {0.5, 0.95, 0.99};
+    if (g->dense[0] != NULL && g->ndense[0] > 0)
+        for (int k = 0; k < 3; k++)
+            out[k] = hist_quantile(g->dense[0], g->ndense[0], qs[k]);
+    else
+        aeng_quantiles(&g->lat, qs, 3, out);
+    if (g->dense[1] != NULL && g->ndense[1] > 0)
+        out[3] = hist_quantile(g->dense[1], g->ndense[1], 0.95);
+    else
+        aeng_quantiles(&g->ttft, qs + 1, 1, out + 3);
+}
+
+/* The sample of group g: its counts, percentiles, the previous window's
+ * counts from p (by g's dims; none when p is NULL), the budgets. */
+static void aeng_sample(struct aeng_group *g, const struct aeng_gtab *pt,
+                        const double *budget, double window_s,
+                        struct alert_sample *s)
+{
+    *s = g->cur;
+    double q[4];
+    aeng_group_quantiles(g, q);
+    s->lat_p50 = q[0];
+    s->lat_p95 = q[1];
+    s->lat_p99 = q[2];
+    s->ttft_p95 = q[3];
+    s->window_s = window_s;
+    s->have_prev = pt != NULL;
+    if (pt != NULL && pt->n > 0) {
+        struct aeng_gtab *p = (struct aeng_gtab *)pt;
+        /* Looked up without making: find by hash and dims. */
+        uint64_t h = aeng_dims_hash(g->dims, p->dims);
+        for (size_t j = h & (p->nslots - 1); p->g[j].used;
+             j = (j + 1) & (p->nslots - 1)) {
+            const struct aeng_group *x = &p->g[j];
+            int same = x->hash == h;
+            for (int d = 0; same && d < AD_NDIMS; d++)
+                same = !(p->dims & (1u << d)) ||
+                       strcmp(x->dims[d], g->dims[d]) == 0;
+            if (same) {
+                s->prev_requests = x->cur.requests;
+                s->prev_cost_nusd = x->cur.cost_nusd;
+                break;
             }
         }
     }
+    memcpy(s->budget_pct, budget, sizeof(s->budget_pct));
 }
 
 /* The key of rule ar's group g (by its group_by): "model=m\x1fuser=u". */
@@ -1015,27 +1181,17 @@ static char *aeng_group_json(const struct aeng_rule *ar,
     return t;
 }
 
-/* Evaluate rule ar on its group g at now; budget: the workspace's. */
+/* Evaluate rule ar on its group g (key; its JSON when known, else made
+ * when needed) at now; pt: the previous window's table, or NULL. */
 static void aeng_eval_group(struct col_alerts *al, const struct aeng_rule *ar,
-                            struct aeng_group *g, const double *budget,
-                            double window_s, const char *key, const char *json,
-                            int64_t now)
+                            struct aeng_group *g, const struct aeng_gtab *pt,
+                            const double *budget, double window_s,
+                            const char *key, const char *json, int64_t now)
 {
-    static const double qs[] = {0.5, 0.95, 0.99};
     double vals[ALERT_MAX_NODES];
     int verdicts[ALERT_MAX_NODES];
-    struct alert_sample s = g->cur;
-    double lat[3];
-    aeng_quantiles(&g->lat, qs, 3, lat);
-    s.lat_p50 = lat[0];
-    s.lat_p95 = lat[1];
-    s.lat_p99 = lat[2];
-    aeng_quantiles(&g->ttft, qs + 1, 1, &s.ttft_p95);
-    s.window_s = window_s;
-    s.have_prev = 1;
-    s.prev_requests = g->prev_requests;
-    s.prev_cost_nusd = g->prev_cost;
-    memcpy(s.budget_pct, budget, sizeof(s.budget_pct));
+    struct alert_sample s;
+    aeng_sample(g, pt, budget, window_s, &s);
     int holds = alert_eval(&ar->r, &s, vals, verdicts);
     int any = 0;
     for (int k = 0; k < ar->r.nnodes; k++)
@@ -1065,45 +1221,54 @@ static void aeng_eval_group(struct col_alerts *al, const struct aeng_rule *ar,
     }
 }
 
-/* Evaluate rule ar on the pass t of its run; states[0..nopen) are its
- * open states. */
-static void aeng_eval_rule(struct col_alerts *al, const struct aeng_rule *ar,
-                           struct aeng_gtab *t, int hist,
-                           struct aeng_state **open, size_t nopen,
-                           double window_s, int64_t now)
+/* Rule ar's groups from t (its run's window table): t itself when ar
+ * filters by nothing, else t's groups matching its filters added up by its
+ * group_by into mine.  An ungrouped rule always has its one group. */
+static struct aeng_gtab *aeng_rule_groups(const struct aeng_rule *ar,
+                                          struct aeng_gtab *t, int hist,
+                                          struct aeng_gtab *mine)
 {
-    double budget[3];
-    aeng_budgets(al, ar->workspace, budget);
-    char key[AD_NDIMS * 300];
-    /* The rule's groups: the pass's groups matching its filters, added up
-     * by its group_by (the pass's own when it filters by nothing). */
-    struct aeng_gtab mine = {.dims = ar->r.group_by};
-    int direct = t->dims == ar->r.group_by;
-    struct aeng_gtab *use = direct ? t : &mine;
-    if (!direct)
-        for (size_t i = 0; i < t->nslots; i++) {
-            struct aeng_group *g = &t->g[i];
-            int ok = g->used;
-            for (int d = 0; ok && d < AD_NDIMS; d++)
-                ok = ar->r.filters[d][0] == '\0' ||
-                     strcmp(ar->r.filters[d], g->dims[d]) == 0;
-            if (!ok)
-                continue;
-            struct aeng_group *m = aeng_gtab_get(&mine, g->dims);
-            if (m != NULL)
-                aeng_group_add(m, g, hist);
-        }
-    /* An ungrouped rule always has its one group, even with no data. */
+    memset(mine, 0, sizeof(*mine));
+    mine->dims = ar->r.group_by;
+    struct aeng_gtab *use = t->dims == ar->r.group_by ? t : mine;
+    for (size_t i = 0; use == mine && i < t->nslots; i++) {
+        struct aeng_group *g = &t->g[i];
+        if (!g->used || !aeng_filters_ok(&ar->r, g))
+            continue;
+        struct aeng_group *m = aeng_gtab_get(mine, g->dims);
+        if (m != NULL)
+            aeng_group_fold(m, g, hist);
+    }
     if (ar->r.group_by == 0 && use->n == 0) {
         static const char *const none[AD_NDIMS] = {"", "", "", "", ""};
         aeng_gtab_get(use, none);
     }
+    return use;
+}
+
+/* Evaluate rule ar on t, its run's table of its window; open[0..nopen)
+ * are its open states. */
+static void aeng_eval_rule(struct col_alerts *al, const struct aeng_rule *ar,
+                           struct aeng_gtab *t, int hist,
+                           struct aeng_state **open, size_t nopen,
+                           double window_s, int64_t cur, int64_t now)
+{
+    double budget[3];
+    aeng_budgets(al, ar->workspace, budget);
+    char key[AD_NDIMS * 300];
+    int need_hist = 0, need_prev = 0;
+    aeng_rule_needs(&ar->r, &need_hist, &need_prev);
+    struct aeng_gtab prev = {0}, mine;
+    if (need_prev)
+        aeng_prev(al, ar, &prev, cur);
+    struct aeng_gtab *use = aeng_rule_groups(ar, t, hist, &mine);
     for (size_t i = 0; i < use->nslots; i++) {
         struct aeng_group *g = &use->g[i];
         if (!g->used)
             continue;
         aeng_group_key(ar, g, key, sizeof(key));
-        aeng_eval_group(al, ar, g, budget, window_s, key, NULL, now);
+        aeng_eval_group(al, ar, g, need_prev ? &prev : NULL, budget, window_s,
+                        key, NULL, now);
     }
     /* Open groups without data this time (their state was not seen now):
      * evaluated on zero counts. */
@@ -1115,12 +1280,13 @@ static void aeng_eval_rule(struct col_alerts *al, const struct aeng_rule *ar,
         char *k2 = strdup(open[k]->group_key),
              *j2 = strdup(open[k]->group_json);
         if (k2 != NULL && j2 != NULL)
-            aeng_eval_group(al, ar, &z, budget, window_s, k2, j2, now);
+            aeng_eval_group(al, ar, &z, need_prev ? &prev : NULL, budget,
+                            window_s, k2, j2, now);
         free(k2);
         free(j2);
     }
-    if (!direct)
-        aeng_gtab_free(&mine);
+    aeng_gtab_free(&mine);
+    aeng_gtab_free(&prev);
 }
 
 static int aeng_state_cmp(const void *a, const void *b)
@@ -1150,7 +1316,111 @@ static size_t aeng_open_of(struct aeng_state **open, size_t n, int64_t id,
     return lo;
 }
 
-/* One evaluation of every rule at now. */
+/* The condition tree of r at node i with the values and verdicts. */
+static json_t *aeng_tree_json(const struct alert_rule *r, int i,
+                              const double *vals, const int *verdicts)
+{
+    const struct alert_node *nd = &r->nodes[i];
+    json_t *o;
+    if (nd->kind == AK_LEAF) {
+        o = alert_condition_json(r, i);
+        json_object_set_new(o, "value",
+                            isnan(vals[i]) ? json_null() : json_real(vals[i]));
+    } else {
+        json_t *kids = json_array();
+        for (int k = 0; k < nd->n; k++)
+            json_array_append_new(
+                kids, aeng_tree_json(r, nd->first + k, vals, verdicts));
+        o = json_pack("{s:s, s:o}", "op", nd->kind == AK_AND ? "and" : "or",
+                      "conditions", kids);
+    }
+    json_object_set_new(o, "holds", json_boolean(verdicts[i]));
+    return o;
+}
+
+#define AENG_TEST_GROUPS 100 /* groups a test answer lists at most */
+
+/* Evaluate rule ar alone at now, changing nothing: every group's tree
+ * with values and verdicts, those that hold first. */
+static json_t *aeng_test(struct col_alerts *al, const struct aeng_rule *ar,
+                         int64_t now)
+{
+    int64_t cur = now - now % AENG_MIN_MS, w = aeng_rule_wmin(&ar->r);
+    int hist = 0, need_prev = 0;
+    aeng_rule_needs(&ar->r, &hist, &need_prev);
+    struct aeng_gtab t = {.dims = aeng_rule_dims(&ar->r)}, prev = {0}, mine;
+    for (int64_t k = 0; k <= w; k++)
+        aeng_add_minute(al, &t, ar->ws, hist, cur, k);
+    if (need_prev)
+        aeng_prev(al, ar, &prev, cur);
+    struct aeng_gtab *use = aeng_rule_groups(ar, &t, hist, &mine);
+    double budget[3];
+    aeng_budgets(al, ar->workspace, budget);
+    json_t *holding = json_array(), *other = json_array();
+    size_t nhold = 0;
+    double window_s = (double)(now - (cur - w * AENG_MIN_MS)) / 1000.0;
+    for (size_t i = 0; i < use->nslots; i++) {
+        struct aeng_group *g = &use->g[i];
+        if (!g->used)
+            continue;
+        struct alert_sample s;
+        double vals[ALERT_MAX_NODES];
+        int verdicts[ALERT_MAX_NODES];
+        aeng_sample(g, need_prev ? &prev : NULL, budget, window_s, &s);
+        int holds = alert_eval(&ar->r, &s, vals, verdicts);
+        nhold += holds;
+        if (json_array_size(holding) + json_array_size(other) >=
+            AENG_TEST_GROUPS)
+            continue;
+        char *gj = aeng_group_json(ar, g);
+        json_t *group = gj ? json_loads(gj, 0, NULL) : NULL;
+        free(gj);
+        json_array_append_new(
+            holds ? holding : other,
+            json_pack("{s:o, s:b, s:I, s:o}", "group",
+                      group ? group : json_object(), "holds", holds, "requests",
+                      (json_int_t)g->cur.requests, "condition",
+                      aeng_tree_json(&ar->r, 0, vals, verdicts)));
+    }
+    json_array_extend(holding, other);
+    json_decref(other);
+    char from[40], to[40];
+    ev_format_rfc3339(cur - w * AENG_MIN_MS, from, sizeof(from));
+    ev_format_rfc3339(now, to, sizeof(to));
+    json_t *o = json_pack("{s:b, s:I, s:I, s:s, s:s, s:s, s:o}", "holds",
+                          nhold > 0, "groups", (json_int_t)use->n, "holding",
+                          (json_int_t)nhold, "from", from, "to", to, "would",
+                          nhold == 0     ? "nothing"
+                          : ar->r.for_ms ? "go pending"
+                                         : "fire",
+                          "results", holding);
+    aeng_gtab_free(&mine);
+    aeng_gtab_free(&prev);
+    aeng_gtab_free(&t);
+    return o;
+}
+
+/* Answer a waiting rule test, if any. */
+static void aeng_serve_test(struct col_alerts *al, int64_t now)
+{
+    pthread_mutex_lock(&al->mu);
+    const struct aeng_rule *ar =
+        al->test_out == NULL && !al->test_busy ? al->test : NULL;
+    al->test_busy = ar != NULL;
+    pthread_mutex_unlock(&al->mu);
+    if (ar == NULL)
+        return;
+    json_t *o = aeng_test(al, ar, now);
+    pthread_mutex_lock(&al->mu);
+    al->test_out = o ? o : json_object();
+    al->test_busy = 0;
+    pthread_cond_signal(&al->test_cv);
+    pthread_mutex_unlock(&al->mu);
+}
+
+/* One evaluation of every rule at now: runs of rules sharing workspace and
+ * dims walk the minutes once, newest first, adding each to one table; a
+ * rule is evaluated when the walk has covered its window. */
 static void aeng_evaluate(struct col_alerts *al, int64_t now)
 {
     struct timespec t0, t1;
@@ -1159,41 +1429,35 @@ static void aeng_evaluate(struct col_alerts *al, int64_t now)
     int64_t cur = now - now % AENG_MIN_MS;
     /* The open states by rule, to find each rule's quiet groups. */
     struct aeng_state **open = malloc((al->nstates + 1) * sizeof(*open));
-    struct aeng_state **mine = malloc((al->nstates + 1) * sizeof(*mine));
     size_t nopen = 0;
     for (size_t i = 0; open != NULL && i < al->nstate_slots; i++)
         if (al->states[i].used && al->states[i].st.status != AS_OK)
             open[nopen++] = &al->states[i];
     if (nopen > 1)
         qsort(open, nopen, sizeof(*open), aeng_state_cmp);
-    for (size_t i = 0; open != NULL && mine != NULL && i < al->nrules;) {
-        /* A run: the rules sharing workspace, window and dims. */
-        struct aeng_run u = {al->rules[i].ws, aeng_rule_wmin(&al->rules[i].r),
-                             aeng_rule_dims(&al->rules[i].r), 0, 0};
+    for (size_t i = 0; open != NULL && i < al->nrules;) {
+        int64_t ws = al->rules[i].ws;
+        unsigned dims = aeng_rule_dims(&al->rules[i].r);
+        int hist = 0, prev = 0;
         size_t end = i;
-        while (end < al->nrules && al->rules[end].ws == u.ws &&
-               aeng_rule_wmin(&al->rules[end].r) == u.wmin &&
-               aeng_rule_dims(&al->rules[end].r) == u.dims) {
-            aeng_rule_needs(&al->rules[end].r, &u.hist, &u.prev);
-            end++;
-        }
-        int64_t w = u.wmin * AENG_MIN_MS;
-        struct aeng_gtab t = {.dims = u.dims};
-        aeng_pass(al, &u, &t, cur - w, cur + AENG_MIN_MS, 0);
-        if (u.prev)
-            aeng_pass(al, &u, &t, cur - 2 * w, cur - w, 1);
-        double window_s = (double)(now - (cur - w)) / 1000.0;
-        for (; i < end; i++) {
-            size_t n, at = aeng_open_of(open, nopen, al->rules[i].id, &n);
-            memcpy(mine, open + at, n * sizeof(*mine));
-            aeng_eval_rule(al, &al->rules[i], &t, u.hist, mine, n, window_s,
-                           now);
+        while (end < al->nrules && al->rules[end].ws == ws &&
+               aeng_rule_dims(&al->rules[end].r) == dims)
+            aeng_rule_needs(&al->rules[end++].r, &hist, &prev);
+        struct aeng_gtab t = {.dims = dims};
+        for (int64_t k = 0; i < end; k++) {
+            aeng_add_minute(al, &t, ws, hist, cur, k);
+            double window_s = (double)(now - (cur - k * AENG_MIN_MS)) / 1000.0;
+            for (; i < end && aeng_rule_wmin(&al->rules[i].r) == k; i++) {
+                size_t n, at = aeng_open_of(open, nopen, al->rules[i].id, &n);
+                aeng_eval_rule(al, &al->rules[i], &t, hist, open + at, n,
+                               window_s, cur, now);
+            }
         }
         aeng_gtab_free(&t);
         passes++;
+        aeng_serve_test(al, now); /* a waiting test need not wait for all */
     }
     free(open);
-    free(mine);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     uint64_t us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
                              (t1.tv_nsec - t0.tv_nsec) / 1000);
@@ -1240,6 +1504,8 @@ static void *aeng_main(void *arg)
                          sqlite3_errmsg(al->db));
         }
         aeng_take_ctl(al);
+        if (loaded)
+            aeng_serve_test(al, now);
         if (gen != al->rules_seen && aeng_rules_load(al) == 0)
             al->rules_seen = gen;
         pthread_mutex_lock(&al->mu);
@@ -1268,6 +1534,7 @@ int col_alert_start(struct col *c, const char *path, int64_t seq_hi)
         return -1;
     pthread_mutex_init(&al->mu, NULL);
     pthread_cond_init(&al->cv, NULL);
+    pthread_cond_init(&al->test_cv, NULL);
     al->interval_ms = (int64_t)c->conf.alert_eval_interval * 1000;
     al->live = c->live;
     al->clock = aeng_now;
@@ -1290,6 +1557,43 @@ int col_alert_start(struct col *c, const char *path, int64_t seq_hi)
     al->started = 1;
     c->alerts = al;
     return 0;
+}
+
+json_t *col_alert_test(struct col *c, int64_t ws, const char *workspace,
+                       const struct alert_rule *r, int timeout_ms)
+{
+    struct col_alerts *al = c->alerts;
+    if (al == NULL)
+        return NULL;
+    struct aeng_rule ar;
+    memset(&ar, 0, sizeof(ar));
+    ar.ws = ws;
+    snprintf(ar.workspace, sizeof(ar.workspace), "%s", workspace);
+    ar.r = *r; /* shallow: the engine only reads it while we wait */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&al->mu);
+    al->test = &ar;
+    al->test_out = NULL;
+    pthread_cond_signal(&al->cv);
+    while (al->test_out == NULL &&
+           pthread_cond_timedwait(&al->test_cv, &al->mu, &until) == 0)
+        ;
+    /* Timed out while the engine evaluates it: that is one rule's pass,
+     * wait for it (ar lives on this stack).  Not taken yet: withdraw. */
+    while (al->test_out == NULL && al->test_busy)
+        pthread_cond_wait(&al->test_cv, &al->mu);
+    json_t *o = al->test_out;
+    al->test = NULL;
+    al->test_out = NULL;
+    pthread_mutex_unlock(&al->mu);
+    return o;
 }
 
 void col_alert_rules_changed(struct col *c)
@@ -1515,6 +1819,7 @@ void col_alert_stop(struct col *c)
     free(al->wide);
     for (int i = 0; i < AENG_RING_MIN; i++) {
         struct aeng_minute *mn = &al->ring[i];
+        aeng_cache_free(mn);
         for (size_t k = 0; k < mn->nslots; k++) {
             free(mn->cells[k].lat.e);
             free(mn->cells[k].ttft.e);
@@ -1537,6 +1842,7 @@ void col_alert_stop(struct col *c)
     sqlite3_close(al->db);
     pthread_mutex_destroy(&al->mu);
     pthread_cond_destroy(&al->cv);
+    pthread_cond_destroy(&al->test_cv);
     free(al);
     c->alerts = NULL;
 }

@@ -297,7 +297,8 @@ int col_command(struct col *c, const char *text, size_t len, json_t **reply)
     }
     /* The alert engine reloads rules (and the budgets they read). */
     if (status < 300 && op != NULL &&
-        (strncmp(op, "rule.", 5) == 0 || strcmp(op, "budget.set") == 0))
+        ((strncmp(op, "rule.", 5) == 0 && strcmp(op, "rule.test") != 0) ||
+         strcmp(op, "budget.set") == 0))
         col_alert_rules_changed(c);
     /* Workers cache keys: tell them the table changed (a revoked key must
      * stop working on the next request). */

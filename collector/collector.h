@@ -21,6 +21,7 @@
 
 #include "conf.h"
 #include "event.h"
+#include "alert.h"
 #include "live.h"
 #include "price.h"
 #include "proto.h"
@@ -236,6 +237,13 @@ void col_alert_event(struct col *c, int64_t ws, const struct live_event *e,
 /* Once a second (main thread): hand the feed over, write the engine's
  * transitions in one transaction and publish them to the event ring. */
 void col_alert_apply(struct col *c);
+
+/* Evaluate rule r of workspace ws (id; 0 when it has no events yet) now,
+ * changing nothing (rule.test): the engine answers between two passes.
+ * Returns the answer, or NULL when the engine did not take it within
+ * timeout_ms (not running, or still loading). */
+json_t *col_alert_test(struct col *c, int64_t ws, const char *workspace,
+                       const struct alert_rule *r, int timeout_ms);
 
 /* The rules or budgets changed: reload them. */
 void col_alert_rules_changed(struct col *c);

@@ -6,6 +6,7 @@
  *   rule.update  {workspace, id, rule}          -> 200 {id, enabled}
  *   rule.delete  {workspace, id}                -> 200 {deleted: id}
  *   rule.toggle  {workspace, id, enabled?}      -> 200 {id, enabled}
+ *   rule.test    {workspace, rule | id}         -> 200 {holds, results...}
  *
  * A rule is validated by alert_rule_parse (common/alert.c), whose path
  * names the bad node ("condition.conditions[1].operator"), and stored as
@@ -251,9 +252,62 @@ static int col_rule_toggle(struct col *c, json_t *args, json_t **reply)
     return 200;
 }
 
+/* rule.test {workspace, rule | id}: the rule evaluated now by the engine,
+ * changing nothing. */
+static int col_rule_test(struct col *c, json_t *args, json_t **reply)
+{
+    const char *ws = col_rule_ws(args, reply);
+    if (ws == NULL)
+        return 400;
+    sqlite3 *db = c->store.db;
+    int64_t wsid = col_ws_id(db, ws, 0, 0);
+    json_t *rule = json_object_get(args, "rule"), *loaded = NULL;
+    if (rule == NULL) {
+        int64_t id = col_rule_id(args, reply);
+        if (id == 0)
+            return 400;
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db,
+                               "SELECT spec FROM alert_rules WHERE id = ?1 "
+                               "AND ws = ?2",
+                               -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, id);
+            sqlite3_bind_int64(st, 2, wsid);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                loaded = json_loads((const char *)sqlite3_column_text(st, 0), 0,
+                                    NULL);
+            sqlite3_finalize(st);
+        }
+        if (loaded == NULL) {
+            *reply = col_error("not_found", "no such rule", "id");
+            return 404;
+        }
+        rule = loaded;
+    }
+    struct alert_rule r;
+    char path[256], msg[512];
+    int rc = alert_rule_parse(rule, &r, path, sizeof(path), msg, sizeof(msg));
+    json_decref(loaded);
+    if (rc != 0) {
+        *reply = col_error("invalid_field", msg, path);
+        return 400;
+    }
+    json_t *o = col_alert_test(c, wsid, ws, &r, 2000);
+    alert_rule_free(&r);
+    if (o == NULL) {
+        *reply = col_error("unavailable",
+                           "the alert engine is not ready: try again", NULL);
+        return 503;
+    }
+    *reply = o;
+    return 200;
+}
+
 int col_rule_command(struct col *c, const char *op, json_t *args,
                      json_t **reply)
 {
+    if (strcmp(op, "rule.test") == 0)
+        return col_rule_test(c, args, reply);
     if (strcmp(op, "rule.create") == 0)
         return col_rule_put(c, args, reply, 0);
     if (strcmp(op, "rule.update") == 0)

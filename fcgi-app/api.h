@@ -317,6 +317,7 @@ int api_rules_get(struct api_req *r);
 int api_rules_put(struct api_req *r);
 int api_rules_delete(struct api_req *r);
 int api_rules_toggle(struct api_req *r);
+int api_rules_test(struct api_req *r);
 int api_budgets_list(struct api_req *r);
 int api_budgets_put(struct api_req *r);
 int api_budgets_status(struct api_req *r);

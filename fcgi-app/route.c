@@ -41,6 +41,7 @@ const struct api_route api_routes[] = {
     {"GET", "/api/v1/performance/errors", KEY_ROLE_READ, api_perf_errors},
     {"GET", "/api/v1/alerts/rules", KEY_ROLE_READ, api_rules_list},
     {"POST", "/api/v1/alerts/rules", KEY_ROLE_ADMIN, api_rules_create},
+    {"POST", "/api/v1/alerts/rules/test", KEY_ROLE_READ, api_rules_test},
     {"GET", "/api/v1/alerts/rules/{id}", KEY_ROLE_READ, api_rules_get},
     {"PUT", "/api/v1/alerts/rules/{id}", KEY_ROLE_ADMIN, api_rules_put},
     {"DELETE", "/api/v1/alerts/rules/{id}", KEY_ROLE_ADMIN, api_rules_delete},

@@ -7,6 +7,9 @@
  *   GET    /api/v1/alerts/rules/{id}         one rule
  *   PUT    /api/v1/alerts/rules/{id}         replace it (admin)
  *   DELETE /api/v1/alerts/rules/{id}         delete it (admin)
+ *   POST   /api/v1/alerts/rules/test         evaluate a rule (the body) or a
+ *                                            saved one ({"id": N}) now,
+ *                                            changing nothing (read)
  *   POST   /api/v1/alerts/rules/{id}/toggle  enable or disable (admin; body
  *                                            {"enabled": b} or none: flip)
  *
@@ -224,6 +227,29 @@ int api_rules_delete(struct api_req *r)
                                   "workspace", r->workspace, "id",
                                   (json_int_t)id),
                         200);
+}
+
+int api_rules_test(struct api_req *r)
+{
+    json_t *in = api_rule_body(r, 0);
+    if (in == NULL)
+        return -1;
+    /* {"id": N} tests a saved rule; anything else is a rule to test. */
+    json_t *id = json_object_get(in, "id");
+    json_t *cmd =
+        json_pack("{s:s, s:s}", "op", "rule.test", "workspace", r->workspace);
+    if (id != NULL && json_object_size(in) == 1)
+        json_object_set(cmd, "id", id);
+    else
+        json_object_set(cmd, "rule", in);
+    int status = 0;
+    char *reply = NULL;
+    if (api_command(r, cmd, &status, &reply) != 0)
+        return -1;
+    int rc = api_send_text(r, status, "application/json", reply, strlen(reply),
+                           NULL);
+    free(reply);
+    return rc;
 }
 
 int api_rules_toggle(struct api_req *r)
