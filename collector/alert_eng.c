@@ -113,7 +113,7 @@ struct aeng_rule {
     int64_t id, ws;
     char workspace[72];
     struct alert_rule r;
-    int sig; /* index of its signature */
+    int hist, prev; /* it needs percentiles, the previous window */
 };
 
 /* The state of one rule x group, in a hash table. */
@@ -485,6 +485,7 @@ static void aeng_rules_free(struct col_alerts *al)
 }
 
 static int aeng_rule_cmp(const void *x, const void *y);
+static void aeng_rule_needs(const struct alert_rule *r, int *hist, int *prev);
 
 /* Load the ids of whole-workspace budgets. */
 static void aeng_wide_load(struct col_alerts *al)
@@ -558,6 +559,7 @@ static int aeng_rules_load(struct col_alerts *al)
             alert_rule_free(&ar->r);
             continue;
         }
+        aeng_rule_needs(&ar->r, &ar->hist, &ar->prev);
         al->nrules++;
     }
     sqlite3_finalize(st);
@@ -770,6 +772,8 @@ struct aeng_group {
     struct aeng_hist lat, ttft; /* sparse (minute tables); malloc'ed */
     uint32_t *dense[2];         /* latency, TTFT (window tables); malloc'ed */
     uint64_t ndense[2];
+    double q[4]; /* aeng_group_quantiles, when q_ok */
+    int q_ok;
 };
 
 /* A hash table of groups keyed by some dims. */
@@ -1036,6 +1040,7 @@ static void aeng_group_fold(struct aeng_group *a, const struct aeng_group *b,
                             int hist)
 {
     aeng_group_add(a, b, 0);
+    a->q_ok = 0;
     for (int i = 0; hist && i < 2; i++) {
         const struct aeng_hist *h = i ? &b->ttft : &b->lat;
         if (b->dense[i] == NULL && h->n == 0)
@@ -1107,6 +1112,10 @@ static void aeng_prev(struct col_alerts *al, const struct aeng_rule *ar,
 static void aeng_group_quantiles(struct aeng_group *g, double out[4])
 {
     static const double qs[] = {0.5, 0.95, 0.99};
+    if (g->q_ok) {
+        memcpy(out, g->q, sizeof(g->q));
+        return;
+    }
     if (g->dense[0] != NULL && g->ndense[0] > 0)
         for (int k = 0; k < 3; k++)
             out[k] = hist_quantile(g->dense[0], g->ndense[0], qs[k]);
@@ -1116,17 +1125,20 @@ static void aeng_group_quantiles(struct aeng_group *g, double out[4])
         out[3] = hist_quantile(g->dense[1], g->ndense[1], 0.95);
     else
         aeng_quantiles(&g->ttft, qs + 1, 1, out + 3);
+    memcpy(g->q, out, sizeof(g->q));
+    g->q_ok = 1;
 }
 
 /* The sample of group g: its counts, percentiles, the previous window's
  * counts from p (by g's dims; none when p is NULL), the budgets. */
 static void aeng_sample(struct aeng_group *g, const struct aeng_gtab *pt,
-                        const double *budget, double window_s,
+                        const double *budget, double window_s, int hist,
                         struct alert_sample *s)
 {
     *s = g->cur;
-    double q[4];
-    aeng_group_quantiles(g, q);
+    double q[4] = {NAN, NAN, NAN, NAN};
+    if (hist)
+        aeng_group_quantiles(g, q);
     s->lat_p50 = q[0];
     s->lat_p95 = q[1];
     s->lat_p99 = q[2];
@@ -1186,12 +1198,13 @@ static char *aeng_group_json(const struct aeng_rule *ar,
 static void aeng_eval_group(struct col_alerts *al, const struct aeng_rule *ar,
                             struct aeng_group *g, const struct aeng_gtab *pt,
                             const double *budget, double window_s,
-                            const char *key, const char *json, int64_t now)
+                            const char *key, const char *json, int any_open,
+                            int64_t now)
 {
     double vals[ALERT_MAX_NODES];
     int verdicts[ALERT_MAX_NODES];
     struct alert_sample s;
-    aeng_sample(g, pt, budget, window_s, &s);
+    aeng_sample(g, pt, budget, window_s, ar->hist, &s);
     int holds = alert_eval(&ar->r, &s, vals, verdicts);
     int any = 0;
     for (int k = 0; k < ar->r.nnodes; k++)
@@ -1200,6 +1213,15 @@ static void aeng_eval_group(struct col_alerts *al, const struct aeng_rule *ar,
     /* A state is kept for groups that ever held (for the cooldown). */
     int make =
         input == AI_TRUE || (input == AI_NO_DATA && ar->r.no_data == AND_ALERT);
+    /* Not holding, and the rule has no open alert: nothing can change
+     * (the common case, which needs no key). */
+    if (!make && !any_open)
+        return;
+    char kbuf[AD_NDIMS * 300];
+    if (key == NULL) {
+        aeng_group_key(ar, g, kbuf, sizeof(kbuf));
+        key = kbuf;
+    }
     struct aeng_state *st = aeng_state(al, ar->id, key, make);
     if (st == NULL)
         return;
@@ -1255,20 +1277,16 @@ static void aeng_eval_rule(struct col_alerts *al, const struct aeng_rule *ar,
 {
     double budget[3];
     aeng_budgets(al, ar->workspace, budget);
-    char key[AD_NDIMS * 300];
-    int need_hist = 0, need_prev = 0;
-    aeng_rule_needs(&ar->r, &need_hist, &need_prev);
+    int need_prev = ar->prev;
     struct aeng_gtab prev = {0}, mine;
     if (need_prev)
         aeng_prev(al, ar, &prev, cur);
     struct aeng_gtab *use = aeng_rule_groups(ar, t, hist, &mine);
     for (size_t i = 0; i < use->nslots; i++) {
         struct aeng_group *g = &use->g[i];
-        if (!g->used)
-            continue;
-        aeng_group_key(ar, g, key, sizeof(key));
-        aeng_eval_group(al, ar, g, need_prev ? &prev : NULL, budget, window_s,
-                        key, NULL, now);
+        if (g->used)
+            aeng_eval_group(al, ar, g, need_prev ? &prev : NULL, budget,
+                            window_s, NULL, NULL, nopen > 0, now);
     }
     /* Open groups without data this time (their state was not seen now):
      * evaluated on zero counts. */
@@ -1281,7 +1299,7 @@ static void aeng_eval_rule(struct col_alerts *al, const struct aeng_rule *ar,
              *j2 = strdup(open[k]->group_json);
         if (k2 != NULL && j2 != NULL)
             aeng_eval_group(al, ar, &z, need_prev ? &prev : NULL, budget,
-                            window_s, k2, j2, now);
+                            window_s, k2, j2, 1, now);
         free(k2);
         free(j2);
     }
@@ -1366,7 +1384,7 @@ static json_t *aeng_test(struct col_alerts *al, const struct aeng_rule *ar,
         struct alert_sample s;
         double vals[ALERT_MAX_NODES];
         int verdicts[ALERT_MAX_NODES];
-        aeng_sample(g, need_prev ? &prev : NULL, budget, window_s, &s);
+        aeng_sample(g, need_prev ? &prev : NULL, budget, window_s, hist, &s);
         int holds = alert_eval(&ar->r, &s, vals, verdicts);
         nhold += holds;
         if (json_array_size(holding) + json_array_size(other) >=

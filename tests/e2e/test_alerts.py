@@ -270,6 +270,43 @@ def test_budget_thresholds_become_one_alert():
     assert kinds == ["alert.firing", "alert.escalated", "alert.escalated"]
 
 
+def test_rule_test_changes_nothing():
+    key = workspace("al-h")
+    send(key, "m-bad", 6, status=500)
+    send(key, "m-good", 6)
+    body = {"name": "try", "condition": ERRORS, "window": "5m",
+            "group_by": ["model"]}
+
+    def tried():
+        r = S.post("/api/v1/alerts/rules/test", body, key=key)
+        assert r.status == 200, r
+        return r.json()["groups"] == 2 and r.json()
+    t = wait_for(tried)
+    assert t["holds"] is True and t["holding"] == 1 and t["would"] == "fire"
+    first = t["results"][0]
+    assert first["group"] == {"model": "m-bad"} and first["holds"] is True
+    c = first["condition"]
+    assert c["op"] == "and" and c["holds"] is True
+    assert [(x["metric"], x["value"], x["holds"]) for x in c["conditions"]] \
+        == [("requests", 6, True), ("error_rate", 100, True)], c
+    assert t["results"][1]["group"] == {"model": "m-good"}
+    assert t["results"][1]["holds"] is False
+    # A saved rule by id, with "for": it would go pending.
+    rid = rule(key, **(body | {"name": "saved", "for": "5m"}))
+    t = S.post("/api/v1/alerts/rules/test", {"id": rid}, key=key).json()
+    assert t["would"] == "go pending", t
+    # Nothing was stored or fired by the tests.
+    time.sleep(2.5)
+    got = S.get("/api/v1/alerts", key=key).json()["alerts"]
+    assert all(a["rule_id"] == rid for a in got), got
+    r = S.post("/api/v1/alerts/rules/test", body | {"window": "1s"}, key=key)
+    assert r.status == 400 and r.json()["error"]["field"] == "window", r
+    r = S.post("/api/v1/alerts/rules/test", {"id": 999999}, key=key)
+    assert r.status == 404, r
+    read = S.create_key("read", workspace="al-h", name="reader")
+    assert S.post("/api/v1/alerts/rules/test", body, key=read).status == 200
+
+
 def main():
     global S
     with Stack(sets=["alert_eval_interval=1"]) as s:
@@ -279,7 +316,8 @@ def main():
                             test_restart_mid_firing_no_duplicate,
                             test_manual_resolve_bulk_delete_stats_csv,
                             test_workspaces_apart,
-                            test_budget_thresholds_become_one_alert], s)
+                            test_budget_thresholds_become_one_alert,
+                            test_rule_test_changes_nothing], s)
     sys.exit(1 if failed else 0)
 
 
