@@ -170,7 +170,7 @@ struct col_alerts {
     struct aeng_rule *rules;
     size_t nrules;
     struct aeng_minute ring[AENG_RING_MIN];
-    struct aeng_state *states;
+    struct aeng_state **states; /* pointers, open addressing */
     size_t nstates, nstate_slots;
     struct live *live; /* budget slots (read only) */
     int64_t *wide;     /* ids of whole-workspace budgets */
@@ -577,47 +577,53 @@ static uint64_t aeng_state_hash(int64_t rule, const char *key)
     return hash_bytes(h, key, strlen(key));
 }
 
-/* The state of rule x key (made when make). */
+/* The state of rule x key (made when make).  States are allocated one by
+ * one: their addresses stay while the table of pointers grows (the
+ * evaluation keeps pointers to the open ones). */
 static struct aeng_state *aeng_state(struct col_alerts *al, int64_t rule,
                                      const char *key, int make)
 {
     uint64_t h = aeng_state_hash(rule, key);
-    if (al->nstate_slots > 0) {
-        size_t j = h & (al->nstate_slots - 1);
-        for (; al->states[j].used; j = (j + 1) & (al->nstate_slots - 1))
-            if (al->states[j].hash == h && al->states[j].rule_id == rule &&
-                strcmp(al->states[j].group_key, key) == 0)
-                return &al->states[j];
-    }
+    size_t mask = al->nstate_slots - 1;
+    if (al->nstate_slots > 0)
+        for (size_t j = h & mask; al->states[j] != NULL; j = (j + 1) & mask) {
+            struct aeng_state *s = al->states[j];
+            if (s->hash == h && s->rule_id == rule &&
+                strcmp(s->group_key, key) == 0)
+                return s;
+        }
     if (!make)
         return NULL;
     if ((al->nstates + 1) * 2 > al->nstate_slots) {
         size_t ns = al->nstate_slots ? al->nstate_slots * 2 : 256;
-        struct aeng_state *s = calloc(ns, sizeof(*s));
-        if (s == NULL)
+        struct aeng_state **t = calloc(ns, sizeof(*t));
+        if (t == NULL)
             return NULL;
         for (size_t i = 0; i < al->nstate_slots; i++) {
-            if (!al->states[i].used)
+            if (al->states[i] == NULL)
                 continue;
-            size_t j = al->states[i].hash & (ns - 1);
-            while (s[j].used)
+            size_t j = al->states[i]->hash & (ns - 1);
+            while (t[j] != NULL)
                 j = (j + 1) & (ns - 1);
-            s[j] = al->states[i];
+            t[j] = al->states[i];
         }
         free(al->states);
-        al->states = s;
+        al->states = t;
         al->nstate_slots = ns;
+        mask = ns - 1;
     }
-    size_t j = h & (al->nstate_slots - 1);
-    while (al->states[j].used)
-        j = (j + 1) & (al->nstate_slots - 1);
-    struct aeng_state *s = &al->states[j];
-    memset(s, 0, sizeof(*s));
+    struct aeng_state *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
     s->used = 1;
     s->hash = h;
     s->rule_id = rule;
     s->group_key = strdup(key);
     s->group_json = strdup("{}");
+    size_t j = h & mask;
+    while (al->states[j] != NULL)
+        j = (j + 1) & mask;
+    al->states[j] = s;
     al->nstates++;
     return s;
 }
@@ -1449,8 +1455,8 @@ static void aeng_evaluate(struct col_alerts *al, int64_t now)
     struct aeng_state **open = malloc((al->nstates + 1) * sizeof(*open));
     size_t nopen = 0;
     for (size_t i = 0; open != NULL && i < al->nstate_slots; i++)
-        if (al->states[i].used && al->states[i].st.status != AS_OK)
-            open[nopen++] = &al->states[i];
+        if (al->states[i] != NULL && al->states[i]->st.status != AS_OK)
+            open[nopen++] = al->states[i];
     if (nopen > 1)
         qsort(open, nopen, sizeof(*open), aeng_state_cmp);
     for (size_t i = 0; open != NULL && i < al->nrules;) {
@@ -1847,9 +1853,10 @@ void col_alert_stop(struct col *c)
             arena_free(&mn->a);
     }
     for (size_t i = 0; i < al->nstate_slots; i++)
-        if (al->states[i].used) {
-            free(al->states[i].group_key);
-            free(al->states[i].group_json);
+        if (al->states[i] != NULL) {
+            free(al->states[i]->group_key);
+            free(al->states[i]->group_json);
+            free(al->states[i]);
         }
     free(al->states);
     for (size_t i = 0; i < al->nctl; i++)
