@@ -1301,6 +1301,8 @@ static void aeng_eval_rule(struct col_alerts *al, const struct aeng_rule *ar,
             continue;
         struct aeng_group z;
         memset(&z, 0, sizeof(z));
+        for (int d = 0; d < AD_NDIMS; d++)
+            z.dims[d] = ""; /* no previous window is found for it */
         char *k2 = strdup(open[k]->group_key),
              *j2 = strdup(open[k]->group_json);
         if (k2 != NULL && j2 != NULL)
