@@ -1094,24 +1094,127 @@ static int aeng_filters_ok(const struct alert_rule *r,
     return 1;
 }
 
-/* The previous window's counts of rule ar, by its group_by, into p: the
- * wmin + 1 minutes before its window. */
-static void aeng_prev(struct col_alerts *al, const struct aeng_rule *ar,
-                      struct aeng_gtab *p, int64_t cur)
+/* A copy of t's counts (requests, cost) in c. */
+static void aeng_gtab_counts(const struct aeng_gtab *t, struct aeng_gtab *c)
 {
-    int64_t w = aeng_rule_wmin(&ar->r);
-    struct aeng_gtab t = {.dims = aeng_rule_dims(&ar->r)};
-    for (int64_t k = w + 1; k <= 2 * w + 1; k++)
-        aeng_add_minute(al, &t, ar->ws, 0, cur, k);
-    p->dims = ar->r.group_by;
-    for (size_t i = 0; i < t.nslots; i++) {
-        if (!t.g[i].used || !aeng_filters_ok(&ar->r, &t.g[i]))
+    memset(c, 0, sizeof(*c));
+    c->dims = t->dims;
+    for (size_t i = 0; i < t->nslots; i++) {
+        if (!t->g[i].used)
             continue;
-        struct aeng_group *g = aeng_gtab_get(p, t.g[i].dims);
-        if (g != NULL)
-            aeng_group_add(g, &t.g[i], 0);
+        struct aeng_group *g = aeng_gtab_get(c, t->g[i].dims);
+        if (g != NULL) {
+            g->cur.requests = t->g[i].cur.requests;
+            g->cur.cost_nusd = t->g[i].cur.cost_nusd;
+        }
     }
-    aeng_gtab_free(&t);
+}
+
+/* The group of t with g's dims (by t's dims), or NULL. */
+static struct aeng_group *aeng_gtab_find(const struct aeng_gtab *t,
+                                         const struct aeng_group *g)
+{
+    if (t->n == 0)
+        return NULL;
+    uint64_t h = aeng_dims_hash(g->dims, t->dims);
+    for (size_t j = h & (t->nslots - 1); t->g[j].used;
+         j = (j + 1) & (t->nslots - 1)) {
+        struct aeng_group *x = &t->g[j];
+        int same = x->hash == h;
+        for (int d = 0; same && d < AD_NDIMS; d++)
+            same =
+                !(t->dims & (1u << d)) || strcmp(x->dims[d], g->dims[d]) == 0;
+        if (same)
+            return x;
+    }
+    return NULL;
+}
+
+/* The previous windows of a run: for each window length w (whole minutes)
+ * that a rule of the run compares with the one before, the counts of the
+ * minutes w + 1 .. 2w + 1, by the run's dims.  One walk: running sums P
+ * over minutes 0..k; the previous window of w is P(2w + 1) - P(w). */
+#define AENG_PREV_MAX 8
+
+struct aeng_prevs {
+    int64_t w[AENG_PREV_MAX];
+    struct aeng_gtab t[AENG_PREV_MAX];
+    int n;
+};
+
+static void aeng_prevs_make(struct col_alerts *al, int64_t ws, unsigned dims,
+                            const struct aeng_rule *rules, size_t n,
+                            int64_t cur, struct aeng_prevs *pv)
+{
+    memset(pv, 0, sizeof(*pv));
+    int64_t maxw = -1;
+    for (size_t i = 0; i < n; i++) {
+        int64_t w = aeng_rule_wmin(&rules[i].r);
+        int seen = 0;
+        for (int j = 0; j < pv->n; j++)
+            seen |= pv->w[j] == w;
+        if (!rules[i].prev || seen || pv->n == AENG_PREV_MAX)
+            continue;
+        pv->w[pv->n++] = w;
+        if (w > maxw)
+            maxw = w;
+    }
+    struct aeng_gtab p = {.dims = dims}, snap[AENG_PREV_MAX];
+    memset(snap, 0, sizeof(snap));
+    for (int64_t k = 0; k <= 2 * maxw + 1; k++) {
+        aeng_add_minute(al, &p, ws, 0, cur, k);
+        for (int j = 0; j < pv->n; j++) {
+            if (k == pv->w[j])
+                aeng_gtab_counts(&p, &snap[j]);
+            if (k != 2 * pv->w[j] + 1)
+                continue;
+            aeng_gtab_counts(&p, &pv->t[j]);
+            for (size_t i = 0; i < pv->t[j].nslots; i++) {
+                struct aeng_group *g = &pv->t[j].g[i];
+                const struct aeng_group *s =
+                    g->used ? aeng_gtab_find(&snap[j], g) : NULL;
+                if (s != NULL) {
+                    g->cur.requests -= s->cur.requests;
+                    g->cur.cost_nusd -= s->cur.cost_nusd;
+                }
+            }
+            aeng_gtab_free(&snap[j]);
+        }
+    }
+    aeng_gtab_free(&p);
+}
+
+static void aeng_prevs_free(struct aeng_prevs *pv)
+{
+    for (int j = 0; j < pv->n; j++)
+        aeng_gtab_free(&pv->t[j]);
+    pv->n = 0;
+}
+
+/* Rule ar's previous window by its group_by into p, from its run's table
+ * r (by the run's dims): r's groups matching its filters, added up. */
+static void aeng_prev(const struct aeng_rule *ar, const struct aeng_gtab *r,
+                      struct aeng_gtab *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->dims = ar->r.group_by;
+    for (size_t i = 0; r != NULL && i < r->nslots; i++) {
+        if (!r->g[i].used || !aeng_filters_ok(&ar->r, &r->g[i]))
+            continue;
+        struct aeng_group *g = aeng_gtab_get(p, r->g[i].dims);
+        if (g != NULL)
+            aeng_group_add(g, &r->g[i], 0);
+    }
+}
+
+/* The table of the previous window of length w in pv, or NULL. */
+static const struct aeng_gtab *aeng_prevs_get(const struct aeng_prevs *pv,
+                                              int64_t w)
+{
+    for (int j = 0; j < pv->n; j++)
+        if (pv->w[j] == w)
+            return &pv->t[j];
+    return NULL;
 }
 
 /* The latency P50/P95/P99 and TTFT P95 of g into out (NAN when none). */
@@ -1151,23 +1254,10 @@ static void aeng_sample(struct aeng_group *g, const struct aeng_gtab *pt,
     s->ttft_p95 = q[3];
     s->window_s = window_s;
     s->have_prev = pt != NULL;
-    if (pt != NULL && pt->n > 0) {
-        struct aeng_gtab *p = (struct aeng_gtab *)pt;
-        /* Looked up without making: find by hash and dims. */
-        uint64_t h = aeng_dims_hash(g->dims, p->dims);
-        for (size_t j = h & (p->nslots - 1); p->g[j].used;
-             j = (j + 1) & (p->nslots - 1)) {
-            const struct aeng_group *x = &p->g[j];
-            int same = x->hash == h;
-            for (int d = 0; same && d < AD_NDIMS; d++)
-                same = !(p->dims & (1u << d)) ||
-                       strcmp(x->dims[d], g->dims[d]) == 0;
-            if (same) {
-                s->prev_requests = x->cur.requests;
-                s->prev_cost_nusd = x->cur.cost_nusd;
-                break;
-            }
-        }
+    const struct aeng_group *x = pt != NULL ? aeng_gtab_find(pt, g) : NULL;
+    if (x != NULL) {
+        s->prev_requests = x->cur.requests;
+        s->prev_cost_nusd = x->cur.cost_nusd;
     }
     memcpy(s->budget_pct, budget, sizeof(s->budget_pct));
 }
@@ -1278,15 +1368,16 @@ static struct aeng_gtab *aeng_rule_groups(const struct aeng_rule *ar,
  * are its open states. */
 static void aeng_eval_rule(struct col_alerts *al, const struct aeng_rule *ar,
                            struct aeng_gtab *t, int hist,
+                           const struct aeng_prevs *pv,
                            struct aeng_state **open, size_t nopen,
-                           double window_s, int64_t cur, int64_t now)
+                           double window_s, int64_t now)
 {
     double budget[3];
     aeng_budgets(al, ar->workspace, budget);
     int need_prev = ar->prev;
     struct aeng_gtab prev = {0}, mine;
     if (need_prev)
-        aeng_prev(al, ar, &prev, cur);
+        aeng_prev(ar, aeng_prevs_get(pv, aeng_rule_wmin(&ar->r)), &prev);
     struct aeng_gtab *use = aeng_rule_groups(ar, t, hist, &mine);
     for (size_t i = 0; i < use->nslots; i++) {
         struct aeng_group *g = &use->g[i];
@@ -1377,8 +1468,12 @@ static json_t *aeng_test(struct col_alerts *al, const struct aeng_rule *ar,
     struct aeng_gtab t = {.dims = aeng_rule_dims(&ar->r)}, prev = {0}, mine;
     for (int64_t k = 0; k <= w; k++)
         aeng_add_minute(al, &t, ar->ws, hist, cur, k);
-    if (need_prev)
-        aeng_prev(al, ar, &prev, cur);
+    if (need_prev) {
+        struct aeng_prevs pv;
+        aeng_prevs_make(al, ar->ws, t.dims, ar, 1, cur, &pv);
+        aeng_prev(ar, aeng_prevs_get(&pv, w), &prev);
+        aeng_prevs_free(&pv);
+    }
     struct aeng_gtab *use = aeng_rule_groups(ar, &t, hist, &mine);
     double budget[3];
     aeng_budgets(al, ar->workspace, budget);
@@ -1470,15 +1565,18 @@ static void aeng_evaluate(struct col_alerts *al, int64_t now)
                aeng_rule_dims(&al->rules[end].r) == dims)
             aeng_rule_needs(&al->rules[end++].r, &hist, &prev);
         struct aeng_gtab t = {.dims = dims};
+        struct aeng_prevs pv;
+        aeng_prevs_make(al, ws, dims, al->rules + i, end - i, cur, &pv);
         for (int64_t k = 0; i < end; k++) {
             aeng_add_minute(al, &t, ws, hist, cur, k);
             double window_s = (double)(now - (cur - k * AENG_MIN_MS)) / 1000.0;
             for (; i < end && aeng_rule_wmin(&al->rules[i].r) == k; i++) {
                 size_t n, at = aeng_open_of(open, nopen, al->rules[i].id, &n);
-                aeng_eval_rule(al, &al->rules[i], &t, hist, open + at, n,
-                               window_s, cur, now);
+                aeng_eval_rule(al, &al->rules[i], &t, hist, &pv, open + at, n,
+                               window_s, now);
             }
         }
+        aeng_prevs_free(&pv);
         aeng_gtab_free(&t);
         passes++;
         aeng_serve_test(al, now); /* a waiting test need not wait for all */
@@ -1596,6 +1694,7 @@ json_t *col_alert_test(struct col *c, int64_t ws, const char *workspace,
     ar.ws = ws;
     snprintf(ar.workspace, sizeof(ar.workspace), "%s", workspace);
     ar.r = *r; /* shallow: the engine only reads it while we wait */
+    aeng_rule_needs(&ar.r, &ar.hist, &ar.prev);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += timeout_ms / 1000;
