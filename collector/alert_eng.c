@@ -135,6 +135,13 @@ struct aeng_tx {
     int severity;
 };
 
+/* A slot of the states table: the hash beside the pointer, so that a probe
+ * reads no state it does not want. */
+struct aeng_sslot {
+    uint64_t hash;
+    struct aeng_state *s; /* NULL: free */
+};
+
 /* A control message from the main thread. */
 struct aeng_ctl {
     int64_t rule_id;
@@ -170,7 +177,7 @@ struct col_alerts {
     struct aeng_rule *rules;
     size_t nrules;
     struct aeng_minute ring[AENG_RING_MIN];
-    struct aeng_state **states; /* pointers, open addressing */
+    struct aeng_sslot *states; /* open addressing; states allocated apart */
     size_t nstates, nstate_slots;
     struct live *live; /* budget slots (read only) */
     int64_t *wide;     /* ids of whole-workspace budgets */
@@ -586,9 +593,9 @@ static struct aeng_state *aeng_state(struct col_alerts *al, int64_t rule,
     uint64_t h = aeng_state_hash(rule, key);
     size_t mask = al->nstate_slots - 1;
     if (al->nstate_slots > 0)
-        for (size_t j = h & mask; al->states[j] != NULL; j = (j + 1) & mask) {
-            struct aeng_state *s = al->states[j];
-            if (s->hash == h && s->rule_id == rule &&
+        for (size_t j = h & mask; al->states[j].s != NULL; j = (j + 1) & mask) {
+            struct aeng_state *s = al->states[j].s;
+            if (al->states[j].hash == h && s->rule_id == rule &&
                 strcmp(s->group_key, key) == 0)
                 return s;
         }
@@ -596,14 +603,14 @@ static struct aeng_state *aeng_state(struct col_alerts *al, int64_t rule,
         return NULL;
     if ((al->nstates + 1) * 2 > al->nstate_slots) {
         size_t ns = al->nstate_slots ? al->nstate_slots * 2 : 256;
-        struct aeng_state **t = calloc(ns, sizeof(*t));
+        struct aeng_sslot *t = calloc(ns, sizeof(*t));
         if (t == NULL)
             return NULL;
         for (size_t i = 0; i < al->nstate_slots; i++) {
-            if (al->states[i] == NULL)
+            if (al->states[i].s == NULL)
                 continue;
-            size_t j = al->states[i]->hash & (ns - 1);
-            while (t[j] != NULL)
+            size_t j = al->states[i].hash & (ns - 1);
+            while (t[j].s != NULL)
                 j = (j + 1) & (ns - 1);
             t[j] = al->states[i];
         }
@@ -621,9 +628,9 @@ static struct aeng_state *aeng_state(struct col_alerts *al, int64_t rule,
     s->group_key = strdup(key);
     s->group_json = strdup("{}");
     size_t j = h & mask;
-    while (al->states[j] != NULL)
+    while (al->states[j].s != NULL)
         j = (j + 1) & mask;
-    al->states[j] = s;
+    al->states[j] = (struct aeng_sslot){h, s};
     al->nstates++;
     return s;
 }
@@ -1268,11 +1275,20 @@ static void aeng_group_key(const struct aeng_rule *ar,
 {
     size_t len = 0;
     key[0] = '\0';
-    for (int d = 0; d < AD_NDIMS && len < n; d++)
-        if (ar->r.group_by & (1u << d))
-            len += (size_t)snprintf(key + len, n - len, "%s%s=%s",
-                                    len ? "\x1f" : "", alert_dim_name(d),
-                                    g->dims[d]);
+    for (int d = 0; d < AD_NDIMS; d++) {
+        if (!(ar->r.group_by & (1u << d)))
+            continue;
+        const char *name = alert_dim_name(d), *v = g->dims[d];
+        size_t nl = strlen(name), vl = strlen(v);
+        if (len + nl + vl + 3 > n)
+            break; /* names are at most 255 bytes: never with AD_NDIMS*300 */
+        if (len > 0)
+            key[len++] = '\x1f';
+        memcpy(key + len, name, nl);
+        key[len + nl] = '=';
+        memcpy(key + len + nl + 1, v, vl + 1);
+        len += nl + 1 + vl;
+    }
 }
 
 /* The group as JSON, {"model": "m"} (malloc'ed; NULL when out of
@@ -1552,8 +1568,8 @@ static void aeng_evaluate(struct col_alerts *al, int64_t now)
     struct aeng_state **open = malloc((al->nstates + 1) * sizeof(*open));
     size_t nopen = 0;
     for (size_t i = 0; open != NULL && i < al->nstate_slots; i++)
-        if (al->states[i] != NULL && al->states[i]->st.status != AS_OK)
-            open[nopen++] = al->states[i];
+        if (al->states[i].s != NULL && al->states[i].s->st.status != AS_OK)
+            open[nopen++] = al->states[i].s;
     if (nopen > 1)
         qsort(open, nopen, sizeof(*open), aeng_state_cmp);
     for (size_t i = 0; open != NULL && i < al->nrules;) {
@@ -1954,10 +1970,10 @@ void col_alert_stop(struct col *c)
             arena_free(&mn->a);
     }
     for (size_t i = 0; i < al->nstate_slots; i++)
-        if (al->states[i] != NULL) {
-            free(al->states[i]->group_key);
-            free(al->states[i]->group_json);
-            free(al->states[i]);
+        if (al->states[i].s != NULL) {
+            free(al->states[i].s->group_key);
+            free(al->states[i].s->group_json);
+            free(al->states[i].s);
         }
     free(al->states);
     for (size_t i = 0; i < al->nctl; i++)
