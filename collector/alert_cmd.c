@@ -4,6 +4,9 @@
  *
  *   alert.act {workspace, action: ack|resolve|delete, ids: [..], who,
  *              note}                        -> 200 {changed, ids: [..]}
+ *   silence.create {workspace, matchers, starts_ms?, ends_ms, comment,
+ *              who}                         -> 201 {id}
+ *   silence.expire {workspace, id}          -> 200 {expired: id}
  *
  * ack takes firing alerts to acknowledged; resolve takes any open alert
  * (pending, firing, acknowledged) to resolved and needs a note; delete
@@ -16,6 +19,7 @@
 #include "collector.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alert.h"
@@ -163,5 +167,121 @@ int col_alert_act(struct col *c, json_t *args, json_t **reply)
              acts[act], wsname, json_array_size(changed), who);
     *reply = json_pack("{s:i, s:o}", "changed", (int)json_array_size(changed),
                        "ids", changed);
+    return 200;
+}
+
+/* ---- silences ---- */
+
+int col_silence_create(struct col *c, json_t *args, json_t **reply)
+{
+    json_t *wsv = json_object_get(args, "workspace");
+    const char *wsname = json_string_value(wsv);
+    if (wsname == NULL || !key_workspace_ok(wsname))
+        return col_bad(reply, "workspace", wsv,
+                       "must be 1-64 of a-z, 0-9, '-' and '_'");
+    char path[256], msg[512];
+    json_t *m = NULL;
+    if (alert_matchers_parse(json_object_get(args, "matchers"), &m, path,
+                             sizeof(path), msg, sizeof(msg)) != 0) {
+        *reply = col_error("invalid_field", msg, path);
+        return 400;
+    }
+    int64_t now = proto_now_ms();
+    json_t *sv = json_object_get(args, "starts_ms"),
+           *ev = json_object_get(args, "ends_ms");
+    int64_t starts = sv ? json_integer_value(sv) : now;
+    int64_t ends = json_integer_value(ev);
+    const char *comment = json_string_value(json_object_get(args, "comment"));
+    const char *who = json_string_value(json_object_get(args, "who"));
+    int status = 0;
+    if (!json_is_integer(ev) || ends <= starts || ends <= now)
+        status = col_bad(reply, "ends_at", NULL,
+                         "must be in the future and after starts_at");
+    else if (ends - starts > ALERT_SILENCE_MAX_MS)
+        status = col_bad(reply, "ends_at", NULL,
+                         "is more than 366 days after starts_at");
+    else if (comment == NULL || comment[0] == '\0' || strlen(comment) > 4096)
+        status = col_bad(reply, "comment", json_object_get(args, "comment"),
+                         "is required: 1 to 4096 bytes saying why");
+    else if (who == NULL || who[0] == '\0')
+        status = col_bad(reply, "who", NULL, "is required");
+    if (status != 0) {
+        json_decref(m);
+        return status;
+    }
+    char *text = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(m);
+    sqlite3 *db = c->store.db;
+    sqlite3_stmt *st = NULL;
+    int64_t id = 0;
+    int rc = text ? col_store_begin(&c->store) : SQLITE_NOMEM;
+    int64_t ws = rc == SQLITE_OK ? col_ws_id(db, wsname, 1, now) : 0;
+    if (rc == SQLITE_OK && ws > 0 &&
+        (rc = sqlite3_prepare_v2(db,
+                                 "INSERT INTO silences(ws, matchers, "
+                                 "starts_ms, ends_ms, comment, created_by, "
+                                 "created_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, "
+                                 "?7)",
+                                 -1, &st, NULL)) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, ws);
+        sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, starts);
+        sqlite3_bind_int64(st, 4, ends);
+        sqlite3_bind_text(st, 5, comment, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, who, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 7, now);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+        id = sqlite3_last_insert_rowid(db);
+        sqlite3_finalize(st);
+    }
+    free(text);
+    if (rc != SQLITE_OK || ws <= 0 ||
+        col_store_commit(&c->store) != SQLITE_OK) {
+        *reply = col_error("internal", sqlite3_errmsg(db), NULL);
+        col_store_rollback(&c->store);
+        return 500;
+    }
+    log_info(NULL, "msg=\"silence created\" workspace=%s id=%lld who=\"%s\"",
+             wsname, (long long)id, who);
+    *reply = json_pack("{s:I}", "id", (json_int_t)id);
+    return 201;
+}
+
+int col_silence_expire(struct col *c, json_t *args, json_t **reply)
+{
+    const char *wsname = json_string_value(json_object_get(args, "workspace"));
+    json_t *idv = json_object_get(args, "id");
+    if (wsname == NULL || !json_is_integer(idv))
+        return col_bad(reply, "id", idv, "must be a silence id");
+    sqlite3 *db = c->store.db;
+    int64_t now = proto_now_ms(), id = json_integer_value(idv);
+    if (col_store_begin(&c->store) != SQLITE_OK) {
+        *reply = col_error("unavailable", sqlite3_errmsg(db), NULL);
+        return 503;
+    }
+    int64_t ws = col_ws_id(db, wsname, 0, now);
+    sqlite3_stmt *st;
+    int found = 0;
+    if (ws > 0 &&
+        sqlite3_prepare_v2(db,
+                           "UPDATE silences SET ends_ms = min(ends_ms, ?3) "
+                           "WHERE id = ?1 AND ws = ?2 RETURNING id",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, ws);
+        sqlite3_bind_int64(st, 3, now);
+        found = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+    }
+    if (col_store_commit(&c->store) != SQLITE_OK) {
+        col_store_rollback(&c->store);
+        *reply = col_error("internal", sqlite3_errmsg(db), NULL);
+        return 500;
+    }
+    if (!found) {
+        *reply = col_error("not_found", "no such silence", "id");
+        return 404;
+    }
+    *reply = json_pack("{s:I}", "expired", (json_int_t)id);
     return 200;
 }

@@ -132,6 +132,7 @@ struct aeng_tx {
     int action, notify;
     int64_t rule_id, ws, now;
     char *rule_name, *workspace, *group_key, *group_json, *values;
+    char *labels; /* the rule's, as JSON */
     int severity;
 };
 
@@ -750,6 +751,7 @@ static void aeng_emit(struct col_alerts *al, const struct aeng_rule *ar,
     t->group_key = strdup(s->group_key);
     t->group_json = strdup(s->group_json);
     t->values = strdup(values ? values : "{}");
+    t->labels = json_dumps(ar->r.labels, JSON_COMPACT);
     pthread_mutex_unlock(&al->mu);
 }
 
@@ -1853,6 +1855,53 @@ static int64_t aeng_write(sqlite3_stmt *const *sts, const struct aeng_tx *t)
     return id;
 }
 
+/* Hold back alert id's notification if a silence of its workspace active
+ * now selects it: record the silence in silenced_by (its notifications
+ * look there) and in the timeline.  sil: the active silences' query. */
+static void aeng_silence(sqlite3 *db, sqlite3_stmt *sil,
+                         const struct aeng_tx *t, int64_t id)
+{
+    json_t *labels = t->labels ? json_loads(t->labels, 0, NULL) : NULL;
+    json_t *group = json_loads(t->group_json, 0, NULL);
+    int64_t by = 0;
+    sqlite3_bind_int64(sil, 1, t->ws);
+    sqlite3_bind_int64(sil, 2, t->now);
+    while (by == 0 && sqlite3_step(sil) == SQLITE_ROW) {
+        json_t *m =
+            json_loads((const char *)sqlite3_column_text(sil, 1), 0, NULL);
+        if (m != NULL && alert_matchers_match(m, t->rule_id,
+                                              alert_severity_name(t->severity),
+                                              labels, group))
+            by = sqlite3_column_int64(sil, 0);
+        json_decref(m);
+    }
+    sqlite3_reset(sil);
+    json_decref(labels);
+    json_decref(group);
+    if (by == 0)
+        return;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE alerts SET silenced_by = ?2 WHERE id = ?1; ",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, by);
+        sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO alert_events(alert_id, ts_ms, kind, "
+                           "actor, note) VALUES(?1, ?2, 'silenced', 'engine', "
+                           "'notification held back by silence ' || ?3)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, t->now);
+        sqlite3_bind_int64(st, 3, by);
+        sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
+}
+
 void col_alert_publish(struct col *c, const char *type, int64_t id,
                        const char *workspace, int64_t now)
 {
@@ -1863,7 +1912,8 @@ void col_alert_publish(struct col *c, const char *type, int64_t id,
                            "'rule', rule_id, 'rule_name', rule_name, "
                            "'severity', severity, 'status', status, "
                            "'group', json(group_json), 'values', "
-                           "json(values_json), 'ts', ?2) FROM alerts WHERE "
+                           "json(values_json), 'silenced_by', silenced_by, "
+                           "'ts', ?2) FROM alerts WHERE "
                            "id = ?3",
                            -1, &st, NULL) != SQLITE_OK)
         return;
@@ -1910,8 +1960,18 @@ void col_alert_apply(struct col *c)
                                    NULL) != SQLITE_OK)
                 log_error(NULL, "msg=\"alert write failed\" error=\"%s\"",
                           sqlite3_errmsg(c->store.db));
-        for (size_t i = 0; i < n; i++)
+        sqlite3_stmt *sil = NULL;
+        sqlite3_prepare_v2(c->store.db,
+                           "SELECT id, matchers FROM silences WHERE ws = ?1 "
+                           "AND starts_ms <= ?2 AND ends_ms > ?2 ORDER BY id",
+                           -1, &sil, NULL);
+        for (size_t i = 0; i < n; i++) {
             ids[i] = aeng_write(sts, &out[i]);
+            if (ids[i] > 0 && sil != NULL &&
+                (out[i].action == AA_FIRE || out[i].action == AA_RENOTIFY))
+                aeng_silence(c->store.db, sil, &out[i], ids[i]);
+        }
+        sqlite3_finalize(sil);
         for (int k = 0; k <= AA_RESOLVE; k++)
             sqlite3_finalize(sts[k]);
         if (col_store_commit(&c->store) != SQLITE_OK) {
@@ -1938,6 +1998,7 @@ void col_alert_apply(struct col *c)
         free(t->group_key);
         free(t->group_json);
         free(t->values);
+        free(t->labels);
     }
     free(out);
     free(ids);

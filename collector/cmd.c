@@ -286,6 +286,10 @@ int col_command(struct col *c, const char *text, size_t len, json_t **reply)
         status = col_budget_set(c, args, reply);
     else if (strcmp(op, "alert.act") == 0)
         status = col_alert_act(c, args, reply);
+    else if (strcmp(op, "silence.create") == 0)
+        status = col_silence_create(c, args, reply);
+    else if (strcmp(op, "silence.expire") == 0)
+        status = col_silence_expire(c, args, reply);
     else if (strncmp(op, "rule.", 5) == 0 &&
              (status = col_rule_command(c, op, args, reply)) >= 0)
         ;

@@ -260,6 +260,10 @@ void col_alert_publish(struct col *c, const char *type, int64_t id,
 /* The alert.act command (alert_cmd.c): ack, resolve or delete alerts. */
 int col_alert_act(struct col *c, json_t *args, json_t **reply);
 
+/* silence.create and silence.expire (alert_cmd.c). */
+int col_silence_create(struct col *c, json_t *args, json_t **reply);
+int col_silence_expire(struct col *c, json_t *args, json_t **reply);
+
 /* The rule.* commands (rule_cmd.c): the status, or -1 for an unknown op. */
 int col_rule_command(struct col *c, const char *op, json_t *args,
                      json_t **reply);

@@ -301,6 +301,20 @@ static const char *const col_migrations[] = {
     "  note TEXT,"
     "  values_json TEXT);"
     "CREATE INDEX alert_events_alert ON alert_events(alert_id, id);",
+
+    /* 9: silences (collector/alert_cmd.c), and which one held back an
+     * alert's notifications. */
+    "CREATE TABLE silences("
+    "  id INTEGER PRIMARY KEY,"
+    "  ws INTEGER NOT NULL,"
+    "  matchers TEXT NOT NULL,"
+    "  starts_ms INTEGER NOT NULL,"
+    "  ends_ms INTEGER NOT NULL,"
+    "  comment TEXT NOT NULL,"
+    "  created_by TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE INDEX silences_ws ON silences(ws, ends_ms);"
+    "ALTER TABLE alerts ADD COLUMN silenced_by INTEGER;",
 };
 
 #define COL_NMIGRATIONS                                                        \

@@ -681,3 +681,124 @@ int alert_step(const struct alert_rule *r, struct alert_state *st, int input,
     }
     return AA_FIRE;
 }
+
+/* ---- silences ---- */
+
+/* An object of non-empty strings (labels or group) under path. */
+static int alert_strmap(struct alert_parse *p, const json_t *v,
+                        const char *path, json_t **out)
+{
+    char sub[160];
+    if (!json_is_object(v) || json_object_size(v) == 0)
+        return alert_bad(p, path, v,
+                         "must be a non-empty object of string values");
+    *out = json_object();
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x)
+    {
+        snprintf(sub, sizeof(sub), "%.80s.%.64s", path, k);
+        if (!json_is_string(x) || json_string_length(x) > ALERT_MAX_LABEL)
+            return alert_bad(p, sub, x, "must be a string of at most %d bytes",
+                             ALERT_MAX_LABEL);
+        json_object_set_new(*out, k, json_string(json_string_value(x)));
+    }
+    return 0;
+}
+
+static int alert_matchers_in(struct alert_parse *p, const json_t *in, json_t *o)
+{
+    if (!json_is_object(in) || json_object_size(in) == 0)
+        return alert_bad(p, "matchers", in,
+                         "must be an object with at least one of rule, "
+                         "severity, labels, group");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)in, k, v)
+    {
+        char path[96];
+        snprintf(path, sizeof(path), "matchers.%.64s", k);
+        if (strcmp(k, "rule") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) <= 0)
+                return alert_bad(p, path, v, "must be a rule id");
+            json_object_set_new(o, "rule", json_integer(json_integer_value(v)));
+        } else if (strcmp(k, "severity") == 0) {
+            if (!json_is_array(v) || json_array_size(v) == 0)
+                return alert_bad(p, path, v,
+                                 "must be a non-empty array of severities");
+            json_t *arr = json_array();
+            json_object_set_new(o, "severity", arr);
+            for (size_t i = 0; i < json_array_size(v); i++) {
+                json_t *x = json_array_get(v, i);
+                char sub[128];
+                snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+                if (alert_severity_parse(json_string_value(x)) < 0)
+                    return alert_bad(p, sub, x,
+                                     "must be one of critical, high, medium, "
+                                     "low");
+                json_array_append_new(arr, json_string(json_string_value(x)));
+            }
+        } else if (strcmp(k, "labels") == 0 || strcmp(k, "group") == 0) {
+            json_t *m = NULL;
+            int rc = alert_strmap(p, v, path, &m);
+            if (m != NULL)
+                json_object_set_new(o, k, m);
+            if (rc != 0)
+                return -1;
+        } else
+            return alert_bad(p, path, NULL,
+                             "is not a matcher: rule, severity, labels or "
+                             "group");
+    }
+    return 0;
+}
+
+int alert_matchers_parse(const json_t *in, json_t **out, char *path,
+                         size_t pathlen, char *msg, size_t msglen)
+{
+    struct alert_parse p = {NULL, path, pathlen, msg, msglen};
+    path[0] = msg[0] = '\0';
+    *out = json_object();
+    if (*out != NULL && alert_matchers_in(&p, in, *out) == 0)
+        return 0;
+    json_decref(*out);
+    *out = NULL;
+    if (path[0] == '\0')
+        alert_bad(&p, "matchers", NULL, "could not be stored (out of memory)");
+    return -1;
+}
+
+/* Is every entry of want in have (string values equal)? */
+static int alert_submap(const json_t *want, const json_t *have)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)want, k, v)
+    {
+        const char *h = json_string_value(json_object_get(have, k));
+        if (h == NULL || strcmp(h, json_string_value(v)) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+int alert_matchers_match(const json_t *m, int64_t rule, const char *sev,
+                         const json_t *labels, const json_t *group)
+{
+    json_t *r = json_object_get(m, "rule");
+    if (r != NULL && json_integer_value(r) != rule)
+        return 0;
+    json_t *s = json_object_get(m, "severity");
+    if (s != NULL) {
+        int any = 0;
+        for (size_t i = 0; !any && i < json_array_size(s); i++)
+            any = strcmp(json_string_value(json_array_get(s, i)), sev) == 0;
+        if (!any)
+            return 0;
+    }
+    json_t *l = json_object_get(m, "labels");
+    if (l != NULL && !alert_submap(l, labels))
+        return 0;
+    json_t *g = json_object_get(m, "group");
+    return g == NULL || alert_submap(g, group);
+}

@@ -158,6 +158,31 @@ int alert_compare(int op, double value, double threshold);
 
 void alert_rule_free(struct alert_rule *r);
 
+/* ---- silences ----
+ *
+ * A silence holds back the notifications of the alerts its matchers
+ * select, between its start and end; the alerts still change state.
+ * Matchers (at least one; all given must match):
+ *   {"rule": 12, "severity": ["low", "medium"], "labels": {"team": "x"},
+ *    "group": {"model": "gpt-4o"}}
+ * "labels" match the rule's labels, "group" the alert's group values.
+ */
+
+#define ALERT_SILENCE_MAX_MS (366LL * 86400000) /* longest silence */
+
+/* Validate the matchers object in; *out gets its canonical JSON (a new
+ * reference).  Returns 0, or -1 with the path ("matchers.severity[1]")
+ * and a sentence in msg. */
+int alert_matchers_parse(const struct json_t *in, struct json_t **out,
+                         char *path, size_t pathlen, char *msg, size_t msglen);
+
+/* Do canonical matchers m select an alert of rule (0: a budget's), of
+ * severity sev, whose rule has labels (an object, or NULL) and whose group
+ * is group (an object)? */
+int alert_matchers_match(const struct json_t *m, int64_t rule, const char *sev,
+                         const struct json_t *labels,
+                         const struct json_t *group);
+
 /* ---- evaluation (pure: the engine supplies the numbers and the clock) */
 
 /* What one group did in a rule's window (and the window before it). */

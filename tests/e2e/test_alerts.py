@@ -307,6 +307,64 @@ def test_rule_test_changes_nothing():
     assert S.post("/api/v1/alerts/rules/test", body, key=read).status == 200
 
 
+def test_silences_hold_back_but_record():
+    key = workspace("al-i")
+    quiet = rule(key, name="quiet one", condition=ERRORS, window="5m",
+                 group_by=["model"], labels={"team": "infra"})
+    loud = rule(key, name="loud one", condition=ERRORS, window="5m",
+                severity="critical", labels={"team": "payments"})
+    r = S.post("/api/v1/silences", {
+        "matchers": {"labels": {"team": "infra"}, "group": {"model": "m1"}},
+        "duration": "1h", "comment": "deploying m1"}, key=key)
+    assert r.status == 201, r
+    sil = r.json()
+    assert sil["state"] == "active" and sil["created_by"].startswith("key ")
+    assert sil["matchers"] == {"group": {"model": "m1"},
+                               "labels": {"team": "infra"}}
+    for m in ("m1", "m2"):
+        send(key, m, 5, status=500)
+    got = wait_for(lambda: len(active(key)) == 3 and active(key))
+    by = {(a["rule_id"], a["group"].get("model")): a for a in got}
+    # The alert the silence selects still fires, and says who held it.
+    assert by[(quiet, "m1")]["status"] == "firing"
+    assert by[(quiet, "m1")]["silenced_by"] == sil["id"]
+    assert by[(quiet, "m2")]["silenced_by"] is None
+    assert by[(loud, None)]["silenced_by"] is None
+    d = alert(key, by[(quiet, "m1")]["id"])
+    assert [e["event"] for e in d["timeline"]] == ["firing", "silenced"]
+    ev = [e["event"] for e in ring()
+          if e["event"].get("alert") == by[(quiet, "m1")]["id"]]
+    assert ev and ev[0]["silenced_by"] == sil["id"], ev
+    # Listing, expiring; an expired silence holds nothing back.
+    lst = S.get("/api/v1/silences", key=key).json()["silences"]
+    assert [x["id"] for x in lst] == [sil["id"]]
+    r = S.request("DELETE", "/api/v1/silences/%d" % sil["id"], key=key)
+    assert r.status == 200 and r.json()["state"] == "expired", r
+    assert S.get("/api/v1/silences", key=key).json()["silences"] == []
+    assert len(S.get("/api/v1/silences?state=expired",
+                     key=key).json()["silences"]) == 1
+    # Validation, roles, workspaces.
+    for body, field in (
+            ({"matchers": {}, "duration": "1h", "comment": "x"}, "matchers"),
+            ({"matchers": {"severity": ["urgent"]}, "duration": "1h",
+              "comment": "x"}, "matchers.severity[0]"),
+            ({"matchers": {"rule": 1}, "comment": "x"}, "ends_at"),
+            ({"matchers": {"rule": 1}, "duration": "1h"}, "comment"),
+            ({"matchers": {"rule": 1}, "duration": "1h", "comment": "x",
+              "color": 1}, "color")):
+        r = S.post("/api/v1/silences", body, key=key)
+        assert r.status == 400 and r.json()["error"]["field"] == field, \
+            (field, r)
+    read = S.create_key("read", workspace="al-i", name="reader")
+    assert S.post("/api/v1/silences", {"matchers": {"rule": 1},
+                                       "duration": "1h", "comment": "x"},
+                  key=read).status == 403
+    other = workspace("al-j")
+    assert S.get("/api/v1/silences/%d" % sil["id"], key=other).status == 404
+    assert S.request("DELETE", "/api/v1/silences/%d" % sil["id"],
+                     key=other).status == 404
+
+
 def main():
     global S
     with Stack(sets=["alert_eval_interval=1"]) as s:
@@ -317,7 +375,8 @@ def main():
                             test_manual_resolve_bulk_delete_stats_csv,
                             test_workspaces_apart,
                             test_budget_thresholds_become_one_alert,
-                            test_rule_test_changes_nothing], s)
+                            test_rule_test_changes_nothing,
+                            test_silences_hold_back_but_record], s)
     sys.exit(1 if failed else 0)
 
 

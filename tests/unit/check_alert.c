@@ -1142,6 +1142,63 @@ START_TEST(test_step_restart)
 }
 END_TEST
 
+/* Silence matchers: validation paths, canonical form, matching. */
+START_TEST(test_matchers)
+{
+    char path[256], msg[512];
+    json_t *out = NULL;
+    static const struct {
+        const char *in, *path;
+    } bad[] = {
+        {"{}", "matchers"},
+        {"[]", "matchers"},
+        {"{\"rule\": 0}", "matchers.rule"},
+        {"{\"rule\": \"1\"}", "matchers.rule"},
+        {"{\"severity\": []}", "matchers.severity"},
+        {"{\"severity\": [\"high\", \"urgent\"]}", "matchers.severity[1]"},
+        {"{\"labels\": {}}", "matchers.labels"},
+        {"{\"labels\": {\"team\": 5}}", "matchers.labels.team"},
+        {"{\"group\": \"x\"}", "matchers.group"},
+        {"{\"color\": 1}", "matchers.color"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *in = load(bad[i].in);
+        ck_assert_int_eq(alert_matchers_parse(in, &out, path, sizeof(path), msg,
+                                              sizeof(msg)),
+                         -1);
+        ck_assert_ptr_null(out);
+        ck_assert_msg(strcmp(path, bad[i].path) == 0, "%s: path %s, want %s",
+                      bad[i].in, path, bad[i].path);
+        ck_assert_ptr_nonnull(strstr(msg, bad[i].path));
+        json_decref(in);
+    }
+    json_t *in = load("{\"rule\": 7, \"severity\": [\"low\", \"high\"], "
+                      "\"labels\": {\"team\": \"infra\"}, \"group\": "
+                      "{\"model\": \"m1\"}}");
+    ck_assert_int_eq(
+        alert_matchers_parse(in, &out, path, sizeof(path), msg, sizeof(msg)),
+        0);
+    json_t *labels = load("{\"team\": \"infra\", \"tier\": \"1\"}");
+    json_t *group = load("{\"model\": \"m1\", \"user\": \"ann\"}");
+    json_t *other = load("{\"model\": \"m2\"}");
+    ck_assert(alert_matchers_match(out, 7, "high", labels, group));
+    ck_assert(!alert_matchers_match(out, 8, "high", labels, group));
+    ck_assert(!alert_matchers_match(out, 7, "critical", labels, group));
+    ck_assert(!alert_matchers_match(out, 7, "high", NULL, group));
+    ck_assert(!alert_matchers_match(out, 7, "high", labels, other));
+    json_t *only = load("{\"severity\": [\"low\"]}");
+    json_t *m2 = NULL;
+    ck_assert_int_eq(
+        alert_matchers_parse(only, &m2, path, sizeof(path), msg, sizeof(msg)),
+        0);
+    ck_assert(alert_matchers_match(m2, 0, "low", NULL, other));
+    ck_assert(!alert_matchers_match(m2, 0, "medium", NULL, other));
+    json_t *objs[] = {in, out, labels, group, other, only, m2};
+    for (size_t i = 0; i < sizeof(objs) / sizeof(objs[0]); i++)
+        json_decref(objs[i]);
+}
+END_TEST
+
 static Suite *alert_suite(void)
 {
     Suite *s = suite_create("alert");
@@ -1165,6 +1222,9 @@ static Suite *alert_suite(void)
     tcase_add_test(tc, test_json_defaults);
     tcase_add_test(tc, test_json_durations_and_period);
     tcase_add_test(tc, test_json_round_trip);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("silences");
+    tcase_add_test(tc, test_matchers);
     suite_add_tcase(s, tc);
     tc = tcase_create("eval");
     tcase_add_test(tc, test_metric_counts);
