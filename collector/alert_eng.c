@@ -185,6 +185,8 @@ struct col_alerts {
     size_t nwide;
     int64_t (*clock)(void);
     int64_t seq_hi; /* the last event seq stored before this start */
+    int loaded;     /* open alerts and recent events read */
+    int64_t next;   /* when the next evaluation is due */
 };
 
 /* ---- helpers ---- */
@@ -1622,11 +1624,43 @@ static int64_t aeng_now(void)
     return proto_now_ms();
 }
 
+/* One turn of the engine at now: fold the feed, load what it needs, serve
+ * a test, evaluate when due (always when force). */
+static void aeng_turn(struct col_alerts *al, int64_t now, int force)
+{
+    pthread_mutex_lock(&al->mu);
+    uint64_t gen = al->rules_gen;
+    pthread_mutex_unlock(&al->mu);
+    aeng_take_inbox(al, now);
+    if (!al->loaded) {
+        al->loaded = aeng_states_load(al) == 0 && aeng_prefill(al, now) == 0;
+        if (!al->loaded)
+            log_warn(NULL, "msg=\"alert engine cannot read\" error=\"%s\"",
+                     sqlite3_errmsg(al->db));
+    }
+    aeng_take_ctl(al);
+    if (al->loaded)
+        aeng_serve_test(al, now);
+    if (gen != al->rules_seen && aeng_rules_load(al) == 0)
+        al->rules_seen = gen;
+    pthread_mutex_lock(&al->mu);
+    size_t waiting = al->nout;
+    pthread_mutex_unlock(&al->mu);
+    if (!al->loaded || (!force && now < al->next))
+        return;
+    al->next = now - now % al->interval_ms + al->interval_ms;
+    if (waiting > AENG_OUT_MAX)
+        log_warn(NULL,
+                 "msg=\"alert evaluation paused: transitions waiting\" "
+                 "count=%zu",
+                 waiting);
+    else
+        aeng_evaluate(al, now);
+}
+
 static void *aeng_main(void *arg)
 {
     struct col_alerts *al = arg;
-    int64_t next = 0;
-    int loaded = 0;
     pthread_mutex_lock(&al->mu);
     while (!al->stop) {
         struct timespec ts;
@@ -1635,34 +1669,8 @@ static void *aeng_main(void *arg)
         pthread_cond_timedwait(&al->cv, &al->mu, &ts);
         if (al->stop)
             break;
-        uint64_t gen = al->rules_gen;
         pthread_mutex_unlock(&al->mu);
-        int64_t now = al->clock();
-        aeng_take_inbox(al, now);
-        if (!loaded) {
-            loaded = aeng_states_load(al) == 0 && aeng_prefill(al, now) == 0;
-            if (!loaded)
-                log_warn(NULL, "msg=\"alert engine cannot read\" error=\"%s\"",
-                         sqlite3_errmsg(al->db));
-        }
-        aeng_take_ctl(al);
-        if (loaded)
-            aeng_serve_test(al, now);
-        if (gen != al->rules_seen && aeng_rules_load(al) == 0)
-            al->rules_seen = gen;
-        pthread_mutex_lock(&al->mu);
-        size_t waiting = al->nout;
-        pthread_mutex_unlock(&al->mu);
-        if (loaded && now >= next && waiting > AENG_OUT_MAX) {
-            log_warn(NULL,
-                     "msg=\"alert evaluation paused: transitions waiting\" "
-                     "count=%zu",
-                     waiting);
-            next = now - now % al->interval_ms + al->interval_ms;
-        } else if (loaded && now >= next) {
-            aeng_evaluate(al, now);
-            next = now - now % al->interval_ms + al->interval_ms;
-        }
+        aeng_turn(al, al->clock(), 0);
         pthread_mutex_lock(&al->mu);
     }
     pthread_mutex_unlock(&al->mu);
@@ -1670,6 +1678,11 @@ static void *aeng_main(void *arg)
 }
 
 int col_alert_start(struct col *c, const char *path, int64_t seq_hi)
+{
+    return col_alert_open(c, path, seq_hi, 1);
+}
+
+int col_alert_open(struct col *c, const char *path, int64_t seq_hi, int thread)
 {
     struct col_alerts *al = calloc(1, sizeof(*al));
     if (al == NULL)
@@ -1691,14 +1704,23 @@ int col_alert_start(struct col *c, const char *path, int64_t seq_hi)
         return -1;
     }
     sqlite3_busy_timeout(al->db, 1000);
-    if (pthread_create(&al->tid, NULL, aeng_main, al) != 0) {
+    if (thread && pthread_create(&al->tid, NULL, aeng_main, al) != 0) {
         sqlite3_close(al->db);
         free(al);
         return -1;
     }
-    al->started = 1;
+    al->started = thread;
     c->alerts = al;
     return 0;
+}
+
+void col_alert_turn(struct col *c, int64_t now)
+{
+    struct col_alerts *al = c->alerts;
+    if (al == NULL || al->started)
+        return;
+    col_alert_handover(al);
+    aeng_turn(al, now, 1);
 }
 
 json_t *col_alert_test(struct col *c, int64_t ws, const char *workspace,
@@ -2013,7 +2035,8 @@ void col_alert_stop(struct col *c)
     al->stop = 1;
     pthread_cond_signal(&al->cv);
     pthread_mutex_unlock(&al->mu);
-    pthread_join(al->tid, NULL);
+    if (al->started)
+        pthread_join(al->tid, NULL);
     /* Transitions decided before the stop are written now. */
     while (al->nout > 0)
         col_alert_apply(c);

@@ -227,6 +227,15 @@ int col_budget_set(struct col *c, json_t *args, json_t **reply);
  * col_alert_event. */
 int col_alert_start(struct col *c, const char *path, int64_t seq_hi);
 
+/* The same, with thread 0 for tests: no thread; col_alert_turn runs the
+ * engine's turns on the caller's thread with the clock the test gives. */
+int col_alert_open(struct col *c, const char *path, int64_t seq_hi, int thread);
+
+/* Tests (col_alert_open without a thread): hand the feed over and run one
+ * turn of the engine at now, evaluating every rule.  col_alert_apply then
+ * writes what it decided. */
+void col_alert_turn(struct col *c, int64_t now);
+
 /* Stop it, writing the transitions it decided; frees everything. */
 void col_alert_stop(struct col *c);
 
