@@ -290,9 +290,14 @@ static struct shm_budget slot_of(struct col *c, int64_t id)
 }
 
 /* Ring entries of type budget written so far. */
+/* The budget entries of the event ring (each fresh crossing also opens or
+ * raises the budget's alert, an SHM_RING_ALERT entry). */
 static uint64_t ring_count(struct col *c)
 {
-    return atomic_load(&live_header(c->live)->ring_head);
+    uint64_t head = atomic_load(&live_header(c->live)->ring_head), n = 0;
+    for (uint64_t i = 0; i < head; i++)
+        n += shm_ring(live_header(c->live), i)->type == SHM_RING_BUDGET;
+    return n;
 }
 
 /* Events count when in the period, the scope and the workspace. */
@@ -355,6 +360,12 @@ START_TEST(test_tracker_crossing_once)
     ck_assert_int_eq(ring_count(&c), r0 + 1);
     const struct shm_ring_ent *re = shm_ring(live_header(c.live), r0);
     ck_assert_int_eq(re->type, SHM_RING_BUDGET);
+    /* The crossing opened the budget's alert (50%: low), published next. */
+    ck_assert_int_eq(shm_ring(live_header(c.live), r0 + 1)->type,
+                     SHM_RING_ALERT);
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM alerts WHERE rule_id = "
+                               "-7 AND status = 'firing' AND severity = 'low'"),
+                     1);
     ck_assert_str_eq(re->workspace, "w1");
     json_t *j = json_loads(re->json, 0, NULL);
     ck_assert_ptr_nonnull(j);
