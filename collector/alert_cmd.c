@@ -7,6 +7,8 @@
  *   silence.create {workspace, matchers, starts_ms?, ends_ms, comment,
  *              who}                         -> 201 {id}
  *   silence.expire {workspace, id}          -> 200 {expired: id}
+ *   quiet.set {workspace, start_min, end_min, tz}  -> 200 {}
+ *   quiet.clear {workspace}                 -> 200 {}
  *
  * ack takes firing alerts to acknowledged; resolve takes any open alert
  * (pending, firing, acknowledged) to resolved and needs a note; delete
@@ -18,9 +20,11 @@
  */
 #include "collector.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "alert.h"
 #include "keys.h"
@@ -283,5 +287,76 @@ int col_silence_expire(struct col *c, json_t *args, json_t **reply)
         return 404;
     }
     *reply = json_pack("{s:I}", "expired", (json_int_t)id);
+    return 200;
+}
+
+/* ---- quiet hours ---- */
+
+int col_quiet_tz_ok(const char *tz)
+{
+    char path[256];
+    if (tz == NULL || tz[0] == '\0' || tz[0] == '/' || strstr(tz, "..") ||
+        strlen(tz) > 64)
+        return 0;
+    for (const char *p = tz; *p; p++)
+        if (!(isalnum((unsigned char)*p) || strchr("/_+-", *p)))
+            return 0;
+    snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int col_quiet_set(struct col *c, json_t *args, json_t **reply, int clear)
+{
+    const char *wsname = json_string_value(json_object_get(args, "workspace"));
+    if (wsname == NULL || !key_workspace_ok(wsname))
+        return col_bad(reply, "workspace", NULL, "is required");
+    json_t *sv = json_object_get(args, "start_min"),
+           *ev = json_object_get(args, "end_min");
+    const char *tz = json_string_value(json_object_get(args, "tz"));
+    if (!clear) {
+        if (!json_is_integer(sv) || json_integer_value(sv) < 0 ||
+            json_integer_value(sv) >= 1440)
+            return col_bad(reply, "start", NULL, "must be a time HH:MM");
+        if (!json_is_integer(ev) || json_integer_value(ev) < 0 ||
+            json_integer_value(ev) >= 1440 ||
+            json_integer_value(ev) == json_integer_value(sv))
+            return col_bad(reply, "end", NULL,
+                           "must be a time HH:MM other than start");
+        if (!col_quiet_tz_ok(tz))
+            return col_bad(reply, "timezone", json_object_get(args, "tz"),
+                           "must be a time zone name such as Europe/Berlin");
+    }
+    sqlite3 *db = c->store.db;
+    int64_t now = proto_now_ms();
+    if (col_store_begin(&c->store) != SQLITE_OK) {
+        *reply = col_error("unavailable", sqlite3_errmsg(db), NULL);
+        return 503;
+    }
+    int64_t ws = col_ws_id(db, wsname, !clear, now);
+    sqlite3_stmt *st;
+    int rc = SQLITE_DONE;
+    if (ws > 0 &&
+        sqlite3_prepare_v2(db,
+                           clear ? "DELETE FROM quiet_hours WHERE ws = ?1"
+                                 : "INSERT OR REPLACE INTO quiet_hours VALUES("
+                                   "?1, ?2, ?3, ?4, ?5)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, ws);
+        if (!clear) {
+            sqlite3_bind_int64(st, 2, json_integer_value(sv));
+            sqlite3_bind_int64(st, 3, json_integer_value(ev));
+            sqlite3_bind_text(st, 4, tz, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 5, now);
+        }
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
+    if (rc != SQLITE_DONE || col_store_commit(&c->store) != SQLITE_OK) {
+        col_store_rollback(&c->store);
+        *reply = col_error("internal", sqlite3_errmsg(db), NULL);
+        return 500;
+    }
+    *reply = json_object();
     return 200;
 }

@@ -1877,10 +1877,48 @@ static int64_t aeng_write(sqlite3_stmt *const *sts, const struct aeng_tx *t)
     return id;
 }
 
+/* The minute of the day at ms in time zone tz.  glibc has no time zone
+ * argument: TZ is set and restored around localtime_r, which only the
+ * collector's main thread calls (the other threads format UTC only). */
+static int aeng_local_minute(const char *tz, int64_t ms)
+{
+    const char *old = getenv("TZ");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("TZ", tz, 1);
+    tzset();
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    if (saved != NULL)
+        setenv("TZ", saved, 1);
+    else
+        unsetenv("TZ");
+    tzset();
+    free(saved);
+    return tm.tm_hour * 60 + tm.tm_min;
+}
+
+/* Are the quiet hours of t's workspace (the query qh) on at t->now? */
+static int aeng_quiet(sqlite3_stmt *qh, const struct aeng_tx *t)
+{
+    int on = 0;
+    sqlite3_bind_int64(qh, 1, t->ws);
+    if (sqlite3_step(qh) == SQLITE_ROW) {
+        int start = sqlite3_column_int(qh, 0), end = sqlite3_column_int(qh, 1);
+        int m =
+            aeng_local_minute((const char *)sqlite3_column_text(qh, 2), t->now);
+        on = start < end ? m >= start && m < end : m >= start || m < end;
+    }
+    sqlite3_reset(qh);
+    return on;
+}
+
 /* Hold back alert id's notification if a silence of its workspace active
- * now selects it: record the silence in silenced_by (its notifications
- * look there) and in the timeline.  sil: the active silences' query. */
-static void aeng_silence(sqlite3 *db, sqlite3_stmt *sil,
+ * now selects it (record the silence in silenced_by: its notifications
+ * look there), or if the workspace's quiet hours are on and the alert is
+ * below critical (alerts.quiet); either way in the timeline.  sil: the
+ * active silences' query; qh: the quiet hours' query (or NULL). */
+static void aeng_silence(sqlite3 *db, sqlite3_stmt *sil, sqlite3_stmt *qh,
                          const struct aeng_tx *t, int64_t id)
 {
     json_t *labels = t->labels ? json_loads(t->labels, 0, NULL) : NULL;
@@ -1900,9 +1938,29 @@ static void aeng_silence(sqlite3 *db, sqlite3_stmt *sil,
     sqlite3_reset(sil);
     json_decref(labels);
     json_decref(group);
-    if (by == 0)
-        return;
     sqlite3_stmt *st;
+    if (by == 0) {
+        if (qh == NULL || t->severity == ALERT_CRITICAL || !aeng_quiet(qh, t))
+            return;
+        if (sqlite3_prepare_v2(db, "UPDATE alerts SET quiet = 1 WHERE id = ?1",
+                               -1, &st, NULL) != SQLITE_OK)
+            return;
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (sqlite3_prepare_v2(db,
+                               "INSERT INTO alert_events(alert_id, ts_ms, "
+                               "kind, actor, note) VALUES(?1, ?2, 'silenced', "
+                               "'engine', 'notification held back by quiet "
+                               "hours')",
+                               -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, id);
+            sqlite3_bind_int64(st, 2, t->now);
+            sqlite3_step(st);
+            sqlite3_finalize(st);
+        }
+        return;
+    }
     if (sqlite3_prepare_v2(db,
                            "UPDATE alerts SET silenced_by = ?2 WHERE id = ?1; ",
                            -1, &st, NULL) == SQLITE_OK) {
@@ -1935,6 +1993,7 @@ void col_alert_publish(struct col *c, const char *type, int64_t id,
                            "'severity', severity, 'status', status, "
                            "'group', json(group_json), 'values', "
                            "json(values_json), 'silenced_by', silenced_by, "
+                           "'quiet_hours', json(iif(quiet, 'true', 'false')), "
                            "'ts', ?2) FROM alerts WHERE "
                            "id = ?3",
                            -1, &st, NULL) != SQLITE_OK)
@@ -1982,18 +2041,23 @@ void col_alert_apply(struct col *c)
                                    NULL) != SQLITE_OK)
                 log_error(NULL, "msg=\"alert write failed\" error=\"%s\"",
                           sqlite3_errmsg(c->store.db));
-        sqlite3_stmt *sil = NULL;
+        sqlite3_stmt *sil = NULL, *qh = NULL;
         sqlite3_prepare_v2(c->store.db,
                            "SELECT id, matchers FROM silences WHERE ws = ?1 "
                            "AND starts_ms <= ?2 AND ends_ms > ?2 ORDER BY id",
                            -1, &sil, NULL);
+        sqlite3_prepare_v2(c->store.db,
+                           "SELECT start_min, end_min, tz FROM quiet_hours "
+                           "WHERE ws = ?1",
+                           -1, &qh, NULL);
         for (size_t i = 0; i < n; i++) {
             ids[i] = aeng_write(sts, &out[i]);
             if (ids[i] > 0 && sil != NULL &&
                 (out[i].action == AA_FIRE || out[i].action == AA_RENOTIFY))
-                aeng_silence(c->store.db, sil, &out[i], ids[i]);
+                aeng_silence(c->store.db, sil, qh, &out[i], ids[i]);
         }
         sqlite3_finalize(sil);
+        sqlite3_finalize(qh);
         for (int k = 0; k <= AA_RESOLVE; k++)
             sqlite3_finalize(sts[k]);
         if (col_store_commit(&c->store) != SQLITE_OK) {

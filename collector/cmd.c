@@ -290,6 +290,8 @@ int col_command(struct col *c, const char *text, size_t len, json_t **reply)
         status = col_silence_create(c, args, reply);
     else if (strcmp(op, "silence.expire") == 0)
         status = col_silence_expire(c, args, reply);
+    else if (strcmp(op, "quiet.set") == 0 || strcmp(op, "quiet.clear") == 0)
+        status = col_quiet_set(c, args, reply, strcmp(op, "quiet.clear") == 0);
     else if (strncmp(op, "rule.", 5) == 0 &&
              (status = col_rule_command(c, op, args, reply)) >= 0)
         ;

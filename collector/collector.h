@@ -273,6 +273,11 @@ int col_alert_act(struct col *c, json_t *args, json_t **reply);
 int col_silence_create(struct col *c, json_t *args, json_t **reply);
 int col_silence_expire(struct col *c, json_t *args, json_t **reply);
 
+/* quiet.set and quiet.clear (alert_cmd.c); col_quiet_tz_ok: is tz a time
+ * zone of the system's database? */
+int col_quiet_set(struct col *c, json_t *args, json_t **reply, int clear);
+int col_quiet_tz_ok(const char *tz);
+
 /* The rule.* commands (rule_cmd.c): the status, or -1 for an unknown op. */
 int col_rule_command(struct col *c, const char *op, json_t *args,
                      json_t **reply);

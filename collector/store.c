@@ -315,6 +315,17 @@ static const char *const col_migrations[] = {
     "  created_ms INTEGER NOT NULL);"
     "CREATE INDEX silences_ws ON silences(ws, ends_ms);"
     "ALTER TABLE alerts ADD COLUMN silenced_by INTEGER;",
+
+    /* 10: quiet hours per workspace (alert_cmd.c): from start to end
+     * minute of the day in a named time zone, notifications below critical
+     * are held back; alerts.quiet says one was. */
+    "CREATE TABLE quiet_hours("
+    "  ws INTEGER PRIMARY KEY,"
+    "  start_min INTEGER NOT NULL,"
+    "  end_min INTEGER NOT NULL,"
+    "  tz TEXT NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);"
+    "ALTER TABLE alerts ADD COLUMN quiet INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define COL_NMIGRATIONS                                                        \

@@ -41,7 +41,8 @@
 #define API_ALERT_COLS                                                         \
     "a.id, a.rule_id, a.rule_name, a.severity, a.status, a.group_json, "       \
     "a.values_json, a.started_ms, a.fired_ms, a.acked_ms, a.acked_by, "        \
-    "a.resolved_ms, a.resolved_by, a.notes, a.updated_ms, a.silenced_by"
+    "a.resolved_ms, a.resolved_by, a.notes, a.updated_ms, a.silenced_by, "     \
+    "a.quiet"
 
 /* The filters of a list, validated. */
 struct api_alert_q {
@@ -210,6 +211,9 @@ static json_t *api_alert_row(sqlite3_stmt *st)
                             sqlite3_column_type(st, 15) == SQLITE_NULL
                                 ? json_null()
                                 : json_integer(sqlite3_column_int64(st, 15)));
+    if (o != NULL)
+        json_object_set_new(o, "quiet_hours",
+                            json_boolean(sqlite3_column_int(st, 16)));
     /* A budget's alert has no rule: rule_id holds minus the budget's id. */
     if (o != NULL && rule < 0) {
         json_object_set_new(o, "rule_id", json_null());

@@ -239,3 +239,118 @@ int api_silences_delete(struct api_req *r)
                                      (json_int_t)id),
                            "expired", 200);
 }
+
+/* ---- quiet hours ----
+ *
+ *   GET    /api/v1/quiet-hours   {start, end, timezone} or {} when none
+ *   PUT    /api/v1/quiet-hours   {start: "22:00", end: "07:00",
+ *                                 timezone: "Europe/Berlin"}  (admin)
+ *   DELETE /api/v1/quiet-hours                                (admin)
+ *
+ * While they are on, notifications of alerts below critical are held back
+ * (alerts.quiet); the alerts still change state.  An end before the start
+ * spans midnight. */
+
+/* "HH:MM" into minutes of the day; -1 if bad. */
+static int api_hhmm(const char *s)
+{
+    int h, m;
+    char tail;
+    if (s == NULL || sscanf(s, "%2d:%2d%c", &h, &m, &tail) != 2 ||
+        strlen(s) != 5 || h < 0 || h > 23 || m < 0 || m > 59)
+        return -1;
+    return h * 60 + m;
+}
+
+int api_quiet_get(struct api_req *r)
+{
+    static const char *const none[] = {NULL};
+    if (api_query_only(r, none) != 0)
+        return -1;
+    int64_t ws = api_ws_id(r);
+    sqlite3_stmt *st;
+    if (ws < 0 || sqlite3_prepare_v2(r->t->db,
+                                     "SELECT start_min, end_min, tz FROM "
+                                     "quiet_hours WHERE ws = ?1",
+                                     -1, &st, NULL) != SQLITE_OK)
+        return api_db_unavailable(r);
+    sqlite3_bind_int64(st, 1, ws);
+    json_t *o = json_object();
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        char a[24], b[24];
+        int s = sqlite3_column_int(st, 0), e = sqlite3_column_int(st, 1);
+        snprintf(a, sizeof(a), "%02d:%02d", s / 60, s % 60);
+        snprintf(b, sizeof(b), "%02d:%02d", e / 60, e % 60);
+        json_object_set_new(o, "start", json_string(a));
+        json_object_set_new(o, "end", json_string(b));
+        json_object_set_new(
+            o, "timezone",
+            json_string((const char *)sqlite3_column_text(st, 2)));
+    }
+    sqlite3_finalize(st);
+    return api_send_json(r, 200, o, NULL);
+}
+
+/* Send quiet.set or quiet.clear, then answer what is stored. */
+static int api_quiet_cmd(struct api_req *r, json_t *cmd)
+{
+    int status = 0;
+    char *reply = NULL;
+    if (api_command(r, cmd, &status, &reply) != 0)
+        return -1;
+    if (status != 200) {
+        int rc = api_send_text(r, status, "application/json", reply,
+                               strlen(reply), NULL);
+        free(reply);
+        return rc;
+    }
+    free(reply);
+    return api_quiet_get(r);
+}
+
+int api_quiet_put(struct api_req *r)
+{
+    static const char *const none[] = {NULL};
+    if (api_query_only(r, none) != 0)
+        return -1;
+    char *text;
+    long len = api_read_body(r, 1 << 16, &text);
+    if (len < 0)
+        return -1;
+    json_t *in = json_loadb(text, (size_t)len, 0, NULL);
+    if (!json_is_object(in))
+        return api_error(r, 400, "invalid_json", NULL,
+                         "the body must be a JSON object {start, end, "
+                         "timezone}");
+    const char *k;
+    json_t *v;
+    json_object_foreach(in, k, v)
+    {
+        if (strcmp(k, "start") != 0 && strcmp(k, "end") != 0 &&
+            strcmp(k, "timezone") != 0)
+            return api_error(r, 400, "invalid_field", k,
+                             "unknown field \"%.64s\"", k);
+    }
+    int s = api_hhmm(json_string_value(json_object_get(in, "start")));
+    int e = api_hhmm(json_string_value(json_object_get(in, "end")));
+    if (s < 0)
+        return api_error(r, 400, "invalid_field", "start",
+                         "start must be a time HH:MM, e.g. \"22:00\"");
+    if (e < 0)
+        return api_error(r, 400, "invalid_field", "end",
+                         "end must be a time HH:MM, e.g. \"07:00\"");
+    const char *tz = json_string_value(json_object_get(in, "timezone"));
+    json_t *cmd = json_pack("{s:s, s:s, s:i, s:i, s:s}", "op", "quiet.set",
+                            "workspace", r->workspace, "start_min", s,
+                            "end_min", e, "tz", tz ? tz : "");
+    return api_quiet_cmd(r, cmd);
+}
+
+int api_quiet_delete(struct api_req *r)
+{
+    static const char *const none[] = {NULL};
+    if (api_query_only(r, none) != 0)
+        return -1;
+    return api_quiet_cmd(r, json_pack("{s:s, s:s}", "op", "quiet.clear",
+                                      "workspace", r->workspace));
+}

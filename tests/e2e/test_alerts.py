@@ -365,6 +365,48 @@ def test_silences_hold_back_but_record():
                      key=other).status == 404
 
 
+def test_quiet_hours_hold_back_below_critical():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+    key = workspace("al-k")
+    # A window around now in Berlin: an hour away from now in UTC in
+    # November, so a time zone ignored would miss it.
+    local = datetime.now(ZoneInfo("Europe/Berlin"))
+    m = local.hour * 60 + local.minute
+    hhmm = lambda x: "%02d:%02d" % ((x % 1440) // 60, x % 60)
+    r = S.request("PUT", "/api/v1/quiet-hours", key=key, body={
+        "start": hhmm(m - 10), "end": hhmm(m + 10),
+        "timezone": "Europe/Berlin"})
+    assert r.status == 200, r
+    assert r.json() == {"start": hhmm(m - 10), "end": hhmm(m + 10),
+                        "timezone": "Europe/Berlin"}
+    low = rule(key, name="medium one", condition=ERRORS, window="5m")
+    crit = rule(key, name="critical one", condition=ERRORS, window="5m",
+                severity="critical")
+    send(key, "m", 5, status=500)
+    got = wait_for(lambda: len(active(key)) == 2 and active(key))
+    by = {a["rule_id"]: a for a in got}
+    assert by[low]["quiet_hours"] is True and by[low]["status"] == "firing"
+    assert by[crit]["quiet_hours"] is False
+    assert [e["event"] for e in alert(key, by[low]["id"])["timeline"]] == \
+        ["firing", "silenced"]
+    # Validation; clearing.
+    for body, field in (({"start": "25:00", "end": "07:00",
+                          "timezone": "UTC"}, "start"),
+                        ({"start": "22:00", "end": "7", "timezone": "UTC"},
+                         "end"),
+                        ({"start": "22:00", "end": "07:00",
+                          "timezone": "Mars/Olympus"}, "timezone"),
+                        ({"start": "22:00", "end": "07:00",
+                          "timezone": "../../etc/passwd"}, "timezone")):
+        r = S.request("PUT", "/api/v1/quiet-hours", key=key, body=body)
+        assert r.status == 400 and r.json()["error"]["field"] == field, \
+            (field, r)
+    r = S.request("DELETE", "/api/v1/quiet-hours", key=key)
+    assert r.status == 200 and r.json() == {}, r
+    assert S.get("/api/v1/quiet-hours", key=key).json() == {}
+
+
 def main():
     global S
     with Stack(sets=["alert_eval_interval=1"]) as s:
@@ -376,7 +418,8 @@ def main():
                             test_workspaces_apart,
                             test_budget_thresholds_become_one_alert,
                             test_rule_test_changes_nothing,
-                            test_silences_hold_back_but_record], s)
+                            test_silences_hold_back_but_record,
+                            test_quiet_hours_hold_back_below_critical], s)
     sys.exit(1 if failed else 0)
 
 
