@@ -665,6 +665,25 @@ static int aeng_states_load(struct col_alerts *al)
         s->st.last_notified_ms = sqlite3_column_int64(st, 5);
     }
     sqlite3_finalize(st);
+    /* The cooldowns of groups without an open alert: the last notification
+     * of their latest alerts (within the longest cooldown). */
+    if (sqlite3_prepare_v2(al->db,
+                           "SELECT rule_id, group_key, max(last_notified_ms) "
+                           "FROM alerts WHERE status = 'resolved' AND "
+                           "rule_id > 0 AND last_notified_ms > ?1 GROUP BY "
+                           "1, 2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, al->clock() - ALERT_MAX_DURATION);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        struct aeng_state *s =
+            aeng_state(al, sqlite3_column_int64(st, 0),
+                       (const char *)sqlite3_column_text(st, 1), 1);
+        if (s != NULL && s->st.status == AS_OK &&
+            sqlite3_column_int64(st, 2) > s->st.last_notified_ms)
+            s->st.last_notified_ms = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
     return 0;
 }
 

@@ -253,6 +253,9 @@ static int col_budget_read(sqlite3 *db, struct col_budget **out, uint32_t *n)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
+static void col_budget_close_alerts(struct col *c, const struct col_budget *b,
+                                    int64_t now);
+
 int col_budget_load(struct col *c, int64_t now)
 {
     struct col_budgets *bs = c->budgets;
@@ -294,6 +297,9 @@ int col_budget_load(struct col *c, int64_t now)
                   sqlite3_errstr(rc));
         return -1;
     }
+    /* Alerts of periods that ended while no collector ran. */
+    for (uint32_t k = 0; k < c->budgets->n; k++)
+        col_budget_close_alerts(c, &c->budgets->b[k], now);
     log_info(NULL, "msg=\"budgets loaded\" budgets=%u", n);
     return 0;
 }
@@ -536,8 +542,8 @@ int col_budget_flush(struct col *c)
     return 0;
 }
 
-/* Resolve budget b's open alerts of periods before now's: its spend
- * starts again from the new period. */
+/* Resolve budget b's open alerts of periods other than its current one
+ * (b->start_ms): its spend starts again with each period. */
 static void col_budget_close_alerts(struct col *c, const struct col_budget *b,
                                     int64_t now)
 {
@@ -549,14 +555,18 @@ static void col_budget_close_alerts(struct col *c, const struct col_budget *b,
                  db,
                  "UPDATE alerts SET status = 'resolved', resolved_ms = ?2, "
                  "resolved_by = 'budget', updated_ms = ?2 WHERE rule_id = ?1 "
-                 "AND status IN ('pending', 'firing', 'acknowledged') "
-                 "RETURNING id",
+                 "AND status IN ('pending', 'firing', 'acknowledged') AND "
+                 "group_key != ?3 RETURNING id",
                  -1, &st, NULL) == SQLITE_OK;
     int64_t ids[16];
     int n = 0, rc = SQLITE_DONE;
+    char key[96];
+    snprintf(key, sizeof(key), "budget=%lld\x1fperiod=%lld", (long long)b->id,
+             (long long)b->start_ms);
     if (ok) {
         sqlite3_bind_int64(st, 1, -b->id);
         sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW)
             if (n < 16)
                 ids[n++] = sqlite3_column_int64(st, 0);
@@ -590,7 +600,6 @@ void col_budget_tick(struct col *c, int64_t now)
         /* Each budget whose period ended reads its new period alone: it
          * happens once a day per budget and costs one day of cells. */
         int64_t start = b->start_ms;
-        col_budget_close_alerts(c, b, now);
         if (col_budget_refresh(c, i, i + 1, now) != SQLITE_OK)
             log_warn(NULL, "msg=\"budget period not refreshed\" budget=%lld",
                      (long long)b->id);
@@ -600,6 +609,7 @@ void col_budget_tick(struct col *c, int64_t now)
                      "previous_start_ms=%lld start_ms=%lld spend_nusd=%lld",
                      (long long)b->id, (long long)start, (long long)b->start_ms,
                      (long long)b->spend_nusd);
+        col_budget_close_alerts(c, b, now);
     }
     col_budget_flush(c);
 }

@@ -23,6 +23,7 @@
 
 #include "alert.h"
 #include "event.h"
+#include "proto.h"
 
 #define API_SILENCE_COLS                                                       \
     "id, matchers, starts_ms, ends_ms, comment, created_by, created_ms"
@@ -58,7 +59,9 @@ static int api_silence_send(struct api_req *r, int64_t id, int status)
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, ws);
     int rc = sqlite3_step(st);
-    json_t *o = rc == SQLITE_ROW ? api_silence_row(st, r->now_ms) : NULL;
+    /* Now, not the request's start: an expiry the collector just wrote is
+     * later than that. */
+    json_t *o = rc == SQLITE_ROW ? api_silence_row(st, proto_now_ms()) : NULL;
     sqlite3_finalize(st);
     if (o != NULL)
         return api_send_json(r, status, o, NULL);
