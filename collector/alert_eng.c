@@ -1387,7 +1387,12 @@ static struct aeng_gtab *aeng_rule_groups(const struct aeng_rule *ar,
 {
     memset(mine, 0, sizeof(*mine));
     mine->dims = ar->r.group_by;
-    struct aeng_gtab *use = t->dims == ar->r.group_by ? t : mine;
+    /* t itself only when the rule filters by nothing: a filter on a
+     * grouped dimension must still drop the other groups. */
+    int filtered = aeng_rule_dims(&ar->r) != ar->r.group_by;
+    for (int d = 0; d < AD_NDIMS; d++)
+        filtered |= ar->r.filters[d][0] != '\0';
+    struct aeng_gtab *use = filtered ? mine : t;
     for (size_t i = 0; use == mine && i < t->nslots; i++) {
         struct aeng_group *g = &t->g[i];
         if (!g->used || !aeng_filters_ok(&ar->r, g))
@@ -1882,6 +1887,16 @@ static int64_t aeng_write(sqlite3_stmt *const *sts, const struct aeng_tx *t)
         sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    /* A pending alert that never fired is gone with its timeline. */
+    sqlite3_stmt *del;
+    if (id > 0 && t->action == AA_CANCEL &&
+        sqlite3_prepare_v2(sqlite3_db_handle(st),
+                           "DELETE FROM alert_events WHERE alert_id = ?1", -1,
+                           &del, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(del, 1, id);
+        sqlite3_step(del);
+        sqlite3_finalize(del);
+    }
     /* The timeline (sts[AA_NONE]). */
     const char *kind = aeng_action_event(t->action);
     if (id > 0 && kind != NULL && sts[AA_NONE] != NULL) {
@@ -2146,6 +2161,7 @@ void col_alert_stop(struct col *c)
     for (size_t i = 0; i < al->nctl; i++)
         free(al->ctl[i].group_key);
     free(al->ctl);
+    free(al->out);
     free(al->inbox.p);
     free(al->feed.p);
     sqlite3_close(al->db);
