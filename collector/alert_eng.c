@@ -49,6 +49,7 @@
 #include "hash.h"
 #include "hist.h"
 #include "log.h"
+#include "rollup.h"
 
 #define AENG_MIN_MS        60000LL
 #define AENG_MAX_WINDOW_MS (60 * AENG_MIN_MS)
@@ -150,6 +151,8 @@ struct aeng_ctl {
     int status; /* AS_OK (resolved or deleted) or AS_ACKED */
 };
 
+struct aeng_long;
+
 struct col_alerts {
     pthread_t tid;
     int started;
@@ -184,9 +187,11 @@ struct col_alerts {
     int64_t *wide;     /* ids of whole-workspace budgets */
     size_t nwide;
     int64_t (*clock)(void);
-    int64_t seq_hi; /* the last event seq stored before this start */
-    int loaded;     /* open alerts and recent events read */
-    int64_t next;   /* when the next evaluation is due */
+    int64_t seq_hi;          /* the last event seq stored before this start */
+    int loaded;              /* open alerts and recent events read */
+    struct aeng_long *longs; /* hour sums for windows over the ring */
+    size_t nlongs;
+    int64_t next; /* when the next evaluation is due */
 };
 
 /* ---- helpers ---- */
@@ -496,6 +501,9 @@ static void aeng_rules_free(struct col_alerts *al)
 
 static int aeng_rule_cmp(const void *x, const void *y);
 static void aeng_rule_needs(const struct alert_rule *r, int *hist, int *prev);
+static unsigned aeng_rule_dims(const struct alert_rule *r);
+static size_t aeng_open_of(struct aeng_state **open, size_t n, int64_t id,
+                           size_t *count);
 
 /* Load the ids of whole-workspace budgets. */
 static void aeng_wide_load(struct col_alerts *al)
@@ -563,8 +571,12 @@ static int aeng_rules_load(struct col_alerts *al)
                      (long long)ar->id, msg);
             continue;
         }
-        if (ar->r.window_ms > AENG_MAX_WINDOW_MS) {
-            log_warn(NULL, "msg=\"rule not evaluated: window over 1h\" id=%lld",
+        if (ar->r.window_ms > AENG_MAX_WINDOW_MS &&
+            (aeng_rule_dims(&ar->r) & (1u << AD_API_KEY))) {
+            /* The hour rollups have no API key. */
+            log_warn(NULL,
+                     "msg=\"rule not evaluated: api_key with a window over "
+                     "1h\" id=%lld",
                      (long long)ar->id);
             alert_rule_free(&ar->r);
             continue;
@@ -1247,6 +1259,182 @@ static const struct aeng_gtab *aeng_prevs_get(const struct aeng_prevs *pv,
     return NULL;
 }
 
+/* ---- windows longer than the ring ----
+ *
+ * A window over AENG_SHORT_MIN minutes is the ring's minutes from the hour
+ * boundary H0 at most AENG_SHORT_MIN minutes back, plus whole hours of the
+ * hour rollups from the hour holding the window's start up to H0: it
+ * covers between W and W + 1h.  The hours' sums are kept per (workspace,
+ * dims, window) and slide: each hour H0 moves, the hour that left the
+ * ring is added and the one that left the window subtracted; a full
+ * reload every AENG_LONG_RELOAD_H hours takes in late events.  Not
+ * compared with the previous window (no change metrics: no value). */
+
+#define AENG_SHORT_MIN     60
+#define AENG_HOUR_MS       3600000LL
+#define AENG_LONG_RELOAD_H 6
+
+struct aeng_long {
+    int64_t ws;
+    unsigned dims;
+    int hist;
+    int64_t lo, hi;   /* hours [lo, hi) summed */
+    int64_t built_hi; /* hi at the last full reload */
+    struct arena a;   /* the groups' strings */
+    struct aeng_gtab t;
+    int used; /* in this cycle */
+};
+
+/* The rollup cube holding dims (no API key), with histograms when hist. */
+static int aeng_cube(unsigned dims, int hist)
+{
+    unsigned pm = (1u << AD_PROVIDER) | (1u << AD_MODEL);
+    unsigned a = 1u << AD_AGENT, u = 1u << AD_USER;
+    if (dims == 0)
+        return ROLLUP_TOTAL;
+    if ((dims & ~pm) == 0)
+        return ROLLUP_MODEL;
+    if (dims == a)
+        return ROLLUP_AGENTS;
+    if (dims == u && !hist)
+        return ROLLUP_USERS;
+    if ((dims & ~(pm | a)) == 0)
+        return ROLLUP_AGENT;
+    return ROLLUP_USER;
+}
+
+/* Add (sign 1) or subtract (-1) the hour rollups [lo, hi) into l. */
+static int aeng_long_add(struct col_alerts *al, struct aeng_long *l, int64_t lo,
+                         int64_t hi, int sign)
+{
+    sqlite3_stmt *st;
+    if (lo >= hi)
+        return 0;
+    if (sqlite3_prepare_v2(
+            al->db,
+            "SELECT provider, model, agent, user, calls, errors, "
+            "input_tokens, output_tokens, input_tokens + output_tokens + "
+            "cache_read_tokens + cache_write_tokens + reasoning_tokens, "
+            "cost_nusd, lat_hist, ttft_hist FROM rollups WHERE ws = ?1 AND "
+            "cube = ?2 AND res = 3600 AND ts >= ?3 AND ts < ?4",
+            -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, l->ws);
+    sqlite3_bind_int(st, 2, aeng_cube(l->dims, l->hist));
+    sqlite3_bind_int64(st, 3, lo);
+    sqlite3_bind_int64(st, 4, hi);
+    uint32_t tmp[HIST_BUCKETS];
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *dims[AD_NDIMS] = {"", "", "", "", ""};
+        for (int d = 0; d < AD_API_KEY; d++)
+            dims[d] = (const char *)sqlite3_column_text(st, d);
+        struct aeng_group *g = aeng_gtab_get(&l->t, dims);
+        if (g == NULL)
+            break;
+        /* The group's strings live as long as the table. */
+        for (int d = 0; d < AD_NDIMS; d++)
+            if ((l->dims & (1u << d)) && g->dims[d] == dims[d])
+                g->dims[d] = arena_strndup(&l->a, dims[d], strlen(dims[d]));
+        g->cur.requests += sign * sqlite3_column_int64(st, 4);
+        g->cur.errors += sign * sqlite3_column_int64(st, 5);
+        g->cur.input_tokens += sign * sqlite3_column_int64(st, 6);
+        g->cur.output_tokens += sign * sqlite3_column_int64(st, 7);
+        g->cur.total_tokens += sign * sqlite3_column_int64(st, 8);
+        g->cur.cost_nusd += sign * sqlite3_column_int64(st, 9);
+        g->q_ok = 0;
+        for (int i = 0; l->hist && i < 2; i++) {
+            const void *b = sqlite3_column_blob(st, 10 + i);
+            int n = sqlite3_column_bytes(st, 10 + i);
+            if (b == NULL || n <= 0)
+                continue;
+            if (g->dense[i] == NULL &&
+                (g->dense[i] = calloc(HIST_BUCKETS, sizeof(uint32_t))) == NULL)
+                continue;
+            memset(tmp, 0, sizeof(tmp));
+            int64_t cnt = hist_blob_add(b, (size_t)n, tmp);
+            if (cnt <= 0)
+                continue;
+            for (int k = 0; k < HIST_BUCKETS; k++)
+                g->dense[i][k] += (uint32_t)sign * tmp[k];
+            g->ndense[i] += (uint64_t)(sign * cnt);
+        }
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static void aeng_long_free(struct aeng_long *l)
+{
+    aeng_gtab_free(&l->t);
+    arena_free(&l->a);
+}
+
+/* The sums of hours [lo, hi) for workspace ws by dims: slid, reloaded or
+ * made. */
+static struct aeng_long *aeng_long_get(struct col_alerts *al, int64_t ws,
+                                       unsigned dims, int hist, int64_t lo,
+                                       int64_t hi)
+{
+    struct aeng_long *l = NULL;
+    for (size_t i = 0; l == NULL && i < al->nlongs; i++)
+        if (al->longs[i].ws == ws && al->longs[i].dims == dims &&
+            al->longs[i].hi - al->longs[i].lo == hi - lo)
+            l = &al->longs[i];
+    if (l == NULL) {
+        struct aeng_long *n = realloc(al->longs, (al->nlongs + 1) * sizeof(*n));
+        if (n == NULL)
+            return NULL;
+        al->longs = n;
+        l = &al->longs[al->nlongs++];
+        memset(l, 0, sizeof(*l));
+        l->ws = ws;
+        l->dims = dims;
+        arena_init(&l->a, 64 * 1024);
+    }
+    l->used = 1;
+    if (l->hi == hi && l->lo == lo && l->hist >= hist)
+        return l;
+    int slide = l->hi > 0 && l->hist >= hist && hi > l->hi &&
+                hi - l->built_hi < AENG_LONG_RELOAD_H * AENG_HOUR_MS &&
+                hi - l->hi < hi - lo;
+    if (slide) {
+        aeng_long_add(al, l, l->hi, hi, 1);
+        aeng_long_add(al, l, l->lo, lo, -1);
+    } else {
+        aeng_gtab_free(&l->t);
+        arena_free(&l->a);
+        arena_init(&l->a, 64 * 1024);
+        l->t.dims = dims;
+        l->hist = hist;
+        aeng_long_add(al, l, lo, hi, 1);
+        l->built_hi = hi;
+    }
+    l->lo = lo;
+    l->hi = hi;
+    return l;
+}
+
+/* Drop the sums no rule used this cycle. */
+static void aeng_longs_sweep(struct col_alerts *al)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < al->nlongs; i++) {
+        if (!al->longs[i].used) {
+            aeng_long_free(&al->longs[i]);
+            continue;
+        }
+        al->longs[i].used = 0;
+        al->longs[n++] = al->longs[i];
+    }
+    al->nlongs = n;
+}
+
+/* Evaluate the long rules rules[0..n) of a run (ws, dims): the ring from
+ * H0, then per window length the hour sums, added into a copy. */
+static void aeng_eval_long(struct col_alerts *al, struct aeng_rule *rules,
+                           size_t n, int hist, struct aeng_state **open,
+                           size_t nopen, int64_t cur, int64_t now);
+
 /* The latency P50/P95/P99 and TTFT P95 of g into out (NAN when none). */
 static void aeng_group_quantiles(struct aeng_group *g, double out[4])
 {
@@ -1450,6 +1638,47 @@ static void aeng_eval_rule(struct col_alerts *al, const struct aeng_rule *ar,
     aeng_gtab_free(&prev);
 }
 
+static void aeng_eval_long(struct col_alerts *al, struct aeng_rule *rules,
+                           size_t n, int hist, struct aeng_state **open,
+                           size_t nopen, int64_t cur, int64_t now)
+{
+    int64_t h0 = cur - AENG_SHORT_MIN * AENG_MIN_MS;
+    h0 = (h0 + AENG_HOUR_MS - 1) / AENG_HOUR_MS * AENG_HOUR_MS;
+    int64_t ws = rules[0].ws;
+    unsigned dims = aeng_rule_dims(&rules[0].r);
+    struct aeng_gtab ring = {.dims = dims};
+    for (int64_t k = 0; k <= (cur - h0) / AENG_MIN_MS; k++)
+        aeng_add_minute(al, &ring, ws, hist, cur, k);
+    struct aeng_prevs none;
+    memset(&none, 0, sizeof(none));
+    for (size_t i = 0; i < n;) {
+        int64_t w = aeng_rule_wmin(&rules[i].r);
+        int64_t lo = cur - w * AENG_MIN_MS;
+        lo -= lo % AENG_HOUR_MS;
+        struct aeng_long *l =
+            lo < h0 ? aeng_long_get(al, ws, dims, hist, lo, h0) : NULL;
+        struct aeng_gtab tw = {.dims = dims};
+        const struct aeng_gtab *parts[] = {&ring, l ? &l->t : NULL};
+        for (int p = 0; p < 2; p++)
+            for (size_t j = 0; parts[p] != NULL && j < parts[p]->nslots; j++) {
+                const struct aeng_group *g = &parts[p]->g[j];
+                if (!g->used || (p == 1 && g->cur.requests == 0))
+                    continue;
+                struct aeng_group *t = aeng_gtab_get(&tw, g->dims);
+                if (t != NULL)
+                    aeng_group_fold(t, g, hist);
+            }
+        double window_s = (double)(now - lo) / 1000.0;
+        for (; i < n && aeng_rule_wmin(&rules[i].r) == w; i++) {
+            size_t cnt, at = aeng_open_of(open, nopen, rules[i].id, &cnt);
+            aeng_eval_rule(al, &rules[i], &tw, hist, &none, open + at, cnt,
+                           window_s, now);
+        }
+        aeng_gtab_free(&tw);
+    }
+    aeng_gtab_free(&ring);
+}
+
 static int aeng_state_cmp(const void *a, const void *b)
 {
     const struct aeng_state *x = *(struct aeng_state *const *)a;
@@ -1611,7 +1840,9 @@ static void aeng_evaluate(struct col_alerts *al, int64_t now)
         struct aeng_gtab t = {.dims = dims};
         struct aeng_prevs pv;
         aeng_prevs_make(al, ws, dims, al->rules + i, end - i, cur, &pv);
-        for (int64_t k = 0; i < end; k++) {
+        for (int64_t k = 0;
+             i < end && aeng_rule_wmin(&al->rules[i].r) <= AENG_SHORT_MIN;
+             k++) {
             aeng_add_minute(al, &t, ws, hist, cur, k);
             double window_s = (double)(now - (cur - k * AENG_MIN_MS)) / 1000.0;
             for (; i < end && aeng_rule_wmin(&al->rules[i].r) == k; i++) {
@@ -1622,10 +1853,17 @@ static void aeng_evaluate(struct col_alerts *al, int64_t now)
         }
         aeng_prevs_free(&pv);
         aeng_gtab_free(&t);
+        /* The run's rules with windows longer than the ring. */
+        if (i < end) {
+            aeng_eval_long(al, al->rules + i, end - i, hist, open, nopen, cur,
+                           now);
+            i = end;
+        }
         passes++;
         aeng_serve_test(al, now); /* a waiting test need not wait for all */
     }
     free(open);
+    aeng_longs_sweep(al);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     uint64_t us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
                              (t1.tv_nsec - t0.tv_nsec) / 1000);
@@ -2140,6 +2378,9 @@ void col_alert_stop(struct col *c)
         col_alert_apply(c);
     aeng_rules_free(al);
     free(al->wide);
+    for (size_t i = 0; i < al->nlongs; i++)
+        aeng_long_free(&al->longs[i]);
+    free(al->longs);
     for (int i = 0; i < AENG_RING_MIN; i++) {
         struct aeng_minute *mn = &al->ring[i];
         aeng_cache_free(mn);

@@ -24,6 +24,7 @@
 #include "alert.h"
 #include "collector.h"
 #include "log.h"
+#include "rollup.h"
 
 #define TESTDIR_NAME "tt-alert-eng"
 #include "testutil.h"
@@ -783,6 +784,71 @@ START_TEST(test_shared_run)
 }
 END_TEST
 
+/* A rollup hour row of workspace 1: cube, hour start, provider, model,
+ * calls, errors. */
+static void hour_row(struct col *c, int cube, int64_t ts, const char *prov,
+                     const char *model, int calls, int errors)
+{
+    char *sql = sqlite3_mprintf(
+        "INSERT INTO rollups(ws, cube, res, ts, provider, model, agent, user, "
+        "session, is_error, error_type, status, calls, errors, input_tokens, "
+        "output_tokens, cache_read_tokens, cache_write_tokens, "
+        "reasoning_tokens, cost_nusd, lat_n, lat_sum, ttft_n, ttft_sum, "
+        "first_ms, last_ms, lat_hist, ttft_hist) VALUES(1, %d, 3600, %lld, "
+        "%Q, %Q, '', '', '', 0, '', 0, %d, %d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, "
+        "%lld, %lld, x'', x'')",
+        cube, (long long)ts, prov, model, calls, errors, (long long)ts,
+        (long long)ts);
+    exec(c->store.db, sql);
+    sqlite3_free(sql);
+}
+
+/* A window over the ring: the hours before it come from the hour rollups
+ * (whole hours, from the one holding the window's start), the rest from
+ * the ring; the sums slide as time moves on by hours. */
+START_TEST(test_long_window)
+{
+    struct col c;
+    eng_init(&c);
+    int64_t hour = 3600000LL, now = T0 + 30000; /* T0: 12:00:00 */
+    /* 6h window at 12:00:30: hours from 06:00 up to the ring's first whole
+     * hour, 11:00; the ring has 11:00 to now. */
+    for (int h = 1; h <= 8; h++) {
+        hour_row(&c, ROLLUP_MODEL, T0 - h * hour, "p", "m", 10 * h, h);
+        hour_row(&c, ROLLUP_TOTAL, T0 - h * hour, "", "", 10 * h, h);
+    }
+    int64_t six =
+        rule_add(&c, "six hours", "'window':'6h','group_by':['model']",
+                 LEAF("requests", ">=", 200));
+    int64_t errs = rule_add(&c, "six hours, errors", "'window':'6h'",
+                            LEAF("errors", "==", 25));
+    feed(&c, 5, T0 - 20 * 60000, "p", "m", 1); /* 11:40, in the ring */
+    turn(&c, now);
+    /* Hours 06:00-11:00 (h = 2..6: 20+30+40+50+60 = 200 calls, 2+..+6 = 20
+     * errors; the model cube for the grouped rule, the totals cube for the
+     * other) plus the ring's 5 calls, 5 errors: 205 and 25. */
+    ck_assert_str_eq(qs(&c,
+                        "SELECT coalesce(json_extract(values_json, "
+                        "'$[0].value'), -1) FROM alerts WHERE rule_id = "
+                        "%lld",
+                        (long long)six),
+                     "205.0");
+    ck_assert_int_eq(n_alerts(&c, errs, "firing"), 1);
+    /* An hour later the window starts at 07:00 and the ring at 12:00: the
+     * sums slide, the 06:00 hour (60 calls) out and the 11:00 one (10) in;
+     * the events at 11:40 are now before the ring, where the engine reads
+     * the rollups (which, in this test, do not hold them): 150 calls. */
+    turn(&c, now + hour);
+    ck_assert_str_eq(qs(&c,
+                        "SELECT json_extract(values_json, '$[0].value') "
+                        "FROM alerts WHERE rule_id = %lld",
+                        (long long)six),
+                     "150.0");
+    ck_assert_str_eq(status_of(&c, six), "resolved");
+    eng_fini(&c);
+}
+END_TEST
+
 static Suite *alert_eng_suite(void)
 {
     Suite *s = suite_create("alert_eng");
@@ -793,6 +859,7 @@ static Suite *alert_eng_suite(void)
     tcase_add_test(tc, test_group_by);
     tcase_add_test(tc, test_filters);
     tcase_add_test(tc, test_filter_on_grouped_dim);
+    tcase_add_test(tc, test_long_window);
     tcase_add_test(tc, test_for);
     tcase_add_test(tc, test_resolution);
     tcase_add_test(tc, test_no_data);
