@@ -78,9 +78,13 @@ static int col_act_one(struct col *c, int act, int64_t ws, const char *wsname,
     int was_open = strcmp(before, "resolved") != 0;
     sqlite3_finalize(st);
     static const char *const kinds[] = {"acknowledged", "resolved", NULL};
-    if (act == ACT_DELETE)
+    if (act == ACT_DELETE) /* its timeline and its notifications */
         rc = col_q_int(db, "DELETE FROM alert_events WHERE alert_id = ?1", id,
-                       NULL, 0) == 0
+                       NULL, 0) == 0 &&
+                     col_q_int(db,
+                               "DELETE FROM notifications WHERE alert_id = "
+                               "?1",
+                               id, NULL, 0) == 0
                  ? SQLITE_DONE
                  : SQLITE_ERROR;
     else if (sqlite3_prepare_v2(db,
@@ -97,6 +101,9 @@ static int col_act_one(struct col *c, int act, int64_t ws, const char *wsname,
         sqlite3_finalize(st);
     }
     if (rc != SQLITE_DONE)
+        return -1;
+    /* The notifications of the change, in the same transaction. */
+    if (act != ACT_DELETE && col_notify_enqueue(db, id, kinds[act], now) != 0)
         return -1;
     if (act != ACT_DELETE)
         col_alert_publish(
@@ -359,4 +366,29 @@ int col_quiet_set(struct col *c, json_t *args, json_t **reply, int clear)
     }
     *reply = json_object();
     return 200;
+}
+
+/* ---- the notification outbox ---- */
+
+int col_notify_enqueue(sqlite3 *db, int64_t alert_id, const char *event,
+                       int64_t now)
+{
+    sqlite3_stmt *st;
+    /* One row per channel of the alert's rule, unless a silence or quiet
+     * hours held the alert's notifications back. */
+    if (sqlite3_prepare_v2(
+            db,
+            "INSERT INTO notifications(ws, alert_id, event, channel_id, "
+            "status, created_ms, updated_ms) SELECT a.ws, a.id, ?2, j.value, "
+            "'pending', ?3, ?3 FROM alerts a JOIN alert_rules r ON r.id = "
+            "a.rule_id, json_each(r.spec, '$.channels') j WHERE a.id = ?1 AND "
+            "a.silenced_by IS NULL AND a.quiet = 0",
+            -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, alert_id);
+    sqlite3_bind_text(st, 2, event, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
 }

@@ -2327,6 +2327,15 @@ void col_alert_apply(struct col *c)
             if (ids[i] > 0 && sil != NULL &&
                 (out[i].action == AA_FIRE || out[i].action == AA_RENOTIFY))
                 aeng_silence(c->store.db, sil, qh, &out[i], ids[i]);
+            /* Notifications, in this transaction: when the state machine
+             * said so (cooldown), and not held back (silence, quiet). */
+            static const char *const ev[] = {[AA_FIRE] = "firing",
+                                             [AA_RENOTIFY] = "renotify",
+                                             [AA_RESOLVE] = "resolved"};
+            if (ids[i] > 0 && out[i].notify && out[i].action <= AA_RESOLVE &&
+                ev[out[i].action] != NULL)
+                col_notify_enqueue(c->store.db, ids[i], ev[out[i].action],
+                                   out[i].now);
         }
         sqlite3_finalize(sil);
         sqlite3_finalize(qh);

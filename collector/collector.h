@@ -269,6 +269,13 @@ void col_alert_publish(struct col *c, const char *type, int64_t id,
 /* The alert.act command (alert_cmd.c): ack, resolve or delete alerts. */
 int col_alert_act(struct col *c, json_t *args, json_t **reply);
 
+/* Enqueue the notifications of alert id's event ("firing", "renotify",
+ * "acknowledged", "resolved") at now: one row per channel of its rule,
+ * none when a silence or quiet hours held it back.  Inside the caller's
+ * transaction (the one that changed the alert). */
+int col_notify_enqueue(sqlite3 *db, int64_t alert_id, const char *event,
+                       int64_t now);
+
 /* silence.create and silence.expire (alert_cmd.c). */
 int col_silence_create(struct col *c, json_t *args, json_t **reply);
 int col_silence_expire(struct col *c, json_t *args, json_t **reply);

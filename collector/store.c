@@ -326,6 +326,23 @@ static const char *const col_migrations[] = {
     "  tz TEXT NOT NULL,"
     "  updated_ms INTEGER NOT NULL);"
     "ALTER TABLE alerts ADD COLUMN quiet INTEGER NOT NULL DEFAULT 0;",
+
+    /* 11: the notification outbox: a row per alert event and channel,
+     * written in the transaction that changed the alert; delivery (issue
+     * 5) takes them from here. */
+    "CREATE TABLE notifications("
+    "  id INTEGER PRIMARY KEY,"
+    "  ws INTEGER NOT NULL,"
+    "  alert_id INTEGER NOT NULL,"
+    "  event TEXT NOT NULL," /* firing|renotify|acknowledged|resolved */
+    "  channel_id INTEGER NOT NULL,"
+    "  status TEXT NOT NULL," /* pending|sent|failed|retrying */
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX notifications_status ON notifications(status, id);"
+    "CREATE INDEX notifications_alert ON notifications(alert_id, id);",
 };
 
 #define COL_NMIGRATIONS                                                        \

@@ -351,10 +351,31 @@ int api_alerts_get(struct api_req *r)
         }
         sqlite3_finalize(st);
     }
+    /* Its notifications: the outbox rows (delivery is issue 5). */
+    json_t *nl = json_array();
+    if (sqlite3_prepare_v2(r->t->db,
+                           "SELECT id, event, channel_id, status, attempts, "
+                           "last_error, created_ms, updated_ms FROM "
+                           "notifications WHERE alert_id = ?1 ORDER BY id",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, id);
+        while (sqlite3_step(st) == SQLITE_ROW)
+            json_array_append_new(
+                nl,
+                json_pack("{s:I, s:s, s:I, s:s, s:I, s:o, s:o, s:o}", "id",
+                          (json_int_t)sqlite3_column_int64(st, 0), "event",
+                          (const char *)sqlite3_column_text(st, 1),
+                          "channel_id", (json_int_t)sqlite3_column_int64(st, 2),
+                          "status", (const char *)sqlite3_column_text(st, 3),
+                          "attempts", (json_int_t)sqlite3_column_int64(st, 4),
+                          "error", api_text_or_null(st, 5), "created_at",
+                          api_time(sqlite3_column_int64(st, 6)), "updated_at",
+                          api_time(sqlite3_column_int64(st, 7))));
+        sqlite3_finalize(st);
+    }
     api_read_end(r);
     json_object_set_new(o, "timeline", tl);
-    /* Notifications come with the delivery outbox (issue 5). */
-    json_object_set_new(o, "notifications", json_array());
+    json_object_set_new(o, "notifications", nl);
     return api_send_json(r, 200, o, NULL);
 }
 

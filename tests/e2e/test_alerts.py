@@ -81,7 +81,8 @@ def cycles():
 def test_fire_ack_resolve_by_itself():
     key = workspace("al-a")
     rid = rule(key, name="errors by model", severity="high",
-               condition=ERRORS, window="1m", group_by=["model"])
+               condition=ERRORS, window="1m", group_by=["model"],
+               channels=[7, 9])
     wait_for(lambda: cycles() > 0)
     send(key, "m-bad", 4, status=500)
     send(key, "m-good", 5)
@@ -115,6 +116,14 @@ def test_fire_ack_resolve_by_itself():
     assert [e["event"] for e in d["timeline"]] == \
         ["firing", "acknowledged", "resolved"], d["timeline"]
     assert d["timeline"][1]["note"] == "looking"
+    # The outbox: one row per channel for firing, acknowledged, resolved,
+    # written with each change (delivery is issue 5).
+    assert [(n["event"], n["channel_id"], n["status"])
+            for n in d["notifications"]] == [
+        ("firing", 7, "pending"), ("firing", 9, "pending"),
+        ("acknowledged", 7, "pending"), ("acknowledged", 9, "pending"),
+        ("resolved", 7, "pending"), ("resolved", 9, "pending")], \
+        d["notifications"]
     assert active(key) == []
     # The event ring carried firing, acknowledged and resolved.
     kinds = [e["event"]["type"] for e in ring()
@@ -318,7 +327,7 @@ def test_rule_test_changes_nothing():
 def test_silences_hold_back_but_record():
     key = workspace("al-i")
     quiet = rule(key, name="quiet one", condition=ERRORS, window="5m",
-                 group_by=["model"], labels={"team": "infra"})
+                 group_by=["model"], labels={"team": "infra"}, channels=[3])
     loud = rule(key, name="loud one", condition=ERRORS, window="5m",
                 severity="critical", labels={"team": "payments"})
     r = S.post("/api/v1/silences", {
@@ -340,6 +349,11 @@ def test_silences_hold_back_but_record():
     assert by[(loud, None)]["silenced_by"] is None
     d = alert(key, by[(quiet, "m1")]["id"])
     assert [e["event"] for e in d["timeline"]] == ["firing", "silenced"]
+    # Silenced: nothing enqueued; the other group's notification is.
+    assert d["notifications"] == []
+    assert [n["event"] for n in
+            alert(key, by[(quiet, "m2")]["id"])["notifications"]] == \
+        ["firing"]
     ev = [e["event"] for e in ring()
           if e["event"].get("alert") == by[(quiet, "m1")]["id"]]
     assert ev and ev[0]["silenced_by"] == sil["id"], ev
