@@ -467,6 +467,12 @@ static int alert_rule_parse_in(struct alert_parse *p, const json_t *in)
     if (alert_labels(p, in, "labels", &r->labels) != 0 ||
         alert_labels(p, in, "annotations", &r->annotations) != 0)
         return -1;
+    /* Windows over an hour read the hour rollups, which keep no API key. */
+    if (r->window_ms > ALERT_MAX_KEY_WINDOW &&
+        ((r->group_by & (1u << AD_API_KEY)) || r->filters[AD_API_KEY][0]))
+        return alert_bad(p, "window", json_object_get(in, "window"),
+                         "must be at most 1h for a rule on api_key (the "
+                         "hour rollups keep no API key)");
     return 0;
 }
 

@@ -40,15 +40,16 @@
 
 struct json_t;
 
-#define ALERT_MAX_DEPTH    5
-#define ALERT_MAX_LEAVES   32
-#define ALERT_MAX_NODES    64 /* groups and leaves together */
-#define ALERT_MAX_CHANNELS 16
-#define ALERT_MAX_NAME     128  /* bytes */
-#define ALERT_MAX_DESC     2048 /* bytes */
-#define ALERT_MAX_LABELS   32   /* labels, and annotations, each */
-#define ALERT_MAX_LABEL    1024 /* bytes of a label or annotation value */
-#define ALERT_MAX_DURATION (30LL * 86400000) /* ms */
+#define ALERT_MAX_DEPTH      5
+#define ALERT_MAX_LEAVES     32
+#define ALERT_MAX_NODES      64 /* groups and leaves together */
+#define ALERT_MAX_CHANNELS   16
+#define ALERT_MAX_NAME       128  /* bytes */
+#define ALERT_MAX_DESC       2048 /* bytes */
+#define ALERT_MAX_LABELS     32   /* labels, and annotations, each */
+#define ALERT_MAX_LABEL      1024 /* bytes of a label or annotation value */
+#define ALERT_MAX_DURATION   (30LL * 86400000) /* ms */
+#define ALERT_MAX_KEY_WINDOW (3600000LL) /* a rule on api_key: 1h at most */
 
 enum alert_severity {
     ALERT_CRITICAL = 0,

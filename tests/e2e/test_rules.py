@@ -95,6 +95,7 @@ BAD = [
     (RULE | {"no_data": "ignore"}, "no_data"),
     (RULE | {"channels": ["slack"]}, "channels[0]"),
     (RULE | {"labels": {"team": 5}}, "labels.team"),
+    (RULE | {"window": "2h", "filters": {"api_key": "k1"}}, "window"),
 ]
 
 

@@ -667,8 +667,32 @@ START_TEST(test_json_round_trip)
     round_trip(FULL);
     round_trip(COND("{'metric':'budget_used_percent','operator':'<',"
                     "'threshold':-2.25},'window':'30d','for':'0',"
-                    "'group_by':['api_key','user','agent'],"
+                    "'group_by':['user','agent'],"
                     "'filters':{'user':'u \\u00e9'}"));
+    round_trip(COND("{'metric':'cost','operator':'>','threshold':1},"
+                    "'window':'1h','group_by':['api_key']"));
+}
+END_TEST
+
+/* A rule on api_key may not look back over an hour (the hour rollups keep
+ * no API key); an hour is fine, and so is a long window without it. */
+START_TEST(test_api_key_window)
+{
+    static const char *const bad[] = {
+        COND("{'metric':'cost','operator':'>','threshold':1},"
+             "'window':'61m','group_by':['api_key']"),
+        COND("{'metric':'cost','operator':'>','threshold':1},"
+             "'window':'2h','filters':{'api_key':'k1'}")};
+    for (size_t i = 0; i < 2; i++) {
+        struct alert_rule r;
+        char path[256], msg[512];
+        json_t *in = load(bad[i]);
+        ck_assert_int_eq(
+            alert_rule_parse(in, &r, path, sizeof(path), msg, sizeof(msg)), -1);
+        ck_assert_str_eq(path, "window");
+        ck_assert_ptr_nonnull(strstr(msg, "api_key"));
+        json_decref(in);
+    }
 }
 END_TEST
 
@@ -1222,6 +1246,7 @@ static Suite *alert_suite(void)
     tcase_add_test(tc, test_json_defaults);
     tcase_add_test(tc, test_json_durations_and_period);
     tcase_add_test(tc, test_json_round_trip);
+    tcase_add_test(tc, test_api_key_window);
     suite_add_tcase(s, tc);
     tc = tcase_create("silences");
     tcase_add_test(tc, test_matchers);
