@@ -187,9 +187,9 @@ struct col_alerts {
     int64_t *wide;     /* ids of whole-workspace budgets */
     size_t nwide;
     int64_t (*clock)(void);
-    int64_t seq_hi;          /* the last event seq stored before this start */
-    int loaded;              /* open alerts and recent events read */
-    struct aeng_long *longs; /* hour sums for windows over the ring */
+    int64_t seq_hi;           /* the last event seq stored before this start */
+    int loaded;               /* open alerts and recent events read */
+    struct aeng_long **longs; /* hour sums for windows over the ring */
     size_t nlongs;
     int64_t next; /* when the next evaluation is due */
 };
@@ -1267,8 +1267,9 @@ static const struct aeng_gtab *aeng_prevs_get(const struct aeng_prevs *pv,
  * covers between W and W + 1h.  The hours' sums are kept per (workspace,
  * dims, window) and slide: each hour H0 moves, the hour that left the
  * ring is added and the one that left the window subtracted; a full
- * reload every AENG_LONG_RELOAD_H hours takes in late events.  Not
- * compared with the previous window (no change metrics: no value). */
+ * reload every AENG_LONG_RELOAD_H hours takes in late events.  The
+ * change metrics compare with a second sum: as many whole hours as the
+ * window spans, before it. */
 
 #define AENG_SHORT_MIN     60
 #define AENG_HOUR_MS       3600000LL
@@ -1278,6 +1279,7 @@ struct aeng_long {
     int64_t ws;
     unsigned dims;
     int hist;
+    int prev;         /* a previous window's sums (counts only) */
     int64_t lo, hi;   /* hours [lo, hi) summed */
     int64_t built_hi; /* hi at the last full reload */
     struct arena a;   /* the groups' strings */
@@ -1372,21 +1374,27 @@ static void aeng_long_free(struct aeng_long *l)
 /* The sums of hours [lo, hi) for workspace ws by dims: slid, reloaded or
  * made. */
 static struct aeng_long *aeng_long_get(struct col_alerts *al, int64_t ws,
-                                       unsigned dims, int hist, int64_t lo,
-                                       int64_t hi)
+                                       unsigned dims, int hist, int prev,
+                                       int64_t lo, int64_t hi)
 {
     struct aeng_long *l = NULL;
     for (size_t i = 0; l == NULL && i < al->nlongs; i++)
-        if (al->longs[i].ws == ws && al->longs[i].dims == dims &&
-            al->longs[i].hi - al->longs[i].lo == hi - lo)
-            l = &al->longs[i];
+        if (al->longs[i]->ws == ws && al->longs[i]->dims == dims &&
+            al->longs[i]->prev == prev &&
+            al->longs[i]->hi - al->longs[i]->lo == hi - lo)
+            l = al->longs[i];
     if (l == NULL) {
-        struct aeng_long *n = realloc(al->longs, (al->nlongs + 1) * sizeof(*n));
-        if (n == NULL)
+        /* Entries are allocated apart: a caller may hold two at once. */
+        struct aeng_long **n =
+            realloc(al->longs, (al->nlongs + 1) * sizeof(*n));
+        if (n == NULL || (l = calloc(1, sizeof(*l))) == NULL) {
+            if (n != NULL)
+                al->longs = n;
             return NULL;
+        }
         al->longs = n;
-        l = &al->longs[al->nlongs++];
-        memset(l, 0, sizeof(*l));
+        al->longs[al->nlongs++] = l;
+        l->prev = prev;
         l->ws = ws;
         l->dims = dims;
         arena_init(&l->a, 64 * 1024);
@@ -1419,11 +1427,12 @@ static void aeng_longs_sweep(struct col_alerts *al)
 {
     size_t n = 0;
     for (size_t i = 0; i < al->nlongs; i++) {
-        if (!al->longs[i].used) {
-            aeng_long_free(&al->longs[i]);
+        if (!al->longs[i]->used) {
+            aeng_long_free(al->longs[i]);
+            free(al->longs[i]);
             continue;
         }
-        al->longs[i].used = 0;
+        al->longs[i]->used = 0;
         al->longs[n++] = al->longs[i];
     }
     al->nlongs = n;
@@ -1649,14 +1658,27 @@ static void aeng_eval_long(struct col_alerts *al, struct aeng_rule *rules,
     struct aeng_gtab ring = {.dims = dims};
     for (int64_t k = 0; k <= (cur - h0) / AENG_MIN_MS; k++)
         aeng_add_minute(al, &ring, ws, hist, cur, k);
-    struct aeng_prevs none;
-    memset(&none, 0, sizeof(none));
     for (size_t i = 0; i < n;) {
         int64_t w = aeng_rule_wmin(&rules[i].r);
         int64_t lo = cur - w * AENG_MIN_MS;
         lo -= lo % AENG_HOUR_MS;
         struct aeng_long *l =
-            lo < h0 ? aeng_long_get(al, ws, dims, hist, lo, h0) : NULL;
+            lo < h0 ? aeng_long_get(al, ws, dims, hist, 0, lo, h0) : NULL;
+        /* The window before, for the change metrics: as many whole hours
+         * as the window spans (its hours and the ring's), before lo. */
+        int prev = 0;
+        for (size_t j = i; j < n && aeng_rule_wmin(&rules[j].r) == w; j++)
+            prev |= rules[j].prev;
+        int64_t span = h0 - lo + AENG_HOUR_MS;
+        struct aeng_long *pl =
+            prev ? aeng_long_get(al, ws, dims, 0, 1, lo - span, lo) : NULL;
+        struct aeng_prevs pv;
+        memset(&pv, 0, sizeof(pv));
+        if (pl != NULL) {
+            pv.n = 1;
+            pv.w[0] = w;
+            pv.t[0] = pl->t; /* shallow: not freed here */
+        }
         struct aeng_gtab tw = {.dims = dims};
         const struct aeng_gtab *parts[] = {&ring, l ? &l->t : NULL};
         for (int p = 0; p < 2; p++)
@@ -1671,7 +1693,7 @@ static void aeng_eval_long(struct col_alerts *al, struct aeng_rule *rules,
         double window_s = (double)(now - lo) / 1000.0;
         for (; i < n && aeng_rule_wmin(&rules[i].r) == w; i++) {
             size_t cnt, at = aeng_open_of(open, nopen, rules[i].id, &cnt);
-            aeng_eval_rule(al, &rules[i], &tw, hist, &none, open + at, cnt,
+            aeng_eval_rule(al, &rules[i], &tw, hist, &pv, open + at, cnt,
                            window_s, now);
         }
         aeng_gtab_free(&tw);
@@ -2387,8 +2409,10 @@ void col_alert_stop(struct col *c)
         col_alert_apply(c);
     aeng_rules_free(al);
     free(al->wide);
-    for (size_t i = 0; i < al->nlongs; i++)
-        aeng_long_free(&al->longs[i]);
+    for (size_t i = 0; i < al->nlongs; i++) {
+        aeng_long_free(al->longs[i]);
+        free(al->longs[i]);
+    }
     free(al->longs);
     for (int i = 0; i < AENG_RING_MIN; i++) {
         struct aeng_minute *mn = &al->ring[i];

@@ -834,6 +834,18 @@ START_TEST(test_long_window)
                         (long long)six),
                      "205.0");
     ck_assert_int_eq(n_alerts(&c, errs, "firing"), 1);
+    /* A 3h window compares with the 3 hours before: now hours 09:00-11:00
+     * (20 + 30) and the ring's 5 = 55 calls against 06:00-09:00 (60 + 50
+     * + 40 = 150): -63.33%. */
+    int64_t chg = rule_add(&c, "three hours change", "'window':'3h'",
+                           LEAF("requests_change_percent", "<", -50));
+    turn(&c, now + 1000);
+    ck_assert_int_eq(n_alerts(&c, chg, "firing"), 1);
+    ck_assert_str_eq(qs(&c,
+                        "SELECT printf('%%.2f', json_extract(values_json, "
+                        "'$[0].value')) FROM alerts WHERE rule_id = %lld",
+                        (long long)chg),
+                     "-63.33");
     /* An hour later the window starts at 07:00 and the ring at 12:00: the
      * sums slide, the 06:00 hour (60 calls) out and the 11:00 one (10) in;
      * the events at 11:40 are now before the ring, where the engine reads
