@@ -861,6 +861,52 @@ START_TEST(test_long_window)
 }
 END_TEST
 
+/* The cooldown and renotify, seen in the outbox: a notification row per
+ * channel when the state machine notifies, none inside the cooldown; a
+ * renotify once its interval has passed. */
+START_TEST(test_cooldown_outbox)
+{
+    struct col c;
+    eng_init(&c);
+    int64_t r = rule_add(&c, "cool",
+                         "'window':'1m','cooldown':'10m','renotify':'30m',"
+                         "'channels':[4,5]",
+                         LEAF("errors", ">=", 2));
+#define NOTES(ev)                                                              \
+    qi(&c,                                                                     \
+       "SELECT count(*) FROM notifications n JOIN alerts a ON a.id = "         \
+       "n.alert_id WHERE a.rule_id = %lld AND n.event = '%s'",                 \
+       (long long)r, ev)
+    feed(&c, 2, T0 + 5 * SEC, "p", "m", 1);
+    turn(&c, T0 + 30 * SEC);
+    ck_assert_str_eq(status_of(&c, r), "firing");
+    ck_assert_int_eq(NOTES("firing"), 2); /* channels 4 and 5 */
+    turn(&c, T0 + 3 * MIN); /* out of the window: resolved, notified */
+    ck_assert_str_eq(status_of(&c, r), "resolved");
+    ck_assert_int_eq(NOTES("resolved"), 2);
+    /* Again at T0 + 5m, inside the cooldown of the resolve at T0 + 3m: a
+     * new alert fires, silently. */
+    feed(&c, 2, T0 + 5 * MIN, "p", "m", 1);
+    turn(&c, T0 + 5 * MIN + 10 * SEC);
+    ck_assert_int_eq(n_alerts(&c, r, "firing"), 1);
+    ck_assert_int_eq(NOTES("firing"), 2);
+    /* Still holding (events every minute): a renotify once 30m have
+     * passed since the last notification sent (the resolve at T0 + 3m,
+     * the silent fire sent none), so at T0 + 33m, not before. */
+    for (int m = 6; m <= 32; m += 1) {
+        feed(&c, 2, T0 + m * MIN, "p", "m", 1);
+        turn(&c, T0 + m * MIN + 10 * SEC);
+    }
+    ck_assert_int_eq(NOTES("renotify"), 0);
+    feed(&c, 2, T0 + 33 * MIN, "p", "m", 1);
+    turn(&c, T0 + 33 * MIN + 10 * SEC);
+    ck_assert_int_eq(NOTES("renotify"), 2);
+    ck_assert_int_eq(n_alerts(&c, r, "firing"), 1);
+#undef NOTES
+    eng_fini(&c);
+}
+END_TEST
+
 static Suite *alert_eng_suite(void)
 {
     Suite *s = suite_create("alert_eng");
@@ -872,6 +918,7 @@ static Suite *alert_eng_suite(void)
     tcase_add_test(tc, test_filters);
     tcase_add_test(tc, test_filter_on_grouped_dim);
     tcase_add_test(tc, test_long_window);
+    tcase_add_test(tc, test_cooldown_outbox);
     tcase_add_test(tc, test_for);
     tcase_add_test(tc, test_resolution);
     tcase_add_test(tc, test_no_data);
