@@ -51,10 +51,11 @@ static const char *const col_act_sql[] = {
                    "rule_id, group_key, status",
 };
 
-/* Apply action to alert id; 1 when it changed, 0 when not, -1 on error. */
-static int col_act_one(struct col *c, int act, int64_t ws, const char *wsname,
-                       int64_t id, const char *who, const char *note,
-                       int64_t now)
+/* Apply action to alert id; 1 when it changed, 0 when not, -1 on error.
+ * What to tell the ring and the engine once it commits goes to after. */
+static int col_act_one(struct col *c, int act, int64_t ws, int64_t id,
+                       const char *who, const char *note, int64_t now,
+                       json_t *after)
 {
     sqlite3 *db = c->store.db;
     sqlite3_stmt *st;
@@ -105,12 +106,9 @@ static int col_act_one(struct col *c, int act, int64_t ws, const char *wsname,
     /* The notifications of the change, in the same transaction. */
     if (act != ACT_DELETE && col_notify_enqueue(db, id, kinds[act], now) != 0)
         return -1;
-    if (act != ACT_DELETE)
-        col_alert_publish(
-            c, act == ACT_ACK ? "alert.acknowledged" : "alert.resolved", id,
-            wsname, now);
-    if (was_open)
-        col_alert_control(c, rule, key, act == ACT_ACK ? AS_ACKED : AS_OK);
+    json_array_append_new(
+        after, json_pack("{s:I, s:I, s:s, s:b}", "id", (json_int_t)id, "rule",
+                         (json_int_t)rule, "key", key, "open", was_open));
     return 1;
 }
 
@@ -160,11 +158,11 @@ int col_alert_act(struct col *c, json_t *args, json_t **reply)
     }
     int64_t now = proto_now_ms();
     int64_t ws = col_ws_id(db, wsname, 0, now);
-    json_t *changed = json_array();
+    json_t *changed = json_array(), *after = json_array();
     int rc = 0;
     for (size_t i = 0; ws > 0 && rc >= 0 && i < json_array_size(ids); i++) {
         int64_t id = json_integer_value(json_array_get(ids, i));
-        rc = col_act_one(c, act, ws, wsname, id, who, note, now);
+        rc = col_act_one(c, act, ws, id, who, note, now, after);
         if (rc > 0)
             json_array_append_new(changed, json_integer(id));
     }
@@ -172,8 +170,25 @@ int col_alert_act(struct col *c, json_t *args, json_t **reply)
         *reply = col_error("internal", sqlite3_errmsg(db), NULL);
         col_store_rollback(&c->store);
         json_decref(changed);
+        json_decref(after);
         return 500;
     }
+    /* Only what committed is told to the relay and the engine. */
+    size_t k;
+    json_t *a;
+    json_array_foreach(after, k, a)
+    {
+        int64_t id = json_integer_value(json_object_get(a, "id"));
+        if (act != ACT_DELETE)
+            col_alert_publish(
+                c, act == ACT_ACK ? "alert.acknowledged" : "alert.resolved", id,
+                wsname, now);
+        if (json_is_true(json_object_get(a, "open")))
+            col_alert_control(c, json_integer_value(json_object_get(a, "rule")),
+                              json_string_value(json_object_get(a, "key")),
+                              act == ACT_ACK ? AS_ACKED : AS_OK);
+    }
+    json_decref(after);
     log_info(NULL, "msg=\"alerts %s\" workspace=%s changed=%zu who=\"%s\"",
              acts[act], wsname, json_array_size(changed), who);
     *reply = json_pack("{s:i, s:o}", "changed", (int)json_array_size(changed),

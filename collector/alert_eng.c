@@ -1988,6 +1988,9 @@ int col_alert_open(struct col *c, const char *path, int64_t seq_hi, int thread)
         return -1;
     }
     sqlite3_busy_timeout(al->db, 1000);
+    /* Temporary b-trees in memory: SQLite would read TMPDIR for a file,
+     * and the main thread sets TZ now and then (aeng_local_minute). */
+    sqlite3_exec(al->db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL);
     if (thread && pthread_create(&al->tid, NULL, aeng_main, al) != 0) {
         sqlite3_close(al->db);
         free(al);
@@ -2233,6 +2236,15 @@ static void aeng_silence(sqlite3 *db, sqlite3_stmt *sil, sqlite3_stmt *qh,
     json_decref(labels);
     json_decref(group);
     sqlite3_stmt *st;
+    /* Each notification decides anew: a hold that ended holds no more. */
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE alerts SET silenced_by = NULL, quiet = 0 "
+                           "WHERE id = ?1",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
     if (by == 0) {
         if (qh == NULL || t->severity == ALERT_CRITICAL || !aeng_quiet(qh, t))
             return;
@@ -2328,7 +2340,9 @@ void col_alert_apply(struct col *c)
         return;
     int64_t *ids = calloc(n, sizeof(*ids));
     sqlite3_stmt *sts[AA_RESOLVE + 1] = {NULL};
+    int written = 0;
     if (ids != NULL && col_store_begin(&c->store) == SQLITE_OK) {
+        written = 1;
         for (int k = 0; k <= AA_RESOLVE; k++)
             if (aeng_sql[k] != NULL &&
                 sqlite3_prepare_v2(c->store.db, aeng_sql[k], -1, &sts[k],
@@ -2368,8 +2382,28 @@ void col_alert_apply(struct col *c)
                       "msg=\"alert transitions not written\" error=\"%s\"",
                       sqlite3_errmsg(c->store.db));
             col_store_rollback(&c->store);
-            memset(ids, 0, n * sizeof(*ids));
+            written = 0;
         }
+    }
+    if (!written) {
+        /* Nothing written: the transitions go back to the front of the
+         * outbox, in order, for the next second (the engine's states have
+         * moved already; losing them would lose alerts). */
+        log_warn(NULL, "msg=\"alert transitions kept for a retry\" count=%zu",
+                 n);
+        pthread_mutex_lock(&al->mu);
+        struct aeng_tx *o = realloc(al->out, (al->nout + n) * sizeof(*o));
+        if (o != NULL) {
+            memmove(o + n, o, al->nout * sizeof(*o));
+            memcpy(o, out, n * sizeof(*o));
+            al->out = o;
+            al->nout += n;
+            al->capout = al->nout;
+            n = 0; /* owned by the outbox again */
+        }
+        pthread_mutex_unlock(&al->mu);
+        if (ids != NULL)
+            memset(ids, 0, sizeof(*ids) * (n ? n : 1));
     }
     for (size_t i = 0; i < n; i++) {
         const struct aeng_tx *t = &out[i];
@@ -2405,8 +2439,13 @@ void col_alert_stop(struct col *c)
     if (al->started)
         pthread_join(al->tid, NULL);
     /* Transitions decided before the stop are written now. */
-    while (al->nout > 0)
+    for (int tries = 0; al->nout > 0 && tries < 10; tries++)
         col_alert_apply(c);
+    if (al->nout > 0)
+        log_error(NULL,
+                  "msg=\"alert transitions not written at stop\" "
+                  "count=%zu",
+                  al->nout);
     aeng_rules_free(al);
     free(al->wide);
     for (size_t i = 0; i < al->nlongs; i++) {

@@ -126,6 +126,69 @@ static int col_rule_done(struct col *c, int rc, int changed, json_t **reply)
     return 0;
 }
 
+/* Resolve rule's open alerts (inside the transaction), noting why in their
+ * timelines; returns [{id, key}] for col_rule_closed (NULL: failed). */
+static json_t *col_rule_close(struct col *c, int64_t rule, const char *why)
+{
+    sqlite3 *db = c->store.db;
+    int64_t now = proto_now_ms();
+    sqlite3_stmt *st;
+    json_t *out = json_array();
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO alert_events(alert_id, ts_ms, kind, "
+                           "actor, note) SELECT id, ?2, 'resolved', 'rule', ?3 "
+                           "FROM alerts WHERE rule_id = ?1 AND status IN "
+                           "('pending', 'firing', 'acknowledged')",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto fail;
+    sqlite3_bind_int64(st, 1, rule);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE ||
+        sqlite3_prepare_v2(db,
+                           "UPDATE alerts SET status = 'resolved', "
+                           "resolved_ms = ?2, resolved_by = 'rule', notes = "
+                           "?3, updated_ms = ?2 WHERE rule_id = ?1 AND status "
+                           "IN ('pending', 'firing', 'acknowledged') "
+                           "RETURNING id, group_key",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto fail;
+    sqlite3_bind_int64(st, 1, rule);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(
+            out, json_pack("{s:I, s:s}", "id",
+                           (json_int_t)sqlite3_column_int64(st, 0), "key",
+                           (const char *)sqlite3_column_text(st, 1)));
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return out;
+fail:
+    json_decref(out);
+    return NULL;
+}
+
+/* After the commit: tell the engine and the relay about closed (from
+ * col_rule_close; consumed). */
+static void col_rule_closed(struct col *c, int64_t rule, const char *ws,
+                            json_t *closed)
+{
+    size_t i;
+    json_t *a;
+    json_array_foreach(closed, i, a)
+    {
+        col_alert_control(c, rule, json_string_value(json_object_get(a, "key")),
+                          AS_OK);
+        col_alert_publish(c, "alert.resolved",
+                          json_integer_value(json_object_get(a, "id")), ws,
+                          proto_now_ms());
+    }
+    json_decref(closed);
+}
+
 /* Begin, and find (or make, when make) the workspace's id: > 0, or 0 after
  * answering. */
 static int64_t col_rule_begin(struct col *c, const char *ws, int make,
@@ -183,7 +246,16 @@ static int col_rule_put(struct col *c, json_t *args, json_t **reply, int update)
             wsid, id, &r, spec, proto_now_ms(), &changed);
         if (!update)
             id = sqlite3_last_insert_rowid(db);
+        /* A changed rule starts afresh: its open alerts are resolved. */
+        json_t *closed = NULL;
+        if (update && rc == SQLITE_DONE && changed > 0 &&
+            (closed = col_rule_close(c, id, "the rule changed")) == NULL)
+            rc = SQLITE_ERROR;
         status = col_rule_done(c, rc, changed, reply);
+        if (status == 0 && closed != NULL)
+            col_rule_closed(c, id, ws, closed);
+        else
+            json_decref(closed);
     }
     if (status == 0) {
         log_info(NULL, "msg=\"rule %s\" workspace=%s id=%lld",
@@ -210,8 +282,15 @@ static int col_rule_delete(struct col *c, json_t *args, json_t **reply)
     int rc = col_rule_exec(c->store.db,
                            "DELETE FROM alert_rules WHERE id = ?2 AND ws = ?1",
                            wsid, id, NULL, NULL, 0, &changed);
-    if ((status = col_rule_done(c, rc, changed, reply)) != 0)
+    json_t *closed = NULL;
+    if (rc == SQLITE_DONE && changed > 0 &&
+        (closed = col_rule_close(c, id, "the rule was deleted")) == NULL)
+        rc = SQLITE_ERROR;
+    if ((status = col_rule_done(c, rc, changed, reply)) != 0) {
+        json_decref(closed);
         return status;
+    }
+    col_rule_closed(c, id, ws, closed);
     log_info(NULL, "msg=\"rule deleted\" workspace=%s id=%lld", ws,
              (long long)id);
     *reply = json_pack("{s:I}", "deleted", (json_int_t)id);
@@ -243,8 +322,15 @@ static int col_rule_toggle(struct col *c, json_t *args, json_t **reply)
     int64_t now_on =
         col_q_int(c->store.db, "SELECT enabled FROM alert_rules WHERE id = ?1",
                   id, NULL, 0);
-    if ((status = col_rule_done(c, rc, changed, reply)) != 0)
+    json_t *closed = NULL;
+    if (rc == SQLITE_DONE && changed > 0 && !now_on &&
+        (closed = col_rule_close(c, id, "the rule was disabled")) == NULL)
+        rc = SQLITE_ERROR;
+    if ((status = col_rule_done(c, rc, changed, reply)) != 0) {
+        json_decref(closed);
         return status;
+    }
+    col_rule_closed(c, id, ws, closed);
     log_info(NULL, "msg=\"rule toggled\" workspace=%s id=%lld enabled=%d", ws,
              (long long)id, (int)now_on);
     *reply =

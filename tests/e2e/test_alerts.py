@@ -229,6 +229,14 @@ def test_manual_resolve_bulk_delete_stats_csv():
         assert S.get("/api/v1/alerts?" + bad, key=key).status == 400, bad
     r = S.post("/api/v1/alerts/bulk", {"action": "ack"}, key=key)
     assert r.status == 400, r
+    # Deleting the rule resolves its open alert (it would never resolve).
+    r = S.request("DELETE", "/api/v1/alerts/rules/%d" % rid, key=key)
+    assert r.status == 200, r
+    d = alert(key, ids[3])
+    assert d["status"] == "resolved" and d["resolved_by"] == "rule", d
+    assert d["timeline"][-1]["note"] == "the rule was deleted"
+    time.sleep(2.5)  # the engine does not bring it back
+    assert active(key) == []
 
 
 def test_workspaces_apart():
