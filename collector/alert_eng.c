@@ -829,6 +829,7 @@ struct aeng_gtab {
     struct aeng_group *g;
     size_t n, nslots;
     unsigned dims;
+    double span_s; /* a previous window's length (0: not one) */
 };
 
 /* A minute's cells of one workspace by dims, as of the minute's gen. */
@@ -1211,6 +1212,7 @@ static void aeng_prevs_make(struct col_alerts *al, int64_t ws, unsigned dims,
             if (k != 2 * pv->w[j] + 1)
                 continue;
             aeng_gtab_counts(&p, &pv->t[j]);
+            pv->t[j].span_s = (double)(pv->w[j] + 1) * 60.0;
             for (size_t i = 0; i < pv->t[j].nslots; i++) {
                 struct aeng_group *g = &pv->t[j].g[i];
                 const struct aeng_group *s =
@@ -1240,6 +1242,7 @@ static void aeng_prev(const struct aeng_rule *ar, const struct aeng_gtab *r,
 {
     memset(p, 0, sizeof(*p));
     p->dims = ar->r.group_by;
+    p->span_s = r != NULL ? r->span_s : 0;
     for (size_t i = 0; r != NULL && i < r->nslots; i++) {
         if (!r->g[i].used || !aeng_filters_ok(&ar->r, &r->g[i]))
             continue;
@@ -1483,8 +1486,11 @@ static void aeng_sample(struct aeng_group *g, const struct aeng_gtab *pt,
     s->have_prev = pt != NULL;
     const struct aeng_group *x = pt != NULL ? aeng_gtab_find(pt, g) : NULL;
     if (x != NULL) {
-        s->prev_requests = x->cur.requests;
-        s->prev_cost_nusd = x->cur.cost_nusd;
+        /* The previous window is whole minutes (or hours); the current one
+         * ends now: compare rates, the previous scaled to this length. */
+        double k = pt->span_s > 0 ? window_s / pt->span_s : 1.0;
+        s->prev_requests = llround((double)x->cur.requests * k);
+        s->prev_cost_nusd = llround((double)x->cur.cost_nusd * k);
     }
     memcpy(s->budget_pct, budget, sizeof(s->budget_pct));
 }
@@ -1678,6 +1684,7 @@ static void aeng_eval_long(struct col_alerts *al, struct aeng_rule *rules,
             pv.n = 1;
             pv.w[0] = w;
             pv.t[0] = pl->t; /* shallow: not freed here */
+            pv.t[0].span_s = (double)span / 1000.0;
         }
         struct aeng_gtab tw = {.dims = dims};
         const struct aeng_gtab *parts[] = {&ring, l ? &l->t : NULL};

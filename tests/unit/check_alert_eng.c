@@ -7,7 +7,8 @@
  * and alert_events tables.  Covered: every operator and a nested and/or
  * tree on fed events, group_by and filters, "for" (pending, firing,
  * cancelled), resolution, the no_data policies, quiet groups, percentiles,
- * the change metrics, a restart mid-firing (open alerts and the events
+ * the change metrics (rates: the previous window scaled to the current
+ * one's length), a restart mid-firing (open alerts and the events
  * table read back) and many rules sharing one pass.
  *
  * Rules are written in C strings with ' for " (see rule_add(), LEAF).  Times
@@ -659,15 +660,20 @@ START_TEST(test_change)
     feed(&c, 7, T0 - 12 * MIN + SEC, "p", "a", 0); /* in neither */
     feed(&c, 5, T0 - 5 * MIN + SEC, "p", "b", 0);  /* b: 10 -> 5 */
     feed(&c, 10, T0 - 11 * MIN + SEC, "p", "b", 0);
+    /* At T0 + 30s a 5m window holds 330 s (the minutes T0 - 5m .. now) and
+     * is compared with the 6 whole minutes before, scaled to 330 s (rates,
+     * not counts): a: 15 now against 10 * 330 / 360 = 9 (rounded). */
     turn(&c, T0 + 30 * SEC);
     ck_assert_str_eq(status_of(&c, c1), "firing");
-    ck_assert_double_eq_tol(leaf_value(&c, c1, "", 0), 50, 1e-9);
-    ck_assert_str_eq(status_of(&c, c2), "firing");
-    ck_assert_double_eq_tol(leaf_value(&c, c2, "", 0), 200, 1e-9);
-    ck_assert_int_eq(n_alerts(&c, c3, NULL), 1);
-    ck_assert_double_eq_tol(leaf_value(&c, c3, "model=b", 0), -50, 1e-9);
-    ck_assert_int_eq(n_alerts(&c, c4, NULL), 0);
-    ck_assert_str_eq(status_of(&c, c5), "firing"); /* 6 against 6 */
+    ck_assert_double_eq_tol(leaf_value(&c, c1, "", 0), 600.0 / 9, 1e-6);
+    ck_assert_str_eq(status_of(&c, c2), "firing"); /* 3 USD vs 0.9167 */
+    ck_assert_double_eq_tol(leaf_value(&c, c2, "", 0),
+                            (3e9 - 916666667.0) * 100 / 916666667.0, 1e-6);
+    ck_assert_int_eq(n_alerts(&c, c3, NULL), 1); /* b: 5 vs 9 */
+    ck_assert_double_eq_tol(leaf_value(&c, c3, "model=b", 0), -400.0 / 9, 1e-6);
+    ck_assert_int_eq(n_alerts(&c, c4, NULL), 1); /* 66.7% > 50 */
+    /* 1m: 6 in 90 s against 6 in the 120 s before, scaled: 4.5 -> 5. */
+    ck_assert_int_eq(n_alerts(&c, c5, NULL), 0);
     eng_fini(&c);
 }
 END_TEST
