@@ -220,7 +220,9 @@ int col_silence_create(struct col *c, json_t *args, json_t **reply)
     const char *comment = json_string_value(json_object_get(args, "comment"));
     const char *who = json_string_value(json_object_get(args, "who"));
     int status = 0;
-    if (!json_is_integer(ev) || ends <= starts || ends <= now)
+    if ((sv != NULL && !json_is_integer(sv)) || starts < 0)
+        status = col_bad(reply, "starts_at", NULL, "must be a time");
+    else if (!json_is_integer(ev) || ends <= starts || ends <= now)
         status = col_bad(reply, "ends_at", NULL,
                          "must be in the future and after starts_at");
     else if (ends - starts > ALERT_SILENCE_MAX_MS)

@@ -57,6 +57,8 @@
 #define AENG_FEED_MAX      (64u << 20) /* bytes of feed kept per second */
 #define AENG_APPLY_MAX     2000        /* transitions written per second */
 #define AENG_OUT_MAX       20000       /* waiting: the engine pauses above */
+#define AENG_FIRE_PENDING  (AA_RESOLVE + 1) /* aeng_tx: fire a pending alert */
+#define AENG_IS_FIRE(a)    ((a) == AA_FIRE || (a) == AENG_FIRE_PENDING)
 
 /* ---- the feed: one record per committed event ---- */
 
@@ -1572,11 +1574,15 @@ static void aeng_eval_group(struct col_alerts *al, const struct aeng_rule *ar,
             free(made);
     }
     st->seen_ms = now;
-    int notify;
+    int notify, was = st->st.status;
     int act = alert_step(&ar->r, &st->st, input, now, &notify);
     if (act != AA_NONE) {
         char *v = aeng_values(ar, vals, verdicts);
-        aeng_emit(al, ar, st, act, notify, v, now);
+        /* From pending, the row must still be pending (someone may have
+         * resolved it meanwhile): AA_FIRE_PENDING updates, never inserts. */
+        aeng_emit(al, ar, st,
+                  act == AA_FIRE && was == AS_PENDING ? AENG_FIRE_PENDING : act,
+                  notify, v, now);
         free(v);
     }
 }
@@ -2095,6 +2101,7 @@ static const char *aeng_action_event(int action)
     case AA_PENDING:
         return "pending";
     case AA_FIRE:
+    case AENG_FIRE_PENDING:
         return "firing";
     case AA_RESOLVE:
         return "resolved";
@@ -2133,13 +2140,18 @@ static const char *const aeng_sql[] = {
         "resolved_by = 'engine', values_json = ?8, updated_ms = ?7 WHERE "
         "rule_id = ?2 AND group_key = ?5 AND status IN ('firing', "
         "'acknowledged') RETURNING id",
+    [AENG_FIRE_PENDING] =
+        "UPDATE alerts SET status = 'firing', fired_ms = ?7, values_json = "
+        "?8, last_notified_ms = max(last_notified_ms, ?9), updated_ms = ?7 "
+        "WHERE rule_id = ?2 AND group_key = ?5 AND status = 'pending' "
+        "RETURNING id",
 };
 
 /* Write one transition with the statements st (by action, prepared);
  * returns the alert id it touched (0: none). */
 static int64_t aeng_write(sqlite3_stmt *const *sts, const struct aeng_tx *t)
 {
-    if (t->action <= AA_NONE || t->action > AA_RESOLVE ||
+    if (t->action <= AA_NONE || t->action > AENG_FIRE_PENDING ||
         sts[t->action] == NULL)
         return 0;
     sqlite3_stmt *st = sts[t->action];
@@ -2346,11 +2358,11 @@ void col_alert_apply(struct col *c)
     if (n == 0)
         return;
     int64_t *ids = calloc(n, sizeof(*ids));
-    sqlite3_stmt *sts[AA_RESOLVE + 1] = {NULL};
+    sqlite3_stmt *sts[AENG_FIRE_PENDING + 1] = {NULL};
     int written = 0;
     if (ids != NULL && col_store_begin(&c->store) == SQLITE_OK) {
         written = 1;
-        for (int k = 0; k <= AA_RESOLVE; k++)
+        for (int k = 0; k <= AENG_FIRE_PENDING; k++)
             if (aeng_sql[k] != NULL &&
                 sqlite3_prepare_v2(c->store.db, aeng_sql[k], -1, &sts[k],
                                    NULL) != SQLITE_OK)
@@ -2368,21 +2380,22 @@ void col_alert_apply(struct col *c)
         for (size_t i = 0; i < n; i++) {
             ids[i] = aeng_write(sts, &out[i]);
             if (ids[i] > 0 && sil != NULL &&
-                (out[i].action == AA_FIRE || out[i].action == AA_RENOTIFY))
+                (AENG_IS_FIRE(out[i].action) || out[i].action == AA_RENOTIFY))
                 aeng_silence(c->store.db, sil, qh, &out[i], ids[i]);
             /* Notifications, in this transaction: when the state machine
              * said so (cooldown), and not held back (silence, quiet). */
             static const char *const ev[] = {[AA_FIRE] = "firing",
+                                             [AENG_FIRE_PENDING] = "firing",
                                              [AA_RENOTIFY] = "renotify",
                                              [AA_RESOLVE] = "resolved"};
-            if (ids[i] > 0 && out[i].notify && out[i].action <= AA_RESOLVE &&
-                ev[out[i].action] != NULL)
+            if (ids[i] > 0 && out[i].notify &&
+                out[i].action <= AENG_FIRE_PENDING && ev[out[i].action] != NULL)
                 col_notify_enqueue(c->store.db, ids[i], ev[out[i].action],
                                    out[i].now);
         }
         sqlite3_finalize(sil);
         sqlite3_finalize(qh);
-        for (int k = 0; k <= AA_RESOLVE; k++)
+        for (int k = 0; k <= AENG_FIRE_PENDING; k++)
             sqlite3_finalize(sts[k]);
         if (col_store_commit(&c->store) != SQLITE_OK) {
             log_error(NULL,
@@ -2415,12 +2428,12 @@ void col_alert_apply(struct col *c)
     for (size_t i = 0; i < n; i++) {
         const struct aeng_tx *t = &out[i];
         if (ids != NULL && ids[i] > 0 &&
-            (t->action == AA_FIRE || t->action == AA_RESOLVE)) {
+            (AENG_IS_FIRE(t->action) || t->action == AA_RESOLVE)) {
             col_alert_publish(
-                c, t->action == AA_FIRE ? "alert.firing" : "alert.resolved",
+                c, AENG_IS_FIRE(t->action) ? "alert.firing" : "alert.resolved",
                 ids[i], t->workspace, t->now);
             log_info(NULL, "msg=\"alert %s\" alert=%lld rule=%lld group=\"%s\"",
-                     t->action == AA_FIRE ? "firing" : "resolved",
+                     AENG_IS_FIRE(t->action) ? "firing" : "resolved",
                      (long long)ids[i], (long long)t->rule_id, t->group_json);
         }
         free(t->rule_name);
