@@ -135,6 +135,18 @@ const char *api_query(struct api_req *r, const char *name);
 /* Check that a Content-Type is JSON (parameters such as charset allowed). */
 int api_is_json(const char *ct);
 
+/* For a request that takes no query parameters (400 otherwise): read the
+ * body (at most max bytes) as a JSON object whose members are
+ * all among fields (NULL-ended; NULL: any).  An empty body is {} when
+ * empty_ok.  Returns it (arena memory), or NULL after answering 413, 415
+ * (not application/json) or 400 (invalid_json, invalid_field). */
+json_t *api_json_body(struct api_req *r, long max, const char *const *fields,
+                      int empty_ok);
+
+/* The id in the path (params[0]): > 0, or 0 after answering 400 naming
+ * what it is the id of ("rule"). */
+int64_t api_path_id(struct api_req *r, const char *what);
+
 /* Check the query has only the named parameters; answers 400 otherwise. */
 int api_query_only(struct api_req *r, const char *const *names);
 
@@ -197,6 +209,13 @@ int api_col_command(struct api_thread *t, const char *cmd, int *status,
  * and *reply (malloc'ed, free() it), or -1 after answering 503 or 500. */
 int api_command(struct api_req *r, json_t *cmd, int *status, char **reply);
 
+/* The same, for the usual cases: a 2xx answer is returned parsed (its
+ * status in *status); any other is passed on to the client as the
+ * collector answered it, and NULL returned.  api_command_relay passes
+ * every answer on.  Both return -1 / NULL after answering. */
+json_t *api_command_ok(struct api_req *r, json_t *cmd, int *status);
+int api_command_relay(struct api_req *r, json_t *cmd);
+
 /* Tell the collector a key was used (at most once a minute per key). */
 void api_col_touch(struct api_thread *t, int64_t key_id, int64_t now_ms);
 
@@ -231,6 +250,11 @@ int api_parse_format(struct api_req *r, int *csv);
 /* Parse limit= (an integer from 1 to max, def when absent) into *out.
  * Returns 0, or -1 after answering 400. */
 int api_parse_limit(struct api_req *r, long def, long max, long *out);
+
+/* Parse cursor= of a page ordered by id (the last id of the page before,
+ * as api_send_id_page's next_cursor) into *after (0 when absent).
+ * Returns 0, or -1 after answering 400. */
+int api_parse_id_cursor(struct api_req *r, int64_t *after);
 
 /* Write one RFC 4180 CSV field (quoted when it must be), then a comma or,
  * when last, CRLF. */

@@ -175,3 +175,29 @@ int api_command(struct api_req *r, json_t *cmd, int *status, char **reply)
                            "changed");
     return 0;
 }
+
+json_t *api_command_ok(struct api_req *r, json_t *cmd, int *status)
+{
+    char *reply = NULL;
+    if (api_command(r, cmd, status, &reply) != 0)
+        return NULL;
+    json_t *o = *status < 300 ? json_loads(reply, 0, NULL) : NULL;
+    if (o == NULL) {
+        /* The collector's error, as it answered it. */
+        if (*status < 300)
+            api_error(r, 500, "internal", NULL,
+                      "the collector's answer is not JSON");
+        else
+            api_send_text(r, *status, "application/json", reply, strlen(reply),
+                          NULL);
+    }
+    free(reply);
+    return o;
+}
+
+int api_command_relay(struct api_req *r, json_t *cmd)
+{
+    int status;
+    json_t *o = api_command_ok(r, cmd, &status);
+    return o ? api_send_json(r, status, o, NULL) : -1;
+}

@@ -8,6 +8,7 @@
 #include "api.h"
 #include "event.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -309,4 +310,57 @@ int api_is_json(const char *ct)
     size_t n = strlen("application/json");
     return strncasecmp(ct, "application/json", n) == 0 &&
            (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+json_t *api_json_body(struct api_req *r, long max, const char *const *fields,
+                      int empty_ok)
+{
+    static const char *const none[] = {NULL};
+    char *text;
+    long len;
+    if (api_query_only(r, none) != 0 ||
+        (len = api_read_body(r, max, &text)) < 0)
+        return NULL;
+    if (len == 0 && empty_ok)
+        return json_object();
+    if (!api_is_json(r->content_type)) {
+        api_error(r, 415, "unsupported_media_type", NULL,
+                  "Content-Type must be application/json, got \"%s\"",
+                  r->content_type ? r->content_type : "");
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *in = json_loadb(text, (size_t)len, 0, &jerr);
+    if (!json_is_object(in)) {
+        api_error(r, 400, "invalid_json", NULL,
+                  "the body must be a JSON object: %s",
+                  in ? "got another JSON value" : jerr.text);
+        return NULL;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(in, k, v)
+    {
+        int ok = fields == NULL;
+        for (int i = 0; !ok && fields[i] != NULL; i++)
+            ok = strcmp(k, fields[i]) == 0;
+        if (!ok) {
+            api_error(r, 400, "invalid_field", k, "unknown field \"%.64s\"", k);
+            return NULL;
+        }
+    }
+    return in;
+}
+
+int64_t api_path_id(struct api_req *r, const char *what)
+{
+    char *end;
+    errno = 0;
+    long long id = strtoll(r->params[0], &end, 10);
+    if (*end == '\0' && errno == 0 && id > 0)
+        return id;
+    api_error(r, 400, "invalid_parameter", "id",
+              "a %s id is a positive integer, got \"%.32s\"", what,
+              r->params[0]);
+    return 0;
 }

@@ -121,6 +121,22 @@ int api_parse_limit(struct api_req *r, long def, long max, long *out)
     return 0;
 }
 
+int api_parse_id_cursor(struct api_req *r, int64_t *after)
+{
+    const char *cq = api_query(r, "cursor");
+    *after = 0;
+    if (cq == NULL)
+        return 0;
+    char *end;
+    long long v = strtoll(cq, &end, 10);
+    if (cq[0] == '\0' || *end != '\0' || v < 1)
+        return api_error(r, 400, "invalid_parameter", "cursor",
+                         "cursor must be a next_cursor value, got \"%.32s\"",
+                         cq);
+    *after = v;
+    return 0;
+}
+
 void api_csv_field(struct api_req *r, const char *s, int last)
 {
     FCGX_Stream *out = r->t->fr.out;

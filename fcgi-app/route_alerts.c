@@ -25,7 +25,6 @@
  */
 #include "api.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,12 +114,8 @@ static int api_alert_params(struct api_req *r, struct api_alert_q *q, int paged)
     }
     if (!paged)
         return 0;
-    const char *cur = api_query(r, "cursor");
-    if (cur && ((q->cursor = strtoll(cur, &end, 10)) <= 0 || *end != '\0'))
-        return api_error(r, 400, "invalid_parameter", "cursor",
-                         "cursor must be a next_cursor value, got \"%.32s\"",
-                         cur);
-    if (api_parse_limit(r, API_ALERTS_PAGE, API_ALERTS_PAGE_MAX, &q->limit) !=
+    if (api_parse_id_cursor(r, &q->cursor) != 0 ||
+        api_parse_limit(r, API_ALERTS_PAGE, API_ALERTS_PAGE_MAX, &q->limit) !=
             0 ||
         api_parse_format(r, &q->csv) != 0)
         return -1;
@@ -288,26 +283,11 @@ int api_alerts_active(struct api_req *r)
     return api_alerts_page(r, 1);
 }
 
-/* The alert id of the path, or 0 after answering 400. */
-static int64_t api_alert_id(struct api_req *r)
-{
-    char *end;
-    errno = 0;
-    long long id = strtoll(r->params[0], &end, 10);
-    if (*end != '\0' || errno != 0 || id <= 0) {
-        api_error(r, 400, "invalid_parameter", "id",
-                  "an alert id is a positive integer, got \"%.32s\"",
-                  r->params[0]);
-        return 0;
-    }
-    return id;
-}
-
 int api_alerts_get(struct api_req *r)
 {
     static const char *const none[] = {NULL};
     int64_t id, ws;
-    if (api_query_only(r, none) != 0 || (id = api_alert_id(r)) == 0)
+    if (api_query_only(r, none) != 0 || (id = api_path_id(r, "alert")) == 0)
         return -1;
     if ((ws = api_ws_id(r)) < 0 || api_read_begin(r) < 0)
         return ws < 0 ? api_db_unavailable(r) : -1;
@@ -391,44 +371,6 @@ static const char *api_alert_who(struct api_req *r, json_t *in)
     return buf ? buf : "key";
 }
 
-/* The JSON object body (an empty body is {}), or NULL after answering. */
-static json_t *api_alert_body(struct api_req *r, const char *const *fields)
-{
-    static const char *const none[] = {NULL};
-    if (api_query_only(r, none) != 0)
-        return NULL;
-    char *text;
-    long len = api_read_body(r, 1 << 20, &text);
-    if (len < 0)
-        return NULL;
-    json_t *in;
-    if (len == 0)
-        in = json_object();
-    else {
-        json_error_t jerr;
-        in = json_loadb(text, (size_t)len, 0, &jerr);
-        if (!json_is_object(in)) {
-            api_error(r, 400, "invalid_json", NULL,
-                      "the body must be a JSON object: %s",
-                      in ? "got another JSON value" : jerr.text);
-            return NULL;
-        }
-    }
-    const char *k;
-    json_t *v;
-    json_object_foreach(in, k, v)
-    {
-        int ok = 0;
-        for (int i = 0; fields[i] && !ok; i++)
-            ok = strcmp(k, fields[i]) == 0;
-        if (!ok) {
-            api_error(r, 400, "invalid_field", k, "unknown field \"%.64s\"", k);
-            return NULL;
-        }
-    }
-    return in;
-}
-
 /* Send alert.act and relay its answer. */
 static int api_alert_act(struct api_req *r, const char *action, json_t *ids,
                          json_t *in)
@@ -439,14 +381,7 @@ static int api_alert_act(struct api_req *r, const char *action, json_t *ids,
     json_t *note = json_object_get(in, "note");
     if (note != NULL)
         json_object_set(cmd, "note", note);
-    int status = 0;
-    char *reply = NULL;
-    if (api_command(r, cmd, &status, &reply) != 0)
-        return -1;
-    int rc = api_send_text(r, status, "application/json", reply, strlen(reply),
-                           NULL);
-    free(reply);
-    return rc;
+    return api_command_relay(r, cmd);
 }
 
 /* One alert: the action, 404 when it did not exist, 409 when its state
@@ -454,8 +389,8 @@ static int api_alert_act(struct api_req *r, const char *action, json_t *ids,
 static int api_alert_one(struct api_req *r, const char *action,
                          const char *const *fields)
 {
-    int64_t id = api_alert_id(r);
-    json_t *in = id ? api_alert_body(r, fields) : NULL;
+    int64_t id = api_path_id(r, "alert");
+    json_t *in = id ? api_json_body(r, 1 << 20, fields, 1) : NULL;
     if (in == NULL)
         return -1;
     int64_t ws = api_ws_id(r);
@@ -506,7 +441,7 @@ int api_alerts_bulk(struct api_req *r)
 {
     static const char *const fields[] = {"action", "ids",  "filter",
                                          "who",    "note", NULL};
-    json_t *in = api_alert_body(r, fields);
+    json_t *in = api_json_body(r, 1 << 20, fields, 1);
     if (in == NULL)
         return -1;
     const char *action = json_string_value(json_object_get(in, "action"));

@@ -133,31 +133,10 @@ int api_budgets_list(struct api_req *r)
 
 int api_budgets_put(struct api_req *r)
 {
-    static const char *const none[] = {NULL};
-    if (api_query_only(r, none) != 0)
+    static const char *const fields[] = {"budgets", NULL};
+    json_t *in = api_json_body(r, 1 << 20, fields, 0);
+    if (in == NULL)
         return -1;
-    if (!api_is_json(r->content_type))
-        return api_error(r, 415, "unsupported_media_type", NULL,
-                         "Content-Type must be application/json, got \"%s\"",
-                         r->content_type ? r->content_type : "");
-    char *text;
-    long len = api_read_body(r, 1 << 20, &text);
-    if (len < 0)
-        return -1;
-    json_t *in = json_loadb(text, (size_t)len, 0, NULL);
-    if (!json_is_object(in))
-        return api_error(r, 400, "invalid_json", NULL,
-                         "body must be a JSON object {\"budgets\": [...]}");
-    const char *k;
-    json_t *v;
-    json_object_foreach(in, k, v)
-    {
-        if (strcmp(k, "budgets") != 0)
-            return api_error(r, 400, "invalid_field", k,
-                             "unknown field \"%.64s\": the body is "
-                             "{\"budgets\": [...]}",
-                             k);
-    }
     json_t *arr = json_object_get(in, "budgets");
     if (arr == NULL)
         return api_error(r, 400, "invalid_field", "budgets",
@@ -165,18 +144,10 @@ int api_budgets_put(struct api_req *r)
                          "every budget)");
     json_t *cmd = json_pack("{s:s, s:s, s:O}", "op", "budget.set", "workspace",
                             r->workspace, "budgets", arr);
-    int status = 0;
-    char *reply = NULL;
-    if (api_command(r, cmd, &status, &reply) != 0)
+    int status;
+    json_t *counts = api_command_ok(r, cmd, &status);
+    if (counts == NULL)
         return -1;
-    if (status != 200) {
-        api_send_text(r, status, "application/json", reply, strlen(reply),
-                      NULL);
-        free(reply);
-        return -1;
-    }
-    json_t *counts = json_loads(reply, 0, NULL);
-    free(reply);
     json_t *body = api_budgets_body(r);
     if (body == NULL)
         return -1;

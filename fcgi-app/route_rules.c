@@ -19,7 +19,6 @@
  */
 #include "api.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,21 +38,6 @@ static json_t *api_rule_row(sqlite3_stmt *st)
     json_object_set_new(o, "created_at", api_time(sqlite3_column_int64(st, 2)));
     json_object_set_new(o, "updated_at", api_time(sqlite3_column_int64(st, 3)));
     return o;
-}
-
-/* The rule id of the path, or 0 after answering 400. */
-static int64_t api_rule_id(struct api_req *r)
-{
-    char *end;
-    errno = 0;
-    long long id = strtoll(r->params[0], &end, 10);
-    if (*end != '\0' || errno != 0 || id <= 0) {
-        api_error(r, 400, "invalid_parameter", "id",
-                  "a rule id is a positive integer, got \"%.32s\"",
-                  r->params[0]);
-        return 0;
-    }
-    return id;
 }
 
 /* Answer the stored rule id with status, or 404. */
@@ -87,19 +71,12 @@ int api_rules_list(struct api_req *r)
                                          "severity", NULL};
     if (api_query_only(r, params) != 0)
         return -1;
-    const char *lim = api_query(r, "limit"), *cur = api_query(r, "cursor");
     const char *en = api_query(r, "enabled"), *sev = api_query(r, "severity");
-    char *end;
-    long long limit = API_RULES_PAGE, after = 0;
-    if (lim != NULL && ((limit = strtoll(lim, &end, 10)) < 1 ||
-                        limit > API_RULES_PAGE_MAX || *end != '\0'))
-        return api_error(r, 400, "invalid_parameter", "limit",
-                         "limit must be 1 to %d, got \"%.32s\"",
-                         API_RULES_PAGE_MAX, lim);
-    if (cur != NULL && ((after = strtoll(cur, &end, 10)) < 1 || *end != '\0'))
-        return api_error(r, 400, "invalid_parameter", "cursor",
-                         "cursor must be a next_cursor value, got \"%.32s\"",
-                         cur);
+    long limit;
+    int64_t after;
+    if (api_parse_limit(r, API_RULES_PAGE, API_RULES_PAGE_MAX, &limit) != 0 ||
+        api_parse_id_cursor(r, &after) != 0)
+        return -1;
     if (en != NULL && strcmp(en, "true") != 0 && strcmp(en, "false") != 0)
         return api_error(r, 400, "invalid_parameter", "enabled",
                          "enabled must be true or false, got \"%.32s\"", en);
@@ -126,14 +103,14 @@ int api_rules_list(struct api_req *r)
     if (sev != NULL)
         sqlite3_bind_text(st, 4, sev, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, limit + 1);
-    return api_send_id_page(r, st, (long)limit, "rules", api_rule_row);
+    return api_send_id_page(r, st, limit, "rules", api_rule_row);
 }
 
 int api_rules_get(struct api_req *r)
 {
     static const char *const none[] = {NULL};
     int64_t id;
-    if (api_query_only(r, none) != 0 || (id = api_rule_id(r)) == 0)
+    if (api_query_only(r, none) != 0 || (id = api_path_id(r, "rule")) == 0)
         return -1;
     return api_rule_send(r, id, 200);
 }
@@ -142,59 +119,19 @@ int api_rules_get(struct api_req *r)
  * status, or the command's error. */
 static int api_rule_cmd(struct api_req *r, json_t *cmd, int status_ok)
 {
-    int status = 0;
-    char *reply = NULL;
-    if (api_command(r, cmd, &status, &reply) != 0)
+    int status;
+    json_t *o = api_command_ok(r, cmd, &status);
+    if (o == NULL)
         return -1;
-    if (status >= 300) {
-        int rc = api_send_text(r, status, "application/json", reply,
-                               strlen(reply), NULL);
-        free(reply);
-        return rc;
-    }
-    json_t *o = json_loads(reply, 0, NULL);
-    free(reply);
     json_t *idv = json_object_get(o, "id");
     if (!json_is_integer(idv)) /* rule.delete */
-        return o ? api_send_json(r, status, o, NULL)
-                 : api_error(r, 500, "internal", NULL,
-                             "the collector's answer is not JSON");
+        return api_send_json(r, status, o, NULL);
     return api_rule_send(r, json_integer_value(idv), status_ok);
-}
-
-/* The JSON body (an object), or NULL after answering 4xx; an empty body
- * is an empty object when empty_ok. */
-static json_t *api_rule_body(struct api_req *r, int empty_ok)
-{
-    static const char *const none[] = {NULL};
-    if (api_query_only(r, none) != 0)
-        return NULL;
-    char *text;
-    long len = api_read_body(r, 1 << 20, &text);
-    if (len < 0)
-        return NULL;
-    if (len == 0 && empty_ok)
-        return json_object();
-    if (!api_is_json(r->content_type)) {
-        api_error(r, 415, "unsupported_media_type", NULL,
-                  "Content-Type must be application/json, got \"%s\"",
-                  r->content_type ? r->content_type : "");
-        return NULL;
-    }
-    json_error_t jerr;
-    json_t *in = json_loadb(text, (size_t)len, 0, &jerr);
-    if (!json_is_object(in)) {
-        api_error(r, 400, "invalid_json", NULL,
-                  "the body must be a JSON object: %s",
-                  in ? "got another JSON value" : jerr.text);
-        return NULL;
-    }
-    return in;
 }
 
 int api_rules_create(struct api_req *r)
 {
-    json_t *in = api_rule_body(r, 0);
+    json_t *in = api_json_body(r, 1 << 20, NULL, 0);
     if (in == NULL)
         return -1;
     return api_rule_cmd(r,
@@ -205,8 +142,8 @@ int api_rules_create(struct api_req *r)
 
 int api_rules_put(struct api_req *r)
 {
-    int64_t id = api_rule_id(r);
-    json_t *in = id ? api_rule_body(r, 0) : NULL;
+    int64_t id = api_path_id(r, "rule");
+    json_t *in = id ? api_json_body(r, 1 << 20, NULL, 0) : NULL;
     if (in == NULL)
         return -1;
     return api_rule_cmd(r,
@@ -220,7 +157,7 @@ int api_rules_delete(struct api_req *r)
 {
     static const char *const none[] = {NULL};
     int64_t id;
-    if (api_query_only(r, none) != 0 || (id = api_rule_id(r)) == 0)
+    if (api_query_only(r, none) != 0 || (id = api_path_id(r, "rule")) == 0)
         return -1;
     return api_rule_cmd(r,
                         json_pack("{s:s, s:s, s:I}", "op", "rule.delete",
@@ -231,7 +168,7 @@ int api_rules_delete(struct api_req *r)
 
 int api_rules_test(struct api_req *r)
 {
-    json_t *in = api_rule_body(r, 0);
+    json_t *in = api_json_body(r, 1 << 20, NULL, 0);
     if (in == NULL)
         return -1;
     /* {"id": N} tests a saved rule; anything else is a rule to test. */
@@ -242,20 +179,13 @@ int api_rules_test(struct api_req *r)
         json_object_set(cmd, "id", id);
     else
         json_object_set(cmd, "rule", in);
-    int status = 0;
-    char *reply = NULL;
-    if (api_command(r, cmd, &status, &reply) != 0)
-        return -1;
-    int rc = api_send_text(r, status, "application/json", reply, strlen(reply),
-                           NULL);
-    free(reply);
-    return rc;
+    return api_command_relay(r, cmd);
 }
 
 int api_rules_toggle(struct api_req *r)
 {
-    int64_t id = api_rule_id(r);
-    json_t *in = id ? api_rule_body(r, 1) : NULL;
+    int64_t id = api_path_id(r, "rule");
+    json_t *in = id ? api_json_body(r, 1 << 20, NULL, 1) : NULL;
     if (in == NULL)
         return -1;
     const char *k;

@@ -16,7 +16,6 @@
  */
 #include "api.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,39 +69,16 @@ static int api_silence_send(struct api_req *r, int64_t id, int status)
                              : api_db_unavailable(r);
 }
 
-/* The silence id of the path, or 0 after answering 400. */
-static int64_t api_silence_id(struct api_req *r)
-{
-    char *end;
-    errno = 0;
-    long long id = strtoll(r->params[0], &end, 10);
-    if (*end != '\0' || errno != 0 || id <= 0) {
-        api_error(r, 400, "invalid_parameter", "id",
-                  "a silence id is a positive integer, got \"%.32s\"",
-                  r->params[0]);
-        return 0;
-    }
-    return id;
-}
-
 /* Send a silence command (cmd consumed); the stored silence with status
  * on success, the command's answer otherwise. */
 static int api_silence_cmd(struct api_req *r, json_t *cmd, const char *idkey,
                            int status_ok)
 {
-    int status = 0;
-    char *reply = NULL;
-    if (api_command(r, cmd, &status, &reply) != 0)
-        return -1;
-    json_t *o = status < 300 ? json_loads(reply, 0, NULL) : NULL;
+    int status;
+    json_t *o = api_command_ok(r, cmd, &status);
     json_t *id = json_object_get(o, idkey);
-    if (!json_is_integer(id)) {
-        int rc = api_send_text(r, status, "application/json", reply,
-                               strlen(reply), NULL);
-        free(reply);
-        return rc;
-    }
-    free(reply);
+    if (!json_is_integer(id))
+        return o ? api_send_json(r, status, o, NULL) : -1;
     return api_silence_send(r, json_integer_value(id), status_ok);
 }
 
@@ -122,32 +98,11 @@ static int api_silence_time(struct api_req *r, json_t *in, const char *name,
 
 int api_silences_create(struct api_req *r)
 {
-    static const char *const none[] = {NULL};
     static const char *const fields[] = {
         "matchers", "starts_at", "ends_at", "duration", "comment", "who", NULL};
-    if (api_query_only(r, none) != 0)
+    json_t *in = api_json_body(r, 1 << 20, fields, 0);
+    if (in == NULL)
         return -1;
-    char *text;
-    long len = api_read_body(r, 1 << 20, &text);
-    if (len < 0)
-        return -1;
-    json_error_t jerr;
-    json_t *in = json_loadb(text, (size_t)len, 0, &jerr);
-    if (!json_is_object(in))
-        return api_error(r, 400, "invalid_json", NULL,
-                         "the body must be a JSON object: %s",
-                         in ? "got another JSON value" : jerr.text);
-    const char *k;
-    json_t *v;
-    json_object_foreach(in, k, v)
-    {
-        int ok = 0;
-        for (int i = 0; fields[i] && !ok; i++)
-            ok = strcmp(k, fields[i]) == 0;
-        if (!ok)
-            return api_error(r, 400, "invalid_field", k,
-                             "unknown field \"%.64s\"", k);
-    }
     int64_t starts = r->now_ms, ends = 0;
     int rc = api_silence_time(r, in, "starts_at", &starts);
     if (rc < 0 || (rc = api_silence_time(r, in, "ends_at", &ends)) < 0)
@@ -225,7 +180,7 @@ int api_silences_get(struct api_req *r)
 {
     static const char *const none[] = {NULL};
     int64_t id;
-    if (api_query_only(r, none) != 0 || (id = api_silence_id(r)) == 0)
+    if (api_query_only(r, none) != 0 || (id = api_path_id(r, "silence")) == 0)
         return -1;
     return api_silence_send(r, id, 200);
 }
@@ -234,7 +189,7 @@ int api_silences_delete(struct api_req *r)
 {
     static const char *const none[] = {NULL};
     int64_t id;
-    if (api_query_only(r, none) != 0 || (id = api_silence_id(r)) == 0)
+    if (api_query_only(r, none) != 0 || (id = api_path_id(r, "silence")) == 0)
         return -1;
     return api_silence_cmd(r,
                            json_pack("{s:s, s:s, s:I}", "op", "silence.expire",
@@ -297,43 +252,16 @@ int api_quiet_get(struct api_req *r)
 /* Send quiet.set or quiet.clear, then answer what is stored. */
 static int api_quiet_cmd(struct api_req *r, json_t *cmd)
 {
-    int status = 0;
-    char *reply = NULL;
-    if (api_command(r, cmd, &status, &reply) != 0)
-        return -1;
-    if (status != 200) {
-        int rc = api_send_text(r, status, "application/json", reply,
-                               strlen(reply), NULL);
-        free(reply);
-        return rc;
-    }
-    free(reply);
-    return api_quiet_get(r);
+    int status;
+    return api_command_ok(r, cmd, &status) ? api_quiet_get(r) : -1;
 }
 
 int api_quiet_put(struct api_req *r)
 {
-    static const char *const none[] = {NULL};
-    if (api_query_only(r, none) != 0)
+    static const char *const fields[] = {"start", "end", "timezone", NULL};
+    json_t *in = api_json_body(r, 1 << 16, fields, 0);
+    if (in == NULL)
         return -1;
-    char *text;
-    long len = api_read_body(r, 1 << 16, &text);
-    if (len < 0)
-        return -1;
-    json_t *in = json_loadb(text, (size_t)len, 0, NULL);
-    if (!json_is_object(in))
-        return api_error(r, 400, "invalid_json", NULL,
-                         "the body must be a JSON object {start, end, "
-                         "timezone}");
-    const char *k;
-    json_t *v;
-    json_object_foreach(in, k, v)
-    {
-        if (strcmp(k, "start") != 0 && strcmp(k, "end") != 0 &&
-            strcmp(k, "timezone") != 0)
-            return api_error(r, 400, "invalid_field", k,
-                             "unknown field \"%.64s\"", k);
-    }
     int s = api_hhmm(json_string_value(json_object_get(in, "start")));
     int e = api_hhmm(json_string_value(json_object_get(in, "end")));
     if (s < 0)
