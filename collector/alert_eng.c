@@ -7,9 +7,11 @@
  * engine folds the records into a ring of minute buckets kept in memory:
  * per minute, one cell per workspace and (provider, model, agent, user,
  * api_key, error flag) with counts, tokens, cost and sparse latency and
- * TTFT histograms.  The ring holds AENG_RING_MIN minutes, enough for the
- * longest window it answers (AENG_MAX_WINDOW_MS) and the window before it
- * (the *_change_percent metrics).  It never reads the events table.
+ * TTFT histograms.  The ring holds AENG_RING_MIN minutes, enough for
+ * windows up to AENG_SHORT_MIN minutes and the window before them (the
+ * *_change_percent metrics); longer windows add the hour rollups.  It
+ * reads the events table once, at start (aeng_prefill), never to
+ * evaluate.
  *
  * Windows are whole minutes: a window of W is the current (partial) minute
  * and the W/1m minutes before it, so it covers between W and W + 1m; rps
@@ -51,14 +53,13 @@
 #include "log.h"
 #include "rollup.h"
 
-#define AENG_MIN_MS        60000LL
-#define AENG_MAX_WINDOW_MS (60 * AENG_MIN_MS)
-#define AENG_RING_MIN      122 /* two longest windows and their partial minutes */
-#define AENG_FEED_MAX      (64u << 20) /* bytes of feed kept per second */
-#define AENG_APPLY_MAX     2000        /* transitions written per second */
-#define AENG_OUT_MAX       20000       /* waiting: the engine pauses above */
-#define AENG_FIRE_PENDING  (AA_RESOLVE + 1) /* aeng_tx: fire a pending alert */
-#define AENG_IS_FIRE(a)    ((a) == AA_FIRE || (a) == AENG_FIRE_PENDING)
+#define AENG_MIN_MS       60000LL
+#define AENG_RING_MIN     122 /* two longest windows and their partial minutes */
+#define AENG_FEED_MAX     (64u << 20) /* bytes of feed kept per second */
+#define AENG_APPLY_MAX    2000        /* transitions written per second */
+#define AENG_OUT_MAX      20000       /* waiting: the engine pauses above */
+#define AENG_FIRE_PENDING (AA_RESOLVE + 1) /* aeng_tx: fire a pending alert */
+#define AENG_IS_FIRE(a)   ((a) == AA_FIRE || (a) == AENG_FIRE_PENDING)
 
 /* ---- the feed: one record per committed event ---- */
 
@@ -121,13 +122,11 @@ struct aeng_rule {
 
 /* The state of one rule x group, in a hash table. */
 struct aeng_state {
-    uint64_t hash;
     int64_t rule_id;
     char *group_key; /* malloc'ed; "" without group_by */
     char *group_json;
     struct alert_state st;
     int64_t seen_ms; /* last evaluation that saw the group */
-    int used;
 };
 
 /* A transition for the main thread to write. */
@@ -573,16 +572,6 @@ static int aeng_rules_load(struct col_alerts *al)
                      (long long)ar->id, msg);
             continue;
         }
-        if (ar->r.window_ms > AENG_MAX_WINDOW_MS &&
-            (aeng_rule_dims(&ar->r) & (1u << AD_API_KEY))) {
-            /* The hour rollups have no API key. */
-            log_warn(NULL,
-                     "msg=\"rule not evaluated: api_key with a window over "
-                     "1h\" id=%lld",
-                     (long long)ar->id);
-            alert_rule_free(&ar->r);
-            continue;
-        }
         aeng_rule_needs(&ar->r, &ar->hist, &ar->prev);
         al->nrules++;
     }
@@ -639,8 +628,6 @@ static struct aeng_state *aeng_state(struct col_alerts *al, int64_t rule,
     struct aeng_state *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    s->used = 1;
-    s->hash = h;
     s->rule_id = rule;
     s->group_key = strdup(key);
     s->group_json = strdup("{}");
@@ -933,41 +920,8 @@ static void aeng_hist_merge(struct aeng_hist *a, const struct aeng_hist *b)
     }
 }
 
-static int aeng_hent_cmp(const void *x, const void *y)
-{
-    const struct aeng_hent *a = x, *b = y;
-    return (a->b > b->b) - (a->b < b->b);
-}
-
-/* The q-quantiles of a sparse histogram into out (NAN when empty). */
-static void aeng_quantiles(struct aeng_hist *h, const double *qs, int nq,
-                           double *out)
-{
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < h->n; i++)
-        total += h->e[i].n;
-    for (int k = 0; k < nq; k++)
-        out[k] = NAN;
-    if (total == 0)
-        return;
-    qsort(h->e, h->n, sizeof(*h->e), aeng_hent_cmp);
-    for (int k = 0; k < nq; k++) {
-        uint64_t rank = (uint64_t)ceil(qs[k] * (double)total), seen = 0;
-        if (rank < 1)
-            rank = 1;
-        for (uint32_t i = 0; i < h->n; i++) {
-            seen += h->e[i].n;
-            if (seen >= rank) {
-                out[k] = hist_value(h->e[i].b);
-                break;
-            }
-        }
-    }
-}
-
-/* Add group b's numbers into a (hist: the histograms too). */
-static void aeng_group_add(struct aeng_group *a, const struct aeng_group *b,
-                           int hist)
+/* Add group b's counts into a. */
+static void aeng_group_add(struct aeng_group *a, const struct aeng_group *b)
 {
     a->cur.requests += b->cur.requests;
     a->cur.errors += b->cur.errors;
@@ -977,10 +931,6 @@ static void aeng_group_add(struct aeng_group *a, const struct aeng_group *b,
     a->cur.cost_nusd += b->cur.cost_nusd;
     a->prev_requests += b->prev_requests;
     a->prev_cost += b->prev_cost;
-    if (hist) {
-        aeng_hist_merge(&a->lat, &b->lat);
-        aeng_hist_merge(&a->ttft, &b->ttft);
-    }
 }
 
 /* The dims rule r groups or filters by. */
@@ -1090,7 +1040,7 @@ static const struct aeng_gtab *aeng_mtab(struct aeng_minute *mn, int64_t ws,
 static void aeng_group_fold(struct aeng_group *a, const struct aeng_group *b,
                             int hist)
 {
-    aeng_group_add(a, b, 0);
+    aeng_group_add(a, b);
     a->q_ok = 0;
     for (int i = 0; hist && i < 2; i++) {
         const struct aeng_hist *h = i ? &b->ttft : &b->lat;
@@ -1250,7 +1200,7 @@ static void aeng_prev(const struct aeng_rule *ar, const struct aeng_gtab *r,
             continue;
         struct aeng_group *g = aeng_gtab_get(p, r->g[i].dims);
         if (g != NULL)
-            aeng_group_add(g, &r->g[i], 0);
+            aeng_group_add(g, &r->g[i]);
     }
 }
 
@@ -1452,20 +1402,19 @@ static void aeng_eval_long(struct col_alerts *al, struct aeng_rule *rules,
 /* The latency P50/P95/P99 and TTFT P95 of g into out (NAN when none). */
 static void aeng_group_quantiles(struct aeng_group *g, double out[4])
 {
-    static const double qs[] = {0.5, 0.95, 0.99};
+    static const double qs[] = {0.5, 0.95, 0.99, 0.95};
     if (g->q_ok) {
         memcpy(out, g->q, sizeof(g->q));
         return;
     }
-    if (g->dense[0] != NULL && g->ndense[0] > 0)
-        for (int k = 0; k < 3; k++)
-            out[k] = hist_quantile(g->dense[0], g->ndense[0], qs[k]);
-    else
-        aeng_quantiles(&g->lat, qs, 3, out);
-    if (g->dense[1] != NULL && g->ndense[1] > 0)
-        out[3] = hist_quantile(g->dense[1], g->ndense[1], 0.95);
-    else
-        aeng_quantiles(&g->ttft, qs + 1, 1, out + 3);
+    /* Window tables hold dense histograms (aeng_group_fold): latency for
+     * the first three, TTFT for the last. */
+    for (int k = 0; k < 4; k++) {
+        int i = k == 3;
+        out[k] = g->dense[i] != NULL && g->ndense[i] > 0
+                     ? hist_quantile(g->dense[i], g->ndense[i], qs[k])
+                     : NAN;
+    }
     memcpy(g->q, out, sizeof(g->q));
     g->q_ok = 1;
 }
