@@ -224,12 +224,11 @@ static size_t aeng_rec_size(const struct aeng_rec *r)
 
 /* ---- main thread: feeding ---- */
 
-void col_alert_event(struct col *c, int64_t ws, const struct live_event *e,
-                     const char *api_key)
+/* Append the record of event e (workspace id ws) to b; 0, or -1 when b
+ * is full (at most max bytes) or out of memory. */
+static int aeng_rec_put(struct aeng_buf *b, size_t max, int64_t ws,
+                        const struct live_event *e, const char *api_key)
 {
-    struct col_alerts *al = c->alerts;
-    if (al == NULL)
-        return;
     struct aeng_rec r;
     memset(&r, 0, sizeof(r));
     const char *dims[AD_NDIMS] = {e->provider, e->model, e->agent, e->user,
@@ -248,22 +247,28 @@ void col_alert_event(struct col *c, int64_t ws, const struct live_event *e,
         size_t n = dims[d] ? strlen(dims[d]) : 0;
         r.len[d] = (uint8_t)(n > 255 ? 255 : n);
     }
-    if (al->feed.len + aeng_rec_size(&r) > AENG_FEED_MAX) {
-        al->dropped++;
-        return;
-    }
-    size_t at = al->feed.len;
-    if (aeng_buf_put(&al->feed, &r, sizeof(r)) != 0)
-        return;
-    for (int d = 0; d < AD_NDIMS; d++)
-        if (r.len[d] > 0 && aeng_buf_put(&al->feed, dims[d], r.len[d]) != 0) {
-            al->feed.len = at;
-            return;
-        }
+    if (b->len + aeng_rec_size(&r) > max)
+        return -1;
+    size_t at = b->len;
     static const char pad[8] = {0};
-    size_t want = at + aeng_rec_size(&r);
-    if (aeng_buf_put(&al->feed, pad, want - al->feed.len) != 0)
-        al->feed.len = at;
+    int rc = aeng_buf_put(b, &r, sizeof(r));
+    for (int d = 0; rc == 0 && d < AD_NDIMS; d++)
+        if (r.len[d] > 0)
+            rc = aeng_buf_put(b, dims[d], r.len[d]);
+    if (rc == 0)
+        rc = aeng_buf_put(b, pad, at + aeng_rec_size(&r) - b->len);
+    if (rc != 0)
+        b->len = at;
+    return rc;
+}
+
+void col_alert_event(struct col *c, int64_t ws, const struct live_event *e,
+                     const char *api_key)
+{
+    struct col_alerts *al = c->alerts;
+    if (al != NULL &&
+        aeng_rec_put(&al->feed, AENG_FEED_MAX, ws, e, api_key) != 0)
+        al->dropped++;
 }
 
 /* Hand the feed to the engine (once a second). */
@@ -448,43 +453,26 @@ static int aeng_prefill(struct col_alerts *al, int64_t now)
     sqlite3_stmt *st;
     int64_t lo = now - now % AENG_MIN_MS - (AENG_RING_MIN - 1) * AENG_MIN_MS;
     if (sqlite3_prepare_v2(
-            al->db,
-            "SELECT e.ws, e.ts, round(e.cost_usd * 1e9), e.input_tokens, "
-            "e.output_tokens, e.input_tokens + e.output_tokens + "
-            "e.cache_read_tokens + e.cache_write_tokens + e.reasoning_tokens, "
-            "coalesce(e.latency_ms, -1), coalesce(e.ttft_ms, -1), e.is_error, "
-            "e.provider, e.model, coalesce(e.agent, ''), coalesce(e.user, ''), "
-            "coalesce(e.api_key, '') FROM workspaces w JOIN events e ON e.ws = "
-            "w.id AND e.ts >= ?1 WHERE e.seq <= ?2",
+            al->db, "SELECT " COL_EVENT_COLS "WHERE e.ts >= ?1 AND e.seq <= ?2",
             -1, &st, NULL) != SQLITE_OK)
         return -1;
     sqlite3_bind_int64(st, 1, lo);
     sqlite3_bind_int64(st, 2, al->seq_hi);
-    unsigned char buf[sizeof(struct aeng_rec) + AD_NDIMS * 256 + 8];
-    struct aeng_rec *r = (struct aeng_rec *)buf;
+    struct aeng_buf b = {0};
     int64_t n = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
-        memset(r, 0, sizeof(*r));
-        r->ws = sqlite3_column_int64(st, 0);
-        r->ts_ms = sqlite3_column_int64(st, 1);
-        r->cost_nusd = sqlite3_column_int64(st, 2);
-        r->input_tokens = sqlite3_column_int64(st, 3);
-        r->output_tokens = sqlite3_column_int64(st, 4);
-        r->total_tokens = sqlite3_column_int64(st, 5);
-        r->latency_ms = (float)sqlite3_column_double(st, 6);
-        r->ttft_ms = (float)sqlite3_column_double(st, 7);
-        r->is_error = (uint8_t)(sqlite3_column_int(st, 8) != 0);
-        char *q = (char *)(r + 1);
-        for (int d = 0; d < AD_NDIMS; d++) {
-            int len = sqlite3_column_bytes(st, 9 + d);
-            r->len[d] = (uint8_t)(len > 255 ? 255 : len);
-            memcpy(q, sqlite3_column_text(st, 9 + d), r->len[d]);
-            q += r->len[d];
+        struct live_event e;
+        col_row_event(st, &e);
+        const char *key = (const char *)sqlite3_column_text(st, 25);
+        b.len = 0;
+        if (aeng_rec_put(&b, SIZE_MAX, sqlite3_column_int64(st, 24), &e,
+                         key ? key : "") == 0) {
+            aeng_fold(al, (const struct aeng_rec *)b.p, now);
+            n++;
         }
-        aeng_fold(al, r, now);
-        n++;
     }
     sqlite3_finalize(st);
+    free(b.p);
     log_info(NULL, "msg=\"alert engine prefilled\" events=%lld", (long long)n);
     return 0;
 }

@@ -220,6 +220,21 @@ void col_budget_close(struct col *c);
 /* The budget.set command (budget_cmd.c): replace a workspace's budgets. */
 int col_budget_set(struct col *c, json_t *args, json_t **reply);
 
+/* ---- rebuild.c: reading stored events back ---- */
+
+/* The columns of an event row, in the order col_row_event reads them
+ * (then the workspace id and the API key, 24 and 25), and their FROM. */
+#define COL_EVENT_COLS                                                         \
+    "e.seq, w.name, e.id, e.ts, e.received, e.provider, e.model, "             \
+    "e.operation, e.input_tokens, e.output_tokens, e.cache_read_tokens, "      \
+    "e.cache_write_tokens, e.reasoning_tokens, e.cost_usd, e.latency_ms, "     \
+    "e.ttft_ms, e.status, e.error_type, e.is_error, e.user, e.agent, "         \
+    "e.session, e.round, e.request_id, e.ws, e.api_key "                       \
+    "FROM events e JOIN workspaces w ON w.id = e.ws "
+
+/* Fill e from a row of COL_EVENT_COLS; strings point into the row. */
+void col_row_event(sqlite3_stmt *st, struct live_event *e);
+
 /* ---- alert_eng.c ---- */
 
 /* Start the engine's thread (its own read-only connection to path); it

@@ -17,15 +17,6 @@
 #include "log.h"
 #include "rollup.h"
 
-/* The columns every event query here selects, in this order. */
-#define COL_EVENT_COLS                                                         \
-    "e.seq, w.name, e.id, e.ts, e.received, e.provider, e.model, "             \
-    "e.operation, e.input_tokens, e.output_tokens, e.cache_read_tokens, "      \
-    "e.cache_write_tokens, e.reasoning_tokens, e.cost_usd, e.latency_ms, "     \
-    "e.ttft_ms, e.status, e.error_type, e.is_error, e.user, e.agent, "         \
-    "e.session, e.round, e.request_id, e.ws "                                  \
-    "FROM events e JOIN workspaces w ON w.id = e.ws "
-
 /* Text of column i, "" for NULL. */
 static const char *col_text(sqlite3_stmt *st, int i)
 {
@@ -34,7 +25,7 @@ static const char *col_text(sqlite3_stmt *st, int i)
 }
 
 /* Fill e from a row of COL_EVENT_COLS; strings point into the row. */
-static void col_row_event(sqlite3_stmt *st, struct live_event *e)
+void col_row_event(sqlite3_stmt *st, struct live_event *e)
 {
     memset(e, 0, sizeof(*e));
     e->workspace = col_text(st, 1);
