@@ -88,19 +88,8 @@ static int col_act_one(struct col *c, int act, int64_t ws, int64_t id,
                                id, NULL, 0) == 0
                  ? SQLITE_DONE
                  : SQLITE_ERROR;
-    else if (sqlite3_prepare_v2(db,
-                                "INSERT INTO alert_events(alert_id, ts_ms, "
-                                "kind, actor, note) VALUES(?1, ?2, ?3, ?4, ?5)",
-                                -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, now);
-        sqlite3_bind_text(st, 3, kinds[act], -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, who, -1, SQLITE_STATIC);
-        if (note != NULL)
-            sqlite3_bind_text(st, 5, note, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-    }
+    else
+        rc = col_alert_note(db, id, now, kinds[act], who, note);
     if (rc != SQLITE_DONE)
         return -1;
     /* The notifications of the change, in the same transaction. */
@@ -408,4 +397,24 @@ int col_notify_enqueue(sqlite3 *db, int64_t alert_id, const char *event,
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int col_alert_note(sqlite3 *db, int64_t alert_id, int64_t ts, const char *kind,
+                   const char *actor, const char *note)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO alert_events(alert_id, ts_ms, kind, "
+                           "actor, note) VALUES(?1, ?2, ?3, ?4, ?5)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return SQLITE_ERROR;
+    sqlite3_bind_int64(st, 1, alert_id);
+    sqlite3_bind_int64(st, 2, ts);
+    sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, actor, -1, SQLITE_STATIC);
+    if (note != NULL)
+        sqlite3_bind_text(st, 5, note, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc;
 }

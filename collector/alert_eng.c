@@ -2193,55 +2193,27 @@ static void aeng_silence(sqlite3 *db, sqlite3_stmt *sil, sqlite3_stmt *qh,
     json_decref(group);
     sqlite3_stmt *st;
     /* Each notification decides anew: a hold that ended holds no more. */
+    int quiet = by == 0 && qh != NULL && t->severity != ALERT_CRITICAL &&
+                aeng_quiet(qh, t);
     if (sqlite3_prepare_v2(db,
-                           "UPDATE alerts SET silenced_by = NULL, quiet = 0 "
+                           "UPDATE alerts SET silenced_by = ?2, quiet = ?3 "
                            "WHERE id = ?1",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, id);
+        if (by > 0)
+            sqlite3_bind_int64(st, 2, by);
+        sqlite3_bind_int(st, 3, quiet);
         sqlite3_step(st);
         sqlite3_finalize(st);
     }
-    if (by == 0) {
-        if (qh == NULL || t->severity == ALERT_CRITICAL || !aeng_quiet(qh, t))
-            return;
-        if (sqlite3_prepare_v2(db, "UPDATE alerts SET quiet = 1 WHERE id = ?1",
-                               -1, &st, NULL) != SQLITE_OK)
-            return;
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (sqlite3_prepare_v2(db,
-                               "INSERT INTO alert_events(alert_id, ts_ms, "
-                               "kind, actor, note) VALUES(?1, ?2, 'silenced', "
-                               "'engine', 'notification held back by quiet "
-                               "hours')",
-                               -1, &st, NULL) == SQLITE_OK) {
-            sqlite3_bind_int64(st, 1, id);
-            sqlite3_bind_int64(st, 2, t->now);
-            sqlite3_step(st);
-            sqlite3_finalize(st);
-        }
-        return;
-    }
-    if (sqlite3_prepare_v2(db,
-                           "UPDATE alerts SET silenced_by = ?2 WHERE id = ?1; ",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, by);
-        sqlite3_step(st);
-        sqlite3_finalize(st);
-    }
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO alert_events(alert_id, ts_ms, kind, "
-                           "actor, note) VALUES(?1, ?2, 'silenced', 'engine', "
-                           "'notification held back by silence ' || ?3)",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, t->now);
-        sqlite3_bind_int64(st, 3, by);
-        sqlite3_step(st);
-        sqlite3_finalize(st);
-    }
+    char note[96];
+    if (by > 0)
+        snprintf(note, sizeof(note), "notification held back by silence %lld",
+                 (long long)by);
+    else
+        snprintf(note, sizeof(note), "notification held back by quiet hours");
+    if (by > 0 || quiet)
+        col_alert_note(db, id, t->now, "silenced", "engine", note);
 }
 
 void col_alert_publish(struct col *c, const char *type, int64_t id,

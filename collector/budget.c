@@ -573,13 +573,8 @@ static void col_budget_close_alerts(struct col *c, const struct col_budget *b,
         sqlite3_finalize(st);
     }
     for (int i = 0; ok && rc == SQLITE_DONE && i < n; i++)
-        rc = col_q_int(db,
-                       "INSERT INTO alert_events(alert_id, ts_ms, kind, actor, "
-                       "note) VALUES(?1, strftime('%s', 'now') * 1000, "
-                       "'resolved', 'budget', 'the budget period ended')",
-                       ids[i], NULL, 0) == 0
-                 ? SQLITE_DONE
-                 : SQLITE_ERROR;
+        rc = col_alert_note(db, ids[i], now, "resolved", "budget",
+                            "the budget period ended");
     if (!ok || rc != SQLITE_DONE || col_store_commit(&c->store) != SQLITE_OK) {
         col_store_rollback(&c->store);
         return;

@@ -291,6 +291,11 @@ int col_alert_act(struct col *c, json_t *args, json_t **reply);
 int col_notify_enqueue(sqlite3 *db, int64_t alert_id, const char *event,
                        int64_t now);
 
+/* Add an entry to alert_id's timeline (inside the caller's transaction);
+ * returns SQLite's code (SQLITE_DONE). */
+int col_alert_note(sqlite3 *db, int64_t alert_id, int64_t ts, const char *kind,
+                   const char *actor, const char *note);
+
 /* silence.create and silence.expire (alert_cmd.c). */
 int col_silence_create(struct col *c, json_t *args, json_t **reply);
 int col_silence_expire(struct col *c, json_t *args, json_t **reply);
