@@ -130,3 +130,27 @@ double cli_mono_now(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
+
+int cli_target(const char *url_arg, const char *key, const char *key_file,
+               char *url, size_t n, const char *head,
+               const struct cli_opt *opts, int nopts)
+{
+    if (url_arg == NULL || (key == NULL) == (key_file == NULL)) {
+        cli_msg("--url and one of --key and --key-file are required");
+        cli_usage(stderr, head, opts, nopts);
+        return 2;
+    }
+    return cli_events_url(url_arg, url, n) != 0 ? 2 : 0;
+}
+
+int cli_key_arg(const char *key, char *buf, size_t n)
+{
+    if (key == NULL)
+        return 1;
+    if (key[0] == '\0' || strlen(key) >= n) {
+        cli_msg("invalid value for \"--key\": empty or too long");
+        return -1;
+    }
+    snprintf(buf, n, "%s", key);
+    return 0;
+}

@@ -46,6 +46,17 @@ int cli_events_url(const char *arg, char *out, size_t n);
  * nor a '#' comment, trimmed.  Returns 0, or -1 if there is none (yet). */
 int cli_read_key_file(const char *path, char *buf, size_t n);
 
+/* The target options of a load tool: --url (into the events URL url, n
+ * bytes) and exactly one of --key and --key-file.  Returns 0, or 2 after
+ * a message and the usage (head, opts). */
+int cli_target(const char *url_arg, const char *key, const char *key_file,
+               char *url, size_t n, const char *head,
+               const struct cli_opt *opts, int nopts);
+
+/* --key into buf (n bytes): 0, 1 when it was not given, -1 after a
+ * message when empty or too long. */
+int cli_key_arg(const char *key, char *buf, size_t n);
+
 /* The monotonic clock in seconds. */
 double cli_mono_now(void);
 

@@ -994,12 +994,8 @@ static int parse_args(struct th_cfg *c, int argc, char **argv)
         return 2;
     if (c->dry_run)
         return 0;
-    if (!c->url_arg || !c->key == !c->key_file) {
-        cli_msg("--url and one of --key and --key-file are required");
-        cli_usage(stderr, TH_USAGE, th_opts, TH_NOPTS);
-        return 2;
-    }
-    return cli_events_url(c->url_arg, c->url, sizeof c->url);
+    return cli_target(c->url_arg, c->key, c->key_file, c->url, sizeof c->url,
+                      TH_USAGE, th_opts, TH_NOPTS);
 }
 
 /* Read the key into buf: the first line of --key-file that is neither
@@ -1009,14 +1005,9 @@ static int load_key(const struct th_cfg *c, char *buf, size_t n)
 {
     if (c->dry_run)
         return 0;
-    if (c->key) {
-        if (!*c->key || strlen(c->key) >= n) {
-            cli_msg("invalid value for \"--key\": empty or too long");
-            return -1;
-        }
-        snprintf(buf, n, "%s", c->key);
-        return 0;
-    }
+    int rc = cli_key_arg(c->key, buf, n);
+    if (rc <= 0)
+        return rc;
     if (cli_read_key_file(c->key_file, buf, n) != 0) {
         cli_msg("no key in \"%s\"", c->key_file);
         return -1;

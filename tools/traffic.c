@@ -792,12 +792,8 @@ static int parse_args(struct tt_cfg *c, int argc, char **argv)
     c->seed = -1;
     if (cli_parse(c, TT_USAGE, tt_opts, TT_NOPTS, argc, argv) != 0)
         return 2;
-    if (!c->url_arg || !c->key == !c->key_file) {
-        cli_msg("--url and one of --key and --key-file are required");
-        cli_usage(stderr, TT_USAGE, tt_opts, TT_NOPTS);
-        return 2;
-    }
-    if (cli_events_url(c->url_arg, c->url, sizeof c->url) != 0)
+    if (cli_target(c->url_arg, c->key, c->key_file, c->url, sizeof c->url,
+                   TT_USAGE, tt_opts, TT_NOPTS) != 0)
         return 2;
     if (c->demo && c->rate <= 0)
         c->rate = 12.5;
@@ -821,14 +817,9 @@ static int load_key(struct tt_run *r)
 {
     const struct tt_cfg *c = r->cfg;
     double until = cli_mono_now() + 10.0;
-    if (c->key) {
-        if (!*c->key || strlen(c->key) >= sizeof r->key) {
-            cli_msg("invalid value for \"--key\": empty or too long");
-            return -1;
-        }
-        snprintf(r->key, sizeof r->key, "%s", c->key);
-        return 0;
-    }
+    int rc = cli_key_arg(c->key, r->key, sizeof r->key);
+    if (rc <= 0)
+        return rc;
     for (int said = 0; cli_read_key_file(c->key_file, r->key, sizeof r->key);
          said = 1) {
         if (!c->demo && cli_mono_now() > until) {
