@@ -20,11 +20,11 @@
  */
 #include "collector.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unicode/ucal.h>
+#include <unicode/ustring.h>
 
 #include "alert.h"
 #include "keys.h"
@@ -305,18 +305,45 @@ int col_silence_expire(struct col *c, json_t *args, json_t **reply)
 
 /* ---- quiet hours ---- */
 
+/* Time zones come from ICU's calendar, which takes the zone as an
+ * argument (glibc reads TZ from the environment, which no thread may
+ * change while others run). */
+
+/* tz as ICU's string into id (n units); -1 when too long. */
+static int col_tz_id(const char *tz, UChar *id, int32_t n)
+{
+    if (tz == NULL || strlen(tz) >= (size_t)n)
+        return -1;
+    u_uastrncpy(id, tz, n);
+    return 0;
+}
+
 int col_quiet_tz_ok(const char *tz)
 {
-    char path[256];
-    if (tz == NULL || tz[0] == '\0' || tz[0] == '/' || strstr(tz, "..") ||
-        strlen(tz) > 64)
+    UChar id[72], canon[72];
+    UErrorCode err = U_ZERO_ERROR;
+    UBool system = 0;
+    if (tz == NULL || tz[0] == '\0' || col_tz_id(tz, id, 72) != 0)
         return 0;
-    for (const char *p = tz; *p; p++)
-        if (!(isalnum((unsigned char)*p) || strchr("/_+-", *p)))
-            return 0;
-    snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    /* An unknown name is an error here (ucal_open would take it as GMT). */
+    ucal_getCanonicalTimeZoneID(id, -1, canon, 72, &system, &err);
+    return U_SUCCESS(err) && system;
+}
+
+int col_quiet_minute(const char *tz, int64_t ms)
+{
+    UChar id[72];
+    UErrorCode err = U_ZERO_ERROR;
+    if (col_tz_id(tz, id, 72) != 0)
+        return -1;
+    UCalendar *cal = ucal_open(id, -1, "en_US_POSIX", UCAL_GREGORIAN, &err);
+    if (U_FAILURE(err))
+        return -1;
+    ucal_setMillis(cal, (UDate)ms, &err);
+    int h = ucal_get(cal, UCAL_HOUR_OF_DAY, &err);
+    int m = ucal_get(cal, UCAL_MINUTE, &err);
+    ucal_close(cal);
+    return U_SUCCESS(err) ? h * 60 + m : -1;
 }
 
 int col_quiet_set(struct col *c, json_t *args, json_t **reply, int clear)

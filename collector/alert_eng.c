@@ -21,9 +21,11 @@
  * filters, group_by and window share one pass over the ring (a
  * "signature"), which yields a sample per group; each rule then evaluates
  * its condition per group (alert_eval) and advances the group's state
- * (alert_step, common/alert.c).  A group seen before but absent now is
- * evaluated on an empty sample (counts 0), so "requests < 1" can fire and
- * rate conditions resolve; no_data applies when no leaf has a value.
+ * (alert_step, common/alert.c).  A group with an open alert but absent now
+ * is evaluated on an empty sample (counts 0) so rate conditions resolve,
+ * and a grouped rule that holds on no traffic also takes the groups of its
+ * previous window absent now, so "requests < 1" by model fires for a
+ * model that stopped; no_data applies when no leaf has a value.
  *
  * Writes.  The engine never writes the database: the transitions it
  * decides go to an outbox that the main thread applies once a second
@@ -43,7 +45,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alert.h"
 #include "arena.h"
@@ -55,6 +59,8 @@
 
 #define AENG_MIN_MS       60000LL
 #define AENG_RING_MIN     122 /* two longest windows and their partial minutes */
+#define AENG_SHORT_MIN    60  /* the longest window of the ring alone */
+#define AENG_HOUR_MS      3600000LL
 #define AENG_FEED_MAX     (64u << 20) /* bytes of feed kept per second */
 #define AENG_APPLY_MAX    2000        /* transitions written per second */
 #define AENG_OUT_MAX      20000       /* waiting: the engine pauses above */
@@ -118,6 +124,7 @@ struct aeng_rule {
     char workspace[72];
     struct alert_rule r;
     int hist, prev; /* it needs percentiles, the previous window */
+    int zero;       /* its condition holds on no traffic */
 };
 
 /* The state of one rule x group, in a hash table. */
@@ -154,6 +161,16 @@ struct aeng_ctl {
 
 struct aeng_long;
 
+/* A rule test: the rule (owned), and the engine's answer. */
+struct aeng_test {
+    uint64_t id; /* the command's, for the main thread */
+    struct aeng_rule ar;
+    json_t *out;
+    struct aeng_test *next;
+};
+
+#define AENG_TESTS_MAX 16 /* tests waiting at most: more are refused */
+
 struct col_alerts {
     pthread_t tid;
     int started;
@@ -168,10 +185,11 @@ struct col_alerts {
     struct aeng_ctl *ctl;
     size_t nctl, capctl;
     uint64_t rules_gen;
-    const struct aeng_rule *test; /* a rule to test (rule.test) ... */
-    json_t *test_out;             /* ... and the engine's answer */
-    int test_busy;                /* the engine is evaluating it */
-    pthread_cond_t test_cv;
+    struct aeng_test *tests; /* rule tests waiting (rule.test) ... */
+    struct aeng_test *done;  /* ... and answered, for the main thread */
+    int ntests;              /* waiting or being evaluated */
+    int ready;               /* open alerts and recent events loaded */
+    int wake_fd;             /* eventfd: a test was answered */
     /* main thread only */
     struct aeng_buf feed;
     /* engine thread only */
@@ -489,7 +507,7 @@ static void aeng_rules_free(struct col_alerts *al)
 }
 
 static int aeng_rule_cmp(const void *x, const void *y);
-static void aeng_rule_needs(const struct alert_rule *r, int *hist, int *prev);
+static void aeng_rule_init(struct aeng_rule *ar);
 static unsigned aeng_rule_dims(const struct alert_rule *r);
 static size_t aeng_open_of(struct aeng_state **open, size_t n, int64_t id,
                            size_t *count);
@@ -560,7 +578,7 @@ static int aeng_rules_load(struct col_alerts *al)
                      (long long)ar->id, msg);
             continue;
         }
-        aeng_rule_needs(&ar->r, &ar->hist, &ar->prev);
+        aeng_rule_init(ar);
         al->nrules++;
     }
     sqlite3_finalize(st);
@@ -734,35 +752,54 @@ static void aeng_budgets(struct col_alerts *al, const char *workspace,
 }
 
 /* Record a transition for the main thread. */
-static void aeng_emit(struct col_alerts *al, const struct aeng_rule *ar,
-                      const struct aeng_state *s, int action, int notify,
-                      const char *values, int64_t now)
+static void aeng_tx_free(struct aeng_tx *t)
 {
+    free(t->rule_name);
+    free(t->workspace);
+    free(t->group_key);
+    free(t->group_json);
+    free(t->values);
+    free(t->labels);
+}
+
+/* Queue a transition of rule ar's state s for the main thread; -1 when out
+ * of memory (nothing queued). */
+static int aeng_emit(struct col_alerts *al, const struct aeng_rule *ar,
+                     const struct aeng_state *s, int action, int notify,
+                     const char *values, int64_t now)
+{
+    struct aeng_tx t = {.action = action,
+                        .notify = notify,
+                        .rule_id = ar->id,
+                        .ws = ar->ws,
+                        .now = now,
+                        .severity = ar->r.severity,
+                        .rule_name = strdup(ar->r.name),
+                        .workspace = strdup(ar->workspace),
+                        .group_key = strdup(s->group_key),
+                        .group_json = strdup(s->group_json),
+                        .values = strdup(values ? values : "{}"),
+                        .labels = json_dumps(ar->r.labels, JSON_COMPACT)};
+    if (t.rule_name == NULL || t.workspace == NULL || t.group_key == NULL ||
+        t.group_json == NULL || t.values == NULL || t.labels == NULL) {
+        aeng_tx_free(&t);
+        return -1;
+    }
     pthread_mutex_lock(&al->mu);
     if (al->nout == al->capout) {
         size_t cap = al->capout ? al->capout * 2 : 64;
         struct aeng_tx *o = realloc(al->out, cap * sizeof(*o));
         if (o == NULL) {
             pthread_mutex_unlock(&al->mu);
-            return;
+            aeng_tx_free(&t);
+            return -1;
         }
         al->out = o;
         al->capout = cap;
     }
-    struct aeng_tx *t = &al->out[al->nout++];
-    t->action = action;
-    t->notify = notify;
-    t->rule_id = ar->id;
-    t->ws = ar->ws;
-    t->now = now;
-    t->severity = ar->r.severity;
-    t->rule_name = strdup(ar->r.name);
-    t->workspace = strdup(ar->workspace);
-    t->group_key = strdup(s->group_key);
-    t->group_json = strdup(s->group_json);
-    t->values = strdup(values ? values : "{}");
-    t->labels = json_dumps(ar->r.labels, JSON_COMPACT);
+    al->out[al->nout++] = t;
     pthread_mutex_unlock(&al->mu);
+    return 0;
 }
 
 /* The values of r's leaves as JSON, {"metric op threshold": value}. */
@@ -946,6 +983,23 @@ static void aeng_rule_needs(const struct alert_rule *r, int *hist, int *prev)
     }
 }
 
+/* What ar needs (aeng_rule_needs), and whether its condition holds on
+ * no traffic (then its grouped form needs the previous window too, to know
+ * the groups that went quiet: aeng_rule_groups). */
+static void aeng_rule_init(struct aeng_rule *ar)
+{
+    ar->hist = ar->prev = 0;
+    aeng_rule_needs(&ar->r, &ar->hist, &ar->prev);
+    struct alert_sample s;
+    memset(&s, 0, sizeof(s));
+    s.window_s = (double)ar->r.window_ms / 1000.0;
+    s.lat_p50 = s.lat_p95 = s.lat_p99 = s.ttft_p95 = NAN;
+    for (int k = 0; k < 3; k++)
+        s.budget_pct[k] = NAN;
+    ar->zero = alert_eval(&ar->r, &s, NULL, NULL);
+    ar->prev |= ar->zero && ar->r.group_by != 0;
+}
+
 /* The whole minutes of r's window before the current one. */
 static int64_t aeng_rule_wmin(const struct alert_rule *r)
 {
@@ -1116,34 +1170,45 @@ static struct aeng_group *aeng_gtab_find(const struct aeng_gtab *t,
 /* The previous windows of a run: for each window length w (whole minutes)
  * that a rule of the run compares with the one before, the counts of the
  * minutes w + 1 .. 2w + 1, by the run's dims.  One walk: running sums P
- * over minutes 0..k; the previous window of w is P(2w + 1) - P(w). */
-#define AENG_PREV_MAX 8
-
+ * over minutes 0..k; the previous window of w is P(2w + 1) - P(w).
+ * (Windows over the ring have theirs in aeng_long_window.) */
 struct aeng_prevs {
-    int64_t w[AENG_PREV_MAX];
-    struct aeng_gtab t[AENG_PREV_MAX];
+    int64_t *w;          /* the window lengths ... */
+    struct aeng_gtab *t; /* ... and their previous windows */
     int n;
 };
+
+static void aeng_prevs_free(struct aeng_prevs *pv);
 
 static void aeng_prevs_make(struct col_alerts *al, int64_t ws, unsigned dims,
                             const struct aeng_rule *rules, size_t n,
                             int64_t cur, struct aeng_prevs *pv)
 {
     memset(pv, 0, sizeof(*pv));
+    /* The distinct lengths: rules come sorted by window. */
     int64_t maxw = -1;
-    for (size_t i = 0; i < n; i++) {
-        int64_t w = aeng_rule_wmin(&rules[i].r);
-        int seen = 0;
-        for (int j = 0; j < pv->n; j++)
-            seen |= pv->w[j] == w;
-        if (!rules[i].prev || seen || pv->n == AENG_PREV_MAX)
-            continue;
-        pv->w[pv->n++] = w;
-        if (w > maxw)
-            maxw = w;
+    size_t cnt = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rules[i].prev && aeng_rule_wmin(&rules[i].r) > maxw &&
+            aeng_rule_wmin(&rules[i].r) <= AENG_SHORT_MIN) {
+            maxw = aeng_rule_wmin(&rules[i].r);
+            cnt++;
+        }
+    if (cnt == 0)
+        return;
+    struct aeng_gtab p = {.dims = dims};
+    struct aeng_gtab *snap = calloc(cnt, sizeof(*snap));
+    pv->w = malloc(cnt * sizeof(*pv->w));
+    pv->t = calloc(cnt, sizeof(*pv->t));
+    if (snap == NULL || pv->w == NULL || pv->t == NULL) {
+        free(snap);
+        aeng_prevs_free(pv); /* the change metrics have no value */
+        return;
     }
-    struct aeng_gtab p = {.dims = dims}, snap[AENG_PREV_MAX];
-    memset(snap, 0, sizeof(snap));
+    maxw = -1;
+    for (size_t i = 0; i < n && pv->n < (int)cnt; i++)
+        if (rules[i].prev && aeng_rule_wmin(&rules[i].r) > maxw)
+            pv->w[pv->n++] = maxw = aeng_rule_wmin(&rules[i].r);
     for (int64_t k = 0; k <= 2 * maxw + 1; k++) {
         aeng_add_minute(al, &p, ws, 0, cur, k);
         for (int j = 0; j < pv->n; j++) {
@@ -1166,13 +1231,16 @@ static void aeng_prevs_make(struct col_alerts *al, int64_t ws, unsigned dims,
         }
     }
     aeng_gtab_free(&p);
+    free(snap);
 }
 
 static void aeng_prevs_free(struct aeng_prevs *pv)
 {
-    for (int j = 0; j < pv->n; j++)
+    for (int j = 0; pv->t != NULL && j < pv->n; j++)
         aeng_gtab_free(&pv->t[j]);
-    pv->n = 0;
+    free(pv->w);
+    free(pv->t);
+    memset(pv, 0, sizeof(*pv));
 }
 
 /* Rule ar's previous window by its group_by into p, from its run's table
@@ -1214,8 +1282,6 @@ static const struct aeng_gtab *aeng_prevs_get(const struct aeng_prevs *pv,
  * change metrics compare with a second sum: as many whole hours as the
  * window spans, before it. */
 
-#define AENG_SHORT_MIN     60
-#define AENG_HOUR_MS       3600000LL
 #define AENG_LONG_RELOAD_H 6
 
 struct aeng_long {
@@ -1456,6 +1522,26 @@ static void aeng_group_key(const struct aeng_rule *ar,
     }
 }
 
+/* The dims of a group key (aeng_group_key's), split in place: the others
+ * "". */
+static void aeng_key_dims(char *key, const char *dims[AD_NDIMS])
+{
+    for (int d = 0; d < AD_NDIMS; d++)
+        dims[d] = "";
+    for (char *p = key, *next; p != NULL && *p != '\0'; p = next) {
+        next = strchr(p, '\x1f');
+        if (next != NULL)
+            *next++ = '\0';
+        char *eq = strchr(p, '=');
+        if (eq == NULL)
+            continue;
+        *eq = '\0';
+        for (int d = 0; d < AD_NDIMS; d++)
+            if (strcmp(p, alert_dim_name(d)) == 0)
+                dims[d] = eq + 1;
+    }
+}
+
 /* The group as JSON, {"model": "m"} (malloc'ed; NULL when out of
  * memory). */
 static char *aeng_group_json(const struct aeng_rule *ar,
@@ -1512,23 +1598,33 @@ static void aeng_eval_group(struct col_alerts *al, const struct aeng_rule *ar,
     }
     st->seen_ms = now;
     int notify, was = st->st.status;
+    struct alert_state before = st->st;
     int act = alert_step(&ar->r, &st->st, input, now, &notify);
     if (act != AA_NONE) {
         char *v = aeng_values(ar, vals, verdicts);
         /* From pending, the row must still be pending (someone may have
-         * resolved it meanwhile): AA_FIRE_PENDING updates, never inserts. */
-        aeng_emit(al, ar, st,
-                  act == AA_FIRE && was == AS_PENDING ? AENG_FIRE_PENDING : act,
-                  notify, v, now);
+         * resolved it meanwhile): AA_FIRE_PENDING updates, never inserts.
+         * Not queued (out of memory): the state stays as it was, and the
+         * next pass decides again. */
+        if (aeng_emit(al, ar, st,
+                      act == AA_FIRE && was == AS_PENDING ? AENG_FIRE_PENDING
+                                                          : act,
+                      notify, v, now) != 0)
+            st->st = before;
         free(v);
     }
 }
 
 /* Rule ar's groups from t (its run's window table): t itself when ar
  * filters by nothing, else t's groups matching its filters added up by its
- * group_by into mine.  An ungrouped rule always has its one group. */
+ * group_by into mine.  An ungrouped rule always has its one group.  A
+ * rule whose condition holds on no traffic (ar->zero) also gets, with
+ * zero counts, the groups of its previous window prev (by its group_by)
+ * that are absent now: "requests < 1" by model fires for a model that
+ * stopped. */
 static struct aeng_gtab *aeng_rule_groups(const struct aeng_rule *ar,
                                           struct aeng_gtab *t, int hist,
+                                          const struct aeng_gtab *prev,
                                           struct aeng_gtab *mine)
 {
     memset(mine, 0, sizeof(*mine));
@@ -1538,6 +1634,8 @@ static struct aeng_gtab *aeng_rule_groups(const struct aeng_rule *ar,
     int filtered = aeng_rule_dims(&ar->r) != ar->r.group_by;
     for (int d = 0; d < AD_NDIMS; d++)
         filtered |= ar->r.filters[d][0] != '\0';
+    int absent = ar->zero && ar->r.group_by != 0 && prev != NULL;
+    filtered |= absent && prev->n > 0;
     struct aeng_gtab *use = filtered ? mine : t;
     for (size_t i = 0; use == mine && i < t->nslots; i++) {
         struct aeng_group *g = &t->g[i];
@@ -1547,6 +1645,9 @@ static struct aeng_gtab *aeng_rule_groups(const struct aeng_rule *ar,
         if (m != NULL)
             aeng_group_fold(m, g, hist);
     }
+    for (size_t i = 0; absent && i < prev->nslots; i++)
+        if (prev->g[i].used && aeng_gtab_find(mine, &prev->g[i]) == NULL)
+            aeng_gtab_get(mine, prev->g[i].dims);
     if (ar->r.group_by == 0 && use->n == 0) {
         static const char *const none[AD_NDIMS] = {"", "", "", "", ""};
         aeng_gtab_get(use, none);
@@ -1568,7 +1669,8 @@ static void aeng_eval_rule(struct col_alerts *al, const struct aeng_rule *ar,
     struct aeng_gtab prev = {0}, mine;
     if (need_prev)
         aeng_prev(ar, aeng_prevs_get(pv, aeng_rule_wmin(&ar->r)), &prev);
-    struct aeng_gtab *use = aeng_rule_groups(ar, t, hist, &mine);
+    struct aeng_gtab *use =
+        aeng_rule_groups(ar, t, hist, need_prev ? &prev : NULL, &mine);
     for (size_t i = 0; i < use->nslots; i++) {
         struct aeng_group *g = &use->g[i];
         if (g->used)
@@ -1582,64 +1684,92 @@ static void aeng_eval_rule(struct col_alerts *al, const struct aeng_rule *ar,
             continue;
         struct aeng_group z;
         memset(&z, 0, sizeof(z));
-        for (int d = 0; d < AD_NDIMS; d++)
-            z.dims[d] = ""; /* no previous window is found for it */
+        /* Its dims from its key, for its previous window. */
         char *k2 = strdup(open[k]->group_key),
-             *j2 = strdup(open[k]->group_json);
-        if (k2 != NULL && j2 != NULL)
+             *j2 = strdup(open[k]->group_json), *dims = strdup(k2 ? k2 : "");
+        if (k2 != NULL && j2 != NULL && dims != NULL) {
+            aeng_key_dims(dims, z.dims);
             aeng_eval_group(al, ar, &z, need_prev ? &prev : NULL, budget,
                             window_s, k2, j2, 1, now);
+        }
         free(k2);
         free(j2);
+        free(dims);
     }
     aeng_gtab_free(&mine);
     aeng_gtab_free(&prev);
+}
+
+/* The ring's minutes from the hour boundary H0 (at most AENG_SHORT_MIN
+ * minutes back from cur) into ring, by dims, for workspace ws; returns H0. */
+static int64_t aeng_ring_h0(struct col_alerts *al, int64_t ws, unsigned dims,
+                            int hist, int64_t cur, struct aeng_gtab *ring)
+{
+    int64_t h0 = cur - AENG_SHORT_MIN * AENG_MIN_MS;
+    h0 = (h0 + AENG_HOUR_MS - 1) / AENG_HOUR_MS * AENG_HOUR_MS;
+    memset(ring, 0, sizeof(*ring));
+    ring->dims = dims;
+    for (int64_t k = 0; k <= (cur - h0) / AENG_MIN_MS; k++)
+        aeng_add_minute(al, ring, ws, hist, cur, k);
+    return h0;
+}
+
+/* The table tw (by dims) of a window of w minutes, over the ring, for
+ * workspace ws: ring (aeng_ring_h0's) plus the hour sums from the hour
+ * holding the window's start up to h0.  With prev, the window before
+ * into *pt (a shallow copy of cached sums, with its span; no groups when
+ * unknown): as many whole hours as the window spans, before it.  Returns
+ * the window's start. */
+static int64_t aeng_long_window(struct col_alerts *al, int64_t ws,
+                                unsigned dims, int hist, int prev, int64_t w,
+                                const struct aeng_gtab *ring, int64_t h0,
+                                int64_t cur, struct aeng_gtab *tw,
+                                struct aeng_gtab *pt)
+{
+    int64_t lo = cur - w * AENG_MIN_MS;
+    lo -= lo % AENG_HOUR_MS;
+    struct aeng_long *l =
+        lo < h0 ? aeng_long_get(al, ws, dims, hist, 0, lo, h0) : NULL;
+    int64_t span = h0 - lo + AENG_HOUR_MS;
+    struct aeng_long *pl =
+        prev ? aeng_long_get(al, ws, dims, 0, 1, lo - span, lo) : NULL;
+    memset(pt, 0, sizeof(*pt));
+    pt->dims = dims;
+    if (pl != NULL)
+        *pt = pl->t; /* shallow: the cache keeps it */
+    pt->span_s = (double)span / 1000.0;
+    memset(tw, 0, sizeof(*tw));
+    tw->dims = dims;
+    const struct aeng_gtab *parts[] = {ring, l ? &l->t : NULL};
+    for (int p = 0; p < 2; p++)
+        for (size_t j = 0; parts[p] != NULL && j < parts[p]->nslots; j++) {
+            const struct aeng_group *g = &parts[p]->g[j];
+            if (!g->used || (p == 1 && g->cur.requests == 0))
+                continue;
+            struct aeng_group *t = aeng_gtab_get(tw, g->dims);
+            if (t != NULL)
+                aeng_group_fold(t, g, hist);
+        }
+    return lo;
 }
 
 static void aeng_eval_long(struct col_alerts *al, struct aeng_rule *rules,
                            size_t n, int hist, struct aeng_state **open,
                            size_t nopen, int64_t cur, int64_t now)
 {
-    int64_t h0 = cur - AENG_SHORT_MIN * AENG_MIN_MS;
-    h0 = (h0 + AENG_HOUR_MS - 1) / AENG_HOUR_MS * AENG_HOUR_MS;
     int64_t ws = rules[0].ws;
     unsigned dims = aeng_rule_dims(&rules[0].r);
-    struct aeng_gtab ring = {.dims = dims};
-    for (int64_t k = 0; k <= (cur - h0) / AENG_MIN_MS; k++)
-        aeng_add_minute(al, &ring, ws, hist, cur, k);
+    struct aeng_gtab ring;
+    int64_t h0 = aeng_ring_h0(al, ws, dims, hist, cur, &ring);
     for (size_t i = 0; i < n;) {
         int64_t w = aeng_rule_wmin(&rules[i].r);
-        int64_t lo = cur - w * AENG_MIN_MS;
-        lo -= lo % AENG_HOUR_MS;
-        struct aeng_long *l =
-            lo < h0 ? aeng_long_get(al, ws, dims, hist, 0, lo, h0) : NULL;
-        /* The window before, for the change metrics: as many whole hours
-         * as the window spans (its hours and the ring's), before lo. */
         int prev = 0;
         for (size_t j = i; j < n && aeng_rule_wmin(&rules[j].r) == w; j++)
             prev |= rules[j].prev;
-        int64_t span = h0 - lo + AENG_HOUR_MS;
-        struct aeng_long *pl =
-            prev ? aeng_long_get(al, ws, dims, 0, 1, lo - span, lo) : NULL;
-        struct aeng_prevs pv;
-        memset(&pv, 0, sizeof(pv));
-        if (pl != NULL) {
-            pv.n = 1;
-            pv.w[0] = w;
-            pv.t[0] = pl->t; /* shallow: not freed here */
-            pv.t[0].span_s = (double)span / 1000.0;
-        }
-        struct aeng_gtab tw = {.dims = dims};
-        const struct aeng_gtab *parts[] = {&ring, l ? &l->t : NULL};
-        for (int p = 0; p < 2; p++)
-            for (size_t j = 0; parts[p] != NULL && j < parts[p]->nslots; j++) {
-                const struct aeng_group *g = &parts[p]->g[j];
-                if (!g->used || (p == 1 && g->cur.requests == 0))
-                    continue;
-                struct aeng_group *t = aeng_gtab_get(&tw, g->dims);
-                if (t != NULL)
-                    aeng_group_fold(t, g, hist);
-            }
+        struct aeng_gtab tw, pt;
+        int64_t lo = aeng_long_window(al, ws, dims, hist, prev, w, &ring, h0,
+                                      cur, &tw, &pt);
+        struct aeng_prevs pv = {.w = &w, .t = &pt, .n = prev}; /* shallow */
         double window_s = (double)(now - lo) / 1000.0;
         for (; i < n && aeng_rule_wmin(&rules[i].r) == w; i++) {
             size_t cnt, at = aeng_open_of(open, nopen, rules[i].id, &cnt);
@@ -1708,23 +1838,36 @@ static json_t *aeng_test(struct col_alerts *al, const struct aeng_rule *ar,
                          int64_t now)
 {
     int64_t cur = now - now % AENG_MIN_MS, w = aeng_rule_wmin(&ar->r);
-    int hist = 0, need_prev = 0;
-    aeng_rule_needs(&ar->r, &hist, &need_prev);
-    struct aeng_gtab t = {.dims = aeng_rule_dims(&ar->r)}, prev = {0}, mine;
-    for (int64_t k = 0; k <= w; k++)
-        aeng_add_minute(al, &t, ar->ws, hist, cur, k);
-    if (need_prev) {
-        struct aeng_prevs pv;
-        aeng_prevs_make(al, ar->ws, t.dims, ar, 1, cur, &pv);
-        aeng_prev(ar, aeng_prevs_get(&pv, w), &prev);
-        aeng_prevs_free(&pv);
+    int hist = ar->hist, need_prev = ar->prev;
+    unsigned dims = aeng_rule_dims(&ar->r);
+    struct aeng_gtab t = {.dims = dims}, prev = {0}, mine;
+    int64_t from = cur - w * AENG_MIN_MS;
+    if (w > AENG_SHORT_MIN) {
+        /* The same sums as the engine's pass (aeng_eval_long). */
+        struct aeng_gtab ring, pt;
+        int64_t h0 = aeng_ring_h0(al, ar->ws, dims, hist, cur, &ring);
+        from = aeng_long_window(al, ar->ws, dims, hist, need_prev, w, &ring, h0,
+                                cur, &t, &pt);
+        if (need_prev)
+            aeng_prev(ar, &pt, &prev);
+        aeng_gtab_free(&ring);
+    } else {
+        for (int64_t k = 0; k <= w; k++)
+            aeng_add_minute(al, &t, ar->ws, hist, cur, k);
+        if (need_prev) {
+            struct aeng_prevs pv;
+            aeng_prevs_make(al, ar->ws, dims, ar, 1, cur, &pv);
+            aeng_prev(ar, aeng_prevs_get(&pv, w), &prev);
+            aeng_prevs_free(&pv);
+        }
     }
-    struct aeng_gtab *use = aeng_rule_groups(ar, &t, hist, &mine);
+    struct aeng_gtab *use =
+        aeng_rule_groups(ar, &t, hist, need_prev ? &prev : NULL, &mine);
     double budget[3];
     aeng_budgets(al, ar->workspace, budget);
     json_t *holding = json_array(), *other = json_array();
     size_t nhold = 0;
-    double window_s = (double)(now - (cur - w * AENG_MIN_MS)) / 1000.0;
+    double window_s = (double)(now - from) / 1000.0;
     for (size_t i = 0; i < use->nslots; i++) {
         struct aeng_group *g = &use->g[i];
         if (!g->used)
@@ -1750,12 +1893,12 @@ static json_t *aeng_test(struct col_alerts *al, const struct aeng_rule *ar,
     }
     json_array_extend(holding, other);
     json_decref(other);
-    char from[40], to[40];
-    ev_format_rfc3339(cur - w * AENG_MIN_MS, from, sizeof(from));
+    char from_s[40], to[40];
+    ev_format_rfc3339(from, from_s, sizeof(from_s));
     ev_format_rfc3339(now, to, sizeof(to));
     json_t *o = json_pack("{s:b, s:I, s:I, s:s, s:s, s:s, s:o}", "holds",
                           nhold > 0, "groups", (json_int_t)use->n, "holding",
-                          (json_int_t)nhold, "from", from, "to", to, "would",
+                          (json_int_t)nhold, "from", from_s, "to", to, "would",
                           nhold == 0     ? "nothing"
                           : ar->r.for_ms ? "go pending"
                                          : "fire",
@@ -1766,22 +1909,26 @@ static json_t *aeng_test(struct col_alerts *al, const struct aeng_rule *ar,
     return o;
 }
 
-/* Answer a waiting rule test, if any. */
+/* Answer the waiting rule tests, and wake the main thread for them. */
 static void aeng_serve_test(struct col_alerts *al, int64_t now)
 {
-    pthread_mutex_lock(&al->mu);
-    const struct aeng_rule *ar =
-        al->test_out == NULL && !al->test_busy ? al->test : NULL;
-    al->test_busy = ar != NULL;
-    pthread_mutex_unlock(&al->mu);
-    if (ar == NULL)
-        return;
-    json_t *o = aeng_test(al, ar, now);
-    pthread_mutex_lock(&al->mu);
-    al->test_out = o ? o : json_object();
-    al->test_busy = 0;
-    pthread_cond_signal(&al->test_cv);
-    pthread_mutex_unlock(&al->mu);
+    for (;;) {
+        pthread_mutex_lock(&al->mu);
+        struct aeng_test *t = al->tests;
+        if (t != NULL)
+            al->tests = t->next;
+        pthread_mutex_unlock(&al->mu);
+        if (t == NULL)
+            return;
+        t->out = aeng_test(al, &t->ar, now);
+        pthread_mutex_lock(&al->mu);
+        t->next = al->done;
+        al->done = t;
+        pthread_mutex_unlock(&al->mu);
+        uint64_t one = 1;
+        if (write(al->wake_fd, &one, sizeof(one)) < 0)
+            log_warn(NULL, "msg=\"alert engine cannot wake the loop\"");
+    }
 }
 
 /* One evaluation of every rule at now: runs of rules sharing workspace and
@@ -1804,11 +1951,11 @@ static void aeng_evaluate(struct col_alerts *al, int64_t now)
     for (size_t i = 0; open != NULL && i < al->nrules;) {
         int64_t ws = al->rules[i].ws;
         unsigned dims = aeng_rule_dims(&al->rules[i].r);
-        int hist = 0, prev = 0;
+        int hist = 0;
         size_t end = i;
         while (end < al->nrules && al->rules[end].ws == ws &&
                aeng_rule_dims(&al->rules[end].r) == dims)
-            aeng_rule_needs(&al->rules[end++].r, &hist, &prev);
+            hist |= al->rules[end++].hist;
         struct aeng_gtab t = {.dims = dims};
         struct aeng_prevs pv;
         aeng_prevs_make(al, ws, dims, al->rules + i, end - i, cur, &pv);
@@ -1871,6 +2018,9 @@ static void aeng_turn(struct col_alerts *al, int64_t now, int force)
         if (!al->loaded)
             log_warn(NULL, "msg=\"alert engine cannot read\" error=\"%s\"",
                      sqlite3_errmsg(al->db));
+        pthread_mutex_lock(&al->mu);
+        al->ready = al->loaded;
+        pthread_mutex_unlock(&al->mu);
     }
     aeng_take_ctl(al);
     if (al->loaded)
@@ -1923,32 +2073,32 @@ int col_alert_open(struct col *c, const char *path, int64_t seq_hi, int thread)
         return -1;
     pthread_mutex_init(&al->mu, NULL);
     pthread_cond_init(&al->cv, NULL);
-    pthread_cond_init(&al->test_cv, NULL);
+    al->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     al->interval_ms = (int64_t)c->conf.alert_eval_interval * 1000;
     al->live = c->live;
     al->clock = aeng_now;
     al->rules_gen = 1;
     al->seq_hi = seq_hi;
     snprintf(al->path, sizeof(al->path), "%s", path);
-    if (sqlite3_open_v2(path, &al->db, SQLITE_OPEN_READONLY, NULL) !=
-        SQLITE_OK) {
+    if (al->wake_fd < 0 || sqlite3_open_v2(path, &al->db, SQLITE_OPEN_READONLY,
+                                           NULL) != SQLITE_OK) {
         log_error(NULL, "msg=\"alert engine cannot open the database\"");
-        sqlite3_close(al->db);
-        free(al);
-        return -1;
+        goto fail;
     }
     sqlite3_busy_timeout(al->db, 1000);
-    /* Temporary b-trees in memory: SQLite would read TMPDIR for a file,
-     * and the main thread sets TZ now and then (aeng_local_minute). */
+    /* Temporary b-trees in memory: no files for a read-only reader. */
     sqlite3_exec(al->db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL);
-    if (thread && pthread_create(&al->tid, NULL, aeng_main, al) != 0) {
-        sqlite3_close(al->db);
-        free(al);
-        return -1;
-    }
+    if (thread && pthread_create(&al->tid, NULL, aeng_main, al) != 0)
+        goto fail;
     al->started = thread;
     c->alerts = al;
     return 0;
+fail:
+    sqlite3_close(al->db);
+    if (al->wake_fd >= 0)
+        close(al->wake_fd);
+    free(al);
+    return -1;
 }
 
 void col_alert_turn(struct col *c, int64_t now)
@@ -1960,42 +2110,70 @@ void col_alert_turn(struct col *c, int64_t now)
     aeng_turn(al, now, 1);
 }
 
-json_t *col_alert_test(struct col *c, int64_t ws, const char *workspace,
-                       const struct alert_rule *r, int timeout_ms)
+int col_alert_test(struct col *c, int64_t ws, const char *workspace,
+                   struct alert_rule *r, uint64_t id)
 {
     struct col_alerts *al = c->alerts;
     if (al == NULL)
-        return NULL;
-    struct aeng_rule ar;
-    memset(&ar, 0, sizeof(ar));
-    ar.ws = ws;
-    snprintf(ar.workspace, sizeof(ar.workspace), "%s", workspace);
-    ar.r = *r; /* shallow: the engine only reads it while we wait */
-    aeng_rule_needs(&ar.r, &ar.hist, &ar.prev);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+        return -1;
+    struct aeng_test *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return -1;
+    t->id = id;
+    t->ar.ws = ws;
+    snprintf(t->ar.workspace, sizeof(t->ar.workspace), "%s", workspace);
+    t->ar.r = *r; /* taken when queued: freed with the answer */
+    aeng_rule_init(&t->ar);
     pthread_mutex_lock(&al->mu);
-    al->test = &ar;
-    al->test_out = NULL;
-    pthread_cond_signal(&al->cv);
-    while (al->test_out == NULL &&
-           pthread_cond_timedwait(&al->test_cv, &al->mu, &until) == 0)
-        ;
-    /* Timed out while the engine evaluates it: that is one rule's pass,
-     * wait for it (ar lives on this stack).  Not taken yet: withdraw. */
-    while (al->test_out == NULL && al->test_busy)
-        pthread_cond_wait(&al->test_cv, &al->mu);
-    json_t *o = al->test_out;
-    al->test = NULL;
-    al->test_out = NULL;
+    int rc = !al->ready ? -1 : al->ntests >= AENG_TESTS_MAX ? -2 : 0;
+    if (rc == 0) {
+        struct aeng_test **at = &al->tests;
+        while (*at != NULL)
+            at = &(*at)->next;
+        *at = t;
+        al->ntests++;
+        pthread_cond_signal(&al->cv);
+    }
     pthread_mutex_unlock(&al->mu);
-    return o;
+    if (rc != 0)
+        free(t);
+    return rc;
+}
+
+int col_alert_wake_fd(struct col *c)
+{
+    return c->alerts != NULL ? c->alerts->wake_fd : -1;
+}
+
+static void aeng_test_free(struct aeng_test *t)
+{
+    alert_rule_free(&t->ar.r);
+    json_decref(t->out);
+    free(t);
+}
+
+void col_alert_tests_done(struct col *c,
+                          void (*fn)(void *arg, uint64_t id, json_t *reply),
+                          void *arg)
+{
+    struct col_alerts *al = c->alerts;
+    if (al == NULL)
+        return;
+    uint64_t n;
+    while (read(al->wake_fd, &n, sizeof(n)) == sizeof(n))
+        ;
+    pthread_mutex_lock(&al->mu);
+    struct aeng_test *t = al->done;
+    al->done = NULL;
+    for (struct aeng_test *x = t; x != NULL; x = x->next)
+        al->ntests--;
+    pthread_mutex_unlock(&al->mu);
+    while (t != NULL) {
+        struct aeng_test *next = t->next;
+        fn(arg, t->id, t->out);
+        aeng_test_free(t);
+        t = next;
+    }
 }
 
 void col_alert_rules_changed(struct col *c)
@@ -2130,27 +2308,6 @@ static int64_t aeng_write(sqlite3_stmt *const *sts, const struct aeng_tx *t)
     return id;
 }
 
-/* The minute of the day at ms in time zone tz.  glibc has no time zone
- * argument: TZ is set and restored around localtime_r, which only the
- * collector's main thread calls (the other threads format UTC only). */
-static int aeng_local_minute(const char *tz, int64_t ms)
-{
-    const char *old = getenv("TZ");
-    char *saved = old ? strdup(old) : NULL;
-    setenv("TZ", tz, 1);
-    tzset();
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    if (saved != NULL)
-        setenv("TZ", saved, 1);
-    else
-        unsetenv("TZ");
-    tzset();
-    free(saved);
-    return tm.tm_hour * 60 + tm.tm_min;
-}
-
 /* Are the quiet hours of t's workspace (the query qh) on at t->now? */
 static int aeng_quiet(sqlite3_stmt *qh, const struct aeng_tx *t)
 {
@@ -2159,8 +2316,10 @@ static int aeng_quiet(sqlite3_stmt *qh, const struct aeng_tx *t)
     if (sqlite3_step(qh) == SQLITE_ROW) {
         int start = sqlite3_column_int(qh, 0), end = sqlite3_column_int(qh, 1);
         int m =
-            aeng_local_minute((const char *)sqlite3_column_text(qh, 2), t->now);
-        on = start < end ? m >= start && m < end : m >= start || m < end;
+            col_quiet_minute((const char *)sqlite3_column_text(qh, 2), t->now);
+        on = m < 0         ? 0
+             : start < end ? m >= start && m < end
+                           : m >= start || m < end;
     }
     sqlite3_reset(qh);
     return on;
@@ -2345,12 +2504,7 @@ void col_alert_apply(struct col *c)
                      AENG_IS_FIRE(t->action) ? "firing" : "resolved",
                      (long long)ids[i], (long long)t->rule_id, t->group_json);
         }
-        free(t->rule_name);
-        free(t->workspace);
-        free(t->group_key);
-        free(t->group_json);
-        free(t->values);
-        free(t->labels);
+        aeng_tx_free(&out[i]);
     }
     free(out);
     free(ids);
@@ -2403,13 +2557,22 @@ void col_alert_stop(struct col *c)
     for (size_t i = 0; i < al->nctl; i++)
         free(al->ctl[i].group_key);
     free(al->ctl);
+    for (size_t i = 0; i < al->nout; i++)
+        aeng_tx_free(&al->out[i]);
     free(al->out);
     free(al->inbox.p);
     free(al->feed.p);
     sqlite3_close(al->db);
     pthread_mutex_destroy(&al->mu);
     pthread_cond_destroy(&al->cv);
-    pthread_cond_destroy(&al->test_cv);
+    for (struct aeng_test *lists[] = {al->tests, al->done}, **l = lists;
+         l < lists + 2; l++)
+        while (*l != NULL) {
+            struct aeng_test *next = (*l)->next;
+            aeng_test_free(*l);
+            *l = next;
+        }
+    close(al->wake_fd);
     free(al);
     c->alerts = NULL;
 }

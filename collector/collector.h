@@ -67,7 +67,12 @@ struct col {
     struct col_aggr *aggr;       /* the rollup writer (aggr.c) */
     struct col_budgets *budgets; /* the budget tracker (budget.c) */
     struct col_alerts *alerts;   /* the alert engine (alert_eng.c) */
+    uint64_t cmd_id; /* the running command's, for a deferred answer */
 };
+
+/* col_command's status for a command answered later: the engine's answer
+ * comes with cmd_id through col_alert_tests_done. */
+#define COL_DEFERRED 0
 
 /* One event of a group commit, with what the commit learned about it. */
 struct col_item {
@@ -262,12 +267,22 @@ void col_alert_event(struct col *c, int64_t ws, const struct live_event *e,
  * transitions in one transaction and publish them to the event ring. */
 void col_alert_apply(struct col *c);
 
-/* Evaluate rule r of workspace ws (id; 0 when it has no events yet) now,
- * changing nothing (rule.test): the engine answers between two passes.
- * Returns the answer, or NULL when the engine did not take it within
- * timeout_ms (not running, or still loading). */
-json_t *col_alert_test(struct col *c, int64_t ws, const char *workspace,
-                       const struct alert_rule *r, int timeout_ms);
+/* Queue rule r of workspace ws (id; 0 when it has no events yet) for the
+ * engine to evaluate now, changing nothing (rule.test); it answers between
+ * two passes, through col_alert_tests_done with id.  Returns 0 (r is then
+ * taken), -1 when the engine is not ready (not running, or still loading),
+ * -2 when too many tests wait. */
+int col_alert_test(struct col *c, int64_t ws, const char *workspace,
+                   struct alert_rule *r, uint64_t id);
+
+/* The eventfd the engine signals when a test is answered (for epoll). */
+int col_alert_wake_fd(struct col *c);
+
+/* Hand every answered test to fn(arg, its id, its answer) (the answer is
+ * freed after). */
+void col_alert_tests_done(struct col *c,
+                          void (*fn)(void *arg, uint64_t id, json_t *reply),
+                          void *arg);
 
 /* The rules or budgets changed: reload them. */
 void col_alert_rules_changed(struct col *c);
@@ -300,10 +315,14 @@ int col_alert_note(sqlite3 *db, int64_t alert_id, int64_t ts, const char *kind,
 int col_silence_create(struct col *c, json_t *args, json_t **reply);
 int col_silence_expire(struct col *c, json_t *args, json_t **reply);
 
-/* quiet.set and quiet.clear (alert_cmd.c); col_quiet_tz_ok: is tz a time
- * zone of the system's database? */
+/* quiet.set and quiet.clear (alert_cmd.c); col_quiet_tz_ok: is tz an IANA
+ * time zone name (ICU's database)? */
 int col_quiet_set(struct col *c, json_t *args, json_t **reply, int clear);
 int col_quiet_tz_ok(const char *tz);
+
+/* The minute of the day (0..1439) at ms in time zone tz; -1 when tz is
+ * unknown. */
+int col_quiet_minute(const char *tz, int64_t ms);
 
 /* The rule.* commands (rule_cmd.c): the status, or -1 for an unknown op. */
 int col_rule_command(struct col *c, const char *op, json_t *args,

@@ -339,7 +339,8 @@ static int col_rule_toggle(struct col *c, json_t *args, json_t **reply)
 }
 
 /* rule.test {workspace, rule | id}: the rule evaluated now by the engine,
- * changing nothing. */
+ * changing nothing.  Queued for the engine: COL_DEFERRED, answered later
+ * (server.c parks the connection meanwhile). */
 static int col_rule_test(struct col *c, json_t *args, json_t **reply)
 {
     const char *ws = col_rule_ws(args, reply);
@@ -378,15 +379,15 @@ static int col_rule_test(struct col *c, json_t *args, json_t **reply)
         *reply = col_error("invalid_field", msg, path);
         return 400;
     }
-    json_t *o = col_alert_test(c, wsid, ws, &r, 2000);
+    rc = col_alert_test(c, wsid, ws, &r, c->cmd_id);
+    if (rc == 0)
+        return COL_DEFERRED;
     alert_rule_free(&r);
-    if (o == NULL) {
-        *reply = col_error("unavailable",
-                           "the alert engine is not ready: try again", NULL);
-        return 503;
-    }
-    *reply = o;
-    return 200;
+    *reply = col_error("unavailable",
+                       rc == -2 ? "too many rule tests are waiting: try again"
+                                : "the alert engine is not ready: try again",
+                       NULL);
+    return 503;
 }
 
 int col_rule_command(struct col *c, const char *op, json_t *args,

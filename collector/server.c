@@ -41,13 +41,15 @@ struct col_conn {
     size_t rlen, rcap;
     char *wbuf; /* replies not yet written */
     size_t wlen, wcap;
-    int pending;      /* an INGEST frame waits for the commit */
-    uint32_t events;  /* epoll interest currently registered */
-    int eof;          /* the peer closed its side */
-    uint32_t first;   /* its first item in the batch */
-    uint32_t count;   /* its items */
-    uint64_t tag;     /* the frame's tag, echoed in the reply */
-    size_t frame_len; /* bytes of the pending frame in rbuf */
+    int pending;         /* an INGEST frame waits for the commit */
+    uint32_t events;     /* epoll interest currently registered */
+    int eof;             /* the peer closed its side */
+    uint32_t first;      /* its first item in the batch */
+    uint32_t count;      /* its items */
+    uint64_t tag;        /* the frame's tag, echoed in the reply */
+    size_t frame_len;    /* bytes of the pending frame in rbuf */
+    uint64_t parked;     /* a deferred command's id (0: none) ... */
+    uint64_t parked_tag; /* ... and its frame's tag */
 };
 
 /* The loop's state. */
@@ -66,6 +68,8 @@ struct col_srv {
     int64_t last_second_ms;
     int64_t last_commit_ms; /* when the last group commit ended */
     struct col_conn *conns; /* open connections, to free at exit */
+    int wfd;                /* the alert engine's: a rule test answered */
+    uint64_t cmd_ids;       /* the last command id given */
 };
 
 /* Monotonic microseconds, for commit timing. */
@@ -108,12 +112,21 @@ static void col_conn_free(struct col_srv *sv, struct col_conn *cn)
     free(cn);
 }
 
+/* Does the connection wait for an answer (its frame in the batch, or a
+ * deferred command)?  It is neither read nor freed meanwhile. */
+static int col_conn_waits(const struct col_conn *cn)
+{
+    return cn->pending || cn->parked != 0;
+}
+
 /* Register the interest the connection needs now: input unless a frame
  * of it waits in the batch (its records point into the read buffer, which
- * must not move), output while replies are queued. */
+ * must not move) or for a deferred answer, output while replies are
+ * queued. */
 static void col_conn_events(struct col_srv *sv, struct col_conn *cn)
 {
-    uint32_t want = (cn->pending ? 0 : EPOLLIN) | (cn->wlen ? EPOLLOUT : 0);
+    uint32_t want =
+        (col_conn_waits(cn) ? 0 : EPOLLIN) | (cn->wlen ? EPOLLOUT : 0);
     if (want == cn->events)
         return;
     struct epoll_event ev = {.events = want, .data.ptr = cn};
@@ -284,22 +297,60 @@ static int col_take_ingest(struct col_srv *sv, struct col_conn *cn,
     return 0;
 }
 
-/* Run a command frame between batches. */
+/* Answer a command frame (tag) with status and reply. */
+static int col_cmd_reply(struct col_srv *sv, struct col_conn *cn, uint64_t tag,
+                         int status, const json_t *reply)
+{
+    char *text = reply != NULL ? json_dumps(reply, JSON_COMPACT) : NULL;
+    struct proto_reply r = {.http_status = text != NULL ? status : 500};
+    int rc = col_reply(sv, cn, PROTO_CMD_REPLY, tag, &r, sizeof(r),
+                       text ? text : "{}", text ? strlen(text) : 2);
+    free(text);
+    return rc;
+}
+
+/* Run a command frame between batches.  A deferred one parks the
+ * connection until its answer (col_cmd_answered). */
 static int col_take_cmd(struct col_srv *sv, struct col_conn *cn,
                         const struct proto_hdr *h, const char *payload)
 {
     if (sv->nitems > 0)
         col_commit_batch(sv);
     json_t *reply = NULL;
-    int status = col_command(sv->c, payload, h->len, &reply);
-    char *text = json_dumps(reply, JSON_COMPACT);
+    sv->c->cmd_id = ++sv->cmd_ids;
+    int status = col_command(sv->c, payload, h->len, &reply), rc = 0;
+    if (status == COL_DEFERRED) {
+        cn->parked = sv->c->cmd_id;
+        cn->parked_tag = h->tag;
+        col_conn_events(sv, cn);
+    } else
+        rc = col_cmd_reply(sv, cn, h->tag, status, reply);
     json_decref(reply);
-    struct proto_reply r = {.http_status = status};
-    int rc = col_reply(sv, cn, PROTO_CMD_REPLY, h->tag, &r, sizeof(r),
-                       text ? text : "{}", text ? strlen(text) : 2);
-    free(text);
     col_consume(cn, sizeof(*h) + h->len);
     return rc;
+}
+
+static void col_parse(struct col_srv *sv, struct col_conn *cn);
+
+/* A deferred command's answer: to its parked connection, if still open
+ * (one closed meanwhile is freed now). */
+static void col_cmd_answered(void *arg, uint64_t id, json_t *reply)
+{
+    struct col_srv *sv = arg;
+    struct col_conn *cn = sv->conns;
+    while (cn != NULL && cn->parked != id)
+        cn = cn->next;
+    if (cn == NULL)
+        return;
+    cn->parked = 0;
+    if (!cn->eof)
+        col_cmd_reply(sv, cn, cn->parked_tag, 200, reply);
+    if (cn->eof && !cn->pending)
+        col_conn_free(sv, cn);
+    else {
+        col_parse(sv, cn); /* frames that came meanwhile */
+        col_conn_events(sv, cn);
+    }
 }
 
 /* Remember key uses from a TOUCH frame. */
@@ -326,7 +377,7 @@ static int col_take_touch(struct col_srv *sv, struct col_conn *cn,
 /* Handle every complete frame of a connection that is not waiting. */
 static void col_parse(struct col_srv *sv, struct col_conn *cn)
 {
-    while (!cn->pending && cn->rlen >= sizeof(struct proto_hdr)) {
+    while (!col_conn_waits(cn) && cn->rlen >= sizeof(struct proto_hdr)) {
         struct proto_hdr h;
         memcpy(&h, cn->rbuf, sizeof(h));
         if (h.len > PROTO_MAX_PAYLOAD) {
@@ -625,6 +676,10 @@ int col_serve(struct col *c)
     epoll_ctl(sv.ep, EPOLL_CTL_ADD, sv.lfd, &ev);
     ev.data.ptr = &sv.sfd;
     epoll_ctl(sv.ep, EPOLL_CTL_ADD, sv.sfd, &ev);
+    sv.wfd = col_alert_wake_fd(c);
+    ev.data.ptr = &sv.wfd;
+    if (sv.wfd >= 0)
+        epoll_ctl(sv.ep, EPOLL_CTL_ADD, sv.wfd, &ev);
     log_info(NULL, "msg=\"collector ready\" socket=\"%s\"", path);
 
     struct shm_health *hl = &live_header(c->live)->health;
@@ -636,11 +691,13 @@ int col_serve(struct col *c)
         int timeout = sv.nitems ? 0 : (int)(1000 - now % 1000) + 1;
         if (col_aggr_pending(c->aggr) > 0 && timeout > ROLLUP_IDLE_MS)
             timeout = ROLLUP_IDLE_MS;
-        int n = epoll_wait(sv.ep, evs, 128, timeout);
+        int n = epoll_wait(sv.ep, evs, 128, timeout), answered = 0;
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
             if (p == &sv.lfd) {
                 col_accept(&sv);
+            } else if (p == &sv.wfd) {
+                answered = 1;
             } else if (p == &sv.sfd) {
                 struct signalfd_siginfo si;
                 while (read(sv.sfd, &si, sizeof(si)) == sizeof(si)) {
@@ -653,7 +710,7 @@ int col_serve(struct col *c)
                 struct col_conn *cn = p;
                 if (evs[i].events & EPOLLOUT)
                     col_flush(&sv, cn);
-                if (cn->pending) {
+                if (col_conn_waits(cn)) {
                     /* Do not read: the batch points into rbuf.  A hang-up
                      * is handled once the frame is answered. */
                     if (evs[i].events & (EPOLLHUP | EPOLLERR))
@@ -675,10 +732,10 @@ int col_serve(struct col *c)
         /* Free connections that closed and wait for nothing. */
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
-            if (p == &sv.lfd || p == &sv.sfd)
+            if (p == &sv.lfd || p == &sv.sfd || p == &sv.wfd)
                 continue;
             struct col_conn *cn = p;
-            if (cn->eof && !cn->pending) {
+            if (cn->eof && !col_conn_waits(cn)) {
                 col_conn_free(&sv, cn);
                 /* Later events in this round may name the same pointer. */
                 for (int j = i + 1; j < n; j++)
@@ -686,6 +743,10 @@ int col_serve(struct col *c)
                         evs[j].data.ptr = &sv.lfd;
             }
         }
+        /* Rule tests the engine answered (after the loop over evs, which
+         * may name a connection freed here). */
+        if (answered)
+            col_alert_tests_done(c, col_cmd_answered, &sv);
         now = proto_now_ms();
         live_tick(c->live, now);
         atomic_store_explicit(&hl->heartbeat_ms, now, memory_order_relaxed);

@@ -332,6 +332,39 @@ def test_rule_test_changes_nothing():
     assert S.post("/api/v1/alerts/rules/test", body, key=read).status == 200
 
 
+def test_rule_tests_wait_apart_from_ingest():
+    # The collector parks a rule test until the engine answers: many at
+    # once (from every API worker) answer, 503 when the queue is full,
+    # and ingest goes on meanwhile.
+    from concurrent.futures import ThreadPoolExecutor
+    key = workspace("al-par")
+    send(key, "m", 3)
+    body = {"name": "many", "window": "30d", "group_by": ["model"],
+            "condition": {"metric": "requests", "operator": ">", "threshold": 0}}
+    wait_for(lambda: S.post("/api/v1/alerts/rules/test", body,
+                            key=key).json()["holds"])
+
+    def one_test(_):
+        r = S.post("/api/v1/alerts/rules/test", body, key=key)
+        assert r.status in (200, 503), r
+        return r.status, r.json()
+
+    def one_send(_):
+        send(key, "m", 5)
+        return True
+    with ThreadPoolExecutor(32) as pool:
+        tests = [pool.submit(one_test, i) for i in range(40)]
+        sends = [pool.submit(one_send, i) for i in range(20)]
+        answers = [f.result() for f in tests]
+        assert all(f.result() for f in sends)
+    ok = [j for s, j in answers if s == 200]
+    assert ok and all(j["holds"] is True for j in ok), answers
+    for s, j in answers:
+        if s == 503:
+            assert j["error"]["code"] == "unavailable", j
+    assert len(ok) + sum(s == 503 for s, _ in answers) == 40
+
+
 def test_silences_hold_back_but_record():
     key = workspace("al-i")
     quiet = rule(key, name="quiet one", condition=ERRORS, window="5m",
@@ -448,6 +481,7 @@ def main():
                             test_workspaces_apart,
                             test_budget_thresholds_become_one_alert,
                             test_rule_test_changes_nothing,
+                            test_rule_tests_wait_apart_from_ingest,
                             test_silences_hold_back_but_record,
                             test_quiet_hours_hold_back_below_critical], s)
     sys.exit(1 if failed else 0)
