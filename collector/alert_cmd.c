@@ -407,15 +407,21 @@ int col_notify_enqueue(sqlite3 *db, int64_t alert_id, const char *event,
                        int64_t now)
 {
     sqlite3_stmt *st;
-    /* One row per channel of the alert's rule, unless a silence or quiet
-     * hours held the alert's notifications back. */
+    /* One row per channel of the alert's rule and of its workspace's
+     * default route for its severity (each channel once, channels of the
+     * alert's workspace only), unless a silence or quiet hours held the
+     * alert's notifications back.  Disabled channels get theirs too: the
+     * dispatcher fails them over to the fallback route. */
     if (sqlite3_prepare_v2(
             db,
             "INSERT INTO notifications(ws, alert_id, event, channel_id, "
-            "status, created_ms, updated_ms) SELECT a.ws, a.id, ?2, j.value, "
-            "'pending', ?3, ?3 FROM alerts a JOIN alert_rules r ON r.id = "
-            "a.rule_id, json_each(r.spec, '$.channels') j WHERE a.id = ?1 AND "
-            "a.silenced_by IS NULL AND a.quiet = 0",
+            "status, created_ms, updated_ms) SELECT a.ws, a.id, ?2, c.id, "
+            "'pending', ?3, ?3 FROM alerts a JOIN channels c ON c.ws = a.ws "
+            "WHERE a.id = ?1 AND a.silenced_by IS NULL AND a.quiet = 0 AND "
+            "(c.id IN (SELECT j.value FROM alert_rules r, json_each(r.spec, "
+            "'$.channels') j WHERE r.id = a.rule_id) OR c.id IN (SELECT "
+            "channel_id FROM channel_routes WHERE ws = a.ws AND route = "
+            "a.severity)) ORDER BY c.id",
             -1, &st, NULL) != SQLITE_OK)
         return -1;
     sqlite3_bind_int64(st, 1, alert_id);

@@ -467,6 +467,11 @@ static int64_t col_budget_alert(sqlite3 *db, const struct col_crossing *x,
                           SQLITE_STATIC);
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
+        /* Notified by the workspace's route for the severity (budget
+         * alerts have no rule): opened and raised alike. */
+        if (rc == SQLITE_DONE &&
+            col_notify_enqueue(db, id, "firing", x->ts_ms) != 0)
+            rc = SQLITE_ERROR;
         if (rc != SQLITE_DONE)
             return -1;
     }
@@ -572,9 +577,13 @@ static void col_budget_close_alerts(struct col *c, const struct col_budget *b,
                 ids[n++] = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
     }
-    for (int i = 0; ok && rc == SQLITE_DONE && i < n; i++)
+    for (int i = 0; ok && rc == SQLITE_DONE && i < n; i++) {
         rc = col_alert_note(db, ids[i], now, "resolved", "budget",
                             "the budget period ended");
+        if (rc == SQLITE_DONE &&
+            col_notify_enqueue(db, ids[i], "resolved", now) != 0)
+            rc = SQLITE_ERROR;
+    }
     if (!ok || rc != SQLITE_DONE || col_store_commit(&c->store) != SQLITE_OK) {
         col_store_rollback(&c->store);
         return;

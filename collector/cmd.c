@@ -295,6 +295,8 @@ int col_command(struct col *c, const char *text, size_t len, json_t **reply)
     else if (strncmp(op, "rule.", 5) == 0 &&
              (status = col_rule_command(c, op, args, reply)) >= 0)
         ;
+    else if ((status = col_notify_command(c, op, args, reply)) >= 0)
+        ;
     else {
         char msg[128];
         snprintf(msg, sizeof(msg), "unknown command \"%.64s\"", op);

@@ -324,6 +324,11 @@ int col_quiet_tz_ok(const char *tz);
  * unknown. */
 int col_quiet_minute(const char *tz, int64_t ms);
 
+/* The channel.*, routes.set, notify.result and inbox.read commands
+ * (notify_cmd.c): the status, or -1 for an unknown op. */
+int col_notify_command(struct col *c, const char *op, json_t *args,
+                       json_t **reply);
+
 /* The rule.* commands (rule_cmd.c): the status, or -1 for an unknown op. */
 int col_rule_command(struct col *c, const char *op, json_t *args,
                      json_t **reply);

@@ -228,7 +228,23 @@ static int col_rule_put(struct col *c, json_t *args, json_t **reply, int update)
             ? col_q_int(db, "SELECT count(*) FROM alert_rules WHERE ws = ?1",
                         wsid, NULL, 0)
             : 0;
-    if (n >= COL_RULES_WS_MAX) {
+    /* Its channels must be the workspace's. */
+    int bad = -1;
+    for (int i = 0; wsid > 0 && bad < 0 && i < r.nchannels; i++)
+        if (col_q_int(db,
+                      "SELECT count(*) FROM channels WHERE id = ?1 AND ws = "
+                      "(SELECT id FROM workspaces WHERE name = ?2)",
+                      r.channels[i], ws, 0) == 0)
+            bad = i;
+    if (bad >= 0) {
+        col_store_rollback(&c->store);
+        char field[32];
+        snprintf(field, sizeof(field), "channels[%d]", bad);
+        json_t *v = json_integer(r.channels[bad]);
+        status =
+            col_bad(reply, field, v, "must be a channel of this workspace");
+        json_decref(v);
+    } else if (n >= COL_RULES_WS_MAX) {
         col_store_rollback(&c->store);
         char msg[96];
         snprintf(msg, sizeof(msg), "a workspace has at most %d rules",

@@ -343,6 +343,55 @@ static const char *const col_migrations[] = {
     "  updated_ms INTEGER NOT NULL);"
     "CREATE INDEX notifications_status ON notifications(status, id);"
     "CREATE INDEX notifications_alert ON notifications(alert_id, id);",
+
+    /* 12: delivery (notify_cmd.c, notify/): channels with their config
+     * (secrets included: served redacted), per-severity default and
+     * fallback routes, every delivery attempt, the in-app inbox. */
+    "CREATE TABLE channels("
+    "  id INTEGER PRIMARY KEY,"
+    "  ws INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  type TEXT NOT NULL," /* email|slack|pagerduty|webhook|in_app */
+    "  config TEXT NOT NULL,"
+    "  enabled INTEGER NOT NULL DEFAULT 1,"
+    "  disabled_reason TEXT,"
+    "  failures INTEGER NOT NULL DEFAULT 0," /* consecutive */
+    "  last_error TEXT,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX channels_name ON channels(ws, name);"
+    "CREATE TABLE channel_routes("
+    "  ws INTEGER NOT NULL,"
+    "  route TEXT NOT NULL," /* critical|high|medium|low|fallback */
+    "  channel_id INTEGER NOT NULL,"
+    "  PRIMARY KEY(ws, route, channel_id));"
+    "CREATE TABLE notification_attempts("
+    "  id INTEGER PRIMARY KEY,"
+    "  notification_id INTEGER NOT NULL,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  outcome TEXT NOT NULL," /* sent|retry|failed */
+    "  code INTEGER,"          /* HTTP status or SMTP reply */
+    "  error TEXT,"
+    "  latency_ms INTEGER NOT NULL);"
+    "CREATE INDEX notification_attempts_n ON "
+    "  notification_attempts(notification_id, id);"
+    "ALTER TABLE notifications ADD COLUMN next_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE notifications ADD COLUMN last_code INTEGER;"
+    "ALTER TABLE notifications ADD COLUMN sent_ms INTEGER;"
+    "ALTER TABLE notifications ADD COLUMN fallback_of INTEGER;"
+    "CREATE INDEX notifications_channel ON notifications(channel_id, id);"
+    "CREATE TABLE inbox("
+    "  id INTEGER PRIMARY KEY,"
+    "  ws INTEGER NOT NULL,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL," /* alert event, channel_disabled, test */
+    "  severity TEXT NOT NULL,"
+    "  title TEXT NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  alert_id INTEGER,"
+    "  notification_id INTEGER,"
+    "  read_ms INTEGER);"
+    "CREATE INDEX inbox_ws ON inbox(ws, id);",
 };
 
 #define COL_NMIGRATIONS                                                        \

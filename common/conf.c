@@ -87,6 +87,25 @@ static const struct conf_opt conf_table[] = {
      36500, NULL,
      "hour and day rollups, sessions and budget history older than this "
      "many days are deleted"},
+    {"notify_allow_networks", CONF_STR, F(notify_allow_networks), "", 0, 0,
+     NULL,
+     "CIDR ranges notifications may be delivered to although they are "
+     "loopback, private or link-local (comma-separated; \"\": none)"},
+    {"notify_max_attempts", CONF_INT, F(notify_max_attempts), "8", 1, 100,
+     NULL, "deliveries of one notification tried at most"},
+    {"notify_retry_base_ms", CONF_INT, F(notify_retry_base_ms), "2000", 10,
+     3600000, NULL,
+     "delay before the first retry; doubled each time, with jitter"},
+    {"notify_retry_max_ms", CONF_INT, F(notify_retry_max_ms), "600000", 10,
+     86400000, NULL, "longest delay between two tries (Retry-After aside)"},
+    {"notify_disable_after", CONF_INT, F(notify_disable_after), "5", 1, 1000,
+     NULL, "consecutive failed deliveries that disable a channel"},
+    {"notify_ca_file", CONF_PATH, F(notify_ca_file), "", 0, 0, NULL,
+     "extra CA certificates (PEM) trusted for deliveries (\"\": the "
+     "system's only)"},
+    {"public_url", CONF_STR, F(public_url), "", 0, 0, NULL,
+     "the UI's address, for links in notifications (\"\": "
+     "http://LISTEN:PORT)"},
 };
 
 #define CONF_NOPTS (sizeof(conf_table) / sizeof(conf_table[0]))

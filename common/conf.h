@@ -42,10 +42,17 @@ struct conf {
     char pricing_override[CONF_PATH_MAX]; /* operator's catalog; "" =
                                              DIR/pricing.json */
     int disk_min_free_mb;                 /* readiness fails below this */
-    int stale_after_ms;        /* live data older than this is stale */
-    int retention_days;        /* raw events and minute rollups */
-    int rollup_retention_days; /* hour/day rollups, sessions, budgets */
-    int alert_eval_interval;   /* seconds between rule evaluations */
+    int stale_after_ms;              /* live data older than this is stale */
+    int retention_days;              /* raw events and minute rollups */
+    int rollup_retention_days;       /* hour/day rollups, sessions, budgets */
+    int alert_eval_interval;         /* seconds between rule evaluations */
+    char notify_allow_networks[512]; /* CIDRs deliveries may reach */
+    int notify_max_attempts;         /* deliveries tried at most */
+    int notify_retry_base_ms;        /* first retry's delay */
+    int notify_retry_max_ms;         /* longest delay between tries */
+    int notify_disable_after;        /* consecutive failures: disabled */
+    char notify_ca_file[CONF_PATH_MAX]; /* extra CA certificates */
+    char public_url[256]; /* the UI's address, for links in messages */
 };
 
 /* Fill c with every default.  data_dir defaults to "./var". */

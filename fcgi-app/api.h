@@ -273,6 +273,13 @@ void api_csv_start(struct api_req *r, const char *file, const char *const *cols,
 int api_send_id_page(struct api_req *r, sqlite3_stmt *st, long limit,
                      const char *name, json_t *(*row)(sqlite3_stmt *st));
 
+/* Answer the row of sql (binding ?1 = id, ?2 = the key's workspace) as
+ * row(st) makes it, with status; 404 naming what ("no channel 7") when
+ * there is none. */
+int api_send_ws_row(struct api_req *r, const char *sql, int64_t id,
+                    const char *what, int status,
+                    json_t *(*row)(sqlite3_stmt *st));
+
 /* Answer 503: the database cannot be read.  Returns -1. */
 int api_db_unavailable(struct api_req *r);
 
@@ -302,6 +309,17 @@ json_t *api_str_or_null(const char *s);
 int64_t api_ws_id(struct api_req *r);
 
 /* ---- handlers ---- */
+int api_channels_list(struct api_req *r);
+int api_channels_create(struct api_req *r);
+int api_channels_get(struct api_req *r);
+int api_channels_update(struct api_req *r);
+int api_channels_delete(struct api_req *r);
+int api_channels_test(struct api_req *r);
+int api_routes_get(struct api_req *r);
+int api_routes_put(struct api_req *r);
+int api_notify_history(struct api_req *r);
+int api_inbox_list(struct api_req *r);
+int api_inbox_read(struct api_req *r);
 int api_events_post(struct api_req *r);
 int api_live_stats(struct api_req *r);
 int api_live_feed(struct api_req *r);

@@ -45,28 +45,20 @@ static json_t *api_silence_row(sqlite3_stmt *st, int64_t now)
                                   : "expired");
 }
 
+/* The silence of the current row as of now (not the request's start: an
+ * expiry the collector just wrote is later than that). */
+static json_t *api_silence_row_now(sqlite3_stmt *st)
+{
+    return api_silence_row(st, proto_now_ms());
+}
+
 /* Answer silence id with status, or 404. */
 static int api_silence_send(struct api_req *r, int64_t id, int status)
 {
-    int64_t ws = api_ws_id(r);
-    sqlite3_stmt *st;
-    if (ws < 0 || sqlite3_prepare_v2(r->t->db,
-                                     "SELECT " API_SILENCE_COLS
-                                     " FROM silences WHERE id = ?1 AND ws = ?2",
-                                     -1, &st, NULL) != SQLITE_OK)
-        return api_db_unavailable(r);
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, ws);
-    int rc = sqlite3_step(st);
-    /* Now, not the request's start: an expiry the collector just wrote is
-     * later than that. */
-    json_t *o = rc == SQLITE_ROW ? api_silence_row(st, proto_now_ms()) : NULL;
-    sqlite3_finalize(st);
-    if (o != NULL)
-        return api_send_json(r, status, o, NULL);
-    return rc == SQLITE_DONE ? api_error(r, 404, "not_found", "id",
-                                         "no silence %lld", (long long)id)
-                             : api_db_unavailable(r);
+    return api_send_ws_row(r,
+                           "SELECT " API_SILENCE_COLS
+                           " FROM silences WHERE id = ?1 AND ws = ?2",
+                           id, "silence", status, api_silence_row_now);
 }
 
 /* Send a silence command (cmd consumed); the stored silence with status

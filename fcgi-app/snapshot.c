@@ -96,6 +96,26 @@ int api_send_id_page(struct api_req *r, sqlite3_stmt *st, long limit,
                          NULL);
 }
 
+int api_send_ws_row(struct api_req *r, const char *sql, int64_t id,
+                    const char *what, int status,
+                    json_t *(*row)(sqlite3_stmt *st))
+{
+    int64_t ws = api_ws_id(r);
+    sqlite3_stmt *st;
+    if (ws < 0 || sqlite3_prepare_v2(r->t->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return api_db_unavailable(r);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, ws);
+    int rc = sqlite3_step(st);
+    json_t *o = rc == SQLITE_ROW ? row(st) : NULL;
+    sqlite3_finalize(st);
+    if (o != NULL)
+        return api_send_json(r, status, o, NULL);
+    return rc == SQLITE_DONE ? api_error(r, 404, "not_found", "id",
+                                         "no %s %lld", what, (long long)id)
+                             : api_db_unavailable(r);
+}
+
 json_t *api_str_or_null(const char *s)
 {
     return s != NULL && s[0] != '\0' ? json_string(s) : json_null();

@@ -25,7 +25,7 @@ RULE = {
     "group_by": ["model"],
     "filters": {"provider": "openai"},
     "no_data": "keep",
-    "channels": [3, 1],
+    "channels": [],
     "labels": {"team": "infra"},
     "annotations": {"runbook": "https://runbooks.example/llm-errors"},
 }
@@ -41,7 +41,10 @@ def create(rule, key):
 
 def test_create_read_canonical():
     key = workspace("rules-a")
-    r = create(RULE, key)
+    ids = [S.post("/api/v1/channels", {"name": "c%d" % i, "type": "in_app"},
+                  key=key).json()["id"] for i in range(2)]
+    rule = RULE | {"channels": [ids[1], ids[0]]}
+    r = create(rule, key)
     assert r.status == 201, r
     got = r.json()
     assert got["id"] > 0
@@ -55,7 +58,7 @@ def test_create_read_canonical():
                     "threshold": 80, "period": "month"}, leaf
     for k in ("name", "description", "severity", "group_by", "filters",
               "no_data", "channels", "labels", "annotations"):
-        assert got[k] == RULE[k], (k, got[k])
+        assert got[k] == rule[k], (k, got[k])
     assert got["created_at"] == got["updated_at"]
     one = S.get("/api/v1/alerts/rules/%d" % got["id"], key=key)
     assert one.status == 200 and one.json() == got
@@ -94,6 +97,7 @@ BAD = [
     (RULE | {"filters": {"region": "eu"}}, "filters.region"),
     (RULE | {"no_data": "ignore"}, "no_data"),
     (RULE | {"channels": ["slack"]}, "channels[0]"),
+    (RULE | {"channels": [999999]}, "channels[0]"),
     (RULE | {"labels": {"team": 5}}, "labels.team"),
     (RULE | {"window": "2h", "filters": {"api_key": "k1"}}, "window"),
 ]

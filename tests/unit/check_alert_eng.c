@@ -1063,9 +1063,14 @@ START_TEST(test_cooldown_outbox)
 {
     struct col c;
     eng_init(&c);
+    exec(c.store.db, "INSERT INTO channels(id, ws, name, type, config, "
+                     "created_ms, updated_ms) VALUES(4, 1, 'a', 'webhook', "
+                     "'{}', 0, 0), (5, 1, 'b', 'in_app', '{}', 0, 0), (6, 2, "
+                     "'other workspace', 'in_app', '{}', 0, 0)");
+    exec(c.store.db, "INSERT INTO channel_routes VALUES(1, 'low', 6)");
     int64_t r = rule_add(&c, "cool",
                          "'window':'1m','cooldown':'10m','renotify':'30m',"
-                         "'channels':[4,5]",
+                         "'severity':'low','channels':[4,5]",
                          LEAF("errors", ">=", 2));
 #define NOTES(ev)                                                              \
     qi(&c,                                                                     \

@@ -1,0 +1,893 @@
+/*
+ * main.c: tt-notify, the notification dispatcher.
+ *
+ * Usage: tt-notify --data DIR [-c FILE] [--set key=value]...
+ *
+ * It reads the outbox (the notifications table) with a read-only
+ * connection and delivers with libcurl's multi interface, many transfers
+ * at once on one thread that never blocks on a receiver.  It writes
+ * nothing itself: every outcome goes to the collector (the one writer) as
+ * a notify.result command, which records the attempt and moves the
+ * notification on (collector/notify_cmd.c).  A notification stays pending
+ * until its outcome is written, so a dispatcher killed mid-delivery sends
+ * it again when it restarts (at least once; receivers deduplicate by the
+ * notification id we send).
+ *
+ * Order and pace.  Notifications of one alert on one channel go out in
+ * order, one at a time (a resolve never overtakes its trigger); a channel
+ * sends at most one message per min_interval_ms (the rate limit), the
+ * others wait in the outbox.  Retries: connection errors, timeouts, 408,
+ * 429 and 5xx (SMTP 4xx) are tried again after notify_retry_base_ms,
+ * doubled each time up to notify_retry_max_ms, with jitter, and at least
+ * what a Retry-After asks; other 4xx (SMTP 5xx) fail at once; after
+ * notify_max_attempts tries the notification fails.  Redirects are not
+ * followed.
+ *
+ * SSRF guard.  Every connection's address is judged when curl is about to
+ * connect to it (CURLOPT_OPENSOCKETFUNCTION), after name resolution:
+ * loopback, private, link-local and other internal ranges are refused
+ * unless notify_allow_networks opens them (common/netguard.h).  A refusal
+ * is final, not retried.
+ */
+#include "config.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "conf.h"
+#include "event.h"
+#include "log.h"
+#include "netguard.h"
+#include "notify_fmt.h"
+#include "proto.h"
+#include "sig.h"
+
+#define ND_SCAN_MS            200  /* the outbox is read this often */
+#define ND_SCAN_ROWS          2000 /* waiting notifications read at most */
+#define ND_JOBS_MAX           64   /* deliveries at once */
+#define ND_RESULTS_MAX        500  /* outcomes not yet written: stop starting */
+#define ND_RESPONSE_MAX       2048 /* bytes of a response body kept */
+#define ND_RETRY_AFTER_MAX_MS (24 * 3600 * 1000LL)
+
+/* One delivery in flight. */
+struct nd_job {
+    int64_t id, channel_id, alert_id;
+    int attempt; /* this one's number, from 1 */
+    int type;    /* enum channel_type */
+    CURL *easy;
+    struct curl_slist *headers, *rcpt;
+    curl_mime *mime;
+    char *body;
+    char response[ND_RESPONSE_MAX + 1];
+    size_t rlen;
+    char errbuf[CURL_ERROR_SIZE];
+    char refused[256]; /* the SSRF guard's reason, when it refused */
+    struct nd_job *next;
+};
+
+/* A channel's pace. */
+struct nd_pace {
+    int64_t channel_id, next_ok_ms;
+};
+
+struct nd {
+    struct conf conf;
+    struct netguard guard;
+    sqlite3 *db;
+    sqlite3_stmt *scan, *alert, *event;
+    CURLM *multi;
+    struct nd_job *jobs;
+    int njobs;
+    json_t *results;  /* outcomes not yet written */
+    int64_t *waiting; /* their ids */
+    struct nd_pace *pace;
+    size_t npace, cappace;
+    char col_path[CONF_PATH_MAX + 32];
+    char public_url[300];
+    int stop;
+};
+
+/* ---- helpers ---- */
+
+static int64_t nd_now(void)
+{
+    return proto_now_ms();
+}
+
+/* The pace of channel id (made when new). */
+static struct nd_pace *nd_pace(struct nd *d, int64_t id)
+{
+    for (size_t i = 0; i < d->npace; i++)
+        if (d->pace[i].channel_id == id)
+            return &d->pace[i];
+    if (d->npace == d->cappace) {
+        size_t cap = d->cappace ? d->cappace * 2 : 16;
+        struct nd_pace *p = realloc(d->pace, cap * sizeof(*p));
+        if (p == NULL)
+            return NULL;
+        d->pace = p;
+        d->cappace = cap;
+    }
+    d->pace[d->npace] = (struct nd_pace){id, 0};
+    return &d->pace[d->npace++];
+}
+
+/* Is notification id being delivered, or its outcome not yet written? */
+static int nd_busy(const struct nd *d, int64_t id)
+{
+    for (const struct nd_job *j = d->jobs; j != NULL; j = j->next)
+        if (j->id == id)
+            return 1;
+    for (size_t i = 0; i < json_array_size(d->results); i++)
+        if (json_integer_value(
+                json_object_get(json_array_get(d->results, i), "id")) == id)
+            return 1;
+    return 0;
+}
+
+/* Queue an outcome for the collector. */
+static void nd_result(struct nd *d, int64_t id, const char *outcome, long code,
+                      const char *error, int64_t latency_ms, int64_t next_ms)
+{
+    json_t *r =
+        json_pack("{s:I, s:s, s:I, s:I, s:I}", "id", (json_int_t)id, "outcome",
+                  outcome, "latency_ms", (json_int_t)latency_ms, "next_ms",
+                  (json_int_t)next_ms, "ts_ms", (json_int_t)nd_now());
+    if (r == NULL)
+        return;
+    if (code > 0)
+        json_object_set_new(r, "code", json_integer(code));
+    if (error != NULL && error[0] != '\0') {
+        char e[512];
+        snprintf(e, sizeof(e), "%s", error);
+        ev_utf8_clean(e);
+        json_object_set_new(r, "error", json_string(e));
+    }
+    json_array_append_new(d->results, r);
+}
+
+/* Write the queued outcomes (kept for the next try when the collector does
+ * not answer). */
+static void nd_flush(struct nd *d)
+{
+    if (json_array_size(d->results) == 0)
+        return;
+    json_t *cmd =
+        json_pack("{s:s, s:O}", "op", "notify.result", "results", d->results);
+    char *text = cmd ? json_dumps(cmd, JSON_COMPACT) : NULL;
+    json_decref(cmd);
+    int status = 0;
+    char *reply = NULL;
+    int rc = text ? proto_command(d->col_path, text, 5000, &status, &reply)
+                  : -ENOMEM;
+    free(text);
+    free(reply);
+    if (rc == 0 && status == 200) {
+        json_array_clear(d->results);
+        return;
+    }
+    log_warn(NULL,
+             "msg=\"cannot write delivery outcomes\" error=\"%s\" "
+             "status=%d waiting=%zu",
+             rc ? strerror(-rc) : "refused", status,
+             json_array_size(d->results));
+}
+
+/* ---- the SSRF guard ---- */
+
+static curl_socket_t nd_opensocket(void *arg, curlsocktype purpose,
+                                   struct curl_sockaddr *a)
+{
+    struct nd_job *j = arg;
+    extern struct nd *nd_self;
+    (void)purpose;
+    char why[160];
+    if (!netguard_allowed(&nd_self->guard, &a->addr, why, sizeof(why))) {
+        snprintf(j->refused, sizeof(j->refused),
+                 "refused: %s (notify_allow_networks opens ranges)", why);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype, a->protocol);
+}
+
+struct nd *nd_self;
+
+static size_t nd_write(char *p, size_t size, size_t n, void *arg)
+{
+    struct nd_job *j = arg;
+    size_t len = size * n, room = ND_RESPONSE_MAX - j->rlen;
+    size_t take = len < room ? len : room;
+    memcpy(j->response + j->rlen, p, take);
+    j->rlen += take;
+    j->response[j->rlen] = '\0';
+    return len;
+}
+
+/* ---- the message ---- */
+
+/* The notify_msg of notification (alert_id, event) for channel name;
+ * strings point into *own (json objects freed by nd_msg_free). */
+struct nd_msg {
+    struct notify_msg m;
+    json_t *spec; /* the rule's */
+    char rule_name[256], description[1100], severity[16], status[16];
+    char workspace[72], channel[72], who[160], note[4200], url[400];
+};
+
+static void nd_msg_free(struct nd_msg *x)
+{
+    json_decref(x->m.group);
+    json_decref(x->m.values);
+    json_decref(x->spec);
+}
+
+static void nd_text(char *dst, size_t n, sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(dst, n, "%s", t ? (const char *)t : "");
+}
+
+/* Fill x for notification id of alert_id (0: a test), event, channel and
+ * workspace names.  Returns 0, or -1 when the alert is gone. */
+static int nd_msg(struct nd *d, struct nd_msg *x, int64_t id, int64_t alert_id,
+                  const char *event, const char *channel, const char *workspace)
+{
+    memset(x, 0, sizeof(*x));
+    struct notify_msg *m = &x->m;
+    m->id = id;
+    m->event = notify_event_parse(event);
+    if (m->event < 0)
+        m->event = NE_FIRING;
+    m->alert_id = alert_id;
+    m->now_ms = nd_now();
+    snprintf(x->channel, sizeof(x->channel), "%s", channel);
+    snprintf(x->workspace, sizeof(x->workspace), "%s", workspace);
+    m->channel_name = x->channel;
+    m->workspace = x->workspace;
+    m->rule_name = x->rule_name;
+    m->description = x->description;
+    m->severity = x->severity;
+    m->status = x->status;
+    m->who = x->who;
+    m->note = x->note;
+    m->url = x->url;
+    if (alert_id == 0) {
+        snprintf(x->rule_name, sizeof(x->rule_name), "Test notification");
+        snprintf(x->description, sizeof(x->description),
+                 "A test message from tokentap for the channel \"%s\".",
+                 channel);
+        snprintf(x->severity, sizeof(x->severity), "low");
+        snprintf(x->status, sizeof(x->status), "firing");
+        m->started_ms = m->now_ms;
+        snprintf(x->url, sizeof(x->url), "%s/channels", d->public_url);
+        return 0;
+    }
+    sqlite3_stmt *st = d->alert;
+    sqlite3_bind_int64(st, 1, alert_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        m->rule_id = sqlite3_column_int64(st, 0);
+        nd_text(x->rule_name, sizeof(x->rule_name), st, 1);
+        nd_text(x->severity, sizeof(x->severity), st, 2);
+        nd_text(x->status, sizeof(x->status), st, 3);
+        m->group =
+            json_loads((const char *)sqlite3_column_text(st, 4), 0, NULL);
+        m->values =
+            json_loads((const char *)sqlite3_column_text(st, 5), 0, NULL);
+        m->started_ms = sqlite3_column_int64(st, 6);
+        if (sqlite3_column_type(st, 7) != SQLITE_NULL)
+            m->started_ms = sqlite3_column_int64(st, 7);
+        m->ended_ms = sqlite3_column_int64(st, 8);
+        const unsigned char *spec = sqlite3_column_text(st, 9);
+        x->spec = spec ? json_loads((const char *)spec, 0, NULL) : NULL;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return -1;
+    const char *desc =
+        json_string_value(json_object_get(x->spec, "description"));
+    snprintf(x->description, sizeof(x->description), "%s", desc ? desc : "");
+    m->labels = json_object_get(x->spec, "labels");
+    m->annotations = json_object_get(x->spec, "annotations");
+    snprintf(x->url, sizeof(x->url), "%s/alerts/%lld", d->public_url,
+             (long long)alert_id);
+    /* Who acknowledged or resolved it, and their note. */
+    if (m->event == NE_ACKNOWLEDGED || m->event == NE_RESOLVED) {
+        st = d->event;
+        sqlite3_bind_int64(st, 1, alert_id);
+        sqlite3_bind_text(st, 2, event, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            nd_text(x->who, sizeof(x->who), st, 0);
+            nd_text(x->note, sizeof(x->note), st, 1);
+        }
+        sqlite3_reset(st);
+    }
+    return 0;
+}
+
+/* ---- starting a delivery ---- */
+
+/* "=?UTF-8?B?...?=" for a subject that is not plain ASCII (RFC 2047),
+ * else a copy; malloc'ed. */
+static char *nd_subject(const char *s)
+{
+    int ascii = 1;
+    for (const char *p = s; *p; p++)
+        ascii &= (unsigned char)*p < 0x80;
+    size_t n = strlen(s);
+    char *out = malloc(ascii ? n + 10 : 4 * n / 3 + 32);
+    if (out == NULL)
+        return NULL;
+    if (ascii) {
+        snprintf(out, n + 10, "Subject: %s", s);
+        return out;
+    }
+    int k = snprintf(out, 32, "Subject: =?UTF-8?B?");
+    k += EVP_EncodeBlock((unsigned char *)out + k, (const unsigned char *)s,
+                         (int)n);
+    memcpy(out + k, "?=", 3);
+    return out;
+}
+
+/* Set up an email delivery on j from config cf. */
+static int nd_email(struct nd *d, struct nd_job *j, const json_t *cf,
+                    const struct notify_msg *m)
+{
+    char *subject, *text, *html;
+    if (notify_email(m, &subject, &text, &html) != 0)
+        return -1;
+    CURL *e = j->easy;
+    const char *url = json_string_value(json_object_get(cf, "smtp_url"));
+    const char *from = json_string_value(json_object_get(cf, "from"));
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+    if (strncmp(url, "smtp:", 5) == 0 &&
+        json_is_true(json_object_get(cf, "starttls")))
+        curl_easy_setopt(e, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+    const char *user = json_string_value(json_object_get(cf, "username"));
+    const char *pass = json_string_value(json_object_get(cf, "password"));
+    if (user != NULL)
+        curl_easy_setopt(e, CURLOPT_USERNAME, user);
+    if (pass != NULL)
+        curl_easy_setopt(e, CURLOPT_PASSWORD, pass);
+    char buf[600];
+    snprintf(buf, sizeof(buf), "<%s>", from);
+    curl_easy_setopt(e, CURLOPT_MAIL_FROM, buf);
+    json_t *to = json_object_get(cf, "to");
+    char tolist[4096] = "";
+    size_t i;
+    json_t *v;
+    json_array_foreach(to, i, v)
+    {
+        snprintf(buf, sizeof(buf), "<%s>", json_string_value(v));
+        j->rcpt = curl_slist_append(j->rcpt, buf);
+        size_t l = strlen(tolist);
+        snprintf(tolist + l, sizeof(tolist) - l, "%s%s", l ? ", " : "",
+                 json_string_value(v));
+    }
+    curl_easy_setopt(e, CURLOPT_MAIL_RCPT, j->rcpt);
+    /* The headers, then a multipart/alternative body: text, then HTML. */
+    char *subj = nd_subject(subject);
+    char date[64];
+    time_t now = (time_t)(m->now_ms / 1000);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof(date), "Date: %a, %d %b %Y %H:%M:%S +0000", &tm);
+    snprintf(buf, sizeof(buf), "From: %s", from);
+    j->headers = curl_slist_append(j->headers, buf);
+    char *tohdr = malloc(strlen(tolist) + 8);
+    if (tohdr != NULL) {
+        sprintf(tohdr, "To: %s", tolist);
+        j->headers = curl_slist_append(j->headers, tohdr);
+        free(tohdr);
+    }
+    if (subj != NULL)
+        j->headers = curl_slist_append(j->headers, subj);
+    j->headers = curl_slist_append(j->headers, date);
+    snprintf(buf, sizeof(buf), "Message-ID: <tokentap-%lld@tokentap>",
+             (long long)m->id);
+    j->headers = curl_slist_append(j->headers, buf);
+    snprintf(buf, sizeof(buf), "X-Tokentap-Delivery: %lld", (long long)m->id);
+    j->headers = curl_slist_append(j->headers, buf);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->headers);
+    j->mime = curl_mime_init(e);
+    curl_mime *alt = curl_mime_init(e);
+    curl_mimepart *part = curl_mime_addpart(alt);
+    curl_mime_data(part, text, CURL_ZERO_TERMINATED);
+    curl_mime_type(part, "text/plain; charset=utf-8");
+    curl_mime_encoder(part, "quoted-printable");
+    part = curl_mime_addpart(alt);
+    curl_mime_data(part, html, CURL_ZERO_TERMINATED);
+    curl_mime_type(part, "text/html; charset=utf-8");
+    curl_mime_encoder(part, "quoted-printable");
+    part = curl_mime_addpart(j->mime);
+    curl_mime_subparts(part, alt);
+    curl_mime_type(part, "multipart/alternative");
+    struct curl_slist *inline_hdr =
+        curl_slist_append(NULL, "Content-Disposition: inline");
+    curl_mime_headers(part, inline_hdr, 1);
+    curl_easy_setopt(e, CURLOPT_MIMEPOST, j->mime);
+    free(subj);
+    free(subject);
+    free(text);
+    free(html);
+    return 0;
+}
+
+/* Set up an HTTP delivery (Slack, PagerDuty, webhook) on j. */
+static int nd_http(struct nd_job *j, const json_t *cf,
+                   const struct notify_msg *m)
+{
+    json_t *body = NULL;
+    const char *url = NULL;
+    if (j->type == CH_SLACK) {
+        body = notify_slack(m);
+        url = json_string_value(json_object_get(cf, "webhook_url"));
+    } else if (j->type == CH_PAGERDUTY) {
+        body = notify_pagerduty(
+            m, json_string_value(json_object_get(cf, "routing_key")));
+        url = json_string_value(json_object_get(cf, "events_url"));
+    } else {
+        const char *fmt = json_string_value(json_object_get(cf, "format"));
+        body = fmt && strcmp(fmt, "alertmanager") == 0
+                   ? notify_webhook_alertmanager(m)
+                   : notify_webhook_tokentap(m);
+        url = json_string_value(json_object_get(cf, "url"));
+    }
+    j->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (j->body == NULL || url == NULL)
+        return -1;
+    CURL *e = j->easy;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, j->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(j->body));
+    char buf[512];
+    j->headers =
+        curl_slist_append(j->headers, "Content-Type: application/json");
+    j->headers = curl_slist_append(j->headers, "Expect:");
+    snprintf(buf, sizeof(buf), "X-Tokentap-Delivery: %lld", (long long)m->id);
+    j->headers = curl_slist_append(j->headers, buf);
+    snprintf(buf, sizeof(buf), "X-Tokentap-Event: %s",
+             notify_event_name(m->event));
+    j->headers = curl_slist_append(j->headers, buf);
+    if (j->type == CH_WEBHOOK) {
+        const char *secret = json_string_value(json_object_get(cf, "secret"));
+        char sig[160];
+        if (secret != NULL && secret[0] != '\0' &&
+            notify_sign(secret, m->now_ms / 1000, j->body, strlen(j->body), sig,
+                        sizeof(sig)) == 0) {
+            snprintf(buf, sizeof(buf), "X-Tokentap-Signature: %s", sig);
+            j->headers = curl_slist_append(j->headers, buf);
+        }
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(cf, "headers"), k, v)
+        {
+            char *h = malloc(strlen(k) + json_string_length(v) + 4);
+            if (h == NULL)
+                continue;
+            sprintf(h, "%s: %s", k, json_string_value(v));
+            j->headers = curl_slist_append(j->headers, h);
+            free(h);
+        }
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->headers);
+    return 0;
+}
+
+static void nd_job_free(struct nd_job *j)
+{
+    if (j->easy != NULL)
+        curl_easy_cleanup(j->easy);
+    curl_mime_free(j->mime);
+    curl_slist_free_all(j->headers);
+    curl_slist_free_all(j->rcpt);
+    free(j->body);
+    free(j);
+}
+
+/* Start delivering notification id (its row's fields) on a channel of
+ * type with config cf; an outcome is queued at once when it cannot
+ * start. */
+static void nd_start(struct nd *d, int64_t id, int64_t alert_id,
+                     const char *event, int64_t channel_id, int type,
+                     const json_t *cf, const char *channel,
+                     const char *workspace, int attempt)
+{
+    struct nd_msg x;
+    if (nd_msg(d, &x, id, alert_id, event, channel, workspace) != 0) {
+        nd_result(d, id, "failed", 0, "the alert was deleted", 0, 0);
+        return;
+    }
+    struct nd_job *j = calloc(1, sizeof(*j));
+    if (j == NULL || (j->easy = curl_easy_init()) == NULL) {
+        free(j);
+        nd_msg_free(&x);
+        return; /* out of memory: the next scan tries again */
+    }
+    j->id = id;
+    j->alert_id = alert_id;
+    j->channel_id = channel_id;
+    j->type = type;
+    j->attempt = attempt;
+    int rc = type == CH_EMAIL ? nd_email(d, j, cf, &x.m) : nd_http(j, cf, &x.m);
+    nd_msg_free(&x);
+    if (rc != 0) {
+        nd_job_free(j);
+        nd_result(d, id, "failed", 0, "the message could not be built", 0, 0);
+        return;
+    }
+    CURL *e = j->easy;
+    long timeout = (long)json_integer_value(json_object_get(cf, "timeout_ms"));
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout > 0 ? timeout : 10000L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     timeout > 0 ? timeout : 10000L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "tokentap/" PACKAGE_VERSION);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, nd_opensocket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, j);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, nd_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, j->errbuf);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, j);
+    if (d->conf.notify_ca_file[0] != '\0')
+        curl_easy_setopt(e, CURLOPT_CAINFO, d->conf.notify_ca_file);
+    if (curl_multi_add_handle(d->multi, e) != CURLM_OK) {
+        nd_job_free(j);
+        return;
+    }
+    j->next = d->jobs;
+    d->jobs = j;
+    d->njobs++;
+    log_debug(NULL,
+              "msg=\"delivering\" notification=%lld channel=%lld "
+              "attempt=%d",
+              (long long)id, (long long)channel_id, attempt);
+}
+
+/* ---- outcomes ---- */
+
+/* Milliseconds a Retry-After header asks for (0: none). */
+static int64_t nd_retry_after(CURL *e, int64_t now)
+{
+    struct curl_header *h;
+    if (curl_easy_header(e, "Retry-After", 0, CURLH_HEADER, -1, &h) !=
+        CURLHE_OK)
+        return 0;
+    char *end;
+    long long s = strtoll(h->value, &end, 10);
+    if (end != h->value && *end == '\0')
+        return s > 0 ? s * 1000 : 0;
+    time_t t = curl_getdate(h->value, NULL);
+    return t > 0 && (int64_t)t * 1000 > now ? (int64_t)t * 1000 - now : 0;
+}
+
+/* The delay before try attempt + 1: exponential with jitter (half to
+ * all of it), at least retry_after_ms. */
+static int64_t nd_backoff(const struct conf *cf, int attempt,
+                          int64_t retry_after_ms)
+{
+    double base = cf->notify_retry_base_ms;
+    for (int i = 1; i < attempt && base < cf->notify_retry_max_ms; i++)
+        base *= 2;
+    if (base > cf->notify_retry_max_ms)
+        base = cf->notify_retry_max_ms;
+    int64_t delay = (int64_t)(base * (0.5 + 0.5 * drand48()));
+    if (retry_after_ms > ND_RETRY_AFTER_MAX_MS)
+        retry_after_ms = ND_RETRY_AFTER_MAX_MS;
+    return delay > retry_after_ms ? delay : retry_after_ms;
+}
+
+/* A finished transfer: its outcome. */
+static void nd_done(struct nd *d, struct nd_job *j, CURLcode res)
+{
+    int64_t now = nd_now();
+    long code = 0;
+    curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &code);
+    curl_off_t total = 0;
+    curl_easy_getinfo(j->easy, CURLINFO_TOTAL_TIME_T, &total);
+    int64_t latency = (int64_t)(total / 1000);
+    char error[600] = "";
+    int retry = 0, ok = 0;
+    int64_t retry_after = 0;
+    if (j->refused[0] != '\0') {
+        snprintf(error, sizeof(error), "%s", j->refused);
+    } else if (j->type == CH_EMAIL) {
+        ok = res == CURLE_OK;
+        if (!ok) {
+            /* A 4xx reply is temporary, 5xx permanent; no reply at all is
+             * a connection problem. */
+            retry = code == 0 ? res != CURLE_LOGIN_DENIED &&
+                                    res != CURLE_UNSUPPORTED_PROTOCOL &&
+                                    res != CURLE_URL_MALFORMAT
+                              : code >= 400 && code < 500;
+            snprintf(error, sizeof(error), "%s%s%s",
+                     j->errbuf[0] ? j->errbuf : curl_easy_strerror(res),
+                     code ? ": SMTP reply " : "", "");
+            if (code) {
+                size_t l = strlen(error);
+                snprintf(error + l, sizeof(error) - l, "%ld", code);
+            }
+        }
+    } else if (res != CURLE_OK) {
+        retry = res != CURLE_UNSUPPORTED_PROTOCOL &&
+                res != CURLE_URL_MALFORMAT &&
+                res != CURLE_PEER_FAILED_VERIFICATION;
+        snprintf(error, sizeof(error), "%s",
+                 j->errbuf[0] ? j->errbuf : curl_easy_strerror(res));
+    } else if (code >= 200 && code < 300) {
+        ok = 1;
+    } else {
+        retry = code == 408 || code == 429 || code >= 500;
+        if (code == 429 || code == 503)
+            retry_after = nd_retry_after(j->easy, now);
+        snprintf(error, sizeof(error), "HTTP %ld%s%s%.300s", code,
+                 code >= 300 && code < 400 ? " (redirects are not followed)"
+                                           : "",
+                 j->rlen ? ": " : "", j->response);
+    }
+    if (ok)
+        nd_result(d, j->id, "sent", code, NULL, latency, 0);
+    else if (retry && j->attempt < d->conf.notify_max_attempts)
+        nd_result(d, j->id, "retry", code, error, latency,
+                  now + nd_backoff(&d->conf, j->attempt, retry_after));
+    else {
+        if (retry) {
+            size_t l = strlen(error);
+            snprintf(error + l, sizeof(error) - l, " (gave up after %d tries)",
+                     j->attempt);
+        }
+        nd_result(d, j->id, "failed", code, error, latency, 0);
+    }
+    log_info(NULL,
+             "msg=\"delivery %s\" notification=%lld channel=%lld attempt=%d "
+             "code=%ld latency_ms=%lld",
+             ok      ? "sent"
+             : retry ? "failed, will retry"
+                     : "failed",
+             (long long)j->id, (long long)j->channel_id, j->attempt, code,
+             (long long)latency);
+}
+
+/* ---- the outbox ---- */
+
+/* A (channel, alert) pair whose earlier notification still waits. */
+struct nd_key {
+    int64_t ch, alert;
+};
+
+static int nd_blocked(struct nd_key *keys, size_t n, int64_t ch, int64_t al)
+{
+    for (size_t i = 0; i < n; i++)
+        if (keys[i].ch == ch && keys[i].alert == al)
+            return 1;
+    return 0;
+}
+
+/* Read the waiting notifications and start those that may go now. */
+static void nd_scan(struct nd *d)
+{
+    if (json_array_size(d->results) >= ND_RESULTS_MAX)
+        return;
+    int64_t now = nd_now();
+    sqlite3_stmt *st = d->scan;
+    struct nd_key *keys = malloc(ND_SCAN_ROWS * sizeof(*keys));
+    size_t nkeys = 0;
+    if (keys == NULL)
+        return;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        int64_t alert = sqlite3_column_int64(st, 1);
+        const char *event = (const char *)sqlite3_column_text(st, 2);
+        int64_t ch = sqlite3_column_int64(st, 3);
+        int attempts = sqlite3_column_int(st, 4);
+        int64_t next = sqlite3_column_int64(st, 5);
+        int have_channel = sqlite3_column_type(st, 6) != SQLITE_NULL;
+        /* One at a time per (channel, alert), in order. */
+        if (alert != 0 && nd_blocked(keys, nkeys, ch, alert))
+            continue;
+        if (alert != 0 && nkeys < ND_SCAN_ROWS)
+            keys[nkeys++] = (struct nd_key){ch, alert};
+        if (next > now || nd_busy(d, id) || !have_channel)
+            continue;
+        int type = channel_type_parse((const char *)sqlite3_column_text(st, 6));
+        if (!sqlite3_column_int(st, 8)) {
+            nd_result(d, id, "failed", 0, "the channel is disabled", 0, 0);
+            continue;
+        }
+        if (type == CH_IN_APP) {
+            nd_result(d, id, "sent", 0, NULL, 0, 0);
+            continue;
+        }
+        struct nd_pace *p = nd_pace(d, ch);
+        if (p == NULL || p->next_ok_ms > now || d->njobs >= ND_JOBS_MAX)
+            continue;
+        json_t *cf =
+            json_loads((const char *)sqlite3_column_text(st, 7), 0, NULL);
+        if (cf == NULL || type < 0) {
+            json_decref(cf);
+            nd_result(d, id, "failed", 0, "the channel's config is unreadable",
+                      0, 0);
+            continue;
+        }
+        p->next_ok_ms =
+            now + json_integer_value(json_object_get(cf, "min_interval_ms"));
+        nd_start(d, id, alert, event, ch, type, cf,
+                 (const char *)sqlite3_column_text(st, 9),
+                 (const char *)sqlite3_column_text(st, 10), attempts + 1);
+        json_decref(cf);
+        if (json_array_size(d->results) >= ND_RESULTS_MAX)
+            break;
+    }
+    sqlite3_reset(st);
+    free(keys);
+}
+
+/* Open the database and prepare the queries (again after a failure). */
+static int nd_open(struct nd *d)
+{
+    if (d->db != NULL)
+        return 0;
+    char path[CONF_PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/tokentap.db", d->conf.data_dir);
+    if (sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        goto fail;
+    sqlite3_busy_timeout(d->db, 1000);
+    if (sqlite3_prepare_v2(
+            d->db,
+            "SELECT n.id, n.alert_id, n.event, n.channel_id, n.attempts, "
+            "n.next_ms, c.type, c.config, c.enabled, c.name, w.name FROM "
+            "notifications n LEFT JOIN channels c ON c.id = n.channel_id "
+            "JOIN workspaces w ON w.id = n.ws WHERE n.status IN ('pending', "
+            "'retrying') ORDER BY n.id LIMIT 2000",
+            -1, &d->scan, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(
+            d->db,
+            "SELECT a.rule_id, a.rule_name, a.severity, a.status, "
+            "a.group_json, a.values_json, a.started_ms, a.fired_ms, "
+            "coalesce(a.resolved_ms, 0), r.spec FROM alerts a LEFT JOIN "
+            "alert_rules r ON r.id = a.rule_id WHERE a.id = ?1",
+            -1, &d->alert, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(d->db,
+                           "SELECT actor, coalesce(note, '') FROM "
+                           "alert_events WHERE alert_id = ?1 AND kind = ?2 "
+                           "ORDER BY id DESC LIMIT 1",
+                           -1, &d->event, NULL) != SQLITE_OK)
+        goto fail;
+    return 0;
+fail:
+    /* Not there yet (the collector creates and migrates it). */
+    sqlite3_finalize(d->scan);
+    sqlite3_finalize(d->alert);
+    sqlite3_finalize(d->event);
+    d->scan = d->alert = d->event = NULL;
+    sqlite3_close(d->db);
+    d->db = NULL;
+    return -1;
+}
+
+/* Take what the transfers finished. */
+static void nd_reap(struct nd *d)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(d->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        struct nd_job *j = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+        CURLcode res = msg->data.result;
+        curl_multi_remove_handle(d->multi, msg->easy_handle);
+        nd_done(d, j, res);
+        for (struct nd_job **p = &d->jobs; *p != NULL; p = &(*p)->next)
+            if (*p == j) {
+                *p = j->next;
+                break;
+            }
+        d->njobs--;
+        nd_job_free(j);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static struct nd d;
+    char err[512];
+    sigset_t mask;
+    sig_block_stop(&mask);
+    if (conf_from_args(&d.conf, argc, argv, NULL, 0, err, sizeof(err)) < 0) {
+        fprintf(stderr, "tt-notify: %s\n", err);
+        return 1;
+    }
+    if (netguard_parse(&d.guard, d.conf.notify_allow_networks, err,
+                       sizeof(err)) != 0) {
+        fprintf(stderr, "tt-notify: notify_allow_networks: %s\n", err);
+        return 1;
+    }
+    char path[CONF_PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/log/notify.log", d.conf.data_dir);
+    if (log_init("notify", log_level_parse(d.conf.log_level), path) != 0) {
+        fprintf(stderr, "tt-notify: cannot open %s\n", path);
+        return 1;
+    }
+    snprintf(d.col_path, sizeof(d.col_path), "%s/run/collector.sock",
+             d.conf.data_dir);
+    if (d.conf.public_url[0] != '\0')
+        snprintf(d.public_url, sizeof(d.public_url), "%s", d.conf.public_url);
+    else
+        snprintf(d.public_url, sizeof(d.public_url), "http://%s:%d",
+                 d.conf.listen, d.conf.port);
+    size_t ul = strlen(d.public_url);
+    if (ul > 0 && d.public_url[ul - 1] == '/')
+        d.public_url[ul - 1] = '\0';
+    nd_self = &d;
+    srand48((long)nd_now() ^ (long)getpid());
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+        (d.multi = curl_multi_init()) == NULL ||
+        (d.results = json_array()) == NULL) {
+        log_error(NULL, "msg=\"cannot start libcurl\"");
+        return 1;
+    }
+    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    log_info(NULL, "msg=\"dispatcher ready\" allow=\"%s\"",
+             d.conf.notify_allow_networks);
+    int64_t next_scan = 0;
+    while (!d.stop) {
+        int64_t now = nd_now();
+        if (now >= next_scan) {
+            if (nd_open(&d) == 0)
+                nd_scan(&d);
+            next_scan = now + ND_SCAN_MS;
+        }
+        int running;
+        curl_multi_perform(d.multi, &running);
+        nd_reap(&d);
+        nd_flush(&d);
+        struct curl_waitfd w = {.fd = sfd, .events = CURL_WAIT_POLLIN};
+        int64_t wait = next_scan - nd_now();
+        curl_multi_poll(d.multi, &w, sfd >= 0, wait > 0 ? (int)wait : 0, NULL);
+        struct signalfd_siginfo si;
+        while (sfd >= 0 && read(sfd, &si, sizeof(si)) == sizeof(si)) {
+            if (si.ssi_signo == SIGHUP)
+                log_reopen();
+            else
+                d.stop = 1;
+        }
+    }
+    /* Transfers under way are dropped: their notifications are still
+     * pending and go out after a restart. */
+    while (d.jobs != NULL) {
+        struct nd_job *j = d.jobs;
+        d.jobs = j->next;
+        curl_multi_remove_handle(d.multi, j->easy);
+        nd_job_free(j);
+    }
+    nd_flush(&d);
+    log_info(NULL, "msg=\"dispatcher stopping\"");
+    curl_multi_cleanup(d.multi);
+    curl_global_cleanup();
+    json_decref(d.results);
+    free(d.pace);
+    sqlite3_finalize(d.scan);
+    sqlite3_finalize(d.alert);
+    sqlite3_finalize(d.event);
+    sqlite3_close(d.db);
+    if (sfd >= 0)
+        close(sfd);
+    return 0;
+}
