@@ -538,6 +538,9 @@ static void nd_start(struct nd *d, int64_t id, int64_t alert_id,
                      timeout > 0 ? timeout : 10000L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    /* No proxy from the environment: the guard judges the address curl
+     * connects to, which would be the proxy's. */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "tokentap/" PACKAGE_VERSION);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, nd_opensocket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, j);

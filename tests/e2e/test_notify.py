@@ -367,6 +367,7 @@ def test_ssrf_guard():
         assert out["delivered"] is False and n["status"] == "failed", (u, n)
         assert n["last_error"].startswith("refused"), (u, n)
     assert LOCAL.requests() == []
+    assert [q.target for q in HOOK.requests() if "://" in q.target] == []
     # A redirect is not followed.
     c = channel(key, "redirect", "webhook", url=HOOK.url("/redir"))
     HOOK.plan("/redir", [(302, {"Location": HOOK.url("/target")}, "")])
@@ -429,6 +430,13 @@ def main():
                 "notify_retry_base_ms=300", "notify_retry_max_ms=3000",
                 "notify_max_attempts=4", "notify_disable_after=6",
                 "notify_ca_file=" + cas]
+        # A proxy in the environment must not carry deliveries around the
+        # guard (which would judge the proxy's address): the receiver
+        # plays one, and must see nothing but what is addressed to it.
+        os.environ.update(http_proxy=hook.url("/via-proxy"),
+                          https_proxy=hook.url("/via-proxy"),
+                          ALL_PROXY=hook.url("/via-proxy"),
+                          no_proxy="127.0.0.1,localhost")
         with Stack(sets=sets) as s:
             S = s
             failed = run_tests([test_secrets_are_write_only,
