@@ -79,13 +79,12 @@ static int col_act_one(struct col *c, int act, int64_t ws, int64_t id,
     int was_open = strcmp(before, "resolved") != 0;
     sqlite3_finalize(st);
     static const char *const kinds[] = {"acknowledged", "resolved", NULL};
-    if (act == ACT_DELETE) /* its timeline and its notifications */
+    /* Deleted: its timeline goes; its notifications stay, so that those
+     * still waiting (a PagerDuty resolve) go out and their ids are never
+     * reused. */
+    if (act == ACT_DELETE)
         rc = col_q_int(db, "DELETE FROM alert_events WHERE alert_id = ?1", id,
-                       NULL, 0) == 0 &&
-                     col_q_int(db,
-                               "DELETE FROM notifications WHERE alert_id = "
-                               "?1",
-                               id, NULL, 0) == 0
+                       NULL, 0) == 0
                  ? SQLITE_DONE
                  : SQLITE_ERROR;
     else

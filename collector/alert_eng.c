@@ -2457,15 +2457,17 @@ void col_alert_apply(struct col *c)
                                              [AA_RENOTIFY] = "renotify",
                                              [AA_RESOLVE] = "resolved"};
             if (ids[i] > 0 && out[i].notify &&
-                out[i].action <= AENG_FIRE_PENDING && ev[out[i].action] != NULL)
+                out[i].action <= AENG_FIRE_PENDING &&
+                ev[out[i].action] != NULL &&
                 col_notify_enqueue(c->store.db, ids[i], ev[out[i].action],
-                                   out[i].now);
+                                   out[i].now) != 0)
+                written = 0; /* no alert without its notifications */
         }
         sqlite3_finalize(sil);
         sqlite3_finalize(qh);
         for (int k = 0; k <= AENG_FIRE_PENDING; k++)
             sqlite3_finalize(sts[k]);
-        if (col_store_commit(&c->store) != SQLITE_OK) {
+        if (!written || col_store_commit(&c->store) != SQLITE_OK) {
             log_error(NULL,
                       "msg=\"alert transitions not written\" error=\"%s\"",
                       sqlite3_errmsg(c->store.db));

@@ -15,13 +15,13 @@
  * The dispatcher (notify/) only reads the database: every outcome it sees
  * comes back here as notify.result and is written in one transaction:
  * the attempt, the notification's new status, the channel's run of
- * consecutive failures (a channel failing notify_disable_after times in a
- * row is disabled, its waiting notifications fail over and the inbox says
- * why), and, for a notification that failed for good, a copy to the
- * workspace's fallback channel.  An in-app channel's delivery is its inbox
- * row, written here and published to the event ring for the relay.
- * Outcomes of notifications no longer waiting are ignored, so a result
- * sent twice (the dispatcher restarted) is harmless.
+ * notifications that failed for good (at notify_disable_after in a row
+ * the channel is disabled, its waiting notifications fail over and the
+ * inbox says why; tries to be retried do not count), and, for a notification
+ * that failed for good, a copy to the workspace's fallback channel.  An in-app
+ * channel's delivery is its inbox row, written here and published to the event
+ * ring for the relay. Outcomes of notifications no longer waiting are ignored,
+ * so a result sent twice (the dispatcher restarted) is harmless.
  */
 #include "collector.h"
 
@@ -188,7 +188,11 @@ static int col_channel_put(struct col *c, json_t *args, json_t **reply,
     json_decref(prev);
     char *text = json_dumps(config, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(config);
-    if (text == NULL || col_nbegin(c, reply) != 0) {
+    if (text == NULL) {
+        *reply = col_error("internal", "out of memory", NULL);
+        return 500;
+    }
+    if (col_nbegin(c, reply) != 0) {
         free(text);
         return 503;
     }
@@ -231,9 +235,11 @@ static int col_channel_put(struct col *c, json_t *args, json_t **reply,
     return update ? 200 : 201;
 }
 
-/* Fail notification n (its channel ch, workspace ws) for good with error:
- * status failed and, unless it is a fallback copy itself or ch is the
- * fallback, a copy to the workspace's fallback channel. */
+/* Fail notification n for good with error: status failed and, unless it
+ * is a fallback copy itself or its channel is the fallback, a copy to the
+ * workspace's fallback channel, unless that channel already has this
+ * event of the alert or a later one (a late copy would arrive after it:
+ * a "firing" after the "resolved"). */
 static int col_notify_fail(sqlite3 *db, int64_t n, const char *error,
                            int64_t now)
 {
@@ -259,7 +265,10 @@ static int col_notify_fail(sqlite3 *db, int64_t n, const char *error,
             "notifications n JOIN channel_routes r ON r.ws = n.ws AND "
             "r.route = 'fallback' JOIN channels c ON c.id = r.channel_id AND "
             "c.enabled WHERE n.id = ?1 AND n.fallback_of IS NULL AND "
-            "r.channel_id != n.channel_id",
+            "r.channel_id != n.channel_id AND NOT EXISTS (SELECT 1 FROM "
+            "notifications x WHERE n.alert_id != 0 AND x.alert_id = "
+            "n.alert_id AND x.channel_id = r.channel_id AND (x.event = "
+            "n.event OR x.id > n.id))",
             -1, &st, NULL) != SQLITE_OK)
         return SQLITE_ERROR;
     sqlite3_bind_int64(st, 1, n);
@@ -412,33 +421,46 @@ static int col_result_one(struct col *c, json_t *r, int64_t now,
     int64_t ts = json_integer_value(json_object_get(r, "ts_ms"));
     int64_t latency = json_integer_value(json_object_get(r, "latency_ms"));
     int64_t next = json_integer_value(json_object_get(r, "next_ms"));
+    int64_t attempt = json_integer_value(json_object_get(r, "attempt"));
+    /* Only a failure of the channel's own counts towards disabling it
+     * (not a deleted alert or channel). */
+    int fault = !json_is_false(json_object_get(r, "channel_fault"));
     if (outcome == NULL ||
         (strcmp(outcome, "sent") != 0 && strcmp(outcome, "retry") != 0 &&
          strcmp(outcome, "failed") != 0))
         return SQLITE_DONE; /* not ours to judge: dropped */
     sqlite3_stmt *st;
-    /* The notification must still wait, or the outcome is stale. */
-    int64_t ch = 0, ws = 0, attempts = 0;
+    /* The notification must still wait for this very try (attempt: its
+     * number), or the outcome is stale: one sent again after a lost
+     * answer is not counted twice. */
+    int64_t ch = 0, ws = 0;
     char type[16] = "", name[72] = "";
     int failures = 0, enabled = 0;
     if (sqlite3_prepare_v2(db,
-                           "SELECT n.channel_id, n.ws, n.attempts, c.type, "
-                           "c.name, c.failures, c.enabled FROM notifications "
-                           "n JOIN channels c ON c.id = n.channel_id WHERE "
-                           "n.id = ?1 AND n.status IN ('pending', "
-                           "'retrying')",
+                           "SELECT n.channel_id, n.ws, c.type, c.name, "
+                           "c.failures, c.enabled FROM notifications n LEFT "
+                           "JOIN channels c ON c.id = n.channel_id AND c.ws = "
+                           "n.ws WHERE n.id = ?1 AND n.status IN ('pending', "
+                           "'retrying') AND n.attempts = ?2 - 1",
                            -1, &st, NULL) != SQLITE_OK)
         return SQLITE_ERROR;
     sqlite3_bind_int64(st, 1, n);
+    sqlite3_bind_int64(st, 2, attempt);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         ch = sqlite3_column_int64(st, 0);
         ws = sqlite3_column_int64(st, 1);
-        attempts = sqlite3_column_int64(st, 2);
-        snprintf(type, sizeof(type), "%s", sqlite3_column_text(st, 3));
-        snprintf(name, sizeof(name), "%s", sqlite3_column_text(st, 4));
-        failures = sqlite3_column_int(st, 5);
-        enabled = sqlite3_column_int(st, 6);
+        snprintf(type, sizeof(type), "%s",
+                 sqlite3_column_text(st, 2)
+                     ? (const char *)sqlite3_column_text(st, 2)
+                     : "");
+        snprintf(name, sizeof(name), "%s",
+                 sqlite3_column_text(st, 3)
+                     ? (const char *)sqlite3_column_text(st, 3)
+                     : "");
+        failures = sqlite3_column_int(st, 4);
+        enabled = sqlite3_column_int(st, 5);
+        fault &= type[0] != '\0'; /* the channel is gone */
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW)
@@ -485,7 +507,6 @@ static int col_result_one(struct col *c, json_t *r, int64_t now,
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         return rc;
-    (void)attempts;
     /* "failed" is final: failed over (col_notify_fail sets the status). */
     if (strcmp(outcome, "failed") == 0 &&
         (rc = col_notify_fail(db, n, error ? error : "failed", now)) !=
@@ -497,8 +518,12 @@ static int col_result_one(struct col *c, json_t *r, int64_t now,
         if (rc != SQLITE_DONE)
             return rc;
     }
-    /* The channel's run of failures; a channel disabled meanwhile (or the
-     * fallback being this one) is not counted again. */
+    /* The channel's run of notifications that failed for good (a try to be
+     * retried is not one: a receiver down for a minute must not disable
+     * it); one sent ends the run. */
+    int failed = strcmp(outcome, "failed") == 0 && fault;
+    if (!sent && !failed)
+        return SQLITE_DONE;
     if (sqlite3_prepare_v2(db,
                            "UPDATE channels SET failures = iif(?2, 0, "
                            "failures + 1), last_error = iif(?2, last_error, "
@@ -538,9 +563,30 @@ static int col_notify_result(struct col *c, json_t *args, json_t **reply)
     int64_t wss[COL_RESULTS_MAX];
     size_t nws = 0;
     int rc = SQLITE_DONE;
+    /* Each outcome in a savepoint: one that cannot be written is left out
+     * (logged), not the whole batch, which would come back forever. */
     for (size_t i = 0; rc == SQLITE_DONE && i < json_array_size(rs); i++) {
         int64_t ws = 0;
-        rc = col_result_one(c, json_array_get(rs, i), now, &ws);
+        rc = sqlite3_exec(c->store.db, "SAVEPOINT result", NULL, NULL, NULL) ==
+                     SQLITE_OK
+                 ? SQLITE_DONE
+                 : SQLITE_ERROR;
+        int one = rc == SQLITE_DONE
+                      ? col_result_one(c, json_array_get(rs, i), now, &ws)
+                      : rc;
+        if (one != SQLITE_DONE) {
+            log_warn(NULL,
+                     "msg=\"delivery outcome not written\" notification=%lld "
+                     "error=\"%s\"",
+                     (long long)json_integer_value(
+                         json_object_get(json_array_get(rs, i), "id")),
+                     sqlite3_errmsg(c->store.db));
+            sqlite3_exec(c->store.db, "ROLLBACK TO result", NULL, NULL, NULL);
+            ws = 0;
+        }
+        if (rc == SQLITE_DONE && sqlite3_exec(c->store.db, "RELEASE result",
+                                              NULL, NULL, NULL) != SQLITE_OK)
+            rc = SQLITE_ERROR;
         if (ws > 0)
             wss[nws++] = ws;
     }

@@ -348,7 +348,7 @@ static const char *const col_migrations[] = {
      * (secrets included: served redacted), per-severity default and
      * fallback routes, every delivery attempt, the in-app inbox. */
     "CREATE TABLE channels("
-    "  id INTEGER PRIMARY KEY,"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  ws INTEGER NOT NULL,"
     "  name TEXT NOT NULL,"
     "  type TEXT NOT NULL," /* email|slack|pagerduty|webhook|in_app */
@@ -380,6 +380,10 @@ static const char *const col_migrations[] = {
     "ALTER TABLE notifications ADD COLUMN sent_ms INTEGER;"
     "ALTER TABLE notifications ADD COLUMN fallback_of INTEGER;"
     "CREATE INDEX notifications_channel ON notifications(channel_id, id);"
+    /* Rows enqueued before there were channels name ids that meant
+     * nothing: they must not reach channels made now. */
+    "UPDATE notifications SET status = 'failed', last_error = 'enqueued "
+    "before delivery existed' WHERE status IN ('pending', 'retrying');"
     "CREATE TABLE inbox("
     "  id INTEGER PRIMARY KEY,"
     "  ws INTEGER NOT NULL,"

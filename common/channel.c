@@ -2,7 +2,8 @@
  * channel.c: notification channels' configs (channel.h): validation that
  * names the bad field and quotes the value, defaults, the redacted form
  * every reader sees, and the update rule that keeps a stored secret when
- * its redacted form (or nothing) comes back.
+ * its redacted form (or nothing) comes back, as long as the channel still
+ * sends to the same scheme, host and port.
  *
  * URLs are parsed and rebuilt with libcurl's URL API only, never by hand,
  * so what is checked here is what the sender's libcurl will connect to.
@@ -89,7 +90,7 @@ static const char *const ch_reserved_headers[] = {
 enum ch_url_kind {
     CU_SMTP,  /* smtp_url: smtp or smtps, host and port only; no secret */
     CU_PLAIN, /* events_url: http or https, no userinfo; no secret */
-    CU_HOOK,  /* webhook url: http or https; userinfo and query secret */
+    CU_HOOK,  /* webhook url: http or https; userinfo, path, query secret */
     CU_SLACK  /* slack webhook_url: http or https; all but the host secret */
 };
 
@@ -198,7 +199,9 @@ done:
 
 /* What a reader sees of url, stored in a field of kind k (malloc'ed; NULL
  * when out of memory): a URL with secret parts redacted, the URL itself
- * when it has none, and CHANNEL_REDACTED when it does not even parse. */
+ * when it has none, and CHANNEL_REDACTED when it does not even parse.
+ * The webhook url's path is secret as Slack's is: Discord, Teams and
+ * Mattermost put their tokens there. */
 static char *ch_url_view(const char *url, int k)
 {
     int secret = 1;
@@ -207,11 +210,16 @@ static char *ch_url_view(const char *url, int k)
         secret = ch_url_has_login(u);
         if (secret == 0 && k == CU_HOOK)
             secret = ch_url_has(u, CURLUPART_QUERY, NULL);
+        if (secret == 0 && k == CU_HOOK) {
+            int path = ch_url_has(u, CURLUPART_PATH, NULL);
+            int root = ch_url_has(u, CURLUPART_PATH, "/");
+            secret = path < 0 || root < 0 ? -1 : path && !root;
+        }
     }
     curl_url_cleanup(u);
     if (secret == 0)
         return strdup(url);
-    char *r = channel_url_redact(url, k == CU_SLACK);
+    char *r = channel_url_redact(url, k == CU_SLACK || k == CU_HOOK);
     return r != NULL ? r : strdup(CHANNEL_REDACTED);
 }
 
@@ -223,6 +231,8 @@ struct ch_check {
     const json_t *in;   /* the config sent */
     const json_t *prev; /* the config stored (an object), or NULL */
     json_t *out;        /* the config to store */
+    const char *dest;   /* the type's destination URL field, once checked */
+    int moved;          /* 1: the update sends to another destination */
     char *path;
     size_t pn;
     char *msg;
@@ -423,16 +433,30 @@ static int ch_int(struct ch_check *c, const char *key, long long def,
     return ch_set(c, key, json_integer(x));
 }
 
+/* Refuse to carry the stored secret at field over to a new destination:
+ * whoever can change the URL could otherwise have it sent to their own
+ * host. */
+static int ch_resend(struct ch_check *c, const char *field)
+{
+    return ch_bad(c, field, NULL,
+                  "must be sent again: the destination changed (the scheme, "
+                  "host or port of config.%s), and a stored secret goes only "
+                  "where it was sent",
+                  c->dest);
+}
+
 /* A secret string key of at most max bytes: absent keeps the stored one
  * (required: an error when there is none), CHANNEL_REDACTED keeps it too
- * (an error when there is none), null removes an optional one. */
+ * (an error when there is none), null removes an optional one.  When the
+ * destination moved, a stored one is never kept: absent or redacted is an
+ * error. */
 static int ch_secret(struct ch_check *c, const char *key, size_t max,
                      unsigned flags, int required)
 {
     const json_t *v = json_object_get(c->in, key);
     const json_t *old = ch_prev_str(c, key);
     if (v == NULL && old != NULL)
-        return ch_set_copy(c, key, old);
+        return c->moved ? ch_resend(c, key) : ch_set_copy(c, key, old);
     if (v == NULL || (json_is_null(v) && required))
         return required ? ch_bad(c, key, NULL, "is required") : 0;
     if (json_is_null(v))
@@ -440,7 +464,7 @@ static int ch_secret(struct ch_check *c, const char *key, size_t max,
     if (ch_is_redacted(v)) {
         if (old == NULL)
             return ch_bad(c, key, NULL, "is redacted: send the secret itself");
-        return ch_set_copy(c, key, old);
+        return c->moved ? ch_resend(c, key) : ch_set_copy(c, key, old);
     }
     if (ch_str_check(c, key, v, max, flags | CH_SECRET) != 0)
         return -1;
@@ -496,9 +520,7 @@ static int ch_url_parts(struct ch_check *c, const char *key, int k, CURLU *u,
         int ru = ch_url_has(u, CURLUPART_USER, CHANNEL_REDACTED);
         int rp = ch_url_has(u, CURLUPART_PASSWORD, CHANNEL_REDACTED);
         int rq = ch_url_has(u, CURLUPART_QUERY, CHANNEL_REDACTED);
-        int rpath = k == CU_SLACK
-                        ? ch_url_has(u, CURLUPART_PATH, "/" CHANNEL_REDACTED)
-                        : 0;
+        int rpath = ch_url_has(u, CURLUPART_PATH, "/" CHANNEL_REDACTED);
         if (ru < 0 || rp < 0 || rq < 0 || rpath < 0)
             return ch_oom(c, key);
         if (ru || rp || rq || rpath)
@@ -559,6 +581,58 @@ static int ch_url(struct ch_check *c, const char *key, int k, const char *def)
     return rc != 0 ? -1 : ch_set_copy(c, key, v);
 }
 
+/* Where a URL connects, as libcurl reads it: its scheme, host and port
+ * (the scheme's default port when none is written; NULL when libcurl
+ * knows none), each curl_free'd by ch_dest_free. */
+struct ch_dest {
+    char *scheme, *host, *port;
+};
+
+static void ch_dest_free(struct ch_dest *d)
+{
+    curl_free(d->scheme);
+    curl_free(d->host);
+    curl_free(d->port);
+}
+
+/* url's destination into *d: 0, or -1 when url is NULL or does not parse,
+ * or out of memory (free *d either way). */
+static int ch_dest_get(const char *url, struct ch_dest *d)
+{
+    CURLU *u = url != NULL ? ch_url_parse(url, NULL) : NULL;
+    *d = (struct ch_dest){NULL, NULL, NULL};
+    int ok = u != NULL &&
+             curl_url_get(u, CURLUPART_SCHEME, &d->scheme, 0) == CURLUE_OK &&
+             curl_url_get(u, CURLUPART_HOST, &d->host, 0) == CURLUE_OK;
+    CURLUcode rc = CURLUE_OK;
+    if (ok)
+        rc = curl_url_get(u, CURLUPART_PORT, &d->port, CURLU_DEFAULT_PORT);
+    curl_url_cleanup(u);
+    return ok && (rc == CURLUE_OK || rc == CURLUE_NO_PORT) ? 0 : -1;
+}
+
+/* Once the URL key has been checked into c->out, note whether the update
+ * moves the channel to another destination: another scheme, host (compared
+ * without case) or port.  When that cannot be told (nothing stored at key,
+ * a URL that does not parse, out of memory), it counts as moved: the safe
+ * side, as a moved channel only has to be sent its secrets again. */
+static void ch_dest_check(struct ch_check *c, const char *key)
+{
+    const json_t *old = ch_prev_str(c, key);
+    struct ch_dest a, b;
+    c->dest = key;
+    if (c->prev == NULL)
+        return;
+    int ra = ch_dest_get(old ? json_string_value(old) : NULL, &a);
+    int rb = ch_dest_get(json_string_value(json_object_get(c->out, key)), &b);
+    c->moved = ra != 0 || rb != 0 || strcasecmp(a.scheme, b.scheme) != 0 ||
+               strcasecmp(a.host, b.host) != 0 ||
+               (a.port == NULL) != (b.port == NULL) ||
+               (a.port != NULL && strcmp(a.port, b.port) != 0);
+    ch_dest_free(&a);
+    ch_dest_free(&b);
+}
+
 /* Why s (n bytes) is not a plain address "local@domain", or NULL. */
 static const char *ch_addr_problem(const char *s, size_t n)
 {
@@ -612,6 +686,7 @@ static int ch_email(struct ch_check *c)
     char buf[96], field[32];
     if (ch_url(c, "smtp_url", CU_SMTP, NULL) != 0)
         return -1;
+    ch_dest_check(c, "smtp_url");
     char *scheme = NULL;
     CURLU *u = ch_url_parse(
         json_string_value(json_object_get(c->out, "smtp_url")), NULL);
@@ -673,9 +748,15 @@ static int ch_email(struct ch_check *c)
     return ch_set(c, "to", to);
 }
 
-/* routing_key (a secret of 1 to 64 printable characters), events_url. */
+/* events_url, then routing_key (a secret of 1 to 64 printable
+ * characters): the URL comes first, as it decides whether a stored key may
+ * be kept.  events_url left out is the default, so leaving it out of an
+ * update moves a channel from any other URL. */
 static int ch_pagerduty(struct ch_check *c)
 {
+    if (ch_url(c, "events_url", CU_PLAIN, CH_EVENTS_URL) != 0)
+        return -1;
+    ch_dest_check(c, "events_url");
     if (ch_secret(c, "routing_key", CH_MAX_KEY, CH_NOCTL, 1) != 0)
         return -1;
     const char *k = json_string_value(json_object_get(c->out, "routing_key"));
@@ -683,7 +764,7 @@ static int ch_pagerduty(struct ch_check *c)
         if ((unsigned char)k[i] <= 0x20 || (unsigned char)k[i] >= 0x7f)
             return ch_bad(c, "routing_key", NULL,
                           "must be printable ASCII without spaces");
-    return ch_url(c, "events_url", CU_PLAIN, CH_EVENTS_URL);
+    return 0;
 }
 
 /* Whether name (n bytes) is an HTTP token (RFC 9110 tchar). */
@@ -748,6 +829,8 @@ static int ch_header(struct ch_check *c, json_t *hs, const json_t *in,
         const json_t *old = ch_prev_header(c, name);
         if (old == NULL)
             return ch_bad(c, field, NULL, "is redacted: send the value itself");
+        if (c->moved)
+            return ch_resend(c, field);
         v = old;
     } else if (ch_str_check(c, field, v, CH_MAX_HVALUE, CH_SECRET | CH_NOCTL))
         return -1;
@@ -758,7 +841,8 @@ static int ch_header(struct ch_check *c, json_t *hs, const json_t *in,
     return 0;
 }
 
-/* headers: absent keeps the stored ones, null or {} means none. */
+/* headers: absent keeps the stored ones (an error when the destination
+ * moved), null or {} means none. */
 static int ch_headers(struct ch_check *c)
 {
     const json_t *v = json_object_get(c->in, "headers");
@@ -769,6 +853,8 @@ static int ch_headers(struct ch_check *c)
             c->prev ? json_object_get(c->prev, "headers") : NULL;
         if (!json_is_object(old) || json_object_size(old) == 0)
             return 0;
+        if (c->moved)
+            return ch_resend(c, "headers");
         return ch_set(c, "headers", json_deep_copy(old));
     }
     if (json_is_null(v))
@@ -798,8 +884,10 @@ static int ch_headers(struct ch_check *c)
 static int ch_webhook(struct ch_check *c)
 {
     char buf[96];
-    if (ch_url(c, "url", CU_HOOK, NULL) != 0 ||
-        ch_secret(c, "secret", CH_MAX_SECRET, 0, 0) != 0 || ch_headers(c) != 0)
+    if (ch_url(c, "url", CU_HOOK, NULL) != 0)
+        return -1;
+    ch_dest_check(c, "url");
+    if (ch_secret(c, "secret", CH_MAX_SECRET, 0, 0) != 0 || ch_headers(c) != 0)
         return -1;
     const json_t *v = json_object_get(c->in, "format");
     const char *f = v ? json_string_value(v) : "tokentap";
@@ -845,6 +933,9 @@ static int ch_check_in(struct ch_check *c)
     case CH_EMAIL:
         return ch_email(c);
     case CH_SLACK:
+        /* No check of the destination: the URL is the only secret, and one
+         * with another host is never the stored one's redacted form, so it
+         * has to be sent in full. */
         return ch_url(c, "webhook_url", CU_SLACK, NULL);
     case CH_PAGERDUTY:
         return ch_pagerduty(c);

@@ -5,7 +5,7 @@
  * webhook URLs' tokens, custom header values) are write-only: a reader
  * gets CHANNEL_REDACTED (or a URL with its secret parts replaced by it),
  * and an update that sends that redacted form back keeps the stored
- * secret.
+ * secret, unless the update changes where the channel sends to.
  *
  * Ownership: channel_config_check's *out and channel_config_redact's
  * result are new references the caller releases (json_decref); neither
@@ -55,6 +55,22 @@ int channel_type_parse(const char *s);
  * redacted: send the secret itself".  A value that is not prev's is
  * checked and stored as sent (URLs too: they are not rewritten).
  *
+ * A new destination takes no stored secret: when the update changes the
+ * scheme, host (compared without case) or port (a default port written
+ * or not is the same) of email's smtp_url, pagerduty's events_url or
+ * the webhook url, as libcurl reads them, every stored secret of the
+ * channel must be sent again in full.  A redacted value, or a secret
+ * field left out while one is stored (optional ones too: nothing is
+ * dropped silently), is then refused at that field's path (a header's
+ * for a redacted header value): "must be sent again: the destination
+ * changed ...".  null (or {} for headers) still removes an optional one.
+ * A pagerduty events_url left out is the default, a destination too.
+ * Slack needs no rule: its webhook_url is the secret, and one with
+ * another host is never the stored one's redacted form.  Otherwise,
+ * whoever may update a channel could have its stored secrets (SMTP
+ * password, routing key, signing secret, header values) sent to a host
+ * of theirs.
+ *
  * Fields (unknown ones are refused):
  *   every type: timeout_ms (1000..60000, default 10000), min_interval_ms
  *     (0..3600000; default 1000 for slack, else 0): the least time
@@ -70,14 +86,14 @@ int channel_type_parse(const char *s);
  *   pagerduty: routing_key (secret, 1..64 printable ASCII without spaces;
  *     required), events_url (http or https without userinfo, default
  *     "https://events.pagerduty.com/v2/enqueue").
- *   webhook: url (http or https; its userinfo and query are secret;
- *     required), secret (signing secret, 1..256 bytes, optional), headers
- *     (object of at most 20 name: value; names are tokens of at most 128
- *     bytes, unique without case, and not Host, Content-Type,
- *     Content-Length, Transfer-Encoding or X-Tokentap-Signature; values
- *     are 1..1024 bytes with no CR, LF or other control character but tab;
- *     values are secret), format ("tokentap" or "alertmanager", default
- *     "tokentap").
+ *   webhook: url (http or https; its userinfo, query and path (when
+ *     more than "/") are secret; required), secret (signing secret,
+ *     1..256 bytes, optional), headers (object of at most 20 name:
+ *     value; names are tokens of at most 128 bytes, unique without case,
+ *     and not Host, Content-Type, Content-Length, Transfer-Encoding or
+ *     X-Tokentap-Signature; values are 1..1024 bytes with no CR, LF or
+ *     other control character but tab; values are secret), format
+ *     ("tokentap" or "alertmanager", default "tokentap").
  *   in_app: no fields but the common ones.
  *
  * Every URL: at most 2048 bytes, parsed by libcurl, with a host, no
@@ -91,11 +107,13 @@ int channel_config_check(int t, const json_t *in, const json_t *prev,
 /* The stored config of a type-t channel as readers see it: every secret
  * redacted (a new reference; NULL when out of memory).  Fields absent
  * from stored stay absent.  URLs: slack's webhook_url as
- * channel_url_redact(url, 1); the webhook url, and any other URL with
- * userinfo, as channel_url_redact(url, 0) when it has userinfo or a query,
- * else as stored.  Secrets are found by field name whatever t says, and
- * a secret field of an unexpected JSON type is replaced whole, so that a
- * damaged or mistyped config still shows none. */
+ * channel_url_redact(url, 1); the webhook url as
+ * channel_url_redact(url, 1) when it has userinfo, a query or a path
+ * other than "/" (Discord, Teams and Mattermost put their tokens in the
+ * path), else as stored; any other URL with userinfo as
+ * channel_url_redact(url, 0).  Secrets are found by field name whatever
+ * t says, and a secret field of an unexpected JSON type is replaced
+ * whole, so that a damaged or mistyped config still shows none. */
 json_t *channel_config_redact(int t, const json_t *stored);
 
 /* A URL's redacted form: "scheme://host[:port]/path" with any userinfo

@@ -99,7 +99,9 @@ static const struct conf_opt conf_table[] = {
     {"notify_retry_max_ms", CONF_INT, F(notify_retry_max_ms), "600000", 10,
      86400000, NULL, "longest delay between two tries (Retry-After aside)"},
     {"notify_disable_after", CONF_INT, F(notify_disable_after), "5", 1, 1000,
-     NULL, "consecutive failed deliveries that disable a channel"},
+     NULL,
+     "consecutive notifications failed for good (after their retries) that "
+     "disable a channel"},
     {"notify_ca_file", CONF_PATH, F(notify_ca_file), "", 0, 0, NULL,
      "extra CA certificates (PEM) trusted for deliveries (\"\": the "
      "system's only)"},

@@ -501,9 +501,14 @@ static void nf_put_summary(struct nf_buf *b, const struct notify_msg *m,
     }
 }
 
-void notify_dedup_key(int64_t alert_id, char *buf, size_t n)
+void notify_dedup_key(const struct notify_msg *m, char *buf, size_t n)
 {
-    snprintf(buf, n, "tokentap-alert-%lld", (long long)alert_id);
+    /* A test is about no alert: keyed by alert 0, every test would fold
+     * into one incident that nothing ever resolves. */
+    if (m->event == NE_TEST || m->alert_id == 0)
+        snprintf(buf, n, "tokentap-test-%lld", (long long)m->id);
+    else
+        snprintf(buf, n, "tokentap-alert-%lld", (long long)m->alert_id);
 }
 
 void notify_summary(const struct notify_msg *m, char *buf, size_t n, size_t max)
@@ -740,7 +745,7 @@ json_t *notify_pagerduty(const struct notify_msg *m, const char *routing_key)
     const char *url = nf_s(m->url);
     int bad = 0;
 
-    notify_dedup_key(m->alert_id, dedup, sizeof(dedup));
+    notify_dedup_key(m, dedup, sizeof(dedup));
     json_t *o =
         json_pack("{s:o, s:s, s:s}", "routing_key", nf_jstr(routing_key),
                   "event_action", action, "dedup_key", dedup);
@@ -891,15 +896,15 @@ static json_t *nf_group_key(const json_t *labels)
     return j;
 }
 
-/* 16 hex digits of SHA-256 over the alert's dedup key: the same for
- * every notification of one alert. */
-static void nf_fingerprint(int64_t alert_id, char *hex)
+/* 16 hex digits of SHA-256 over m's dedup key: the same for every
+ * notification of one alert, and another for each test. */
+static void nf_fingerprint(const struct notify_msg *m, char *hex)
 {
     static const char digits[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     char key[48];
-    notify_dedup_key(alert_id, key, sizeof(key));
+    notify_dedup_key(m, key, sizeof(key));
     EVP_Digest(key, strlen(key), md, &n, EVP_sha256(), NULL);
     for (int i = 0; i < 8; i++) {
         hex[2 * i] = digits[md[i] >> 4];
@@ -943,7 +948,7 @@ json_t *notify_webhook_alertmanager(const struct notify_msg *m)
                                    nf_jstr(m->description));
     bad |= nf_set_text(annotations, m->annotations);
 
-    nf_fingerprint(m->alert_id, fp);
+    nf_fingerprint(m, fp);
     ev_format_rfc3339(m->started_ms != 0 ? m->started_ms : m->now_ms, starts,
                       sizeof(starts));
     if (m->event == NE_RESOLVED)

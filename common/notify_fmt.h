@@ -64,9 +64,13 @@ struct notify_msg {
     const char *url;     /* the alert in the UI, absolute; "" when none */
 };
 
-/* The PagerDuty dedup_key of an alert: "tokentap-alert-<id>" (the same
- * for trigger, acknowledge and resolve). */
-void notify_dedup_key(int64_t alert_id, char *buf, size_t n);
+/* m's PagerDuty dedup_key, into buf (cut to n - 1 bytes): for an alert
+ * "tokentap-alert-<alert_id>", the same for trigger, acknowledge and
+ * resolve; for a test (event NE_TEST, or alert_id 0)
+ * "tokentap-test-<id>", the notification's id, so that each test opens
+ * an incident of its own rather than folding into one that is never
+ * resolved.  The Alertmanager fingerprint is made from it too. */
+void notify_dedup_key(const struct notify_msg *m, char *buf, size_t n);
 
 /* A one-line summary, e.g. "[CRITICAL] High error rate (model=gpt-4o) is
  * firing", at most max bytes (UTF-8 kept whole, "..." as one character
@@ -104,7 +108,8 @@ json_t *notify_webhook_tokentap(const struct notify_msg *m);
  * (alertname, severity, the group's and the rule's labels), annotations
  * (summary, description, the rule's), startsAt/endsAt (RFC 3339;
  * endsAt "0001-01-01T00:00:00Z" while firing), generatorURL, fingerprint
- * (16 hex digits, stable per alert); receiver is the channel's name.
+ * (16 hex digits of SHA-256 over notify_dedup_key: stable per alert, one
+ * per test); receiver is the channel's name.
  * Label and annotation values are strings (numbers as written); labels
  * are the rule's, then the group's, then severity and alertname, a later
  * one replacing an earlier.  Acknowledged is "firing" (Alertmanager has

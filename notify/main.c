@@ -15,8 +15,10 @@
  *
  * Order and pace.  Notifications of one alert on one channel go out in
  * order, one at a time (a resolve never overtakes its trigger); a channel
- * sends at most one message per min_interval_ms (the rate limit), the
- * others wait in the outbox.  Retries: connection errors, timeouts, 408,
+ * sends at most one message per min_interval_ms (the rate limit), and
+ * none while a Retry-After it answered runs; the others wait in the
+ * outbox.  Each outcome names its try, so one written twice (its answer
+ * lost) counts once.  Retries: connection errors, timeouts, 408,
  * 429 and 5xx (SMTP 4xx) are tried again after notify_retry_base_ms,
  * doubled each time up to notify_retry_max_ms, with jitter, and at least
  * what a Retry-After asks; other 4xx (SMTP 5xx) fail at once; after
@@ -55,7 +57,6 @@
 #include "sig.h"
 
 #define ND_SCAN_MS            200  /* the outbox is read this often */
-#define ND_SCAN_ROWS          2000 /* waiting notifications read at most */
 #define ND_JOBS_MAX           64   /* deliveries at once */
 #define ND_RESULTS_MAX        500  /* outcomes not yet written: stop starting */
 #define ND_RESPONSE_MAX       2048 /* bytes of a response body kept */
@@ -96,6 +97,7 @@ struct nd {
     size_t npace, cappace;
     char col_path[CONF_PATH_MAX + 32];
     char public_url[300];
+    int64_t flush_after, flush_warned; /* outcomes' writing held back */
     int stop;
 };
 
@@ -137,12 +139,16 @@ static int nd_busy(const struct nd *d, int64_t id)
     return 0;
 }
 
-/* Queue an outcome for the collector. */
-static void nd_result(struct nd *d, int64_t id, const char *outcome, long code,
-                      const char *error, int64_t latency_ms, int64_t next_ms)
+/* Queue the outcome of try attempt of notification id for the collector;
+ * fault: the channel's (not a deleted channel's, nor an unbuildable
+ * message's). */
+static void nd_result(struct nd *d, int64_t id, int attempt, int fault,
+                      const char *outcome, long code, const char *error,
+                      int64_t latency_ms, int64_t next_ms)
 {
     json_t *r =
-        json_pack("{s:I, s:s, s:I, s:I, s:I}", "id", (json_int_t)id, "outcome",
+        json_pack("{s:I, s:i, s:b, s:s, s:I, s:I, s:I}", "id", (json_int_t)id,
+                  "attempt", attempt, "channel_fault", fault, "outcome",
                   outcome, "latency_ms", (json_int_t)latency_ms, "next_ms",
                   (json_int_t)next_ms, "ts_ms", (json_int_t)nd_now());
     if (r == NULL)
@@ -159,10 +165,11 @@ static void nd_result(struct nd *d, int64_t id, const char *outcome, long code,
 }
 
 /* Write the queued outcomes (kept for the next try when the collector does
- * not answer). */
+ * not answer: in a second, saying so every ten). */
 static void nd_flush(struct nd *d)
 {
-    if (json_array_size(d->results) == 0)
+    int64_t now = nd_now();
+    if (json_array_size(d->results) == 0 || now < d->flush_after)
         return;
     json_t *cmd =
         json_pack("{s:s, s:O}", "op", "notify.result", "results", d->results);
@@ -176,13 +183,18 @@ static void nd_flush(struct nd *d)
     free(reply);
     if (rc == 0 && status == 200) {
         json_array_clear(d->results);
+        d->flush_after = 0;
         return;
     }
-    log_warn(NULL,
-             "msg=\"cannot write delivery outcomes\" error=\"%s\" "
-             "status=%d waiting=%zu",
-             rc ? strerror(-rc) : "refused", status,
-             json_array_size(d->results));
+    d->flush_after = now + 1000;
+    if (now >= d->flush_warned + 10000) {
+        d->flush_warned = now;
+        log_warn(NULL,
+                 "msg=\"cannot write delivery outcomes\" error=\"%s\" "
+                 "status=%d waiting=%zu",
+                 rc ? strerror(-rc) : "refused", status,
+                 json_array_size(d->results));
+    }
 }
 
 /* ---- the SSRF guard ---- */
@@ -294,8 +306,16 @@ static int nd_msg(struct nd *d, struct nd_msg *x, int64_t id, int64_t alert_id,
         x->spec = spec ? json_loads((const char *)spec, 0, NULL) : NULL;
     }
     sqlite3_reset(st);
-    if (rc != SQLITE_ROW)
-        return -1;
+    if (rc != SQLITE_ROW) {
+        /* Deleted since: what is left of it (PagerDuty's acknowledge and
+         * resolve need only its dedup_key). */
+        snprintf(x->rule_name, sizeof(x->rule_name), "Alert %lld (deleted)",
+                 (long long)alert_id);
+        snprintf(x->severity, sizeof(x->severity), "low");
+        snprintf(x->status, sizeof(x->status), "%s",
+                 m->event == NE_RESOLVED ? "resolved" : "firing");
+        return 0;
+    }
     const char *desc =
         json_string_value(json_object_get(x->spec, "description"));
     snprintf(x->description, sizeof(x->description), "%s", desc ? desc : "");
@@ -509,10 +529,7 @@ static void nd_start(struct nd *d, int64_t id, int64_t alert_id,
                      const char *workspace, int attempt)
 {
     struct nd_msg x;
-    if (nd_msg(d, &x, id, alert_id, event, channel, workspace) != 0) {
-        nd_result(d, id, "failed", 0, "the alert was deleted", 0, 0);
-        return;
-    }
+    nd_msg(d, &x, id, alert_id, event, channel, workspace);
     struct nd_job *j = calloc(1, sizeof(*j));
     if (j == NULL || (j->easy = curl_easy_init()) == NULL) {
         free(j);
@@ -528,7 +545,8 @@ static void nd_start(struct nd *d, int64_t id, int64_t alert_id,
     nd_msg_free(&x);
     if (rc != 0) {
         nd_job_free(j);
-        nd_result(d, id, "failed", 0, "the message could not be built", 0, 0);
+        nd_result(d, id, attempt, 0, "failed", 0,
+                  "the message could not be built", 0, 0);
         return;
     }
     CURL *e = j->easy;
@@ -575,7 +593,7 @@ static int64_t nd_retry_after(CURL *e, int64_t now)
     char *end;
     long long s = strtoll(h->value, &end, 10);
     if (end != h->value && *end == '\0')
-        return s > 0 ? s * 1000 : 0;
+        return s > 0 ? (s < 86400 ? s : 86400) * 1000 : 0;
     time_t t = curl_getdate(h->value, NULL);
     return t > 0 && (int64_t)t * 1000 > now ? (int64_t)t * 1000 - now : 0;
 }
@@ -606,48 +624,55 @@ static void nd_done(struct nd *d, struct nd_job *j, CURLcode res)
     curl_easy_getinfo(j->easy, CURLINFO_TOTAL_TIME_T, &total);
     int64_t latency = (int64_t)(total / 1000);
     char error[600] = "";
-    int retry = 0, ok = 0;
+    int retry = 0, ok = res == CURLE_OK;
     int64_t retry_after = 0;
-    if (j->refused[0] != '\0') {
+    const char *why = j->errbuf[0] ? j->errbuf : curl_easy_strerror(res);
+    /* The transport first: no connection (the guard refused every address,
+     * or none answered), a timeout, a broken exchange; then the reply. */
+    if (res == CURLE_COULDNT_CONNECT && j->refused[0] != '\0') {
         snprintf(error, sizeof(error), "%s", j->refused);
-    } else if (j->type == CH_EMAIL) {
-        ok = res == CURLE_OK;
-        if (!ok) {
-            /* A 4xx reply is temporary, 5xx permanent; no reply at all is
-             * a connection problem. */
-            retry = code == 0 ? res != CURLE_LOGIN_DENIED &&
-                                    res != CURLE_UNSUPPORTED_PROTOCOL &&
-                                    res != CURLE_URL_MALFORMAT
-                              : code >= 400 && code < 500;
-            snprintf(error, sizeof(error), "%s%s%s",
-                     j->errbuf[0] ? j->errbuf : curl_easy_strerror(res),
-                     code ? ": SMTP reply " : "", "");
-            if (code) {
-                size_t l = strlen(error);
-                snprintf(error + l, sizeof(error) - l, "%ld", code);
-            }
+    } else if (res == CURLE_COULDNT_RESOLVE_HOST ||
+               res == CURLE_COULDNT_CONNECT ||
+               res == CURLE_OPERATION_TIMEDOUT || res == CURLE_SEND_ERROR ||
+               res == CURLE_RECV_ERROR || res == CURLE_GOT_NOTHING ||
+               res == CURLE_SSL_CONNECT_ERROR || res == CURLE_PARTIAL_FILE) {
+        /* For SMTP a 4xx reply also ends in a send error: judged below. */
+        retry = !(j->type == CH_EMAIL && code >= 500);
+        snprintf(error, sizeof(error), "%s", why);
+        if (j->type == CH_EMAIL && code >= 400) {
+            size_t l = strlen(error);
+            snprintf(error + l, sizeof(error) - l, ": SMTP reply %ld", code);
         }
-    } else if (res != CURLE_OK) {
-        retry = res != CURLE_UNSUPPORTED_PROTOCOL &&
-                res != CURLE_URL_MALFORMAT &&
-                res != CURLE_PEER_FAILED_VERIFICATION;
-        snprintf(error, sizeof(error), "%s",
-                 j->errbuf[0] ? j->errbuf : curl_easy_strerror(res));
+    } else if (j->type == CH_EMAIL) {
+        /* A 4xx reply is temporary, a 5xx (or a refused login) is not. */
+        retry = !ok && code >= 400 && code < 500;
+        if (!ok)
+            snprintf(error, sizeof(error), "%s%s%ld", why,
+                     code ? ": SMTP reply " : "", code);
+    } else if (!ok) {
+        snprintf(error, sizeof(error), "%s", why); /* a URL, TLS, protocol */
     } else if (code >= 200 && code < 300) {
         ok = 1;
     } else {
+        ok = 0;
         retry = code == 408 || code == 429 || code >= 500;
-        if (code == 429 || code == 503)
+        if (code == 429 || code == 503) {
+            /* The receiver asked for a pause: this channel's next message
+             * waits as long, not only this one. */
             retry_after = nd_retry_after(j->easy, now);
+            struct nd_pace *p = nd_pace(d, j->channel_id);
+            if (p != NULL && p->next_ok_ms < now + retry_after)
+                p->next_ok_ms = now + retry_after;
+        }
         snprintf(error, sizeof(error), "HTTP %ld%s%s%.300s", code,
                  code >= 300 && code < 400 ? " (redirects are not followed)"
                                            : "",
                  j->rlen ? ": " : "", j->response);
     }
     if (ok)
-        nd_result(d, j->id, "sent", code, NULL, latency, 0);
+        nd_result(d, j->id, j->attempt, 1, "sent", code, NULL, latency, 0);
     else if (retry && j->attempt < d->conf.notify_max_attempts)
-        nd_result(d, j->id, "retry", code, error, latency,
+        nd_result(d, j->id, j->attempt, 1, "retry", code, error, latency,
                   now + nd_backoff(&d->conf, j->attempt, retry_after));
     else {
         if (retry) {
@@ -655,7 +680,7 @@ static void nd_done(struct nd *d, struct nd_job *j, CURLcode res)
             snprintf(error + l, sizeof(error) - l, " (gave up after %d tries)",
                      j->attempt);
         }
-        nd_result(d, j->id, "failed", code, error, latency, 0);
+        nd_result(d, j->id, j->attempt, 1, "failed", code, error, latency, 0);
     }
     log_info(NULL,
              "msg=\"delivery %s\" notification=%lld channel=%lld attempt=%d "
@@ -669,76 +694,70 @@ static void nd_done(struct nd *d, struct nd_job *j, CURLcode res)
 
 /* ---- the outbox ---- */
 
-/* A (channel, alert) pair whose earlier notification still waits. */
-struct nd_key {
-    int64_t ch, alert;
-};
-
-static int nd_blocked(struct nd_key *keys, size_t n, int64_t ch, int64_t al)
-{
-    for (size_t i = 0; i < n; i++)
-        if (keys[i].ch == ch && keys[i].alert == al)
-            return 1;
-    return 0;
-}
-
 /* Read the waiting notifications and start those that may go now. */
 static void nd_scan(struct nd *d)
 {
     if (json_array_size(d->results) >= ND_RESULTS_MAX)
         return;
     int64_t now = nd_now();
+    /* The query returns only rows that may go now (due, first of their
+     * alert on their channel, channel not paced), so a backlog on one
+     * channel never hides the others' rows. */
+    json_t *paced = json_array();
+    for (size_t i = 0; i < d->npace; i++)
+        if (d->pace[i].next_ok_ms > now)
+            json_array_append_new(paced, json_integer(d->pace[i].channel_id));
+    char *list = json_dumps(paced, JSON_COMPACT);
+    json_decref(paced);
     sqlite3_stmt *st = d->scan;
-    struct nd_key *keys = malloc(ND_SCAN_ROWS * sizeof(*keys));
-    size_t nkeys = 0;
-    if (keys == NULL)
-        return;
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_text(st, 2, list ? list : "[]", -1, SQLITE_STATIC);
     while (sqlite3_step(st) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(st, 0);
         int64_t alert = sqlite3_column_int64(st, 1);
         const char *event = (const char *)sqlite3_column_text(st, 2);
         int64_t ch = sqlite3_column_int64(st, 3);
-        int attempts = sqlite3_column_int(st, 4);
-        int64_t next = sqlite3_column_int64(st, 5);
-        int have_channel = sqlite3_column_type(st, 6) != SQLITE_NULL;
-        /* One at a time per (channel, alert), in order. */
-        if (alert != 0 && nd_blocked(keys, nkeys, ch, alert))
+        int attempt = sqlite3_column_int(st, 4) + 1;
+        if (nd_busy(d, id))
             continue;
-        if (alert != 0 && nkeys < ND_SCAN_ROWS)
-            keys[nkeys++] = (struct nd_key){ch, alert};
-        if (next > now || nd_busy(d, id) || !have_channel)
+        if (sqlite3_column_type(st, 5) == SQLITE_NULL) {
+            nd_result(d, id, attempt, 0, "failed", 0, "the channel was deleted",
+                      0, 0);
             continue;
-        int type = channel_type_parse((const char *)sqlite3_column_text(st, 6));
-        if (!sqlite3_column_int(st, 8)) {
-            nd_result(d, id, "failed", 0, "the channel is disabled", 0, 0);
+        }
+        int type = channel_type_parse((const char *)sqlite3_column_text(st, 5));
+        if (!sqlite3_column_int(st, 7)) {
+            nd_result(d, id, attempt, 0, "failed", 0, "the channel is disabled",
+                      0, 0);
             continue;
         }
         if (type == CH_IN_APP) {
-            nd_result(d, id, "sent", 0, NULL, 0, 0);
+            nd_result(d, id, attempt, 1, "sent", 0, NULL, 0, 0);
             continue;
         }
         struct nd_pace *p = nd_pace(d, ch);
         if (p == NULL || p->next_ok_ms > now || d->njobs >= ND_JOBS_MAX)
             continue;
         json_t *cf =
-            json_loads((const char *)sqlite3_column_text(st, 7), 0, NULL);
+            json_loads((const char *)sqlite3_column_text(st, 6), 0, NULL);
         if (cf == NULL || type < 0) {
             json_decref(cf);
-            nd_result(d, id, "failed", 0, "the channel's config is unreadable",
-                      0, 0);
+            nd_result(d, id, attempt, 0, "failed", 0,
+                      "the channel's config is unreadable", 0, 0);
             continue;
         }
         p->next_ok_ms =
             now + json_integer_value(json_object_get(cf, "min_interval_ms"));
         nd_start(d, id, alert, event, ch, type, cf,
-                 (const char *)sqlite3_column_text(st, 9),
-                 (const char *)sqlite3_column_text(st, 10), attempts + 1);
+                 (const char *)sqlite3_column_text(st, 8),
+                 (const char *)sqlite3_column_text(st, 9), attempt);
         json_decref(cf);
         if (json_array_size(d->results) >= ND_RESULTS_MAX)
             break;
     }
     sqlite3_reset(st);
-    free(keys);
+    sqlite3_clear_bindings(st);
+    free(list);
 }
 
 /* Open the database and prepare the queries (again after a failure). */
@@ -754,10 +773,14 @@ static int nd_open(struct nd *d)
     if (sqlite3_prepare_v2(
             d->db,
             "SELECT n.id, n.alert_id, n.event, n.channel_id, n.attempts, "
-            "n.next_ms, c.type, c.config, c.enabled, c.name, w.name FROM "
-            "notifications n LEFT JOIN channels c ON c.id = n.channel_id "
+            "c.type, c.config, c.enabled, c.name, w.name FROM notifications "
+            "n LEFT JOIN channels c ON c.id = n.channel_id AND c.ws = n.ws "
             "JOIN workspaces w ON w.id = n.ws WHERE n.status IN ('pending', "
-            "'retrying') ORDER BY n.id LIMIT 2000",
+            "'retrying') AND n.next_ms <= ?1 AND n.channel_id NOT IN (SELECT "
+            "value FROM json_each(?2)) AND (n.alert_id = 0 OR NOT EXISTS "
+            "(SELECT 1 FROM notifications e WHERE e.alert_id = n.alert_id "
+            "AND e.channel_id = n.channel_id AND e.id < n.id AND e.status "
+            "IN ('pending', 'retrying'))) ORDER BY n.id LIMIT 2000",
             -1, &d->scan, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(
             d->db,

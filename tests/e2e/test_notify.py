@@ -97,7 +97,7 @@ def test_secrets_are_write_only():
         assert s not in shown, s
     assert hook["config"]["secret"] == "********"
     assert hook["config"]["headers"] == {"Authorization": "********"}
-    assert hook["config"]["url"].startswith(HOOK.url("/sec"))
+    assert hook["config"]["url"] == HOOK.url("/********?********")
     assert mail["config"]["password"] == "********"
     assert pd["config"]["routing_key"] == "********"
     # The redacted config sent back keeps the secrets; the name changes.
@@ -116,6 +116,14 @@ def test_secrets_are_write_only():
                key=key)
     assert r.status == 400 and r.json()["error"]["field"] == "config.url", r
     assert SECRETS[1] not in r.body.decode()
+    # Another destination: the stored secrets do not follow it unless sent
+    # again.
+    moved = dict(hook["config"], url="http://127.0.0.3:9/x")
+    r = S.request("PUT", "/api/v1/channels/%d" % hook["id"],
+                  body={"config": moved}, key=key)
+    assert r.status == 400, r
+    assert r.json()["error"]["field"] in ("config.secret", "config.headers",
+                                          "config.headers.Authorization"), r
 
 
 def test_webhook_signed_test_message_and_inbox():

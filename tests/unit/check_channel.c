@@ -4,8 +4,9 @@
  * with its defaults, every kind of bad field with its path and message,
  * the limits, the redacted form of each secret, channel_url_redact, and
  * updates: the redacted form sent back keeps the stored secrets, a field
- * changed alone leaves them be, and a redacted value with nothing stored
- * behind it is refused.
+ * changed alone leaves them be, a redacted value with nothing stored
+ * behind it is refused, and so is a stored secret, redacted or left out,
+ * once the update sends to another scheme, host or port.
  *
  * Every secret in these configs holds the word "SECRET" (and a number to
  * tell them apart), so that a test can assert that no message and no
@@ -29,6 +30,10 @@
 #define EMAIL_TO(l)                                                            \
     "{'smtp_url':'smtp://mail.example.com','from':'alerts@example.com',"       \
     "'to':" l "}"
+/* EMAIL_FULL's destination with its other fields left out but x. */
+#define EMAIL_587(x)                                                           \
+    "{'smtp_url':'smtp://mail.example.com:587','from':'alerts@example.com',"   \
+    "'to':['ops@example.com']" x "}"
 #define SLACK(x)                                                               \
     "{'webhook_url':'https://hooks.slack.com/services/T0/B0/slk-SECRET-1'" x "}"
 #define PD(x)   "{'routing_key':'rk-SECRET-2'" x "}"
@@ -474,11 +479,15 @@ static const struct bad_case bad_cases[] = {
      "{'url':'https://wu:wp-SECRET-14@hook.example.com/in?t=q-SECRET-15 '}",
      "config.url", NULL, "contains a space"},
     {CH_WEBHOOK,
-     "{'url':'ftp://wu:wp-SECRET-16@hook.example.com/in?t=q-SECRET-17'}",
-     "config.url", "\"ftp://********@hook.example.com/in?********\"",
+     "{'url':'ftp://wu:wp-SECRET-16@hook.example.com/p-SECRET-18?t=q-SECRET-"
+     "17'}",
+     "config.url", "\"ftp://********@hook.example.com/********?********\"",
      "must be an http:// or https:// URL"},
     {CH_WEBHOOK, "{'url':'https://********@hook.example.com/in'}", "config.url",
-     "\"https://********@hook.example.com/in\"",
+     "\"https://********@hook.example.com/********\"",
+     "is redacted: send the URL itself"},
+    {CH_WEBHOOK, "{'url':'https://hook.example.com/********'}", "config.url",
+     "\"https://hook.example.com/********\"",
      "is redacted: send the URL itself"},
     {CH_WEBHOOK, "{'url':'https://u:********@hook.example.com/in'}",
      "config.url", NULL, "is redacted"},
@@ -788,19 +797,31 @@ START_TEST(test_redact_each_type)
          "'https://events.eu.pagerduty.com/v2/enqueue','timeout_ms':60000,"
          "'min_interval_ms':3600000}"},
         {CH_WEBHOOK, HOOK_FULL,
-         "{'url':'https://********@hook.example.com:8443/in?********',"
+         "{'url':'https://********@hook.example.com:8443/********?********',"
          "'secret':'********','headers':{'Authorization':'********',"
          "'X-Team':'********'},'format':'alertmanager','timeout_ms':1000,"
          "'min_interval_ms':500}"},
-        /* No secret in the URL: shown as stored; absent fields stay so. */
+        /* The path alone is secret: Discord, Teams and Mattermost put
+         * their tokens there. */
         {CH_WEBHOOK, HOOK(""),
-         "{'url':'https://hook.example.com/in','format':'tokentap',"
+         "{'url':'https://hook.example.com/********','format':'tokentap',"
+         "'timeout_ms':10000,'min_interval_ms':0}"},
+        {CH_WEBHOOK,
+         "{'url':'https://discord.example.com/api/webhooks/1/tok-SECRET-37'}",
+         "{'url':'https://discord.example.com/********','format':'tokentap',"
+         "'timeout_ms':10000,'min_interval_ms':0}"},
+        /* No secret in the URL: shown as stored; absent fields stay so. */
+        {CH_WEBHOOK, "{'url':'https://Hook.Example.com'}",
+         "{'url':'https://Hook.Example.com','format':'tokentap',"
+         "'timeout_ms':10000,'min_interval_ms':0}"},
+        {CH_WEBHOOK, "{'url':'https://hook.example.com:8443/'}",
+         "{'url':'https://hook.example.com:8443/','format':'tokentap',"
          "'timeout_ms':10000,'min_interval_ms':0}"},
         {CH_WEBHOOK, "{'url':'https://wu@hook.example.com/in'}",
-         "{'url':'https://********@hook.example.com/in','format':'tokentap',"
-         "'timeout_ms':10000,'min_interval_ms':0}"},
-        {CH_WEBHOOK, "{'url':'https://hook.example.com/in?t=q-SECRET-30'}",
-         "{'url':'https://hook.example.com/in?********','format':'tokentap',"
+         "{'url':'https://********@hook.example.com/********',"
+         "'format':'tokentap','timeout_ms':10000,'min_interval_ms':0}"},
+        {CH_WEBHOOK, "{'url':'https://hook.example.com/?t=q-SECRET-30'}",
+         "{'url':'https://hook.example.com/?********','format':'tokentap',"
          "'timeout_ms':10000,'min_interval_ms':0}"},
         {CH_IN_APP, "{}", "{'timeout_ms':10000,'min_interval_ms':0}"},
     };
@@ -860,6 +881,9 @@ static const struct {
     {CH_WEBHOOK, HOOK_FULL},
     {CH_WEBHOOK, "{'url':'https://hook.example.com/in?t=q-SECRET-36'}"},
     {CH_WEBHOOK, "{'url':'https://wu@hook.example.com/in'}"},
+    {CH_WEBHOOK, "{'url':'https://discord.example.com/api/webhooks/1/"
+                 "tok-SECRET-38','secret':'sig-SECRET-39'}"},
+    {CH_WEBHOOK, "{'url':'https://hook.example.com'}"},
     {CH_EMAIL, EMAIL("")},
     {CH_IN_APP, "{}"},
 };
@@ -908,22 +932,23 @@ START_TEST(test_absent_secrets_kept)
     json_decref(stored);
 
     stored = check_ok(CH_EMAIL, EMAIL_FULL, NULL);
-    out = check_ok(CH_EMAIL, EMAIL(",'username':'bob'"), stored);
+    out = check_ok(CH_EMAIL, EMAIL_587(",'username':'bob'"), stored);
     ck_assert_str_eq(json_string_value(json_object_get(out, "password")),
                      "pw-SECRET-20");
     json_decref(out);
     /* Dropping the user name alone leaves a password without one. */
-    check_bad(CH_EMAIL, EMAIL(""), stored, "config.username", NULL,
+    check_bad(CH_EMAIL, EMAIL_587(""), stored, "config.username", NULL,
               "\"password\": null");
-    out = check_ok(CH_EMAIL, EMAIL(",'password':null"), stored);
+    out = check_ok(CH_EMAIL, EMAIL_587(",'password':null"), stored);
     ck_assert_ptr_null(json_object_get(out, "password"));
     json_decref(out);
     json_decref(stored);
 
-    stored = check_ok(CH_PAGERDUTY, PD_FULL, NULL);
-    out = check_ok(CH_PAGERDUTY, "{}", stored);
+    /* PagerDuty on its default URL: {} keeps the key. */
+    stored = check_ok(CH_PAGERDUTY, PD(""), NULL);
+    out = check_ok(CH_PAGERDUTY, "{'timeout_ms':2000}", stored);
     ck_assert_str_eq(json_string_value(json_object_get(out, "routing_key")),
-                     "rk-SECRET-22");
+                     "rk-SECRET-2");
     ck_assert_str_eq(json_string_value(json_object_get(out, "events_url")),
                      "https://events.pagerduty.com/v2/enqueue");
     json_decref(out);
@@ -949,10 +974,13 @@ START_TEST(test_change_one_field)
         const char *in, *key, *value;
     } cases[] = {
         {CH_EMAIL, EMAIL_FULL, "to", "['new@example.com']"},
-        {CH_EMAIL, EMAIL_FULL, "smtp_url", "'smtp://relay.example.com:25'"},
+        /* The URLs, to the same destination: scheme and host compare
+         * without case, a default port written or not is the same. */
+        {CH_EMAIL, EMAIL_FULL, "smtp_url", "'SMTP://MAIL.Example.COM:587/'"},
         {CH_SLACK, SLACK_FULL, "timeout_ms", "30000"},
         {CH_PAGERDUTY, PD_FULL, "events_url",
-         "'https://events.pagerduty.com/v2/enqueue'"},
+         "'https://events.eu.pagerduty.com:443/v2/other'"},
+        {CH_WEBHOOK, HOOK_FULL, "url", "'https://HOOK.example.com:8443/v2'"},
         {CH_WEBHOOK, HOOK_FULL, "format", "'tokentap'"},
         {CH_WEBHOOK, HOOK_FULL, "min_interval_ms", "0"},
     };
@@ -981,11 +1009,11 @@ START_TEST(test_change_secrets)
     json_t *stored = check_ok(CH_WEBHOOK, HOOK_FULL, NULL);
     json_t *out = check_ok(
         CH_WEBHOOK,
-        "{'url':'https://hook.example.com/v2','secret':'new-sig',"
+        "{'url':'https://hook.example.com:8443/v2','secret':'new-sig',"
         "'headers':{'x-team':'********','X-New':'n','Authorization':'b2'}}",
         stored);
     json_t *want =
-        load("{'url':'https://hook.example.com/v2','secret':'new-sig',"
+        load("{'url':'https://hook.example.com:8443/v2','secret':'new-sig',"
              "'headers':{'x-team':'hv-SECRET-27','X-New':'n',"
              "'Authorization':'b2'},'format':'tokentap','timeout_ms':10000,"
              "'min_interval_ms':0}");
@@ -1002,10 +1030,12 @@ START_TEST(test_change_secrets)
               "{'url':'https://********@hook.example.com:8443/other?********'}",
               stored, "config.url", NULL, "is redacted: send the URL itself");
     /* A new URL with its own secrets replaces the stored one. */
-    out = check_ok(CH_WEBHOOK, "{'url':'https://a:b@hook.example.com/x?y=1'}",
-                   stored);
+    out = check_ok(CH_WEBHOOK,
+                   "{'url':'https://a:b@hook.example.com:8443/x?y=1'}", stored);
     ck_assert_str_eq(json_string_value(json_object_get(out, "url")),
-                     "https://a:b@hook.example.com/x?y=1");
+                     "https://a:b@hook.example.com:8443/x?y=1");
+    ck_assert_str_eq(json_string_value(json_object_get(out, "secret")),
+                     "sig-SECRET-25");
     json_decref(out);
     json_decref(stored);
 
@@ -1031,6 +1061,149 @@ START_TEST(test_change_secrets)
 }
 END_TEST
 
+/* The redacted config of a type-t config in, with member key set to the
+ * JSON text value (NULL: removed), for an update over stored. */
+static json_t *redacted_with(int t, const json_t *stored, const char *key,
+                             const char *value)
+{
+    json_t *r = channel_config_redact(t, stored);
+    ck_assert_ptr_nonnull(r);
+    if (value == NULL) {
+        json_object_del(r, key);
+    } else {
+        char text[256];
+        snprintf(text, sizeof(text), "[%s]", value);
+        json_t *v = load(text);
+        json_object_set(r, key, json_array_get(v, 0));
+        json_decref(v);
+    }
+    return r;
+}
+
+/* An update that sends to another scheme, host or port carries no stored
+ * secret over: each must come again in full, or it would go to whoever
+ * changed the URL. */
+START_TEST(test_new_destination)
+{
+    static const struct {
+        int t;
+        const char *stored, *key, *value; /* value NULL: left out */
+        const char *path;                 /* the secret refused */
+    } cases[] = {
+        {CH_EMAIL, EMAIL_FULL, "smtp_url", "'smtp://evil.example.net:587'",
+         "config.password"},
+        {CH_EMAIL, EMAIL_FULL, "smtp_url", "'smtp://mail.example.com:2525'",
+         "config.password"},
+        /* No port is 25, not EMAIL_FULL's 587. */
+        {CH_EMAIL, EMAIL_FULL, "smtp_url", "'smtp://mail.example.com'",
+         "config.password"},
+        {CH_PAGERDUTY, PD_FULL, "events_url",
+         "'https://evil.example.net/v2/enqueue'", "config.routing_key"},
+        {CH_PAGERDUTY, PD_FULL, "events_url",
+         "'http://events.eu.pagerduty.com/v2/enqueue'", "config.routing_key"},
+        /* Left out, events_url is the default: another host. */
+        {CH_PAGERDUTY, PD_FULL, "events_url", NULL, "config.routing_key"},
+        {CH_WEBHOOK, HOOK_FULL, "url", "'https://evil.example.net:8443/in'",
+         "config.secret"},
+        {CH_WEBHOOK, HOOK_FULL, "url", "'http://hook.example.com:8443/in'",
+         "config.secret"},
+        {CH_WEBHOOK, HOOK_FULL, "url", "'https://hook.example.com/in'",
+         "config.secret"},
+        {CH_WEBHOOK, HOOK_FULL, "url", "'https://hook.example.com.:8443/in'",
+         "config.secret"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int t = cases[i].t;
+        json_t *stored = check_ok(t, cases[i].stored, NULL);
+        /* Redacted, or left out: both refused. */
+        json_t *in = redacted_with(t, stored, cases[i].key, cases[i].value);
+        check_json_bad(t, in, stored, cases[i].path, NULL,
+                       "must be sent again: the destination changed");
+        in = redacted_with(t, stored, cases[i].key, cases[i].value);
+        json_object_del(in, cases[i].path + strlen("config."));
+        check_json_bad(t, in, stored, cases[i].path, NULL,
+                       "must be sent again: the destination changed");
+        json_decref(stored);
+    }
+
+    /* The webhook's headers: redacted, then left out. */
+    json_t *stored = check_ok(CH_WEBHOOK, HOOK_FULL, NULL);
+    const char *url = "'https://evil.example.net/in'";
+    json_t *in = redacted_with(CH_WEBHOOK, stored, "url", url);
+    json_object_set_new(in, "secret", json_string("sig-new"));
+    check_json_bad(CH_WEBHOOK, in, stored, "config.headers.Authorization", NULL,
+                   "must be sent again");
+    in = redacted_with(CH_WEBHOOK, stored, "url", url);
+    json_object_set_new(in, "secret", json_string("sig-new"));
+    json_object_del(in, "headers");
+    check_json_bad(CH_WEBHOOK, in, stored, "config.headers", NULL,
+                   "must be sent again");
+    /* Every secret sent again, or removed: stored as sent. */
+    json_t *out = check_ok(CH_WEBHOOK,
+                           "{'url':'https://evil.example.net/in','secret':"
+                           "'sig-new','headers':{'Authorization':'b-new'}}",
+                           stored);
+    json_t *want = load("{'url':'https://evil.example.net/in','secret':"
+                        "'sig-new','headers':{'Authorization':'b-new'},"
+                        "'format':'tokentap','timeout_ms':10000,"
+                        "'min_interval_ms':0}");
+    assert_json_eq(out, want);
+    json_decref(want);
+    json_decref(out);
+    out = check_ok(CH_WEBHOOK,
+                   "{'url':'https://evil.example.net/in','secret':null,"
+                   "'headers':{}}",
+                   stored);
+    assert_no_secret(out);
+    json_decref(out);
+    json_decref(stored);
+
+    stored = check_ok(CH_EMAIL, EMAIL_FULL, NULL);
+    out = check_ok(CH_EMAIL,
+                   "{'smtp_url':'smtps://evil.example.net','username':'bob',"
+                   "'password':'pw-new','from':'a@example.com',"
+                   "'to':['b@example.com']}",
+                   stored);
+    ck_assert_str_eq(json_string_value(json_object_get(out, "password")),
+                     "pw-new");
+    json_decref(out);
+    out = check_ok(CH_EMAIL,
+                   "{'smtp_url':'smtp://evil.example.net','password':null,"
+                   "'from':'a@example.com','to':['b@example.com']}",
+                   stored);
+    assert_no_secret(out);
+    json_decref(out);
+    json_decref(stored);
+
+    /* A default port written out is the same destination. */
+    stored = check_ok(
+        CH_EMAIL, EMAIL(",'username':'bob','password':'pw-SECRET-40'"), NULL);
+    out = check_json_ok(CH_EMAIL,
+                        redacted_with(CH_EMAIL, stored, "smtp_url",
+                                      "'smtp://mail.example.com:25'"),
+                        stored);
+    ck_assert_str_eq(json_string_value(json_object_get(out, "password")),
+                     "pw-SECRET-40");
+    json_decref(out);
+    json_decref(stored);
+
+    /* Slack: another host's redacted form is refused, a whole URL is
+     * stored as sent. */
+    stored = check_ok(CH_SLACK, SLACK_FULL, NULL);
+    check_json_bad(CH_SLACK,
+                   redacted_with(CH_SLACK, stored, "webhook_url",
+                                 "'https://evil.example.net/********'"),
+                   stored, "config.webhook_url", NULL, "is redacted");
+    json_decref(stored);
+
+    /* No stored URL to compare with (a damaged config): moved. */
+    stored = load("{'routing_key':'rk-SECRET-41'}");
+    check_bad(CH_PAGERDUTY, "{}", stored, "config.routing_key", NULL,
+              "must be sent again");
+    json_decref(stored);
+}
+END_TEST
+
 /* Messages on update never show the stored secrets either. */
 START_TEST(test_update_messages_hide_secrets)
 {
@@ -1044,10 +1217,10 @@ START_TEST(test_update_messages_hide_secrets)
     json_decref(stored);
     stored = check_ok(CH_EMAIL, EMAIL_FULL, NULL);
     check_bad(CH_EMAIL,
-              "{'smtp_url':'smtp://m.example.com','username':'bob',"
+              "{'smtp_url':'smtp://mail.example.com:587','username':'bob',"
               "'from':'a@example.com','to':'x'}",
               stored, "config.to", "\"x\"", NULL);
-    check_bad(CH_EMAIL, EMAIL(""), stored, "config.username", NULL, NULL);
+    check_bad(CH_EMAIL, EMAIL_587(""), stored, "config.username", NULL, NULL);
     json_decref(stored);
 }
 END_TEST
@@ -1080,6 +1253,7 @@ static Suite *channel_suite(void)
     tcase_add_test(tc, test_absent_secrets_kept);
     tcase_add_test(tc, test_change_one_field);
     tcase_add_test(tc, test_change_secrets);
+    tcase_add_test(tc, test_new_destination);
     tcase_add_test(tc, test_update_messages_hide_secrets);
     suite_add_tcase(s, tc);
     return s;

@@ -146,12 +146,39 @@ END_TEST
 START_TEST(test_dedup_key)
 {
     char buf[64];
-    notify_dedup_key(345, buf, sizeof(buf));
+    notify_dedup_key(&M, buf, sizeof(buf));
     ck_assert_str_eq(buf, "tokentap-alert-345");
-    notify_dedup_key(9007199254740993LL, buf, sizeof(buf));
+    /* The same for every event of the alert, whatever the notification. */
+    for (int e = NE_FIRING; e <= NE_RESOLVED; e++) {
+        M.event = e;
+        M.id = 100 + e;
+        notify_dedup_key(&M, buf, sizeof(buf));
+        ck_assert_str_eq(buf, "tokentap-alert-345");
+    }
+    M.alert_id = 9007199254740993LL;
+    notify_dedup_key(&M, buf, sizeof(buf));
     ck_assert_str_eq(buf, "tokentap-alert-9007199254740993");
-    notify_dedup_key(345, buf, 8);
+    notify_dedup_key(&M, buf, 8);
     ck_assert_str_eq(buf, "tokenta");
+
+    /* A test is keyed by the notification: each one its own incident. */
+    M.event = NE_TEST;
+    M.alert_id = 0;
+    M.id = 78;
+    notify_dedup_key(&M, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "tokentap-test-78");
+    M.id = 9007199254740993LL;
+    notify_dedup_key(&M, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "tokentap-test-9007199254740993");
+    /* Either sign is enough: a test event, or no alert. */
+    M.alert_id = 345;
+    M.id = 79;
+    notify_dedup_key(&M, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "tokentap-test-79");
+    M.event = NE_FIRING;
+    M.alert_id = 0;
+    notify_dedup_key(&M, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "tokentap-test-79");
 }
 END_TEST
 
@@ -497,11 +524,17 @@ START_TEST(test_pagerduty_events)
             ck_assert_str_eq(str_at(o, "payload.source"), "tokentap");
         json_decref(o);
     }
+    /* Tests: each its own incident, keyed by the notification's id, so
+     * that one test does not fold into an earlier one. */
     M.event = NE_TEST;
     M.alert_id = 0;
     json_t *o = notify_pagerduty(&M, "k");
     ck_assert_str_eq(str_at(o, "event_action"), "trigger");
-    ck_assert_str_eq(str_at(o, "dedup_key"), "tokentap-alert-0");
+    ck_assert_str_eq(str_at(o, "dedup_key"), "tokentap-test-77");
+    json_decref(o);
+    M.id = 78;
+    o = notify_pagerduty(&M, "k");
+    ck_assert_str_eq(str_at(o, "dedup_key"), "tokentap-test-78");
     json_decref(o);
 
     /* No URL: no links, no client_url; a budget: budget_id; no values:
@@ -688,12 +721,23 @@ START_TEST(test_alertmanager_labels)
     json_decref(o);
 
     /* Another alert, another fingerprint; no URL, no external URL. */
-    M.alert_id = 0;
+    M.alert_id = 346;
     M.url = "";
     o = notify_webhook_alertmanager(&M);
-    ck_assert_str_eq(str_at(o, "alerts.0.fingerprint"), "105b352af3be498b");
+    ck_assert_str_eq(str_at(o, "alerts.0.fingerprint"), "a3d4d6f137e77725");
     ck_assert_str_eq(str_at(o, "externalURL"), "");
     ck_assert_str_eq(str_at(o, "alerts.0.generatorURL"), "");
+    json_decref(o);
+
+    /* Tests: one fingerprint each, over "tokentap-test-<id>". */
+    M.alert_id = 0;
+    M.event = NE_TEST;
+    o = notify_webhook_alertmanager(&M);
+    ck_assert_str_eq(str_at(o, "alerts.0.fingerprint"), "6ea8230d8bc9bcc5");
+    json_decref(o);
+    M.id = 78;
+    o = notify_webhook_alertmanager(&M);
+    ck_assert_str_eq(str_at(o, "alerts.0.fingerprint"), "7c99e0a91b859887");
     json_decref(o);
 }
 END_TEST
