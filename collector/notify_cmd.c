@@ -10,7 +10,7 @@
  *                   fallback: [id]}}                           -> {}
  *   notify.result  {results: [{id, outcome: sent|retry|failed, code,
  *                   error, latency_ms, ts_ms, next_ms}]}       -> {applied}
- *   inbox.read     {workspace, ids | all: true, ts_ms}         -> {changed}
+ *   inbox.read     {workspace, ids | all: true}                -> {changed}
  *
  * The dispatcher (notify/) only reads the database: every outcome it sees
  * comes back here as notify.result and is written in one transaction:
@@ -268,7 +268,7 @@ static int col_notify_fail(sqlite3 *db, int64_t n, const char *error,
             "r.channel_id != n.channel_id AND NOT EXISTS (SELECT 1 FROM "
             "notifications x WHERE n.alert_id != 0 AND x.alert_id = "
             "n.alert_id AND x.channel_id = r.channel_id AND (x.event = "
-            "n.event OR x.id > n.id))",
+            "n.event OR coalesce(x.fallback_of, x.id) > n.id))",
             -1, &st, NULL) != SQLITE_OK)
         return SQLITE_ERROR;
     sqlite3_bind_int64(st, 1, n);

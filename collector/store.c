@@ -380,6 +380,9 @@ static const char *const col_migrations[] = {
     "ALTER TABLE notifications ADD COLUMN sent_ms INTEGER;"
     "ALTER TABLE notifications ADD COLUMN fallback_of INTEGER;"
     "CREATE INDEX notifications_channel ON notifications(channel_id, id);"
+    /* The dispatcher's "first waiting of its alert on its channel". */
+    "CREATE INDEX notifications_order ON notifications(alert_id, "
+    "  channel_id, id);"
     /* Rows enqueued before there were channels name ids that meant
      * nothing: they must not reach channels made now. */
     "UPDATE notifications SET status = 'failed', last_error = 'enqueued "

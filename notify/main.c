@@ -126,17 +126,29 @@ static struct nd_pace *nd_pace(struct nd *d, int64_t id)
     return &d->pace[d->npace++];
 }
 
-/* Is notification id being delivered, or its outcome not yet written? */
-static int nd_busy(const struct nd *d, int64_t id)
+static int nd_id_cmp(const void *a, const void *b)
 {
-    for (const struct nd_job *j = d->jobs; j != NULL; j = j->next)
-        if (j->id == id)
-            return 1;
-    for (size_t i = 0; i < json_array_size(d->results); i++)
-        if (json_integer_value(
-                json_object_get(json_array_get(d->results, i), "id")) == id)
-            return 1;
-    return 0;
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The ids of the notifications being delivered or whose outcome is not
+ * yet written (still waiting in the database), sorted, into *out; their
+ * count, or -1 when out of memory. */
+static long nd_busy_ids(const struct nd *d, int64_t **out)
+{
+    size_t n = 0, cap = (size_t)d->njobs + json_array_size(d->results) + 1;
+    int64_t *ids = malloc(cap * sizeof(*ids));
+    if (ids == NULL)
+        return -1;
+    for (const struct nd_job *j = d->jobs; j != NULL && n < cap; j = j->next)
+        ids[n++] = j->id;
+    for (size_t i = 0; i < json_array_size(d->results) && n < cap; i++)
+        ids[n++] = json_integer_value(
+            json_object_get(json_array_get(d->results, i), "id"));
+    qsort(ids, n, sizeof(*ids), nd_id_cmp);
+    *out = ids;
+    return (long)n;
 }
 
 /* Queue the outcome of try attempt of notification id for the collector;
@@ -694,11 +706,14 @@ static void nd_done(struct nd *d, struct nd_job *j, CURLcode res)
 
 /* ---- the outbox ---- */
 
-/* Read the waiting notifications and start those that may go now. */
-static void nd_scan(struct nd *d)
+/* Read the waiting notifications and start those that may go now.
+ * Returns 1 when some could not start for want of room (transfers or
+ * outcomes at their limit): scan again as soon as there is some. */
+static int nd_scan(struct nd *d)
 {
     if (json_array_size(d->results) >= ND_RESULTS_MAX)
-        return;
+        return 1;
+    int full = 0;
     int64_t now = nd_now();
     /* The query returns only rows that may go now (due, first of their
      * alert on their channel, channel not paced), so a backlog on one
@@ -709,16 +724,25 @@ static void nd_scan(struct nd *d)
             json_array_append_new(paced, json_integer(d->pace[i].channel_id));
     char *list = json_dumps(paced, JSON_COMPACT);
     json_decref(paced);
+    int64_t *busy;
+    long nbusy = nd_busy_ids(d, &busy);
+    if (nbusy < 0) {
+        free(list);
+        return 1;
+    }
+    /* Enough rows to fill every free transfer past the busy ones (which
+     * still wait in the database). */
     sqlite3_stmt *st = d->scan;
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_text(st, 2, list ? list : "[]", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, nbusy + ND_JOBS_MAX + 64);
     while (sqlite3_step(st) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(st, 0);
         int64_t alert = sqlite3_column_int64(st, 1);
         const char *event = (const char *)sqlite3_column_text(st, 2);
         int64_t ch = sqlite3_column_int64(st, 3);
         int attempt = sqlite3_column_int(st, 4) + 1;
-        if (nd_busy(d, id))
+        if (bsearch(&id, busy, (size_t)nbusy, sizeof(*busy), nd_id_cmp))
             continue;
         if (sqlite3_column_type(st, 5) == SQLITE_NULL) {
             nd_result(d, id, attempt, 0, "failed", 0, "the channel was deleted",
@@ -736,6 +760,7 @@ static void nd_scan(struct nd *d)
             continue;
         }
         struct nd_pace *p = nd_pace(d, ch);
+        full |= d->njobs >= ND_JOBS_MAX;
         if (p == NULL || p->next_ok_ms > now || d->njobs >= ND_JOBS_MAX)
             continue;
         json_t *cf =
@@ -752,12 +777,16 @@ static void nd_scan(struct nd *d)
                  (const char *)sqlite3_column_text(st, 8),
                  (const char *)sqlite3_column_text(st, 9), attempt);
         json_decref(cf);
-        if (json_array_size(d->results) >= ND_RESULTS_MAX)
+        if (json_array_size(d->results) >= ND_RESULTS_MAX) {
+            full = 1;
             break;
+        }
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     free(list);
+    free(busy);
+    return full;
 }
 
 /* Open the database and prepare the queries (again after a failure). */
@@ -780,7 +809,7 @@ static int nd_open(struct nd *d)
             "value FROM json_each(?2)) AND (n.alert_id = 0 OR NOT EXISTS "
             "(SELECT 1 FROM notifications e WHERE e.alert_id = n.alert_id "
             "AND e.channel_id = n.channel_id AND e.id < n.id AND e.status "
-            "IN ('pending', 'retrying'))) ORDER BY n.id LIMIT 2000",
+            "IN ('pending', 'retrying'))) ORDER BY n.id LIMIT ?3",
             -1, &d->scan, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(
             d->db,
@@ -873,17 +902,22 @@ int main(int argc, char **argv)
     log_info(NULL, "msg=\"dispatcher ready\" allow=\"%s\"",
              d.conf.notify_allow_networks);
     int64_t next_scan = 0;
+    int full = 0; /* the last scan left rows for want of room */
     while (!d.stop) {
         int64_t now = nd_now();
         if (now >= next_scan) {
-            if (nd_open(&d) == 0)
-                nd_scan(&d);
+            full = nd_open(&d) == 0 && nd_scan(&d);
             next_scan = now + ND_SCAN_MS;
         }
-        int running;
+        int running, before = d.njobs;
         curl_multi_perform(d.multi, &running);
         nd_reap(&d);
         nd_flush(&d);
+        /* Room again after a full scan: go on now rather than at the next
+         * tick (a burst drains at the receivers' pace). */
+        if (full && d.njobs < before &&
+            json_array_size(d.results) < ND_RESULTS_MAX)
+            next_scan = now;
         struct curl_waitfd w = {.fd = sfd, .events = CURL_WAIT_POLLIN};
         int64_t wait = next_scan - nd_now();
         curl_multi_poll(d.multi, &w, sfd >= 0, wait > 0 ? (int)wait : 0, NULL);

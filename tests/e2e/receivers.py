@@ -236,6 +236,9 @@ def _normalize(spec):
 class _HttpServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # A burst of connections (bench/notify: 64 at once) must queue, not be
+    # refused as the default backlog of 5 would.
+    request_queue_size = 256
 
     def __init__(self, receiver, address, family):
         self.address_family = family
