@@ -309,6 +309,8 @@ json_t *api_str_or_null(const char *s);
 int64_t api_ws_id(struct api_req *r);
 
 /* ---- handlers ---- */
+int api_ws_auth(struct api_req *r);
+int api_ws_token(struct api_req *r);
 int api_channels_list(struct api_req *r);
 int api_channels_create(struct api_req *r);
 int api_channels_get(struct api_req *r);

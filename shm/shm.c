@@ -313,6 +313,58 @@ int shm_read_feed(const struct shm_header *h, const char *ws,
     return n;
 }
 
+/* Copy entries [from, to) of a ring of n entries of size bytes, each
+ * starting with its seq (index + 1 once written), at(h, i) the i-th. */
+static int shm_read_range(const struct shm_header *h, uint64_t from,
+                          uint64_t to, uint64_t n, size_t size,
+                          void *(*at)(const struct shm_header *, uint64_t),
+                          void *out, int cap)
+{
+    int k = 0;
+    if (to > n && from < to - n)
+        from = to - n; /* overwritten since */
+    for (uint64_t i = from; i < to && k < cap; i++) {
+        _Atomic uint64_t *e = at(h, i);
+        if (atomic_load_explicit(e, memory_order_acquire) != i + 1)
+            continue;
+        char *dst = (char *)out + (size_t)k * size;
+        memcpy(dst, (const void *)e, size);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(e, memory_order_relaxed) == i + 1)
+            k++;
+    }
+    return k;
+}
+
+static void *shm_feed_at(const struct shm_header *h, uint64_t i)
+{
+    return &shm_feed(h, i)->seq;
+}
+
+static void *shm_ring_at(const struct shm_header *h, uint64_t i)
+{
+    return &shm_ring(h, i)->seq;
+}
+
+int shm_read_feed_range(const struct shm_header *h, uint64_t from, uint64_t to,
+                        struct shm_feed_ent *out, int cap)
+{
+    return shm_read_range(h, from, to, h->feed_size, sizeof(*out), shm_feed_at,
+                          out, cap);
+}
+
+int shm_read_ring_range(const struct shm_header *h, uint64_t from, uint64_t to,
+                        struct shm_ring_ent *out, int cap)
+{
+    int n = shm_read_range(h, from, to, h->ring_size, sizeof(*out), shm_ring_at,
+                           out, cap);
+    for (int i = 0; i < n; i++) {
+        out[i].json[sizeof(out[i].json) - 1] = '\0';
+        out[i].workspace[sizeof(out[i].workspace) - 1] = '\0';
+    }
+    return n;
+}
+
 int shm_read_budgets(const struct shm_header *h, const char *ws,
                      struct shm_budget *out, int cap)
 {

@@ -328,6 +328,18 @@ int shm_read_feed(const struct shm_header *h, const char *ws,
                   struct shm_feed_ent *out, int cap);
 
 /*
+ * Copy the entries of index [from, to) of the feed (shm_read_feed_range)
+ * or of the event ring (shm_read_ring_range) that are still in it and
+ * intact, oldest first, into out (capacity cap); all workspaces.  Returns
+ * how many were copied.  feed_head and ring_head count the entries ever
+ * written: a reader remembers the head it read up to.
+ */
+int shm_read_feed_range(const struct shm_header *h, uint64_t from, uint64_t to,
+                        struct shm_feed_ent *out, int cap);
+int shm_read_ring_range(const struct shm_header *h, uint64_t from, uint64_t to,
+                        struct shm_ring_ent *out, int cap);
+
+/*
  * Copy, each consistently, the used budget slots of workspace ws (all when
  * NULL) into out (capacity cap).  Returns how many were copied.
  */

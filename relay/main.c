@@ -1,0 +1,754 @@
+/*
+ * main.c: tt-relay, the live streams (libwebsockets).
+ *
+ * Usage: tt-relay --data DIR [-c FILE] [--set key=value]...
+ *
+ * It listens on DIR/run/relay.sock, behind nginx (location /ws/), and
+ * reads the collector's shared-memory segment only: never the database.
+ * nginx authenticates every stream first (auth_request to tt-api, a key
+ * or a token from POST /api/v1/ws-token) and passes the workspace in the
+ * X-Tokentap-Workspace header, which only nginx sets.
+ *
+ *   /ws/live[?since=SEQ&topics=stats,feed,events&provider=P&model=M]
+ *       a snapshot (the GET /api/v1/live/stats answer and the latest feed
+ *       entries), then one frame per closed second: its live stats, the
+ *       new feed entries and the alert, budget and notification events of
+ *       the event ring.  A client that reconnects with the last seq it saw
+ *       gets the frames it missed while they are kept (RELAY_HIST
+ *       seconds), else a fresh snapshot.  A client may narrow its
+ *       subscription in the URL or later with a text message
+ *       {"topics": [...], "provider": P, "model": M}.
+ *   /ws/crosstalk/{session}
+ *       the calls of one session as they arrive (round, model, tokens,
+ *       cost) with running totals per round, from a snapshot of the calls
+ *       still in the feed.
+ *
+ * Every message is a JSON object with "type" and "seq" (the closed
+ * second, epoch seconds: it keeps growing across collector restarts) and
+ * "sent_ms" (when that second closed).  Each client has a queue of at
+ * most RELAY_QUEUE messages: one that falls further behind is closed with
+ * 1008 "too slow" and never holds the others up; frames are made once per
+ * workspace and shared.  lws runs on this one thread; the shared memory
+ * is looked at every RELAY_TICK_MS.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "event.h"
+#include "livejson.h"
+#include "log.h"
+#include "proto.h"
+#include "shm.h"
+#include "sig.h"
+
+#define RELAY_TICK_MS   50
+#define RELAY_QUEUE     16  /* messages waiting per client at most */
+#define RELAY_HIST      120 /* frames kept per workspace, for resuming */
+#define RELAY_SNAP_FEED 50  /* feed entries in a snapshot */
+#define RELAY_MAX_WS    256 /* workspaces streamed at once */
+#define RELAY_FEED_MAX  4096
+#define RELAY_RING_MAX  1024
+
+/* A message, shared by the clients it goes to. */
+struct rmsg {
+    int refs;
+    int64_t seq;
+    size_t len;
+    unsigned char buf[]; /* LWS_PRE bytes, then the text */
+};
+
+enum { T_STATS = 1, T_FEED = 2, T_EVENTS = 4, T_ALL = 7 };
+
+/* One client. */
+struct rclient {
+    struct lws *wsi;
+    struct rclient *next;
+    char ws[72];
+    char rid[68];
+    int crosstalk;
+    char session[68];
+    unsigned topics;
+    char provider[132], model[132];
+    int64_t since; /* resume from (0: a snapshot) */
+    int started;   /* its first message is queued */
+    struct rmsg *q[RELAY_QUEUE];
+    int qhead, qlen;
+    int too_slow;
+    json_t *rounds; /* crosstalk: {round: {calls, tokens, cost_usd}} */
+};
+
+/* A workspace being streamed. */
+struct rws {
+    char name[72];
+    int clients;
+    int64_t idle_since; /* no clients since (ms), 0 while it has some */
+    struct rmsg *hist[RELAY_HIST]; /* frames by seq % RELAY_HIST */
+};
+
+struct relay {
+    struct conf conf;
+    struct lws_context *ctx;
+    struct shm_reader rd;
+    uint64_t generation;
+    int64_t as_of; /* the last second streamed */
+    uint64_t feed_head, ring_head;
+    struct rclient *clients;
+    struct rws ws[RELAY_MAX_WS];
+    int nws;
+    struct shm_item *items;
+    size_t nitems;
+    struct shm_feed_ent *feed;
+    struct shm_ring_ent *ring;
+    lws_sorted_usec_list_t sul;
+    int sfd;
+    int stop;
+    int64_t nclients;
+};
+
+static struct relay R;
+
+/* ---- messages ---- */
+
+static struct rmsg *rmsg_make(const json_t *o, int64_t seq)
+{
+    char *text = json_dumps(o, JSON_COMPACT);
+    if (text == NULL)
+        return NULL;
+    size_t len = strlen(text);
+    struct rmsg *m = malloc(sizeof(*m) + LWS_PRE + len);
+    if (m != NULL) {
+        m->refs = 1;
+        m->seq = seq;
+        m->len = len;
+        memcpy(m->buf + LWS_PRE, text, len);
+    }
+    free(text);
+    return m;
+}
+
+static void rmsg_unref(struct rmsg *m)
+{
+    if (m != NULL && --m->refs == 0)
+        free(m);
+}
+
+/* Queue m for c (a reference taken); a client whose queue is full is
+ * marked too slow and closed at its next writeable callback. */
+static void rclient_send(struct rclient *c, struct rmsg *m)
+{
+    if (m == NULL || c->too_slow)
+        return;
+    if (c->qlen == RELAY_QUEUE) {
+        c->too_slow = 1;
+        log_warn(c->rid, "msg=\"client too slow: closed\" workspace=%s", c->ws);
+    } else {
+        m->refs++;
+        c->q[(c->qhead + c->qlen++) % RELAY_QUEUE] = m;
+    }
+    lws_callback_on_writable(c->wsi);
+}
+
+/* ---- workspaces ---- */
+
+static struct rws *rws_get(const char *name, int make)
+{
+    for (int i = 0; i < R.nws; i++)
+        if (strcmp(R.ws[i].name, name) == 0)
+            return &R.ws[i];
+    if (!make || R.nws == RELAY_MAX_WS)
+        return NULL;
+    struct rws *w = &R.ws[R.nws++];
+    memset(w, 0, sizeof(*w));
+    snprintf(w->name, sizeof(w->name), "%s", name);
+    return w;
+}
+
+static void rws_drop(int i)
+{
+    for (int k = 0; k < RELAY_HIST; k++)
+        rmsg_unref(R.ws[i].hist[k]);
+    R.ws[i] = R.ws[--R.nws];
+}
+
+/* ---- building ---- */
+
+static int64_t relay_now(void)
+{
+    return proto_now_ms();
+}
+
+/* Is the data stale (the collector's heartbeat old)? */
+static int relay_stale(const struct shm_header *h)
+{
+    int64_t hb = atomic_load_explicit(
+        &((struct shm_header *)h)->health.heartbeat_ms, memory_order_relaxed);
+    return relay_now() - hb > R.conf.stale_after_ms;
+}
+
+/* The live stats of workspace ws (1m window). */
+static json_t *relay_stats(const struct shm_header *h, const char *ws)
+{
+    if (R.nitems < h->nslots) {
+        free(R.items);
+        R.items = calloc(h->nslots, sizeof(*R.items));
+        R.nitems = R.items ? h->nslots : 0;
+        if (R.items == NULL)
+            return json_null();
+    }
+    json_t *o = livejson_stats(h, 0, ws, relay_stale(h), R.items);
+    return o ? o : json_null();
+}
+
+/* The head fields of every message. */
+static json_t *relay_msg(const char *type, int64_t seq)
+{
+    char ts[40];
+    ev_format_rfc3339(seq * 1000, ts, sizeof(ts));
+    return json_pack("{s:s, s:I, s:s, s:I, s:I}", "type", type, "seq",
+                     (json_int_t)seq, "second", ts, "sent_ms",
+                     (json_int_t)((seq + 1) * 1000), "generation",
+                     (json_int_t)R.generation);
+}
+
+/* Does feed entry f pass c's provider and model filters? */
+static int relay_feed_ok(const struct rclient *c, const struct shm_feed_ent *f)
+{
+    return (c->provider[0] == '\0' || strcmp(c->provider, f->provider) == 0) &&
+           (c->model[0] == '\0' || strcmp(c->model, f->model) == 0);
+}
+
+/* The message for client c from the workspace frame o (shared when c
+ * filters nothing). */
+static struct rmsg *relay_for(struct rclient *c, json_t *o, struct rmsg *shared,
+                              int64_t seq)
+{
+    if (c->topics == T_ALL && c->provider[0] == '\0' && c->model[0] == '\0') {
+        if (shared == NULL)
+            return rmsg_make(o, seq);
+        shared->refs++;
+        return shared;
+    }
+    json_t *x = json_deep_copy(o);
+    if (!(c->topics & T_STATS))
+        json_object_del(x, "stats");
+    if (!(c->topics & T_EVENTS))
+        json_object_del(x, "events");
+    json_t *feed = json_object_get(x, "feed"), *keep = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(feed, i, e)
+    {
+        const char *p = json_string_value(json_object_get(e, "provider"));
+        const char *m = json_string_value(json_object_get(e, "model"));
+        if ((c->provider[0] == '\0' || (p && strcmp(c->provider, p) == 0)) &&
+            (c->model[0] == '\0' || (m && strcmp(c->model, m) == 0)))
+            json_array_append(keep, e);
+    }
+    if (c->topics & T_FEED)
+        json_object_set_new(x, "feed", keep);
+    else {
+        json_decref(keep);
+        json_object_del(x, "feed");
+    }
+    /* Stats narrowed to the provider or model asked for. */
+    json_t *stats = json_object_get(x, "stats");
+    static const char *const lists[] = {"providers", "models"};
+    for (int k = 0; stats != NULL && k < 2; k++) {
+        json_t *l = json_object_get(stats, lists[k]), *n = json_array();
+        json_array_foreach(l, i, e)
+        {
+            const char *p = json_string_value(json_object_get(e, "provider"));
+            const char *m = json_string_value(json_object_get(e, "model"));
+            if ((c->provider[0] == '\0' ||
+                 (p && strcmp(c->provider, p) == 0)) &&
+                (c->model[0] == '\0' || m == NULL || strcmp(c->model, m) == 0))
+                json_array_append(n, e);
+        }
+        json_object_set_new(stats, lists[k], n);
+    }
+    struct rmsg *m = rmsg_make(x, seq);
+    json_decref(x);
+    return m;
+}
+
+/* The snapshot for client c. */
+static struct rmsg *relay_snapshot(const struct shm_header *h,
+                                   struct rclient *c)
+{
+    json_t *o = relay_msg("snapshot", R.as_of);
+    struct shm_feed_ent *ents = calloc(RELAY_SNAP_FEED, sizeof(*ents));
+    json_t *feed = json_array();
+    int n = ents ? shm_read_feed(h, c->ws, ents, RELAY_SNAP_FEED) : 0;
+    for (int i = 0; i < n; i++)
+        if (relay_feed_ok(c, &ents[i]))
+            json_array_append_new(feed, livejson_feed_entry(&ents[i]));
+    free(ents);
+    json_object_set_new(o, "stats", relay_stats(h, c->ws));
+    json_object_set_new(o, "feed", feed);
+    struct rmsg *m = relay_for(c, o, NULL, R.as_of);
+    json_decref(o);
+    return m;
+}
+
+/* ---- crosstalk ---- */
+
+/* Add a call (feed entry f) to c's round totals; its JSON. */
+static json_t *relay_call(struct rclient *c, const struct shm_feed_ent *f)
+{
+    json_t *call = livejson_feed_entry(f);
+    char key[16];
+    snprintf(key, sizeof(key), "%d", f->round);
+    json_t *r = json_object_get(c->rounds, key);
+    if (r == NULL) {
+        r = json_pack("{s:i, s:I, s:f}", "calls", 0, "tokens", (json_int_t)0,
+                      "cost_usd", 0.0);
+        json_object_set_new(c->rounds, key, r);
+    }
+    int64_t tokens = 0;
+    for (int t = 0; t < SHM_TOK_N; t++)
+        if (t != SHM_TOK_REASONING)
+            tokens += f->tokens[t];
+    json_object_set_new(
+        r, "calls",
+        json_integer(json_integer_value(json_object_get(r, "calls")) + 1));
+    json_object_set_new(
+        r, "tokens",
+        json_integer(json_integer_value(json_object_get(r, "tokens")) +
+                     tokens));
+    json_object_set_new(
+        r, "cost_usd",
+        json_real(json_real_value(json_object_get(r, "cost_usd")) +
+                  f->cost_usd));
+    return call;
+}
+
+/* The calls of c's session among ents[0..n) (oldest first) as a message
+ * of type (NULL when none and not a snapshot). */
+static struct rmsg *relay_calls(struct rclient *c, const char *type,
+                                const struct shm_feed_ent *ents, int n)
+{
+    json_t *calls = json_array();
+    for (int i = 0; i < n; i++)
+        if (strcmp(ents[i].workspace, c->ws) == 0 &&
+            strcmp(ents[i].session, c->session) == 0)
+            json_array_append_new(calls, relay_call(c, &ents[i]));
+    if (json_array_size(calls) == 0 && strcmp(type, "snapshot") != 0) {
+        json_decref(calls);
+        return NULL;
+    }
+    json_t *o = relay_msg(type, R.as_of);
+    json_object_set_new(o, "session", json_string(c->session));
+    json_object_set_new(o, "calls", calls);
+    json_object_set(o, "rounds", c->rounds);
+    struct rmsg *m = rmsg_make(o, R.as_of);
+    json_decref(o);
+    return m;
+}
+
+/* ---- the tick ---- */
+
+/* Stream the seconds closed since the last tick. */
+static void relay_second(const struct shm_header *h)
+{
+    uint64_t fh = atomic_load_explicit(&((struct shm_header *)h)->feed_head,
+                                       memory_order_acquire);
+    uint64_t rh = atomic_load_explicit(&((struct shm_header *)h)->ring_head,
+                                       memory_order_acquire);
+    int nf = shm_read_feed_range(h, R.feed_head, fh, R.feed, RELAY_FEED_MAX);
+    int nr = shm_read_ring_range(h, R.ring_head, rh, R.ring, RELAY_RING_MAX);
+    R.feed_head = fh;
+    R.ring_head = rh;
+    int64_t now = relay_now();
+    for (int i = 0; i < R.nws; i++) {
+        struct rws *w = &R.ws[i];
+        json_t *o = relay_msg("frame", R.as_of);
+        json_t *feed = json_array(), *events = json_array();
+        for (int k = nf - 1; k >= 0; k--) /* newest first, as the feed */
+            if (strcmp(R.feed[k].workspace, w->name) == 0)
+                json_array_append_new(feed, livejson_feed_entry(&R.feed[k]));
+        static const char *const types[] = {"", "alert", "budget",
+                                            "notification"};
+        for (int k = 0; k < nr; k++) {
+            if (strcmp(R.ring[k].workspace, w->name) != 0)
+                continue;
+            json_t *ev = json_loads(R.ring[k].json, 0, NULL);
+            json_array_append_new(
+                events,
+                json_pack("{s:s, s:o}", "topic",
+                          types[R.ring[k].type <= 3 ? R.ring[k].type : 0],
+                          "event", ev ? ev : json_string(R.ring[k].json)));
+        }
+        json_object_set_new(o, "stats", relay_stats(h, w->name));
+        json_object_set_new(o, "feed", feed);
+        json_object_set_new(o, "events", events);
+        struct rmsg *shared = rmsg_make(o, R.as_of);
+        if (shared != NULL) {
+            rmsg_unref(w->hist[R.as_of % RELAY_HIST]);
+            w->hist[R.as_of % RELAY_HIST] = shared;
+            shared->refs++;
+        }
+        for (struct rclient *c = R.clients; shared && c; c = c->next) {
+            if (c->crosstalk || !c->started || strcmp(c->ws, w->name) != 0)
+                continue;
+            struct rmsg *m = relay_for(c, o, shared, R.as_of);
+            rclient_send(c, m);
+            rmsg_unref(m);
+        }
+        rmsg_unref(shared);
+        json_decref(o);
+        /* A workspace nobody watched for RELAY_HIST seconds goes. */
+        if (w->clients == 0 && w->idle_since > 0 &&
+            now - w->idle_since > RELAY_HIST * 1000) {
+            rws_drop(i--);
+        }
+    }
+    for (struct rclient *c = R.clients; c != NULL; c = c->next) {
+        if (!c->crosstalk || !c->started)
+            continue;
+        struct rmsg *m = relay_calls(c, "calls", R.feed, nf);
+        rclient_send(c, m);
+        rmsg_unref(m);
+    }
+}
+
+/* Start the clients that connected since the last tick: a snapshot, or
+ * the frames they missed. */
+static void relay_start_clients(const struct shm_header *h)
+{
+    for (struct rclient *c = R.clients; c != NULL; c = c->next) {
+        if (c->started)
+            continue;
+        c->started = 1;
+        if (c->crosstalk) {
+            struct shm_feed_ent *ents =
+                calloc(h->feed_size ? h->feed_size : 1, sizeof(*ents));
+            int n = ents ? shm_read_feed(h, c->ws, ents, (int)h->feed_size) : 0;
+            /* Oldest first, for the running totals. */
+            for (int i = 0; i < n / 2; i++) {
+                struct shm_feed_ent t = ents[i];
+                ents[i] = ents[n - 1 - i];
+                ents[n - 1 - i] = t;
+            }
+            struct rmsg *m = relay_calls(c, "snapshot", ents, n);
+            free(ents);
+            rclient_send(c, m);
+            rmsg_unref(m);
+            continue;
+        }
+        struct rws *w = rws_get(c->ws, 1);
+        int64_t oldest = R.as_of - RELAY_HIST + 1;
+        int resumed = 0;
+        if (w != NULL && c->since > 0 && c->since >= oldest - 1 &&
+            c->since <= R.as_of) {
+            resumed = 1;
+            for (int64_t s = c->since + 1; s <= R.as_of && resumed; s++) {
+                struct rmsg *f = w->hist[s % RELAY_HIST];
+                resumed = f != NULL && f->seq == s;
+            }
+            for (int64_t s = c->since + 1; resumed && s <= R.as_of; s++)
+                rclient_send(c, w->hist[s % RELAY_HIST]);
+        }
+        if (!resumed) {
+            struct rmsg *m = relay_snapshot(h, c);
+            rclient_send(c, m);
+            rmsg_unref(m);
+        }
+    }
+}
+
+static void relay_tick(lws_sorted_usec_list_t *sul)
+{
+    (void)sul;
+    struct signalfd_siginfo si;
+    while (R.sfd >= 0 && read(R.sfd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGHUP)
+            log_reopen();
+        else
+            R.stop = 1;
+    }
+    if (R.stop) {
+        lws_cancel_service(R.ctx);
+        return;
+    }
+    int64_t now = relay_now();
+    if (shm_reader_check(&R.rd, now, 500) == 0) {
+        const struct shm_header *h = R.rd.h;
+        if (h->generation != R.generation) {
+            /* A new segment (the collector restarted): stream from its
+             * present, not its past. */
+            R.generation = h->generation;
+            R.feed_head = atomic_load_explicit(
+                &((struct shm_header *)h)->feed_head, memory_order_acquire);
+            R.ring_head = atomic_load_explicit(
+                &((struct shm_header *)h)->ring_head, memory_order_acquire);
+            log_info(NULL, "msg=\"following the live segment\" generation=%llu",
+                     (unsigned long long)R.generation);
+        }
+        int64_t as_of = shm_summary(h)->as_of_sec;
+        if (as_of > R.as_of) {
+            R.as_of = as_of;
+            relay_second(h);
+        }
+        if (R.as_of > 0)
+            relay_start_clients(h);
+    }
+    lws_sul_schedule(R.ctx, 0, &R.sul, relay_tick,
+                     RELAY_TICK_MS * LWS_US_PER_MS);
+}
+
+/* ---- connections ---- */
+
+/* A query parameter of the connection (name with its '='), or "". */
+static void relay_arg(struct lws *wsi, const char *name, char *buf, int n)
+{
+    if (lws_get_urlarg_by_name(wsi, name, buf, n) == NULL)
+        buf[0] = '\0';
+}
+
+/* The topics of a list "stats,feed,events" (JSON array or text). */
+static unsigned relay_topics(const char *s)
+{
+    unsigned t = 0;
+    if (strstr(s, "stats"))
+        t |= T_STATS;
+    if (strstr(s, "feed"))
+        t |= T_FEED;
+    if (strstr(s, "events"))
+        t |= T_EVENTS;
+    return t ? t : T_ALL;
+}
+
+/* A subscription change from the client: {"topics", "provider",
+ * "model"}. */
+static void relay_subscribe(struct rclient *c, const char *in, size_t len)
+{
+    json_t *o = json_loadb(in, len, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return;
+    }
+    json_t *t = json_object_get(o, "topics");
+    if (json_is_array(t)) {
+        char *s = json_dumps(t, JSON_COMPACT);
+        c->topics = relay_topics(s ? s : "");
+        free(s);
+    }
+    const char *p = json_string_value(json_object_get(o, "provider"));
+    const char *m = json_string_value(json_object_get(o, "model"));
+    if (json_object_get(o, "provider") != NULL)
+        snprintf(c->provider, sizeof(c->provider), "%s", p ? p : "");
+    if (json_object_get(o, "model") != NULL)
+        snprintf(c->model, sizeof(c->model), "%s", m ? m : "");
+    json_decref(o);
+}
+
+/* A custom request header into buf (lower-case name with ':'). */
+static int relay_header(struct lws *wsi, const char *name, char *buf, int n)
+{
+    int len = lws_hdr_custom_copy(wsi, buf, n, name, (int)strlen(name));
+    if (len < 0)
+        buf[0] = '\0';
+    return len;
+}
+
+static int relay_established(struct lws *wsi, struct rclient *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->wsi = wsi;
+    c->topics = T_ALL;
+    c->rounds = json_object();
+    relay_header(wsi, "x-request-id:", c->rid, sizeof(c->rid));
+    if (relay_header(wsi, "x-tokentap-workspace:", c->ws, sizeof(c->ws)) <= 0) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                         (unsigned char *)"no workspace", 12);
+        return -1;
+    }
+    char uri[256], arg[160];
+    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0)
+        uri[0] = '\0';
+    if (strncmp(uri, "/ws/crosstalk/", 14) == 0 && uri[14] != '\0') {
+        c->crosstalk = 1;
+        size_t sl = strlen(uri + 14);
+        if (sl >= sizeof(c->session)) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                             (unsigned char *)"session id too long", 19);
+            return -1;
+        }
+        memcpy(c->session, uri + 14, sl + 1);
+    } else if (strcmp(uri, "/ws/live") != 0) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                         (unsigned char *)"no such stream", 14);
+        return -1;
+    }
+    relay_arg(wsi, "since=", arg, sizeof(arg));
+    c->since = strtoll(arg, NULL, 10);
+    relay_arg(wsi, "topics=", arg, sizeof(arg));
+    if (arg[0] != '\0')
+        c->topics = relay_topics(arg);
+    relay_arg(wsi, "provider=", c->provider, sizeof(c->provider));
+    relay_arg(wsi, "model=", c->model, sizeof(c->model));
+    c->next = R.clients;
+    R.clients = c;
+    R.nclients++;
+    struct rws *w = c->crosstalk ? NULL : rws_get(c->ws, 1);
+    if (w != NULL) {
+        w->clients++;
+        w->idle_since = 0;
+    }
+    log_info(c->rid,
+             "msg=\"stream opened\" workspace=%s stream=%s clients=%lld", c->ws,
+             uri, (long long)R.nclients);
+    return 0;
+}
+
+static void relay_closed(struct rclient *c)
+{
+    for (struct rclient **p = &R.clients; *p != NULL; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            R.nclients--;
+            break;
+        }
+    while (c->qlen > 0) {
+        rmsg_unref(c->q[c->qhead]);
+        c->qhead = (c->qhead + 1) % RELAY_QUEUE;
+        c->qlen--;
+    }
+    struct rws *w = c->crosstalk ? NULL : rws_get(c->ws, 0);
+    if (w != NULL && --w->clients == 0)
+        w->idle_since = relay_now();
+    json_decref(c->rounds);
+    c->rounds = NULL;
+    log_info(c->rid, "msg=\"stream closed\" workspace=%s clients=%lld", c->ws,
+             (long long)R.nclients);
+}
+
+static int relay_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                          void *user, void *in, size_t len)
+{
+    struct rclient *c = user;
+    switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED:
+        return relay_established(wsi, c);
+    case LWS_CALLBACK_CLOSED:
+        if (c->wsi == wsi)
+            relay_closed(c);
+        break;
+    case LWS_CALLBACK_RECEIVE:
+        relay_subscribe(c, in, len);
+        break;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (c->too_slow) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                             (unsigned char *)"too slow", 8);
+            return -1;
+        }
+        if (c->qlen > 0) {
+            struct rmsg *m = c->q[c->qhead];
+            c->qhead = (c->qhead + 1) % RELAY_QUEUE;
+            c->qlen--;
+            int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+            rmsg_unref(m);
+            if (n < (int)m->len && n < 0)
+                return -1;
+            if (c->qlen > 0)
+                lws_callback_on_writable(wsi);
+        }
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static const struct lws_protocols relay_protocols[] = {
+    {"tokentap", relay_callback, sizeof(struct rclient), 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0}};
+
+/* Pings keep idle streams (and nginx's proxy) alive; a peer silent for
+ * a minute is gone. */
+static const lws_retry_bo_t relay_retry = {
+    .secs_since_valid_ping = 20,
+    .secs_since_valid_hangup = 60,
+};
+
+static void relay_lws_log(int level, const char *line)
+{
+    (void)level;
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", line);
+    size_t n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    log_warn(NULL, "msg=\"lws\" detail=\"%s\"", buf);
+}
+
+int main(int argc, char **argv)
+{
+    char err[512];
+    sigset_t mask;
+    sig_block_stop(&mask);
+    if (conf_from_args(&R.conf, argc, argv, NULL, 0, err, sizeof(err)) < 0) {
+        fprintf(stderr, "tt-relay: %s\n", err);
+        return 1;
+    }
+    char path[CONF_PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/log/relay.log", R.conf.data_dir);
+    if (log_init("relay", log_level_parse(R.conf.log_level), path) != 0) {
+        fprintf(stderr, "tt-relay: cannot open %s\n", path);
+        return 1;
+    }
+    lws_set_log_level(LLL_ERR | LLL_WARN, relay_lws_log);
+    R.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    R.feed = calloc(RELAY_FEED_MAX, sizeof(*R.feed));
+    R.ring = calloc(RELAY_RING_MAX, sizeof(*R.ring));
+    if (R.feed == NULL || R.ring == NULL)
+        return 1;
+    shm_reader_init(&R.rd, R.conf.shm_name);
+    char sock[CONF_PATH_MAX + 32];
+    snprintf(sock, sizeof(sock), "%s/run/relay.sock", R.conf.data_dir);
+    unlink(sock);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.options =
+        LWS_SERVER_OPTION_UNIX_SOCK | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
+    info.iface = sock;
+    info.port = 0;
+    info.protocols = relay_protocols;
+    info.retry_and_idle_policy = &relay_retry;
+    info.fd_limit_per_thread = 0;
+    info.max_http_header_data = 4096;
+    R.ctx = lws_create_context(&info);
+    if (R.ctx == NULL) {
+        log_error(NULL, "msg=\"cannot listen\" socket=\"%s\"", sock);
+        return 1;
+    }
+    log_info(NULL, "msg=\"relay ready\" socket=\"%s\"", sock);
+    lws_sul_schedule(R.ctx, 0, &R.sul, relay_tick,
+                     RELAY_TICK_MS * LWS_US_PER_MS);
+    while (!R.stop && lws_service(R.ctx, 0) >= 0)
+        ;
+    log_info(NULL, "msg=\"relay stopping\" clients=%lld",
+             (long long)R.nclients);
+    lws_context_destroy(R.ctx);
+    for (int i = R.nws - 1; i >= 0; i--)
+        rws_drop(i);
+    shm_reader_close(&R.rd);
+    unlink(sock);
+    free(R.items);
+    free(R.feed);
+    free(R.ring);
+    if (R.sfd >= 0)
+        close(R.sfd);
+    return 0;
+}
