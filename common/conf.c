@@ -105,6 +105,8 @@ static const struct conf_opt conf_table[] = {
     {"notify_ca_file", CONF_PATH, F(notify_ca_file), "", 0, 0, NULL,
      "extra CA certificates (PEM) trusted for deliveries (\"\": the "
      "system's only)"},
+    {"relay_queue", CONF_INT, F(relay_queue), "16", 2, 600, NULL,
+     "seconds a live stream may fall behind before the relay closes it"},
     {"public_url", CONF_STR, F(public_url), "", 0, 0, NULL,
      "the UI's address, for links in notifications (\"\": "
      "http://LISTEN:PORT)"},

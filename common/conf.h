@@ -53,6 +53,7 @@ struct conf {
     int notify_disable_after;        /* consecutive failures: disabled */
     char notify_ca_file[CONF_PATH_MAX]; /* extra CA certificates */
     char public_url[256]; /* the UI's address, for links in messages */
+    int relay_queue;      /* messages a stream may fall behind at most */
 };
 
 /* Fill c with every default.  data_dir defaults to "./var". */

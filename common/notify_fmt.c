@@ -3,7 +3,7 @@
  * (notify_fmt.h), and the webhook signature.
  *
  * Every JSON body is built with jansson, every text with a small growing
- * buffer (struct nf_buf) that remembers running out of memory so that a
+ * buffer (struct strbuf) that remembers running out of memory so that a
  * builder checks once at the end.  Receivers count their limits in
  * characters; nf_cut counts UTF-16 code units (a character outside the
  * Basic Multilingual Plane counts two), which is never fewer than the
@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "event.h"
+#include "strbuf.h"
 
 /* Block Kit's limits, in characters, and PagerDuty's. */
 #define NF_SLACK_HEADER  150
@@ -93,42 +94,8 @@ static const char *nf_s(const char *s)
 
 /* --- Text ------------------------------------------------------------ */
 
-/* A growing string.  After the first failed allocation oom is set and
- * every later write is dropped; p is NULL until something is written. */
-struct nf_buf {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static void nf_put(struct nf_buf *b, const char *s, size_t n)
-{
-    if (b->oom || n == 0)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void nf_puts(struct nf_buf *b, const char *s)
-{
-    nf_put(b, s, strlen(s));
-}
-
 __attribute__((format(printf, 2, 3))) static void
-nf_printf(struct nf_buf *b, const char *fmt, ...)
+nf_printf(struct strbuf *b, const char *fmt, ...)
 {
     char tmp[256];
     va_list ap;
@@ -137,14 +104,8 @@ nf_printf(struct nf_buf *b, const char *fmt, ...)
     va_end(ap);
     /* Only numbers and short literals come through here. */
     if (w > 0)
-        nf_put(b, tmp, (size_t)w < sizeof(tmp) ? (size_t)w : sizeof(tmp) - 1);
-}
-
-/* The text so far ("" when nothing was written), or NULL when out of
- * memory. */
-static const char *nf_str(const struct nf_buf *b)
-{
-    return b->oom ? NULL : b->p != NULL ? b->p : "";
+        strbuf_put(b, tmp,
+                   (size_t)w < sizeof(tmp) ? (size_t)w : sizeof(tmp) - 1);
 }
 
 /* How to escape a string being written. */
@@ -156,7 +117,7 @@ enum nf_esc {
     NF_QUOTED, /* \ and " escaped, control characters as \n, \t, \xNN */
 };
 
-static void nf_put_esc(struct nf_buf *b, const char *s, enum nf_esc esc)
+static void nf_put_esc(struct strbuf *b, const char *s, enum nf_esc esc)
 {
     const char *run = s;
     for (; *s != '\0'; s++) {
@@ -200,12 +161,12 @@ static void nf_put_esc(struct nf_buf *b, const char *s, enum nf_esc esc)
             break;
         }
         if (rep != NULL) {
-            nf_put(b, run, (size_t)(s - run));
-            nf_puts(b, rep);
+            strbuf_put(b, run, (size_t)(s - run));
+            strbuf_puts(b, rep);
             run = s + 1;
         }
     }
-    nf_put(b, run, (size_t)(s - run));
+    strbuf_put(b, run, (size_t)(s - run));
 }
 
 /* The length of the UTF-8 sequence that starts with byte c; a byte that
@@ -253,7 +214,7 @@ static size_t nf_cut(const char *s, size_t len, size_t max, int units, int *ell)
 /* s cut to max characters (an ellipsis ending it when cut), into b.  In
  * escaped text (entities set) an entity at the cut (&amp;) is dropped
  * whole rather than split. */
-static void nf_put_cut(struct nf_buf *b, const char *s, size_t max,
+static void nf_put_cut(struct strbuf *b, const char *s, size_t max,
                        int entities)
 {
     int ell;
@@ -266,9 +227,9 @@ static void nf_put_cut(struct nf_buf *b, const char *s, size_t max,
             break;
         }
     }
-    nf_put(b, s, k);
+    strbuf_put(b, s, k);
     if (ell)
-        nf_puts(b, NF_ELLIPSIS);
+        strbuf_puts(b, NF_ELLIPSIS);
 }
 
 /* A JSON string of the n bytes at s.  Bytes that are not UTF-8 become
@@ -295,7 +256,7 @@ static json_t *nf_jstr(const char *s)
 
 /* A JSON string of what b holds: NULL when b ran out of memory.  b is
  * emptied for reuse. */
-static json_t *nf_jbuf(struct nf_buf *b)
+static json_t *nf_jbuf(struct strbuf *b)
 {
     json_t *j = b->oom ? NULL : nf_jstrn(b->p != NULL ? b->p : "", b->len);
     b->len = 0;
@@ -336,7 +297,7 @@ static json_t *nf_jvalues(const json_t *v)
 /* A scalar as text: a string as it is, a number as written (reals with
  * ten significant digits), true, false, "" for null; an object or array
  * as compact JSON. */
-static void nf_put_scalar(struct nf_buf *b, const json_t *v, enum nf_esc esc)
+static void nf_put_scalar(struct strbuf *b, const json_t *v, enum nf_esc esc)
 {
     switch (json_typeof(v)) {
     case JSON_STRING:
@@ -349,10 +310,10 @@ static void nf_put_scalar(struct nf_buf *b, const json_t *v, enum nf_esc esc)
         nf_printf(b, "%.10g", json_real_value(v));
         break;
     case JSON_TRUE:
-        nf_puts(b, "true");
+        strbuf_puts(b, "true");
         break;
     case JSON_FALSE:
-        nf_puts(b, "false");
+        strbuf_puts(b, "false");
         break;
     case JSON_NULL:
         break;
@@ -370,7 +331,7 @@ static void nf_put_scalar(struct nf_buf *b, const json_t *v, enum nf_esc esc)
 /* A JSON string of a scalar's text (a label value). */
 static json_t *nf_jscalar(const json_t *v)
 {
-    struct nf_buf b = {0};
+    struct strbuf b = {0};
     nf_put_scalar(&b, v, NF_RAW);
     json_t *j = nf_jbuf(&b);
     free(b.p);
@@ -378,7 +339,7 @@ static json_t *nf_jscalar(const json_t *v)
 }
 
 /* The group as "model=gpt-4o, provider=openai" ("" when empty). */
-static void nf_put_group(struct nf_buf *b, const json_t *group, enum nf_esc esc)
+static void nf_put_group(struct strbuf *b, const json_t *group, enum nf_esc esc)
 {
     const char *k;
     const json_t *v;
@@ -388,10 +349,10 @@ static void nf_put_group(struct nf_buf *b, const json_t *group, enum nf_esc esc)
     json_object_foreach((json_t *)group, k, v)
     {
         if (!first)
-            nf_puts(b, ", ");
+            strbuf_puts(b, ", ");
         first = 0;
         nf_put_esc(b, k, esc);
-        nf_puts(b, "=");
+        strbuf_puts(b, "=");
         nf_put_scalar(b, v, esc);
     }
 }
@@ -407,7 +368,7 @@ static size_t nf_nvalues(const json_t *values)
 /* Value i as "error_rate > 5: 7.25" ("no data" for a null value).  An
  * object of values reads {"error_rate > 5": 7.25}; anything else shows
  * as it is. */
-static void nf_put_value(struct nf_buf *b, const json_t *values, size_t i,
+static void nf_put_value(struct strbuf *b, const json_t *values, size_t i,
                          enum nf_esc esc)
 {
     const json_t *v;
@@ -426,78 +387,78 @@ static void nf_put_value(struct nf_buf *b, const json_t *values, size_t i,
             return;
         }
         nf_put_scalar(b, json_object_get(e, "metric"), esc);
-        nf_puts(b, " ");
+        strbuf_puts(b, " ");
         nf_put_scalar(b, json_object_get(e, "operator"), esc);
-        nf_puts(b, " ");
+        strbuf_puts(b, " ");
         nf_put_scalar(b, json_object_get(e, "threshold"), esc);
         v = json_object_get(e, "value");
     }
-    nf_puts(b, ": ");
+    strbuf_puts(b, ": ");
     if (v == NULL || json_is_null(v))
-        nf_puts(b, "no data");
+        strbuf_puts(b, "no data");
     else
         nf_put_scalar(b, v, esc);
 }
 
 /* The tag that opens a summary: "[CRITICAL] " ("[ALERT] " for an unknown
  * severity, "[TEST] " for a test). */
-static void nf_put_tag(struct nf_buf *b, const struct notify_msg *m)
+static void nf_put_tag(struct strbuf *b, const struct notify_msg *m)
 {
     const char *sev = nf_s(m->severity);
     if (m->event == NE_TEST) {
-        nf_puts(b, "[TEST] ");
+        strbuf_puts(b, "[TEST] ");
         return;
     }
-    nf_puts(b, "[");
+    strbuf_puts(b, "[");
     if (sev[0] == '\0')
-        nf_puts(b, "ALERT");
+        strbuf_puts(b, "ALERT");
     for (const char *p = sev; *p != '\0'; p++) {
         char c = *p >= 'a' && *p <= 'z' ? (char)(*p - 'a' + 'A') : *p;
-        nf_put(b, &c, 1);
+        strbuf_put(b, &c, 1);
     }
-    nf_puts(b, "] ");
+    strbuf_puts(b, "] ");
 }
 
 /* The summary: "[CRITICAL] High error rate (model=gpt-4o) is firing";
  * without its "[CRITICAL] " tag when tag is 0. */
-static void nf_put_summary(struct nf_buf *b, const struct notify_msg *m,
+static void nf_put_summary(struct strbuf *b, const struct notify_msg *m,
                            int tag)
 {
     const char *who = nf_s(m->who);
     if (tag)
         nf_put_tag(b, m);
     if (m->event == NE_TEST) {
-        nf_puts(b, "Test notification from tokentap");
+        strbuf_puts(b, "Test notification from tokentap");
         if (nf_s(m->channel_name)[0] != '\0') {
-            nf_puts(b, " to ");
-            nf_puts(b, m->channel_name);
+            strbuf_puts(b, " to ");
+            strbuf_puts(b, m->channel_name);
         }
         return;
     }
-    nf_puts(b, nf_s(m->rule_name));
+    strbuf_puts(b, nf_s(m->rule_name));
     if (json_object_size(m->group) > 0) {
-        nf_puts(b, " (");
+        strbuf_puts(b, " (");
         nf_put_group(b, m->group, NF_RAW);
-        nf_puts(b, ")");
+        strbuf_puts(b, ")");
     }
     switch (m->event) {
     case NE_RENOTIFY:
-        nf_puts(b, " is still firing");
+        strbuf_puts(b, " is still firing");
         break;
     case NE_ACKNOWLEDGED:
-        nf_puts(b, " was acknowledged");
+        strbuf_puts(b, " was acknowledged");
         break;
     case NE_RESOLVED:
-        nf_puts(b, who[0] != '\0' ? " was resolved" : " resolved");
+        strbuf_puts(b, who[0] != '\0' ? " was resolved" : " resolved");
         break;
     default:
-        nf_puts(b, " is firing");
+        strbuf_puts(b, " is firing");
         break;
     }
     if ((m->event == NE_ACKNOWLEDGED || m->event == NE_RESOLVED) &&
         who[0] != '\0') {
-        nf_puts(b, " by ");
-        nf_puts(b, who);
+        strbuf_puts(b, " by ");
+        strbuf_puts(b, who);
     }
 }
 
@@ -513,7 +474,7 @@ void notify_dedup_key(const struct notify_msg *m, char *buf, size_t n)
 
 void notify_summary(const struct notify_msg *m, char *buf, size_t n, size_t max)
 {
-    struct nf_buf b = {0};
+    struct strbuf b = {0};
     int ell;
     if (n == 0)
         return;
@@ -521,7 +482,7 @@ void notify_summary(const struct notify_msg *m, char *buf, size_t n, size_t max)
         max = n - 1;
     nf_put_summary(&b, m, 1);
     /* Out of memory, the rule's name alone will do. */
-    const char *s = b.oom ? nf_s(m->rule_name) : nf_str(&b);
+    const char *s = b.oom ? nf_s(m->rule_name) : strbuf_str(&b);
     size_t len = strlen(s), k = nf_cut(s, len, max, 0, &ell);
     memcpy(buf, s, k);
     if (ell)
@@ -534,11 +495,11 @@ void notify_summary(const struct notify_msg *m, char *buf, size_t n, size_t max)
 static json_t *nf_jsummary(const struct notify_msg *m, int tag,
                            const char *prefix, size_t max)
 {
-    struct nf_buf s = {0}, b = {0};
-    nf_puts(&s, prefix);
+    struct strbuf s = {0}, b = {0};
+    strbuf_puts(&s, prefix);
     nf_put_summary(&s, m, tag);
     if (!s.oom)
-        nf_put_cut(&b, nf_str(&s), max, 0);
+        nf_put_cut(&b, strbuf_str(&s), max, 0);
     b.oom |= s.oom;
     json_t *j = nf_jbuf(&b);
     free(s.p);
@@ -563,16 +524,16 @@ static void nf_origin(const char *url, char *buf, size_t n)
 
 /* One mrkdwn field: "*label*\nvalue" (value escaped), cut to Slack's
  * limit. */
-static json_t *nf_slack_field(struct nf_buf *tmp, const char *label,
+static json_t *nf_slack_field(struct strbuf *tmp, const char *label,
                               const char *value)
 {
-    struct nf_buf b = {0};
-    nf_puts(&b, "*");
-    nf_puts(&b, label);
-    nf_puts(&b, "*\n");
+    struct strbuf b = {0};
+    strbuf_puts(&b, "*");
+    strbuf_puts(&b, label);
+    strbuf_puts(&b, "*\n");
     nf_put_esc(&b, value[0] != '\0' ? value : NF_NONE, NF_MRKDWN);
     if (!b.oom)
-        nf_put_cut(tmp, nf_str(&b), NF_SLACK_FIELD, 1);
+        nf_put_cut(tmp, strbuf_str(&b), NF_SLACK_FIELD, 1);
     tmp->oom |= b.oom;
     free(b.p);
     return json_pack("{s:s, s:o}", "type", "mrkdwn", "text", nf_jbuf(tmp));
@@ -583,7 +544,7 @@ static json_t *nf_slack_field(struct nf_buf *tmp, const char *label,
  * more there are when they do not). */
 static json_t *nf_slack_fields(const struct notify_msg *m)
 {
-    struct nf_buf t = {0}, g = {0};
+    struct strbuf t = {0}, g = {0};
     json_t *a = json_array();
     int bad = a == NULL;
     nf_put_group(&g, m->group, NF_RAW);
@@ -593,15 +554,15 @@ static json_t *nf_slack_fields(const struct notify_msg *m)
         json_array_append_new(a, nf_slack_field(&t, "Status", nf_s(m->status)));
     bad |= json_array_append_new(
         a, nf_slack_field(&t, "Workspace", nf_s(m->workspace)));
-    bad |= g.oom ||
-           json_array_append_new(a, nf_slack_field(&t, "Group", nf_str(&g)));
+    bad |= g.oom || json_array_append_new(
+                        a, nf_slack_field(&t, "Group", strbuf_str(&g)));
     size_t nv = nf_nvalues(m->values), room = NF_SLACK_FIELDS - 4;
     size_t shown = nv <= room ? nv : room - 1;
     for (size_t i = 0; i < shown && !bad; i++) {
-        struct nf_buf b = {0};
+        struct strbuf b = {0};
         nf_put_value(&b, m->values, i, NF_MRKDWN);
         if (!b.oom)
-            nf_put_cut(&t, nf_str(&b), NF_SLACK_FIELD, 1);
+            nf_put_cut(&t, strbuf_str(&b), NF_SLACK_FIELD, 1);
         t.oom |= b.oom;
         free(b.p);
         bad |= json_array_append_new(
@@ -624,10 +585,10 @@ static json_t *nf_slack_fields(const struct notify_msg *m)
 /* An mrkdwn text object of s (escaped), cut to max characters. */
 static json_t *nf_slack_mrkdwn(const char *s, size_t max)
 {
-    struct nf_buf e = {0}, b = {0};
+    struct strbuf e = {0}, b = {0};
     nf_put_esc(&e, s, NF_MRKDWN);
     if (!e.oom)
-        nf_put_cut(&b, nf_str(&e), max, 1);
+        nf_put_cut(&b, strbuf_str(&e), max, 1);
     b.oom |= e.oom;
     free(e.p);
     json_t *j = json_pack("{s:s, s:o}", "type", "mrkdwn", "text", nf_jbuf(&b));
@@ -639,7 +600,7 @@ static json_t *nf_slack_mrkdwn(const char *s, size_t max)
  * zone>". */
 static json_t *nf_slack_context(const struct notify_msg *m)
 {
-    struct nf_buf b = {0};
+    struct strbuf b = {0};
     char t[40];
     if (m->rule_id > 0)
         nf_printf(&b, "Rule %lld \xc2\xb7 ", (long long)m->rule_id);
@@ -648,7 +609,7 @@ static json_t *nf_slack_context(const struct notify_msg *m)
     if (m->alert_id != 0)
         nf_printf(&b, "Alert %lld \xc2\xb7 ", (long long)m->alert_id);
     else
-        nf_puts(&b, "Test \xc2\xb7 ");
+        strbuf_puts(&b, "Test \xc2\xb7 ");
     /* Slack shows <!date^...> in the reader's zone, the rest as is. */
     ev_format_rfc3339(m->now_ms, t, sizeof(t));
     nf_printf(&b, "<!date^%lld^{date_short_pretty} {time_secs}|%s>",
@@ -664,23 +625,24 @@ static json_t *nf_slack_context(const struct notify_msg *m)
 static json_t *nf_slack_who(const struct notify_msg *m, int *none)
 {
     const char *who = nf_s(m->who), *note = nf_s(m->note);
-    struct nf_buf b = {0};
+    struct strbuf b = {0};
     *none = 0;
     if ((m->event != NE_ACKNOWLEDGED && m->event != NE_RESOLVED) ||
         (who[0] == '\0' && note[0] == '\0')) {
         *none = 1;
         return NULL;
     }
-    nf_puts(&b, m->event == NE_ACKNOWLEDGED ? "Acknowledged" : "Resolved");
+    strbuf_puts(&b, m->event == NE_ACKNOWLEDGED ? "Acknowledged" : "Resolved");
     if (who[0] != '\0') {
-        nf_puts(&b, " by ");
-        nf_puts(&b, who);
+        strbuf_puts(&b, " by ");
+        strbuf_puts(&b, who);
     }
     if (note[0] != '\0') {
-        nf_puts(&b, ": ");
-        nf_puts(&b, note);
+        strbuf_puts(&b, ": ");
+        strbuf_puts(&b, note);
     }
-    json_t *text = b.oom ? NULL : nf_slack_mrkdwn(nf_str(&b), NF_SLACK_TEXT);
+    json_t *text =
+        b.oom ? NULL : nf_slack_mrkdwn(strbuf_str(&b), NF_SLACK_TEXT);
     free(b.p);
     return json_pack("{s:s, s:o}", "type", "section", "text", text);
 }
@@ -777,7 +739,7 @@ json_t *notify_pagerduty(const struct notify_msg *m, const char *routing_key)
     if (payload != NULL && json_is_null(json_object_get(payload, "timestamp")))
         json_object_del(payload, "timestamp");
     if (payload != NULL && json_object_size(m->group) > 0) {
-        struct nf_buf b = {0};
+        struct strbuf b = {0};
         nf_put_group(&b, m->group, NF_RAW);
         bad |= json_object_set_new(payload, "component", nf_jbuf(&b));
         free(b.p);
@@ -872,7 +834,7 @@ static json_t *nf_group_key(const json_t *labels)
     const char **keys = malloc((n ? n : 1) * sizeof(*keys));
     const char *k;
     const json_t *v;
-    struct nf_buf b = {0};
+    struct strbuf b = {0};
     if (keys == NULL)
         return NULL;
     json_object_foreach((json_t *)labels, k, v)
@@ -880,16 +842,16 @@ static json_t *nf_group_key(const json_t *labels)
         keys[i++] = k;
     }
     qsort(keys, n, sizeof(*keys), nf_strcmp);
-    nf_puts(&b, "{}:{");
+    strbuf_puts(&b, "{}:{");
     for (i = 0; i < n; i++) {
-        nf_puts(&b, i ? ", " : "");
-        nf_puts(&b, keys[i]);
-        nf_puts(&b, "=\"");
+        strbuf_puts(&b, i ? ", " : "");
+        strbuf_puts(&b, keys[i]);
+        strbuf_puts(&b, "=\"");
         nf_put_esc(&b, json_string_value(json_object_get(labels, keys[i])),
                    NF_QUOTED);
-        nf_puts(&b, "\"");
+        strbuf_puts(&b, "\"");
     }
-    nf_puts(&b, "}");
+    strbuf_puts(&b, "}");
     free(keys);
     json_t *j = nf_jbuf(&b);
     free(b.p);
@@ -1003,7 +965,7 @@ static int nf_row(struct nf_row *rows, int *n, const char *label, const char *s)
  * workspace, group, times, who and their note. */
 static int nf_rows(const struct notify_msg *m, struct nf_row *rows)
 {
-    struct nf_buf g = {0};
+    struct strbuf g = {0};
     char t[40], id[32];
     int n = 0, bad = 0;
     if (m->rule_id != 0)
@@ -1016,7 +978,7 @@ static int nf_rows(const struct notify_msg *m, struct nf_row *rows)
     bad |= nf_row(rows, &n, "Status", nf_s(m->status));
     bad |= nf_row(rows, &n, "Workspace", nf_s(m->workspace));
     nf_put_group(&g, m->group, NF_RAW);
-    bad |= nf_row(rows, &n, "Group", nf_str(&g));
+    bad |= nf_row(rows, &n, "Group", strbuf_str(&g));
     free(g.p);
     if (m->started_ms != 0) {
         ev_format_rfc3339(m->started_ms, t, sizeof(t));
@@ -1043,7 +1005,7 @@ static int nf_rows(const struct notify_msg *m, struct nf_row *rows)
 
 /* A titled list of an object's members ("team: infra"), or of the
  * values; nothing when empty. */
-static void nf_email_list(struct nf_buf *b, const char *title, const json_t *o,
+static void nf_email_list(struct strbuf *b, const char *title, const json_t *o,
                           int values, int html)
 {
     enum nf_esc esc = html ? NF_HTML : NF_RAW;
@@ -1052,32 +1014,32 @@ static void nf_email_list(struct nf_buf *b, const char *title, const json_t *o,
     const json_t *v;
     if (n == 0)
         return;
-    nf_puts(b, html ? "<h3>" : "\n");
-    nf_puts(b, title);
-    nf_puts(b, html ? "</h3>\n<ul>\n" : ":\n");
+    strbuf_puts(b, html ? "<h3>" : "\n");
+    strbuf_puts(b, title);
+    strbuf_puts(b, html ? "</h3>\n<ul>\n" : ":\n");
     if (values) {
         for (size_t i = 0; i < n; i++) {
-            nf_puts(b, html ? "<li>" : "  ");
+            strbuf_puts(b, html ? "<li>" : "  ");
             nf_put_value(b, o, i, esc);
-            nf_puts(b, html ? "</li>\n" : "\n");
+            strbuf_puts(b, html ? "</li>\n" : "\n");
         }
     } else {
         json_object_foreach((json_t *)o, k, v)
         {
-            nf_puts(b, html ? "<li>" : "  ");
+            strbuf_puts(b, html ? "<li>" : "  ");
             nf_put_esc(b, k, esc);
-            nf_puts(b, ": ");
+            strbuf_puts(b, ": ");
             nf_put_scalar(b, v, esc);
-            nf_puts(b, html ? "</li>\n" : "\n");
+            strbuf_puts(b, html ? "</li>\n" : "\n");
         }
     }
     if (html)
-        nf_puts(b, "</ul>\n");
+        strbuf_puts(b, "</ul>\n");
 }
 
 /* The email's body, as plain text or as HTML with everything
  * interpolated escaped. */
-static void nf_email_body(struct nf_buf *b, const struct notify_msg *m,
+static void nf_email_body(struct strbuf *b, const struct notify_msg *m,
                           const char *summary, const struct nf_row *rows,
                           int nrows, int html)
 {
@@ -1086,87 +1048,88 @@ static void nf_email_body(struct nf_buf *b, const struct notify_msg *m,
                              ? NF_COLOUR_RESOLVED
                              : nf_sev_of(m->severity)->colour;
     if (html) {
-        nf_puts(b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-                   "<title>");
+        strbuf_puts(b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+                       "<title>");
         nf_put_esc(b, summary, NF_HTML);
-        nf_puts(b, "</title></head>\n<body style=\"font-family: sans-serif\">\n"
-                   "<h2 style=\"color: ");
-        nf_puts(b, colour);
-        nf_puts(b, "\">");
+        strbuf_puts(
+            b, "</title></head>\n<body style=\"font-family: sans-serif\">\n"
+               "<h2 style=\"color: ");
+        strbuf_puts(b, colour);
+        strbuf_puts(b, "\">");
         nf_put_esc(b, summary, NF_HTML);
-        nf_puts(b, "</h2>\n<table cellpadding=\"4\">\n");
+        strbuf_puts(b, "</h2>\n<table cellpadding=\"4\">\n");
     } else {
-        nf_puts(b, summary);
-        nf_puts(b, "\n\n");
+        strbuf_puts(b, summary);
+        strbuf_puts(b, "\n\n");
     }
     for (int i = 0; i < nrows; i++) {
         if (html) {
-            nf_puts(b, "<tr><th align=\"left\" valign=\"top\">");
-            nf_puts(b, rows[i].label);
-            nf_puts(b, "</th><td style=\"white-space: pre-wrap\">");
+            strbuf_puts(b, "<tr><th align=\"left\" valign=\"top\">");
+            strbuf_puts(b, rows[i].label);
+            strbuf_puts(b, "</th><td style=\"white-space: pre-wrap\">");
             nf_put_esc(b, rows[i].value, NF_HTML);
-            nf_puts(b, "</td></tr>\n");
+            strbuf_puts(b, "</td></tr>\n");
         } else {
             nf_printf(b, "%s:%*s", rows[i].label,
                       (int)(17 - strlen(rows[i].label)), "");
-            nf_puts(b, rows[i].value);
-            nf_puts(b, "\n");
+            strbuf_puts(b, rows[i].value);
+            strbuf_puts(b, "\n");
         }
     }
     if (html)
-        nf_puts(b, "</table>\n");
+        strbuf_puts(b, "</table>\n");
     nf_email_list(b, "Conditions", m->values, 1, html);
     nf_email_list(b, "Labels", m->labels, 0, html);
     nf_email_list(b, "Annotations", m->annotations, 0, html);
     /* Only a web address becomes a link: never javascript: and the like. */
     if (url[0] != '\0' && html &&
         (strncmp(url, "https://", 8) == 0 || strncmp(url, "http://", 7) == 0)) {
-        nf_puts(b, "<p><a href=\"");
+        strbuf_puts(b, "<p><a href=\"");
         nf_put_esc(b, url, NF_HTML);
-        nf_puts(b, "\">View the alert in tokentap</a></p>\n");
+        strbuf_puts(b, "\">View the alert in tokentap</a></p>\n");
     } else if (url[0] != '\0') {
-        nf_puts(b, html ? "<p>View the alert: " : "\nView the alert: ");
+        strbuf_puts(b, html ? "<p>View the alert: " : "\nView the alert: ");
         nf_put_esc(b, url, html ? NF_HTML : NF_RAW);
-        nf_puts(b, html ? "</p>\n" : "\n");
+        strbuf_puts(b, html ? "</p>\n" : "\n");
     }
-    nf_puts(b, html ? "<p style=\"color: #888888\">" : "\n-- \n");
+    strbuf_puts(b, html ? "<p style=\"color: #888888\">" : "\n-- \n");
     nf_printf(b, "Sent by tokentap (notification %lld", (long long)m->id);
     if (channel[0] != '\0') {
-        nf_puts(b, html ? ", channel &quot;" : ", channel \"");
+        strbuf_puts(b, html ? ", channel &quot;" : ", channel \"");
         nf_put_esc(b, channel, html ? NF_HTML : NF_RAW);
-        nf_puts(b, html ? "&quot;" : "\"");
+        strbuf_puts(b, html ? "&quot;" : "\"");
     }
-    nf_puts(b, html ? ").</p>\n</body></html>\n" : ").\n");
+    strbuf_puts(b, html ? ").</p>\n</body></html>\n" : ").\n");
 }
 
 /* The subject: "[CRITICAL] High error rate: firing (model=gpt-4o)", on
  * one line. */
-static void nf_email_subject(struct nf_buf *b, const struct notify_msg *m)
+static void nf_email_subject(struct strbuf *b, const struct notify_msg *m)
 {
-    struct nf_buf s = {0}, l = {0};
+    struct strbuf s = {0}, l = {0};
     if (m->event == NE_TEST) {
         nf_put_summary(&s, m, 1);
     } else {
         nf_put_tag(&s, m);
-        nf_puts(&s, nf_s(m->rule_name));
-        nf_puts(&s, ": ");
-        nf_puts(&s, m->event == NE_RENOTIFY
-                        ? "still firing"
-                        : nf_s(notify_event_name(m->event)));
+        strbuf_puts(&s, nf_s(m->rule_name));
+        strbuf_puts(&s, ": ");
+        strbuf_puts(&s, m->event == NE_RENOTIFY
+                            ? "still firing"
+                            : nf_s(notify_event_name(m->event)));
         if (json_object_size(m->group) > 0) {
-            nf_puts(&s, " (");
+            strbuf_puts(&s, " (");
             nf_put_group(&s, m->group, NF_RAW);
-            nf_puts(&s, ")");
+            strbuf_puts(&s, ")");
         }
     }
-    nf_put_esc(&l, nf_str(&s) != NULL ? nf_str(&s) : "", NF_LINE);
+    nf_put_esc(&l, strbuf_str(&s) != NULL ? strbuf_str(&s) : "", NF_LINE);
     l.oom |= s.oom;
     if (!l.oom) {
         int ell;
-        size_t k = nf_cut(nf_str(&l), l.len, NF_EMAIL_SUBJECT, 0, &ell);
-        nf_put(b, l.p, k);
+        size_t k = nf_cut(strbuf_str(&l), l.len, NF_EMAIL_SUBJECT, 0, &ell);
+        strbuf_put(b, l.p, k);
         if (ell)
-            nf_puts(b, NF_ELLIPSIS);
+            strbuf_puts(b, NF_ELLIPSIS);
     }
     b->oom |= l.oom;
     free(s.p);
@@ -1177,15 +1140,15 @@ int notify_email(const struct notify_msg *m, char **subject, char **text,
                  char **html)
 {
     struct nf_row rows[NF_MAX_ROWS];
-    struct nf_buf sub = {0}, sum = {0}, t = {0}, h = {0};
+    struct strbuf sub = {0}, sum = {0}, t = {0}, h = {0};
     int nrows = nf_rows(m, rows);
 
     *subject = *text = *html = NULL;
     nf_email_subject(&sub, m);
     nf_put_summary(&sum, m, 1);
     if (nrows >= 0 && !sum.oom) {
-        nf_email_body(&t, m, nf_str(&sum), rows, nrows, 0);
-        nf_email_body(&h, m, nf_str(&sum), rows, nrows, 1);
+        nf_email_body(&t, m, strbuf_str(&sum), rows, nrows, 0);
+        nf_email_body(&h, m, strbuf_str(&sum), rows, nrows, 1);
     }
     for (int i = 0; i < nrows; i++)
         free(rows[i].value);

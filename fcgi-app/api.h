@@ -331,6 +331,7 @@ int api_keys_delete(struct api_req *r);
 int api_health(struct api_req *r);
 int api_health_live(struct api_req *r);
 int api_health_ready(struct api_req *r);
+int api_metrics(struct api_req *r);
 int api_pricing(struct api_req *r);
 int api_pricing_unknown(struct api_req *r);
 int api_requests_list(struct api_req *r);

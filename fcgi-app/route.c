@@ -17,6 +17,7 @@ const struct api_route api_routes[] = {
     {"GET", "/healthz", KEY_ROLE_NONE, api_health},
     {"GET", "/health/live", KEY_ROLE_NONE, api_health_live},
     {"GET", "/health/ready", KEY_ROLE_NONE, api_health_ready},
+    {"GET", "/metrics", KEY_ROLE_READ, api_metrics},
     {"GET", "/_tt/ws-auth", KEY_ROLE_NONE, api_ws_auth},
     {"POST", "/api/v1/ws-token", KEY_ROLE_READ, api_ws_token},
     {"POST", "/api/v1/events", KEY_ROLE_INGEST, api_events_post},

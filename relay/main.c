@@ -25,11 +25,11 @@
  *
  * Every message is a JSON object with "type" and "seq" (the closed
  * second, epoch seconds: it keeps growing across collector restarts) and
- * "sent_ms" (when that second closed).  Each client has a queue of at
- * most RELAY_QUEUE messages: one that falls further behind is closed with
- * 1008 "too slow" and never holds the others up; frames are made once per
- * workspace and shared.  lws runs on this one thread; the shared memory
- * is looked at every RELAY_TICK_MS.
+ * "sent_ms" (when that second closed).  A client whose oldest waiting
+ * message was queued more than relay_queue seconds ago (the option) is
+ * closed with 1008 "too slow" and never holds the others up; frames are made
+ * once per workspace and shared.  lws runs on this one thread; the shared
+ * memory is looked at every RELAY_TICK_MS.
  */
 #include "config.h"
 
@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -51,8 +52,9 @@
 #include "shm.h"
 #include "sig.h"
 
-#define RELAY_TICK_MS   50
-#define RELAY_QUEUE     16  /* messages waiting per client at most */
+#define RELAY_TICK_MS   10
+#define RELAY_VARIANTS  64  /* filter variants made once per frame */
+#define RELAY_QUEUE     600 /* room per client; relay_queue is the limit */
 #define RELAY_HIST      120 /* frames kept per workspace, for resuming */
 #define RELAY_SNAP_FEED 50  /* feed entries in a snapshot */
 #define RELAY_MAX_WS    256 /* workspaces streamed at once */
@@ -82,6 +84,7 @@ struct rclient {
     int64_t since; /* resume from (0: a snapshot) */
     int started;   /* its first message is queued */
     struct rmsg *q[RELAY_QUEUE];
+    int64_t qt[RELAY_QUEUE]; /* when each was queued (ms) */
     int qhead, qlen;
     int too_slow;
     json_t *rounds; /* crosstalk: {round: {calls, tokens, cost_usd}} */
@@ -113,6 +116,9 @@ struct relay {
     int sfd;
     int stop;
     int64_t nclients;
+    int64_t cut_off;  /* clients closed for falling behind */
+    int64_t messages; /* messages queued */
+    char stats_path[CONF_PATH_MAX + 32];
 };
 
 static struct relay R;
@@ -148,11 +154,26 @@ static void rclient_send(struct rclient *c, struct rmsg *m)
 {
     if (m == NULL || c->too_slow)
         return;
-    if (c->qlen == RELAY_QUEUE) {
+    /* Too far behind: its oldest waiting message was queued more than
+     * relay_queue seconds ago (a resume queues many at once: that is not
+     * being behind). */
+    int64_t now = proto_now_ms();
+    if (c->qlen == RELAY_QUEUE ||
+        (c->qlen > 0 &&
+         now - c->qt[c->qhead] > (int64_t)R.conf.relay_queue * 1000)) {
         c->too_slow = 1;
+        R.cut_off++;
         log_warn(c->rid, "msg=\"client too slow: closed\" workspace=%s", c->ws);
+        /* Now: its socket is full, so no writeable callback would come
+         * to close it (nor could a close frame get through). */
+        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                         (unsigned char *)"too slow", 8);
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
     } else {
         m->refs++;
+        R.messages++;
+        c->qt[(c->qhead + c->qlen) % RELAY_QUEUE] = now;
         c->q[(c->qhead + c->qlen++) % RELAY_QUEUE] = m;
     }
     lws_callback_on_writable(c->wsi);
@@ -357,6 +378,24 @@ static struct rmsg *relay_calls(struct rclient *c, const char *type,
 
 /* ---- the tick ---- */
 
+/* Write DIR/run/relay.stats ("key value" lines) for GET /metrics: the
+ * relay writes no shared memory. */
+static void relay_write_stats(void)
+{
+    char tmp[CONF_PATH_MAX + 48];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", R.stats_path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return;
+    fprintf(f,
+            "clients %lld\ncut_off %lld\nmessages %lld\nworkspaces %d\n"
+            "ts_ms %lld\n",
+            (long long)R.nclients, (long long)R.cut_off, (long long)R.messages,
+            R.nws, (long long)relay_now());
+    if (fclose(f) == 0)
+        rename(tmp, R.stats_path);
+}
+
 /* Stream the seconds closed since the last tick. */
 static void relay_second(const struct shm_header *h)
 {
@@ -397,13 +436,36 @@ static void relay_second(const struct shm_header *h)
             w->hist[R.as_of % RELAY_HIST] = shared;
             shared->refs++;
         }
+        /* Clients with the same filters share one message: a variant is
+         * made once per (topics, provider, model). */
+        struct rvariant {
+            const struct rclient *like;
+            struct rmsg *m;
+        } var[RELAY_VARIANTS];
+        int nvar = 0;
         for (struct rclient *c = R.clients; shared && c; c = c->next) {
             if (c->crosstalk || !c->started || strcmp(c->ws, w->name) != 0)
                 continue;
-            struct rmsg *m = relay_for(c, o, shared, R.as_of);
+            struct rmsg *m = NULL;
+            for (int v = 0; m == NULL && v < nvar; v++)
+                if (var[v].like->topics == c->topics &&
+                    strcmp(var[v].like->provider, c->provider) == 0 &&
+                    strcmp(var[v].like->model, c->model) == 0) {
+                    m = var[v].m;
+                    m->refs++;
+                }
+            if (m == NULL) {
+                m = relay_for(c, o, shared, R.as_of);
+                if (m != NULL && nvar < RELAY_VARIANTS) {
+                    var[nvar++] = (struct rvariant){c, m};
+                    m->refs++;
+                }
+            }
             rclient_send(c, m);
             rmsg_unref(m);
         }
+        for (int v = 0; v < nvar; v++)
+            rmsg_unref(var[v].m);
         rmsg_unref(shared);
         json_decref(o);
         /* A workspace nobody watched for RELAY_HIST seconds goes. */
@@ -498,6 +560,7 @@ static void relay_tick(lws_sorted_usec_list_t *sul)
         if (as_of > R.as_of) {
             R.as_of = as_of;
             relay_second(h);
+            relay_write_stats();
         }
         if (R.as_of > 0)
             relay_start_clients(h);
@@ -508,11 +571,15 @@ static void relay_tick(lws_sorted_usec_list_t *sul)
 
 /* ---- connections ---- */
 
-/* A query parameter of the connection (name with its '='), or "". */
+/* A query parameter of the connection (name with its '='), or "".  lws
+ * copies "name=value" into buf and points at the value. */
 static void relay_arg(struct lws *wsi, const char *name, char *buf, int n)
 {
-    if (lws_get_urlarg_by_name(wsi, name, buf, n) == NULL)
+    const char *v = lws_get_urlarg_by_name(wsi, name, buf, n);
+    if (v == NULL)
         buf[0] = '\0';
+    else if (v != buf)
+        memmove(buf, v, strlen(v) + 1);
 }
 
 /* The topics of a list "stats,feed,events" (JSON array or text). */
@@ -702,6 +769,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "tt-relay: %s\n", err);
         return 1;
     }
+    /* A connection per client: as many as the system lets us have. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     char path[CONF_PATH_MAX + 32];
     snprintf(path, sizeof(path), "%s/log/relay.log", R.conf.data_dir);
     if (log_init("relay", log_level_parse(R.conf.log_level), path) != 0) {
@@ -717,6 +790,8 @@ int main(int argc, char **argv)
     shm_reader_init(&R.rd, R.conf.shm_name);
     char sock[CONF_PATH_MAX + 32];
     snprintf(sock, sizeof(sock), "%s/run/relay.sock", R.conf.data_dir);
+    snprintf(R.stats_path, sizeof(R.stats_path), "%s/run/relay.stats",
+             R.conf.data_dir);
     unlink(sock);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));

@@ -244,6 +244,19 @@ def stop_loaders(loaders):
     return [i for l in loaders for i in l.acked], statuses
 
 
+def wait_for(pred, timeout=15, step=0.1):
+    """Call pred until it returns something true (returned), or raise
+    AssertionError after timeout seconds."""
+    end = time.time() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.time() > end:
+            raise AssertionError("condition not met within %ss" % timeout)
+        time.sleep(step)
+
+
 def run_tests(tests, stack=None):
     """Run test functions, print ok/FAIL per test and the closing count;
     return the number of failures (printing the stack's logs if any)."""

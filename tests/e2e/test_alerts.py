@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from stack import BUILD, Stack, run_tests
+from stack import BUILD, Stack, run_tests, wait_for
 
 S = None
 
@@ -46,15 +46,6 @@ def send(key, model, n, status=200):
     assert r.status in (200, 201, 202), r
 
 
-def wait_for(pred, timeout=10):
-    end = time.time() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.time() > end:
-            raise AssertionError("condition not met within %ss" % timeout)
-        time.sleep(0.2)
 
 
 def active(key, **q):

@@ -20,7 +20,7 @@ import threading
 import time
 
 from receivers import HttpReceiver, SmtpReceiver, hostname_for_loopback
-from stack import Stack, run_tests
+from stack import Stack, run_tests, wait_for
 
 S = None
 HOOK = None   # HttpReceiver on 127.0.0.2 (allowed)
@@ -36,15 +36,6 @@ def workspace(name):
     return S.create_key("admin", workspace=name, name=name)
 
 
-def wait_for(pred, timeout=15):
-    end = time.time() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.time() > end:
-            raise AssertionError("condition not met within %ss" % timeout)
-        time.sleep(0.1)
 
 
 def channel(key, name, type_, **config):
