@@ -177,8 +177,9 @@ int col_alert_act(struct col *c, json_t *args, json_t **reply)
                               act == ACT_ACK ? AS_ACKED : AS_OK);
     }
     json_decref(after);
-    log_info(NULL, "msg=\"alerts %s\" workspace=%s changed=%zu who=\"%s\"",
-             acts[act], wsname, json_array_size(changed), who);
+    log_info(c->cmd_rid,
+             "msg=\"alerts %s\" workspace=%s changed=%zu who=\"%s\"", acts[act],
+             wsname, json_array_size(changed), who);
     *reply = json_pack("{s:i, s:o}", "changed", (int)json_array_size(changed),
                        "ids", changed);
     return 200;
@@ -257,8 +258,9 @@ int col_silence_create(struct col *c, json_t *args, json_t **reply)
         col_store_rollback(&c->store);
         return 500;
     }
-    log_info(NULL, "msg=\"silence created\" workspace=%s id=%lld who=\"%s\"",
-             wsname, (long long)id, who);
+    log_info(c->cmd_rid,
+             "msg=\"silence created\" workspace=%s id=%lld who=\"%s\"", wsname,
+             (long long)id, who);
     *reply = json_pack("{s:I}", "id", (json_int_t)id);
     return 201;
 }

@@ -349,8 +349,8 @@ int col_budget_set(struct col *c, json_t *args, json_t **reply)
     if (status != 0)
         return status;
     if (col_budget_load(c, proto_now_ms()) != 0)
-        log_warn(NULL, "msg=\"budgets written but not reloaded\"");
-    log_info(NULL,
+        log_warn(c->cmd_rid, "msg=\"budgets written but not reloaded\"");
+    log_info(c->cmd_rid,
              "msg=\"budgets set\" workspace=%s budgets=%zu created=%d "
              "updated=%d unchanged=%d deleted=%d",
              ws, n, cnt.created, cnt.updated, cnt.unchanged, cnt.deleted);

@@ -170,7 +170,7 @@ static int col_key_create(struct col *c, json_t *args, json_t **reply)
         json_pack("{s:I, s:s, s:s%, s:s, s:s, s:s, s:s}", "id", (json_int_t)id,
                   "key", key, "prefix", key, (size_t)KEY_PREFIX_LEN, "name",
                   name, "role", role, "workspace", ws, "created", ts);
-    log_info(NULL, "msg=\"key created\" id=%lld role=%s workspace=%s",
+    log_info(c->cmd_rid, "msg=\"key created\" id=%lld role=%s workspace=%s",
              (long long)id, role, ws);
     return 201;
 }
@@ -262,7 +262,7 @@ static int col_key_delete(struct col *c, json_t *args, json_t **reply)
         *reply = col_error("internal", sqlite3_errmsg(db), NULL);
         return 500;
     }
-    log_info(NULL, "msg=\"key revoked\" id=%lld", (long long)id);
+    log_info(c->cmd_rid, "msg=\"key revoked\" id=%lld", (long long)id);
     *reply = json_pack("{s:I}", "deleted", (json_int_t)id);
     return 200;
 }
@@ -272,6 +272,8 @@ int col_command(struct col *c, const char *text, size_t len, json_t **reply)
     json_error_t jerr;
     json_t *args = json_loadb(text, len, 0, &jerr);
     const char *op = args ? col_arg_str(args, "op") : NULL;
+    const char *rid = args ? col_arg_str(args, "request_id") : NULL;
+    snprintf(c->cmd_rid, sizeof(c->cmd_rid), "%s", rid ? rid : "");
     int status;
     if (op == NULL) {
         *reply = col_error("bad_request", "command without \"op\"", "op");
@@ -314,5 +316,6 @@ int col_command(struct col *c, const char *text, size_t len, json_t **reply)
         strcmp(op, "key.list") != 0 && c->live != NULL)
         atomic_fetch_add(&live_header(c->live)->health.keys_gen, 1);
     json_decref(args); /* op points into args */
+    c->cmd_rid[0] = '\0';
     return status;
 }

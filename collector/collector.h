@@ -67,7 +67,8 @@ struct col {
     struct col_aggr *aggr;       /* the rollup writer (aggr.c) */
     struct col_budgets *budgets; /* the budget tracker (budget.c) */
     struct col_alerts *alerts;   /* the alert engine (alert_eng.c) */
-    uint64_t cmd_id; /* the running command's, for a deferred answer */
+    uint64_t cmd_id;  /* the running command's, for a deferred answer */
+    char cmd_rid[68]; /* the running command's request id ("" none) */
 };
 
 /* col_command's status for a command answered later: the engine's answer

@@ -229,7 +229,7 @@ static int col_channel_put(struct col *c, json_t *args, json_t **reply,
         col_ncommit(c, rc, reply, json_pack("{s:I}", "id", (json_int_t)id));
     if (status != 200)
         return status;
-    log_info(NULL, "msg=\"channel %s\" id=%lld type=%s",
+    log_info(c->cmd_rid, "msg=\"channel %s\" id=%lld type=%s",
              update ? "updated" : "created", (long long)id,
              channel_type_name(type));
     return update ? 200 : 201;
@@ -351,7 +351,7 @@ static int col_channel_disable(struct col *c, int64_t ch, int64_t ws,
         for (int i = 0; rc == SQLITE_DONE && i < n; i++)
             rc = col_notify_fail(db, ids[i], "the channel is disabled", now);
     } while (rc == SQLITE_DONE && n == 256);
-    log_warn(NULL, "msg=\"channel disabled\" id=%lld failures=%d",
+    log_warn(c->cmd_rid, "msg=\"channel disabled\" id=%lld failures=%d",
              (long long)ch, failures);
     return rc;
 }
@@ -575,7 +575,7 @@ static int col_notify_result(struct col *c, json_t *args, json_t **reply)
                       ? col_result_one(c, json_array_get(rs, i), now, &ws)
                       : rc;
         if (one != SQLITE_DONE) {
-            log_warn(NULL,
+            log_warn(c->cmd_rid,
                      "msg=\"delivery outcome not written\" notification=%lld "
                      "error=\"%s\"",
                      (long long)json_integer_value(
@@ -661,7 +661,7 @@ static int col_channel_delete(struct col *c, json_t *args, json_t **reply)
     status = col_ncommit(c, rc, reply,
                          json_pack("{s:I}", "deleted", (json_int_t)id));
     if (status == 200)
-        log_info(NULL, "msg=\"channel deleted\" id=%lld", (long long)id);
+        log_info(c->cmd_rid, "msg=\"channel deleted\" id=%lld", (long long)id);
     return status;
 }
 

@@ -274,7 +274,7 @@ static int col_rule_put(struct col *c, json_t *args, json_t **reply, int update)
             json_decref(closed);
     }
     if (status == 0) {
-        log_info(NULL, "msg=\"rule %s\" workspace=%s id=%lld",
+        log_info(c->cmd_rid, "msg=\"rule %s\" workspace=%s id=%lld",
                  update ? "updated" : "created", ws, (long long)id);
         *reply =
             json_pack("{s:I, s:b}", "id", (json_int_t)id, "enabled", r.enabled);
@@ -307,7 +307,7 @@ static int col_rule_delete(struct col *c, json_t *args, json_t **reply)
         return status;
     }
     col_rule_closed(c, id, ws, closed);
-    log_info(NULL, "msg=\"rule deleted\" workspace=%s id=%lld", ws,
+    log_info(c->cmd_rid, "msg=\"rule deleted\" workspace=%s id=%lld", ws,
              (long long)id);
     *reply = json_pack("{s:I}", "deleted", (json_int_t)id);
     return 200;
@@ -347,8 +347,8 @@ static int col_rule_toggle(struct col *c, json_t *args, json_t **reply)
         return status;
     }
     col_rule_closed(c, id, ws, closed);
-    log_info(NULL, "msg=\"rule toggled\" workspace=%s id=%lld enabled=%d", ws,
-             (long long)id, (int)now_on);
+    log_info(c->cmd_rid, "msg=\"rule toggled\" workspace=%s id=%lld enabled=%d",
+             ws, (long long)id, (int)now_on);
     *reply =
         json_pack("{s:I, s:b}", "id", (json_int_t)id, "enabled", (int)now_on);
     return 200;

@@ -159,6 +159,10 @@ void api_col_touch(struct api_thread *t, int64_t key_id, int64_t now_ms)
 
 int api_command(struct api_req *r, json_t *cmd, int *status, char **reply)
 {
+    /* The request's id goes along: the collector's lines about the
+     * command carry it. */
+    if (cmd != NULL && r->rid[0] != '\0')
+        json_object_set_new(cmd, "request_id", json_string(r->rid));
     char *text = api_dump(cmd, NULL);
     json_decref(cmd);
     if (text == NULL)

@@ -1,16 +1,20 @@
 /*
  * wsclient.c: tt-ws, a WebSocket client for end-to-end tests and for the
- * relay's fan-out benchmark.
+ * relay's fan-out benchmark.  Loopback only: the URL's host must be
+ * 127.0.0.1, ::1 or localhost.  Exit codes: 0 done, 1 usage, 2 the
+ * connection failed (print mode) or none could be opened (stats mode).
  *
  * Print mode (one connection, the default) writes every text message it
  * reads to stdout as "<recv_unix_ms> <text>", one line each, flushed per
  * line; a newline inside a JSON string becomes the two characters \n, one
  * outside a string a space, so a JSON message stays one line of valid JSON.
- * The server closing the connection prints "CLOSE <code> <reason>" (1005
- * for a close frame without a code, 1006 for a connection lost without
- * one) and a failed connection or handshake prints "ERROR <text>" and
- * exits 2.  The run ends after --duration seconds, after --messages
- * messages, or when the connection closes, and exits 0.
+ * Binary messages are skipped.  The server closing the connection prints
+ * "CLOSE <code> <reason>" (1005 for a close frame without a code, 1006 for
+ * a connection lost without one); a failed connection or handshake prints
+ * "ERROR <text>" ("ERROR HTTP 401: ..." when the server answered) and exits
+ * 2.  The run ends after --duration seconds, after --messages messages
+ * (exactly that many lines), or when the connection closes.  "connected"
+ * goes to stderr once the handshake is done.
  *
  * Stats mode (--connections N > 1, or --stats) opens N connections at
  * --ramp per second and prints nothing per message: for each message that
@@ -20,30 +24,32 @@
  * line, e.g.
  *
  *   {"connections":2,"connections_ok":2,"connections_failed":0,
- *    "closed_by_server":0,"close_codes":{},"messages":6,"seqs":3,
- *    "complete_seqs":3,"frames":{"41":2,"42":2,"43":2},
+ *    "closed_by_server":0,"close_codes":{},"messages":6,"duplicates":0,
+ *    "seqs":3,"complete_seqs":3,"frames":{"41":2,"42":2,"43":2},
  *    "delay_ms":{"count":6,"min":1.2,"p50":3,"p90":4,"p99":4,"max":4.6},
  *    "elapsed_s":3.0}
  *
- * (one line in reality).  Percentiles are whole milliseconds rounded down.
- * A seq is complete when every connection that "owed" it received it: a
- * connection owes a seq if it was established before the seq's sent_ms (or
- * its first arrival, without sent_ms) and was still open when its last copy
- * arrived.  When the run stops, seqs not seen yet are ignored and the seqs in
- * flight get WS_GRACE_MS to arrive everywhere before the connections close.
- * With --messages M each connection closes itself after M messages.  Exits
- * 2 if no connection could be opened at all.
+ * (one line in reality; the delays are null without any sent_ms).
+ * Percentiles are whole milliseconds rounded down.  A seq is complete when
+ * every connection that owed it received it: a connection owes a seq if it
+ * was established before the seq's sent_ms (or its first arrival, without
+ * sent_ms) and was still open when its last copy arrived.  When the run
+ * stops, seqs not seen yet no longer count (nor do their messages) and the
+ * seqs in flight get WS_GRACE_MS to arrive everywhere before the connections
+ * close.  With --messages M each connection closes itself after M messages.
  *
  * --slow stops reading each connection right after its handshake, so that
- * the server's queue for it grows; the TCP state is polled, and once the
- * server has closed its side (or at the end of the run, for WS_DRAIN_MS)
- * reading resumes to collect the close frame and its code.
+ * the server's queue for it grows, and never writes (no pings, no pongs).
+ * At the end of the run it reads again for WS_DRAIN_MS to find the server's
+ * close frame; in print mode the messages read then are printed too.  A
+ * server that has closed behind a full window cannot be seen without
+ * reading, so give --slow a --duration; one whose socket is gone altogether
+ * (seen through keepalive probes and the TCP state) is read at once.
  *
  * Everything runs on one thread inside one lws context; the only state
  * outside struct ws_app is the signal flag.
  */
 #include <libwebsockets.h>
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -107,7 +113,7 @@ struct ws_conn {
     enum ws_state state;
     int close_code;          /* from the server's close frame, or 0 */
     unsigned binary : 1;     /* the message being read is binary */
-    unsigned too_big : 1;    /* ... and longer than WS_MSG_MAX: dropped */
+    unsigned too_big : 1;    /* it is longer than WS_MSG_MAX: dropped */
     unsigned by_us : 1;      /* we are closing it (or killed it) */
     unsigned want_close : 1; /* send a close frame when writable */
     unsigned reading : 1;    /* --slow: reading again */
@@ -134,9 +140,10 @@ struct ws_app {
     int rc;                    /* exit code */
     enum ws_phase phase;
     int64_t t0_us, stop_us;     /* start, stop (realtime, us) */
-    uint64_t messages, dups;    /* messages read, repeated seqs */
+    uint64_t messages, dups;    /* messages counted, repeated seqs */
     char first_err[200];        /* the first connection error */
     char close_reason[128];     /* print mode: the server's reason */
+    int warned;                 /* skipped messages reported once */
     int codes[WS_MAX_CODES][2]; /* close code, count */
     int ncodes;
     uint32_t hist[WS_HIST_MS + 1]; /* delays; the last bucket: overflow */
@@ -429,8 +436,9 @@ static void ws_account(struct ws_app *a, struct ws_conn *c, const char *s,
         q = ws_seq_get(a, (int64_t)seq, (f & 2) ? sent : now_ms);
     else if (f & 1)
         f &= ~1; /* a seq that is not a whole number is not one */
-    if ((f & 1) && q == NULL)
-        return; /* a seq first seen after the stop: not part of the run */
+    if (q == NULL && a->phase != WS_RUN)
+        return; /* after the stop only the seqs in flight count */
+    a->messages++;
     if (f & 2)
         ws_delay(a, now_ms - sent);
     if (q == NULL)
@@ -484,11 +492,10 @@ static void ws_message(struct ws_app *a, struct ws_conn *c, const char *s,
                        size_t n)
 {
     int64_t now = ws_now_us();
-    static int warned;
     c->msgs++;
-    a->messages++;
     if (c->too_big || c->binary) {
-        if (!warned++)
+        a->messages += a->phase == WS_RUN;
+        if (!a->warned++)
             cli_msg("ignoring %s messages",
                     c->too_big ? "oversized" : "binary");
     } else if (a->cfg->stats) {
@@ -631,14 +638,33 @@ static int ws_peer_gone(struct lws *wsi)
     return ti.tcpi_state != TCP_ESTABLISHED;
 }
 
-/* --slow: read connection c again, to collect what the server sent last. */
+/* --slow: read connection c again, to collect what the server sent last.
+ * The backlog may hold pings, and a pong sent to a server that has closed
+ * its socket meanwhile would draw a reset that discards the rest, close
+ * frame included.  A close reason stashed now (lws sends it only when we
+ * close) makes lws drop pings instead of answering them. */
 static void ws_read_again(struct ws_conn *c)
 {
     if (c->state != WS_OPEN || c->reading)
         return;
     c->reading = 1;
+    lws_close_reason(c->wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"done",
+                     4);
     lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
     lws_rx_flow_control(c->wsi, 1);
+}
+
+/* --slow: probe an idle connection every second, so that a server that has
+ * gone (its reset lost against our closed window) shows in the TCP state. */
+static void ws_keepalive(struct lws *wsi)
+{
+    int fd = (int)lws_get_socket_fd(wsi), on = 1, idle = 1, intvl = 1, cnt = 3;
+    if (fd < 0)
+        return;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
 }
 
 /* The handshake of c succeeded. */
@@ -657,6 +683,7 @@ static void ws_established(struct ws_app *a, struct ws_conn *c, struct lws *wsi)
      * smaller SO_RCVBUF: below the loopback MSS the window crawls open at
      * the persist timer's pace, and the final drain would take minutes. */
     lws_rx_flow_control(wsi, 0);
+    ws_keepalive(wsi);
     lws_set_timer_usecs(wsi, a->cfg->stats ? 1000000 : WS_TICK_US);
 }
 
@@ -749,7 +776,8 @@ static const struct lws_protocols ws_protocols[] = {
     {"tt-ws", ws_callback, 0, 0, 0, NULL, 0}, {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 /* --slow connections must not ping and then hang up on their own: not
- * reading, they never see a pong. */
+ * reading, they never see a pong.  (Nothing here retries, but lws wants a
+ * backoff table in every policy.) */
 static const uint32_t ws_slow_backoff[] = {1000};
 static const lws_retry_bo_t ws_slow_policy = {
     .retry_ms_table = ws_slow_backoff,

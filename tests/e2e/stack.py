@@ -173,8 +173,13 @@ class Stack:
             return con.execute(sql, args).fetchall()
 
     def pid(self, component):
-        with open(os.path.join(self.data, "run", component + ".pid")) as f:
-            return int(f.read().strip())
+        """The component's pid, or None while it has none (restarting)."""
+        try:
+            with open(os.path.join(self.data, "run",
+                                   component + ".pid")) as f:
+                return int(f.read().strip())
+        except (FileNotFoundError, ValueError):
+            return None
 
     def wait_ready(self, timeout=10):
         deadline = time.time() + timeout
