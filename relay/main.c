@@ -726,7 +726,7 @@ static int relay_callback(struct lws *wsi, enum lws_callback_reasons reason,
             c->qlen--;
             int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
             rmsg_unref(m);
-            if (n < (int)m->len && n < 0)
+            if (n < 0) /* lws keeps what it could not send: only an error */
                 return -1;
             if (c->qlen > 0)
                 lws_callback_on_writable(wsi);

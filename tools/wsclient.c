@@ -18,22 +18,24 @@
  *
  * Stats mode (--connections N > 1, or --stats) opens N connections at
  * --ramp per second and prints nothing per message: for each message that
- * is a JSON object with numeric "seq" and "sent_ms" fields it counts, per
- * seq, the connections that received it, and puts recv_ms - sent_ms into a
- * histogram of 1 ms buckets up to WS_HIST_MS.  At the end it prints one JSON
- * line, e.g.
+ * is a JSON object with a numeric "seq" it counts, per seq, the connections
+ * that received it, and for each with a numeric "sent_ms" it puts recv_ms -
+ * sent_ms into a histogram of 1 ms buckets up to WS_HIST_MS, except for a
+ * "type":"snapshot" (a stream's first message, as old as the second it
+ * shows).  At the end it prints one JSON line, e.g.
  *
  *   {"connections":2,"connections_ok":2,"connections_failed":0,
- *    "closed_by_server":0,"close_codes":{},"messages":6,"duplicates":0,
- *    "seqs":3,"complete_seqs":3,"frames":{"41":2,"42":2,"43":2},
- *    "delay_ms":{"count":6,"min":1.2,"p50":3,"p90":4,"p99":4,"max":4.6},
+ *    "closed_by_server":0,"close_codes":{},"messages":6,"snapshots":2,
+ *    "duplicates":0,"seqs":3,"complete_seqs":3,
+ *    "frames":{"41":2,"42":2,"43":2},
+ *    "delay_ms":{"count":4,"min":1.2,"p50":3,"p90":4,"p99":4,"max":4.6},
  *    "elapsed_s":3.0}
  *
- * (one line in reality; the delays are null without any sent_ms).
- * Percentiles are whole milliseconds rounded down.  A seq is complete when
- * every connection that owed it received it: a connection owes a seq if it
- * was established before the seq's sent_ms (or its first arrival, without
- * sent_ms) and was still open when its last copy arrived.  When the run
+ * (one line in reality; the delays are null without any).  Percentiles are
+ * whole milliseconds rounded down.  A seq is complete unless a connection
+ * that owed it missed it: a connection owes a seq if it was established
+ * before the seq's sent_ms (or its first arrival, without sent_ms) and was
+ * still open when its last copy arrived.  When the run
  * stops, seqs not seen yet no longer count (nor do their messages) and the
  * seqs in flight get WS_GRACE_MS to arrive everywhere before the connections
  * close.  With --messages M each connection closes itself after M messages.
@@ -77,6 +79,15 @@
 #define WS_CLOSE_MS    1000       /* our close handshakes may take this */
 #define WS_TICK_US     100000     /* housekeeping period */
 #define WS_FD_SPARE    256        /* fds beyond the connections */
+#define WS_BATCH_MIN   256        /* connections that make ws_batch() pause */
+#define WS_BATCH_US    1000       /* ... for this long */
+
+/* What ws_scan() found in a message. */
+#define WS_F_SEQ      1 /* "seq" */
+#define WS_F_SENT     2 /* "sent_ms" */
+#define WS_F_TYPE     4 /* "type" */
+#define WS_F_SNAPSHOT 8 /* ... and it is "snapshot" */
+#define WS_F_ALL      (WS_F_SEQ | WS_F_SENT | WS_F_TYPE)
 
 /* Set by SIGINT/SIGTERM; the service loop wakes at least every tick. */
 static volatile sig_atomic_t ws_signalled;
@@ -141,6 +152,8 @@ struct ws_app {
     enum ws_phase phase;
     int64_t t0_us, stop_us;     /* start, stop (realtime, us) */
     uint64_t messages, dups;    /* messages counted, repeated seqs */
+    uint64_t snapshots;         /* ... of which "type":"snapshot" */
+    uint64_t rx_calls;          /* receive callbacks, for ws_batch() */
     char first_err[200];        /* the first connection error */
     char close_reason[128];     /* print mode: the server's reason */
     int warned;                 /* skipped messages reported once */
@@ -365,17 +378,18 @@ static size_t ws_skip_string(const char *s, size_t i, size_t n)
     return n;
 }
 
-/* Find the top-level numeric fields "seq" and "sent_ms" of the JSON object
- * in s (n bytes, NUL-terminated).  It does not validate the rest of the
- * JSON: a cheap scan keeps the receive timestamps of 5000 connections
- * honest.  Bit 0 of the result: seq found; bit 1: sent_ms found. */
+/* Find the top-level fields "seq" and "sent_ms" (numbers) and "type" of
+ * the JSON object in s (n bytes, NUL-terminated).  It does not validate
+ * the rest of the JSON: a cheap scan keeps the receive timestamps of 5000
+ * connections honest.  Result: WS_F_SEQ, WS_F_SENT, WS_F_TYPE (any "type")
+ * and WS_F_SNAPSHOT ("type":"snapshot") as found. */
 static int ws_scan(const char *s, size_t n, double *seq, double *sent)
 {
     size_t i = strspn(s, " \t\r\n");
     int depth = 0, want_key = 0, found = 0;
     if (i >= n || s[i] != '{')
         return 0;
-    for (; i < n && found != 3; i++) {
+    for (; i < n && (found & WS_F_ALL) != WS_F_ALL; i++) {
         char c = s[i];
         if (c == '{' || c == '[') {
             depth++;
@@ -389,9 +403,11 @@ static int ws_scan(const char *s, size_t n, double *seq, double *sent)
             size_t k = i + 1, end = ws_skip_string(s, k, n);
             int which = 0;
             if (want_key && end - k == 4 && !memcmp(s + k, "seq\"", 4))
-                which = 1;
+                which = WS_F_SEQ;
             else if (want_key && end - k == 8 && !memcmp(s + k, "sent_ms\"", 8))
-                which = 2;
+                which = WS_F_SENT;
+            else if (want_key && end - k == 5 && !memcmp(s + k, "type\"", 5))
+                which = WS_F_TYPE;
             want_key = 0;
             i = end - 1;
             if (which == 0)
@@ -400,13 +416,19 @@ static int ws_scan(const char *s, size_t n, double *seq, double *sent)
             if (v >= n || s[v] != ':')
                 continue;
             v += 1 + strspn(s + v + 1, " \t\r\n");
+            if (which == WS_F_TYPE) {
+                found |= WS_F_TYPE;
+                if (n - v >= 10 && !memcmp(s + v, "\"snapshot\"", 10))
+                    found |= WS_F_SNAPSHOT;
+                continue;
+            }
             if (v >= n || !(s[v] == '-' || (s[v] >= '0' && s[v] <= '9')))
                 continue;
             char *e;
             double d = strtod(s + v, &e);
             if (!isfinite(d))
                 continue;
-            *(which == 1 ? seq : sent) = d;
+            *(which == WS_F_SEQ ? seq : sent) = d;
             found |= which;
             i = (size_t)(e - s) - 1;
         }
@@ -425,21 +447,22 @@ static void ws_delay(struct ws_app *a, double d)
         a->dmax = d;
 }
 
-/* Stats mode: account one complete text message of connection c. */
+/* Stats mode: account one complete text message of connection c.  A
+ * snapshot (what a stream opens with) counts for its seq but not for the
+ * delays: its sent_ms is when its second closed, not when it was sent. */
 static void ws_account(struct ws_app *a, struct ws_conn *c, const char *s,
                        size_t n, int64_t now_us)
 {
     double seq = 0, sent = 0, now_ms = (double)now_us / 1000;
     int f = ws_scan(s, n, &seq, &sent);
     struct ws_seq *q = NULL;
-    if ((f & 1) && seq == floor(seq) && fabs(seq) < 9e15)
-        q = ws_seq_get(a, (int64_t)seq, (f & 2) ? sent : now_ms);
-    else if (f & 1)
-        f &= ~1; /* a seq that is not a whole number is not one */
+    if ((f & WS_F_SEQ) && seq == floor(seq) && fabs(seq) < 9e15)
+        q = ws_seq_get(a, (int64_t)seq, (f & WS_F_SENT) ? sent : now_ms);
     if (q == NULL && a->phase != WS_RUN)
         return; /* after the stop only the seqs in flight count */
     a->messages++;
-    if (f & 2)
+    a->snapshots += (f & WS_F_SNAPSHOT) != 0;
+    if ((f & WS_F_SENT) && !(f & WS_F_SNAPSHOT))
         ws_delay(a, now_ms - sent);
     if (q == NULL)
         return;
@@ -526,9 +549,12 @@ static void ws_rx(struct ws_app *a, struct ws_conn *c, const char *in,
         if (c->len + len > WS_MSG_MAX) {
             c->too_big = 1;
         } else {
-            if (c->len + len + 1 > c->cap) {
-                c->cap = c->len + len + 1 > 2 * c->cap ? c->len + len + 1
-                                                       : 2 * c->cap;
+            /* Room for the rest of this frame at once: one allocation for
+             * the usual message of one frame in several chunks. */
+            size_t need =
+                c->len + len + lws_remaining_packet_payload(c->wsi) + 1;
+            if (need > c->cap) {
+                c->cap = need > 2 * c->cap ? need : 2 * c->cap;
                 c->buf = ws_realloc(c->buf, c->cap);
             }
             memcpy(c->buf + c->len, in, len);
@@ -718,6 +744,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
             ws_established(a, c, wsi);
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
+        a->rx_calls++;
         if (c && c->state == WS_OPEN)
             ws_rx(a, c, in ? in : "", len);
         break;
@@ -917,16 +944,15 @@ static void ws_summary(struct ws_app *a)
     int64_t end = a->stop_us ? a->stop_us : ws_now_us();
     for (uint32_t k = 0; k < a->nseqs; k++) {
         const struct ws_seq *q = &a->seqs[k];
-        int owed = 0, got = 1;
+        int got = 1;
         ord[k] = k;
         for (int i = 0; i < a->opened && got; i++) {
             const struct ws_conn *c = &a->conns[i];
             if (!ws_owes(c, q))
                 continue;
-            owed = 1;
             got = k / 64 < c->nseen && (c->seen[k / 64] >> (k % 64) & 1);
         }
-        complete += owed && got;
+        complete += got;
     }
     qsort_r(ord, a->nseqs, sizeof *ord, ws_cmp_seq, a->seqs);
     printf("{\"connections\":%d,\"connections_ok\":%d,"
@@ -935,10 +961,10 @@ static void ws_summary(struct ws_app *a)
            a->n, a->ok, a->failed, a->by_server);
     for (int i = 0; i < a->ncodes; i++)
         printf("%s\"%d\":%d", i ? "," : "", a->codes[i][0], a->codes[i][1]);
-    printf("},\"messages\":%llu,\"duplicates\":%llu,\"seqs\":%u,"
-           "\"complete_seqs\":%u,\"frames\":{",
-           (unsigned long long)a->messages, (unsigned long long)a->dups,
-           a->nseqs, complete);
+    printf("},\"messages\":%llu,\"snapshots\":%llu,\"duplicates\":%llu,"
+           "\"seqs\":%u,\"complete_seqs\":%u,\"frames\":{",
+           (unsigned long long)a->messages, (unsigned long long)a->snapshots,
+           (unsigned long long)a->dups, a->nseqs, complete);
     for (uint32_t k = 0; k < a->nseqs; k++)
         printf("%s\"%lld\":%u", k ? "," : "", (long long)a->seqs[ord[k]].seq,
                a->seqs[ord[k]].count);
@@ -953,6 +979,18 @@ static void ws_summary(struct ws_app *a)
     printf(",\"elapsed_s\":%.1f}\n", (double)(end - a->t0_us) / 1e6);
     fflush(stdout);
     free(ord);
+}
+
+/* Many connections: after a pass of the service loop that read little,
+ * let reads gather for WS_BATCH_US.  lws polls every descriptor on every
+ * pass, so a pass per frame would cost 5000 connections their CPU (and the
+ * delays their truth); the pause adds at most WS_BATCH_US to a delay, and a
+ * burst (a frame fanned out to everyone) is read without pauses. */
+static void ws_batch(const struct ws_app *a, uint64_t reads)
+{
+    struct timespec ts = {0, WS_BATCH_US * 1000};
+    if (a->opened >= WS_BATCH_MIN && reads < (uint64_t)a->opened / 64)
+        nanosleep(&ts, NULL);
 }
 
 /* Let n connections have file descriptors: raise the soft limit. */
@@ -1008,7 +1046,9 @@ int main(int argc, char **argv)
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = ws_protocols;
     info.user = &app;
-    info.fd_limit_per_thread = (unsigned)app.n + WS_FD_SPARE;
+    /* No fd_limit_per_thread: with it lws finds a connection by its fd in a
+     * linear search, a fifth of the CPU at 5000 connections; without, the
+     * fd indexes a table as large as RLIMIT_NOFILE. */
     info.timeout_secs = 10;
     info.connect_timeout_secs = 10;
     app.ctx = lws_create_context(&info);
@@ -1022,9 +1062,12 @@ int main(int argc, char **argv)
     if (cfg.duration > 0)
         lws_sul_schedule(app.ctx, 0, &app.sul_stop, ws_duration,
                          (lws_usec_t)(cfg.duration * 1e6));
-    while (app.phase != WS_DONE)
+    while (app.phase != WS_DONE) {
+        uint64_t before = app.rx_calls;
         if (lws_service(app.ctx, 0) < 0)
             break;
+        ws_batch(&app, app.rx_calls - before);
+    }
     if (app.stop_us == 0)
         app.stop_us = ws_now_us();
     lws_context_destroy(app.ctx);
