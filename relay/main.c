@@ -9,7 +9,7 @@
  * or a token from POST /api/v1/ws-token) and passes the workspace in the
  * X-Tokentap-Workspace header, which only nginx sets.
  *
- *   /ws/live[?since=SEQ&topics=stats,feed,events&provider=P&model=M]
+ *   /ws/live[?since=SEQ&topics=stats,feed,events,breakdown&provider=P&model=M]
  *       a snapshot (the GET /api/v1/live/stats answer and the latest feed
  *       entries), then one frame per closed second: its live stats, the
  *       new feed entries and the alert, budget and notification events of
@@ -69,7 +69,16 @@ struct rmsg {
     unsigned char buf[]; /* LWS_PRE bytes, then the text */
 };
 
-enum { T_STATS = 1, T_FEED = 2, T_EVENTS = 4, T_ALL = 7 };
+/* Topics: a frame's stats are the workspace's; its per-provider and
+ * per-model lists ("breakdown") only when asked for (they make a frame
+ * ten times bigger); a snapshot always has them. */
+enum {
+    T_STATS = 1,
+    T_FEED = 2,
+    T_EVENTS = 4,
+    T_BREAKDOWN = 8,
+    T_DEFAULT = 7
+};
 
 /* One client. */
 struct rclient {
@@ -248,18 +257,38 @@ static int relay_feed_ok(const struct rclient *c, const struct shm_feed_ent *f)
            (c->model[0] == '\0' || strcmp(c->model, f->model) == 0);
 }
 
-/* The message for client c from the workspace frame o (shared when c
- * filters nothing). */
-static struct rmsg *relay_for(struct rclient *c, json_t *o, struct rmsg *shared,
-                              int64_t seq)
+/* Frame o without its stats' breakdown (a shallow copy). */
+static json_t *relay_lean(json_t *o)
 {
-    if (c->topics == T_ALL && c->provider[0] == '\0' && c->model[0] == '\0') {
+    json_t *x = json_copy(o), *s = json_object_get(o, "stats");
+    if (json_is_object(s)) {
+        json_t *ls = json_copy(s);
+        json_object_del(ls, "providers");
+        json_object_del(ls, "models");
+        json_object_set_new(x, "stats", ls);
+    }
+    return x;
+}
+
+/* The message for client c from the workspace frame o (the default
+ * topics' message shared, when c has those and filters nothing; a
+ * snapshot keeps the breakdown). */
+static struct rmsg *relay_for(struct rclient *c, json_t *o, struct rmsg *shared,
+                              int64_t seq, int snapshot)
+{
+    if (c->topics == T_DEFAULT && c->provider[0] == '\0' &&
+        c->model[0] == '\0' && (shared != NULL || snapshot)) {
         if (shared == NULL)
             return rmsg_make(o, seq);
         shared->refs++;
         return shared;
     }
     json_t *x = json_deep_copy(o);
+    json_t *st = json_object_get(x, "stats");
+    if (!snapshot && !(c->topics & T_BREAKDOWN) && json_is_object(st)) {
+        json_object_del(st, "providers");
+        json_object_del(st, "models");
+    }
     if (!(c->topics & T_STATS))
         json_object_del(x, "stats");
     if (!(c->topics & T_EVENTS))
@@ -316,7 +345,7 @@ static struct rmsg *relay_snapshot(const struct shm_header *h,
     free(ents);
     json_object_set_new(o, "stats", relay_stats(h, c->ws));
     json_object_set_new(o, "feed", feed);
-    struct rmsg *m = relay_for(c, o, NULL, R.as_of);
+    struct rmsg *m = relay_for(c, o, NULL, R.as_of, 1);
     json_decref(o);
     return m;
 }
@@ -430,7 +459,9 @@ static void relay_second(const struct shm_header *h)
         json_object_set_new(o, "stats", relay_stats(h, w->name));
         json_object_set_new(o, "feed", feed);
         json_object_set_new(o, "events", events);
-        struct rmsg *shared = rmsg_make(o, R.as_of);
+        json_t *lean = relay_lean(o);
+        struct rmsg *shared = rmsg_make(lean, R.as_of);
+        json_decref(lean);
         if (shared != NULL) {
             rmsg_unref(w->hist[R.as_of % RELAY_HIST]);
             w->hist[R.as_of % RELAY_HIST] = shared;
@@ -455,7 +486,7 @@ static void relay_second(const struct shm_header *h)
                     m->refs++;
                 }
             if (m == NULL) {
-                m = relay_for(c, o, shared, R.as_of);
+                m = relay_for(c, o, shared, R.as_of, 0);
                 if (m != NULL && nvar < RELAY_VARIANTS) {
                     var[nvar++] = (struct rvariant){c, m};
                     m->refs++;
@@ -592,7 +623,9 @@ static unsigned relay_topics(const char *s)
         t |= T_FEED;
     if (strstr(s, "events"))
         t |= T_EVENTS;
-    return t ? t : T_ALL;
+    if (strstr(s, "breakdown"))
+        t |= T_BREAKDOWN | T_STATS;
+    return t ? t : T_DEFAULT;
 }
 
 /* A subscription change from the client: {"topics", "provider",
@@ -632,7 +665,7 @@ static int relay_established(struct lws *wsi, struct rclient *c)
 {
     memset(c, 0, sizeof(*c));
     c->wsi = wsi;
-    c->topics = T_ALL;
+    c->topics = T_DEFAULT;
     c->rounds = json_object();
     relay_header(wsi, "x-request-id:", c->rid, sizeof(c->rid));
     if (relay_header(wsi, "x-tokentap-workspace:", c->ws, sizeof(c->ws)) <= 0) {

@@ -95,6 +95,13 @@ def test_snapshot_then_a_frame_a_second():
     new = [e for f in frames for e in f["feed"]]
     assert [e["model"] for e in new] == ["m2"] * 3, new
     assert frames[-1]["stats"]["requests"] == 8, frames[-1]["stats"]
+    # The snapshot has the breakdown; frames only when asked for.
+    assert [m["model"] for m in msgs[0]["stats"]["models"]] == ["m"]
+    assert "models" not in frames[-1]["stats"]
+    more, _, _, _ = ws("/ws/live?topics=stats,breakdown", key=key,
+                       messages=2)
+    assert {m["model"] for m in more[1]["stats"]["models"]} == {"m", "m2"}
+    assert "feed" not in more[1], more[1].keys()
     for f in frames:
         assert abs(f["_recv_ms"] - f["sent_ms"]) < 1500, f
     out["seq"] = seqs[-1]
