@@ -72,13 +72,7 @@ struct rmsg {
 /* Topics: a frame's stats are the workspace's; its per-provider and
  * per-model lists ("breakdown") only when asked for (they make a frame
  * ten times bigger); a snapshot always has them. */
-enum {
-    T_STATS = 1,
-    T_FEED = 2,
-    T_EVENTS = 4,
-    T_BREAKDOWN = 8,
-    T_DEFAULT = 7
-};
+enum { T_STATS = 1, T_FEED = 2, T_EVENTS = 4, T_BREAKDOWN = 8, T_DEFAULT = 7 };
 
 /* One client. */
 struct rclient {
@@ -179,12 +173,18 @@ static void rclient_send(struct rclient *c, struct rmsg *m)
                          (unsigned char *)"too slow", 8);
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return;
-    } else {
-        m->refs++;
-        R.messages++;
-        c->qt[(c->qhead + c->qlen) % RELAY_QUEUE] = now;
-        c->q[(c->qhead + c->qlen++) % RELAY_QUEUE] = m;
     }
+    R.messages++;
+    /* Nothing waiting and room in the socket: write now, without the
+     * round trip through poll (two epoll changes per client per frame). */
+    if (c->qlen == 0 && !lws_send_pipe_choked(c->wsi)) {
+        if (lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < 0)
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    m->refs++;
+    c->qt[(c->qhead + c->qlen) % RELAY_QUEUE] = now;
+    c->q[(c->qhead + c->qlen++) % RELAY_QUEUE] = m;
     lws_callback_on_writable(c->wsi);
 }
 
