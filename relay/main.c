@@ -119,6 +119,7 @@ struct relay {
     int sfd;
     int stop;
     int64_t nclients;
+    int unstarted;    /* clients waiting for their first message */
     int64_t cut_off;  /* clients closed for falling behind */
     int64_t messages; /* messages queued */
     char stats_path[CONF_PATH_MAX + 32];
@@ -175,9 +176,10 @@ static void rclient_send(struct rclient *c, struct rmsg *m)
         return;
     }
     R.messages++;
-    /* Nothing waiting and room in the socket: write now, without the
-     * round trip through poll (two epoll changes per client per frame). */
-    if (c->qlen == 0 && !lws_send_pipe_choked(c->wsi)) {
+    /* Nothing waiting here nor in lws: write now, without the round trip
+     * through poll (a socket without room has lws keep the rest, and the
+     * next frames wait here until it is sent). */
+    if (c->qlen == 0 && !lws_partial_buffered(c->wsi)) {
         if (lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < 0)
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return;
@@ -518,10 +520,12 @@ static void relay_second(const struct shm_header *h)
  * the frames they missed. */
 static void relay_start_clients(const struct shm_header *h)
 {
-    for (struct rclient *c = R.clients; c != NULL; c = c->next) {
+    for (struct rclient *c = R.clients; R.unstarted > 0 && c != NULL;
+         c = c->next) {
         if (c->started)
             continue;
         c->started = 1;
+        R.unstarted--;
         if (c->crosstalk) {
             struct shm_feed_ent *ents =
                 calloc(h->feed_size ? h->feed_size : 1, sizeof(*ents));
@@ -596,8 +600,14 @@ static void relay_tick(lws_sorted_usec_list_t *sul)
         if (R.as_of > 0)
             relay_start_clients(h);
     }
-    lws_sul_schedule(R.ctx, 0, &R.sul, relay_tick,
-                     RELAY_TICK_MS * LWS_US_PER_MS);
+    /* Sleep until just after the next second should close (then look
+     * every RELAY_TICK_MS until it has), at most 200 ms; new clients are
+     * started at once.  Every wakeup polls every socket: with thousands of
+     * clients, a fixed 10 ms tick was most of the relay's CPU. */
+    int64_t due = (R.as_of + 2) * 1000 + 2 - relay_now(), ms = RELAY_TICK_MS;
+    if (R.unstarted == 0 && R.as_of > 0 && due > ms)
+        ms = due < 200 ? due : 200;
+    lws_sul_schedule(R.ctx, 0, &R.sul, relay_tick, ms * LWS_US_PER_MS);
 }
 
 /* ---- connections ---- */
@@ -700,6 +710,8 @@ static int relay_established(struct lws *wsi, struct rclient *c)
     c->next = R.clients;
     R.clients = c;
     R.nclients++;
+    R.unstarted++;
+    lws_sul_schedule(R.ctx, 0, &R.sul, relay_tick, 1); /* start it now */
     struct rws *w = c->crosstalk ? NULL : rws_get(c->ws, 1);
     if (w != NULL) {
         w->clients++;
@@ -717,6 +729,7 @@ static void relay_closed(struct rclient *c)
         if (*p == c) {
             *p = c->next;
             R.nclients--;
+            R.unstarted -= !c->started;
             break;
         }
     while (c->qlen > 0) {
