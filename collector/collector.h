@@ -325,6 +325,9 @@ int col_quiet_tz_ok(const char *tz);
  * unknown. */
 int col_quiet_minute(const char *tz, int64_t ms);
 
+/* Is channel id one of workspace's (notify_cmd.c)? */
+int col_channel_in_ws(sqlite3 *db, int64_t id, const char *workspace);
+
 /* The channel.*, routes.set, notify.result and inbox.read commands
  * (notify_cmd.c): the status, or -1 for an unknown op. */
 int col_notify_command(struct col *c, const char *op, json_t *args,

@@ -61,6 +61,14 @@ static const char *col_nws(struct col *c, json_t *args, int make, int64_t *ws,
     return name;
 }
 
+int col_channel_in_ws(sqlite3 *db, int64_t id, const char *workspace)
+{
+    return col_q_int(db,
+                     "SELECT count(*) FROM channels WHERE id = ?1 AND ws = "
+                     "(SELECT id FROM workspaces WHERE name = ?2)",
+                     id, workspace, 0) > 0;
+}
+
 /* A channel's name: 1..64 bytes of printable text. */
 static int col_channel_name_ok(const json_t *v)
 {
@@ -278,6 +286,25 @@ static int col_notify_fail(sqlite3 *db, int64_t n, const char *error,
     return rc;
 }
 
+/* Fail every waiting notification of channel ch for good with error
+ * (oldest first, each to the fallback: col_notify_fail). */
+static int col_channel_fail_waiting(sqlite3 *db, int64_t ch, const char *error,
+                                    int64_t now)
+{
+    for (;;) {
+        int64_t n = col_q_int(db,
+                              "SELECT coalesce(min(id), 0) FROM notifications "
+                              "WHERE channel_id = ?1 AND status IN ('pending', "
+                              "'retrying')",
+                              ch, NULL, -1);
+        if (n <= 0)
+            return n == 0 ? SQLITE_DONE : SQLITE_ERROR;
+        int rc = col_notify_fail(db, n, error, now); /* n waits no more */
+        if (rc != SQLITE_DONE)
+            return rc;
+    }
+}
+
 /* Add an inbox row of workspace ws. */
 static int col_inbox_add(struct col *c, int64_t ws, const char *kind,
                          const char *severity, const char *title,
@@ -332,25 +359,8 @@ static int col_channel_disable(struct col *c, int64_t ch, int64_t ws,
     if (rc == SQLITE_DONE)
         rc = col_inbox_add(c, ws, "channel_disabled", "high", title, reason, 0,
                            0, now);
-    /* Its waiting notifications: failed, each to the fallback. */
-    int64_t ids[256];
-    int n = 0;
-    do {
-        n = 0;
-        if (rc == SQLITE_DONE &&
-            sqlite3_prepare_v2(db,
-                               "SELECT id FROM notifications WHERE "
-                               "channel_id = ?1 AND status IN ('pending', "
-                               "'retrying') ORDER BY id LIMIT 256",
-                               -1, &st, NULL) == SQLITE_OK) {
-            sqlite3_bind_int64(st, 1, ch);
-            while (sqlite3_step(st) == SQLITE_ROW && n < 256)
-                ids[n++] = sqlite3_column_int64(st, 0);
-            sqlite3_finalize(st);
-        }
-        for (int i = 0; rc == SQLITE_DONE && i < n; i++)
-            rc = col_notify_fail(db, ids[i], "the channel is disabled", now);
-    } while (rc == SQLITE_DONE && n == 256);
+    if (rc == SQLITE_DONE)
+        rc = col_channel_fail_waiting(db, ch, "the channel is disabled", now);
     log_warn(c->cmd_rid, "msg=\"channel disabled\" id=%lld failures=%d",
              (long long)ch, failures);
     return rc;
@@ -612,11 +622,9 @@ static int col_channel_of(struct col *c, json_t *args, int64_t *ws, int64_t *id,
     if (col_nws(c, args, 0, ws, reply, &status) == NULL)
         return status;
     *id = json_integer_value(json_object_get(args, "id"));
-    if (col_q_int(c->store.db,
-                  "SELECT count(*) FROM channels WHERE id = ?1 AND ws = "
-                  "(SELECT id FROM workspaces WHERE name = ?2)",
-                  *id, json_string_value(json_object_get(args, "workspace")),
-                  0) > 0)
+    if (col_channel_in_ws(
+            c->store.db, *id,
+            json_string_value(json_object_get(args, "workspace"))))
         return 0;
     *reply = col_error("not_found", "no such channel", "id");
     return 404;
@@ -635,17 +643,7 @@ static int col_channel_delete(struct col *c, json_t *args, json_t **reply)
         return 503;
     int64_t now = proto_now_ms();
     sqlite3_stmt *st;
-    int rc = SQLITE_DONE;
-    while (rc == SQLITE_DONE) {
-        int64_t n = col_q_int(db,
-                              "SELECT coalesce(min(id), 0) FROM notifications "
-                              "WHERE channel_id = ?1 AND status IN "
-                              "('pending', 'retrying')",
-                              id, NULL, 0);
-        if (n == 0)
-            break;
-        rc = col_notify_fail(db, n, "the channel was deleted", now);
-    }
+    int rc = col_channel_fail_waiting(db, id, "the channel was deleted", now);
     static const char *const sql[] = {
         "DELETE FROM channel_routes WHERE channel_id = ?1",
         "DELETE FROM channels WHERE id = ?1"};
@@ -731,12 +729,9 @@ static int col_routes_set(struct col *c, json_t *args, json_t **reply)
             json_t *x = json_array_get(v, i);
             snprintf(field, sizeof(field), "routes.%.32s[%zu]", k, i);
             if (!json_is_integer(x) ||
-                col_q_int(db,
-                          "SELECT count(*) FROM channels WHERE id = ?1 AND "
-                          "ws = (SELECT id FROM workspaces WHERE name = ?2)",
-                          json_integer_value(x),
-                          json_string_value(json_object_get(args, "workspace")),
-                          0) == 0)
+                !col_channel_in_ws(
+                    db, json_integer_value(x),
+                    json_string_value(json_object_get(args, "workspace"))))
                 return col_bad(reply, field, x,
                                "must be a channel of this workspace");
         }

@@ -231,10 +231,7 @@ static int col_rule_put(struct col *c, json_t *args, json_t **reply, int update)
     /* Its channels must be the workspace's. */
     int bad = -1;
     for (int i = 0; wsid > 0 && bad < 0 && i < r.nchannels; i++)
-        if (col_q_int(db,
-                      "SELECT count(*) FROM channels WHERE id = ?1 AND ws = "
-                      "(SELECT id FROM workspaces WHERE name = ?2)",
-                      r.channels[i], ws, 0) == 0)
+        if (!col_channel_in_ws(db, r.channels[i], ws))
             bad = i;
     if (bad >= 0) {
         col_store_rollback(&c->store);

@@ -91,8 +91,8 @@ static const struct conf_opt conf_table[] = {
      NULL,
      "CIDR ranges notifications may be delivered to although they are "
      "loopback, private or link-local (comma-separated; \"\": none)"},
-    {"notify_max_attempts", CONF_INT, F(notify_max_attempts), "8", 1, 100,
-     NULL, "deliveries of one notification tried at most"},
+    {"notify_max_attempts", CONF_INT, F(notify_max_attempts), "8", 1, 100, NULL,
+     "deliveries of one notification tried at most"},
     {"notify_retry_base_ms", CONF_INT, F(notify_retry_base_ms), "2000", 10,
      3600000, NULL,
      "delay before the first retry; doubled each time, with jitter"},

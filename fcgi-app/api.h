@@ -273,6 +273,10 @@ void api_csv_start(struct api_req *r, const char *file, const char *const *cols,
 int api_send_id_page(struct api_req *r, sqlite3_stmt *st, long limit,
                      const char *name, json_t *(*row)(sqlite3_stmt *st));
 
+/* Step st to its end and answer {name: [row(st)...]}.  Finalizes st. */
+int api_send_rows(struct api_req *r, sqlite3_stmt *st, const char *name,
+                  json_t *(*row)(sqlite3_stmt *st));
+
 /* Answer the row of sql (binding ?1 = id, ?2 = the key's workspace) as
  * row(st) makes it, with status; 404 naming what ("no channel 7") when
  * there is none. */

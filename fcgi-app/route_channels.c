@@ -83,11 +83,7 @@ int api_channels_list(struct api_req *r)
                                      -1, &st, NULL) != SQLITE_OK)
         return api_db_unavailable(r);
     sqlite3_bind_int64(st, 1, ws);
-    json_t *arr = json_array();
-    while (sqlite3_step(st) == SQLITE_ROW)
-        json_array_append_new(arr, api_channel_row(st));
-    sqlite3_finalize(st);
-    return api_send_json(r, 200, json_pack("{s:o}", "channels", arr), NULL);
+    return api_send_rows(r, st, "channels", api_channel_row);
 }
 
 int api_channels_get(struct api_req *r)

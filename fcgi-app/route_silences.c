@@ -161,11 +161,7 @@ int api_silences_list(struct api_req *r)
         return api_db_unavailable(r);
     sqlite3_bind_int64(st, 1, ws);
     sqlite3_bind_int64(st, 2, r->now_ms);
-    json_t *arr = json_array();
-    while (sqlite3_step(st) == SQLITE_ROW)
-        json_array_append_new(arr, api_silence_row(st, r->now_ms));
-    sqlite3_finalize(st);
-    return api_send_json(r, 200, json_pack("{s:o}", "silences", arr), NULL);
+    return api_send_rows(r, st, "silences", api_silence_row_now);
 }
 
 int api_silences_get(struct api_req *r)

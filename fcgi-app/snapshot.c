@@ -96,6 +96,21 @@ int api_send_id_page(struct api_req *r, sqlite3_stmt *st, long limit,
                          NULL);
 }
 
+int api_send_rows(struct api_req *r, sqlite3_stmt *st, const char *name,
+                  json_t *(*row)(sqlite3_stmt *st))
+{
+    json_t *arr = json_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(arr, row(st));
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(arr);
+        return api_db_unavailable(r);
+    }
+    return api_send_json(r, 200, json_pack("{s:o}", name, arr), NULL);
+}
+
 int api_send_ws_row(struct api_req *r, const char *sql, int64_t id,
                     const char *what, int status,
                     json_t *(*row)(sqlite3_stmt *st))

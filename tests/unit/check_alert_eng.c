@@ -45,21 +45,6 @@ static void eng_tmp_teardown(void)
     testdir_remove(tmpdir);
 }
 
-static const char *db_path(void)
-{
-    static char path[300];
-    snprintf(path, sizeof(path), "%s/tokentap.db", tmpdir);
-    return path;
-}
-
-/* Run SQL that must work. */
-static void exec(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "?");
-}
-
 /* A collector with a fresh database (workspace 1, "w1"), no live segment,
  * and the engine open without its thread. */
 static void eng_init(struct col *c)
@@ -67,11 +52,11 @@ static void eng_init(struct col *c)
     char err[512] = "";
     memset(c, 0, sizeof(*c));
     conf_defaults(&c->conf);
-    ck_assert_msg(
-        col_store_open(&c->store, db_path(), "normal", err, sizeof(err)) == 0,
-        "col_store_open: %s", err);
-    exec(c->store.db, "INSERT INTO workspaces VALUES(1, 'w1', 0)");
-    ck_assert_int_eq(col_alert_open(c, db_path(), 0, 0), 0);
+    ck_assert_msg(col_store_open(&c->store, tmp_db_path(), "normal", err,
+                                 sizeof(err)) == 0,
+                  "col_store_open: %s", err);
+    exec_sql(c->store.db, "INSERT INTO workspaces VALUES(1, 'w1', 0)");
+    ck_assert_int_eq(col_alert_open(c, tmp_db_path(), 0, 0), 0);
 }
 
 static void eng_fini(struct col *c)
@@ -112,7 +97,7 @@ static int64_t rule_add(struct col *c, const char *name, const char *opts,
                                 "spec, created_ms, updated_ms) VALUES(1, "
                                 "%Q, 1, %Q, 0, 0)",
                                 r.name, spec);
-    exec(c->store.db, sql);
+    exec_sql(c->store.db, sql);
     sqlite3_free(sql);
     free(spec);
     json_decref(canon);
@@ -881,7 +866,7 @@ static void store_event(struct col *c, int seq, int64_t ts, const char *m)
              "cost_usd, cost_source, is_error) VALUES(%d, 1, 'e%d', %lld, "
              "%lld, 'p', '%s', 'chat', 0, 0, 0, 0, 0, 0, 0, 1)",
              seq, seq, (long long)ts, (long long)ts, m);
-    exec(c->store.db, sql);
+    exec_sql(c->store.db, sql);
 }
 
 /* Stopped mid-firing and reopened on the same database: the open alerts
@@ -908,7 +893,7 @@ START_TEST(test_restart)
     ck_assert_str_eq(status_of(&c, w), "pending");
 
     col_alert_stop(&c);
-    ck_assert_int_eq(col_alert_open(&c, db_path(), seq, 0), 0);
+    ck_assert_int_eq(col_alert_open(&c, tmp_db_path(), seq, 0), 0);
     for (int k = 0; k < 5; k++) {
         turn(&c, T0 + 90 * SEC + k * 30 * SEC);
         /* Pending since T0+30s: 3m elapse at T0+210s, the turn of k = 4
@@ -994,7 +979,7 @@ static void hour_row(struct col *c, int cube, int64_t ts, const char *prov,
         "%lld, %lld, x'', x'')",
         cube, (long long)ts, prov, model, calls, errors, (long long)ts,
         (long long)ts);
-    exec(c->store.db, sql);
+    exec_sql(c->store.db, sql);
     sqlite3_free(sql);
 }
 
@@ -1063,11 +1048,12 @@ START_TEST(test_cooldown_outbox)
 {
     struct col c;
     eng_init(&c);
-    exec(c.store.db, "INSERT INTO channels(id, ws, name, type, config, "
-                     "created_ms, updated_ms) VALUES(4, 1, 'a', 'webhook', "
-                     "'{}', 0, 0), (5, 1, 'b', 'in_app', '{}', 0, 0), (6, 2, "
-                     "'other workspace', 'in_app', '{}', 0, 0)");
-    exec(c.store.db, "INSERT INTO channel_routes VALUES(1, 'low', 6)");
+    exec_sql(c.store.db,
+             "INSERT INTO channels(id, ws, name, type, config, "
+             "created_ms, updated_ms) VALUES(4, 1, 'a', 'webhook', "
+             "'{}', 0, 0), (5, 1, 'b', 'in_app', '{}', 0, 0), (6, 2, "
+             "'other workspace', 'in_app', '{}', 0, 0)");
+    exec_sql(c.store.db, "INSERT INTO channel_routes VALUES(1, 'low', 6)");
     int64_t r = rule_add(&c, "cool",
                          "'window':'1m','cooldown':'10m','renotify':'30m',"
                          "'severity':'low','channels':[4,5]",

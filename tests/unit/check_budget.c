@@ -46,14 +46,6 @@ static void budget_tmp_teardown(void)
     testdir_remove(tmpdir);
 }
 
-/* Run SQL that must work. */
-static void exec(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "?");
-}
-
 /* Insert a raw event: workspace id, ts, provider, model, cost. */
 static void add_event(sqlite3 *db, int64_t seq, int ws, int64_t ts,
                       const char *prov, const char *model, double usd)
@@ -67,7 +59,7 @@ static void add_event(sqlite3 *db, int64_t seq, int ws, int64_t ts,
              "%lld, %lld, '%s', '%s', 'chat', 0, 0, 0, 0, 0, %.9f, 0, 0)",
              (long long)seq, ws, (long long)seq, (long long)ts, (long long)ts,
              prov, model, usd);
-    exec(db, sql);
+    exec_sql(db, sql);
 }
 
 /* Insert a rollup row of cube/res at ts with a cost. */
@@ -81,7 +73,7 @@ static void add_rollup(sqlite3 *db, int ws, int cube, int res, int64_t ts,
              "%lld, %lld, x'', x'')",
              ws, cube, res, (long long)ts, prov, model, (long long)nusd,
              (long long)ts, (long long)ts);
-    exec(db, sql);
+    exec_sql(db, sql);
 }
 
 /* ---- periods, thresholds, scopes ---- */
@@ -176,8 +168,8 @@ static void col_init(struct col *c, int seg)
     ck_assert_msg(col_store_open(&c->store, path, "normal", err, sizeof(err)) ==
                       0,
                   "col_store_open: %s", err);
-    exec(c->store.db, "INSERT INTO workspaces VALUES(1, 'w1', 0);"
-                      "INSERT INTO workspaces VALUES(2, 'w2', 0)");
+    exec_sql(c->store.db, "INSERT INTO workspaces VALUES(1, 'w1', 0);"
+                          "INSERT INTO workspaces VALUES(2, 'w2', 0)");
     if (!seg)
         return;
     struct shm_params p = {.nslots = 16,
@@ -219,7 +211,7 @@ START_TEST(test_cells_rollups_plus_tail)
     add_rollup(db, 2, 0, 86400, MAR15_DAY, "p", "m", NUSD(100));
     for (int i = 1; i <= 5; i++) /* in the rollups already */
         add_event(db, i, 1, MAR15, "p", "m", 100);
-    exec(db, "INSERT INTO meta VALUES('rollup_seq', 5)");
+    exec_sql(db, "INSERT INTO meta VALUES('rollup_seq', 5)");
     add_event(db, 6, 1, MAR15, "p", "m", 0.125);
     add_event(db, 7, 1, MAR15 + DAY, "p", "m", 0.5);
     add_event(db, 8, 2, MAR15, "p", "m", 100);
@@ -258,7 +250,7 @@ static void add_budget(sqlite3 *db, int id, const char *period,
              "INSERT INTO budgets VALUES(%d, 1, '%s', '%s', '%s', %lld, "
              "'%s', 0, 0)",
              id, period, prov, model, (long long)NUSD(limit), thr);
-    exec(db, sql);
+    exec_sql(db, sql);
 }
 
 /* A committed event of workspace ws. */
@@ -471,7 +463,7 @@ START_TEST(test_tracker_new_limit_rearms)
     ck_assert_int_eq(col_budget_load(&c, MAR15), 0);
     col_budget_flush(&c);
     uint64_t r0 = ring_count(&c);
-    exec(db, "UPDATE budgets SET limit_nusd = 1100000000");
+    exec_sql(db, "UPDATE budgets SET limit_nusd = 1100000000");
     ck_assert_int_eq(col_budget_load(&c, MAR15), 0);
     col_budget_flush(&c);
     ck_assert_int_eq(ring_count(&c), r0 + 1);

@@ -21,18 +21,11 @@
 
 #include "mapvfs.h"
 
-static void exec(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK,
-                  "%s: %s", sql, msg ? msg : "?");
-}
-
 static sqlite3 *open_writer(const char *path)
 {
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-    exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF");
+    exec_sql(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF");
     return db;
 }
 
@@ -59,8 +52,8 @@ START_TEST(test_grows_and_agrees)
     const char *path = tmp_path("grow.db");
     ck_assert_int_eq(mapvfs_register(), 0);
     sqlite3 *w = open_writer(path);
-    exec(w, "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB);"
-            "CREATE INDEX t_v ON t(v)");
+    exec_sql(w, "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB);"
+                "CREATE INDEX t_v ON t(v)");
     sqlite3 *mapped = open_reader(path, MAPVFS_NAME);
     sqlite3 *plain = open_reader(path, NULL);
     uint64_t m0, f0, m1, f1;
@@ -71,7 +64,7 @@ START_TEST(test_grows_and_agrees)
         SQLITE_OK);
     char blob[700];
     for (int round = 0; round < 40; round++) {
-        exec(w, "BEGIN");
+        exec_sql(w, "BEGIN");
         for (int i = 0; i < 300; i++) {
             for (size_t j = 0; j < sizeof(blob); j++)
                 blob[j] = (char)(round * 31 + i * 7 + j);
@@ -80,11 +73,11 @@ START_TEST(test_grows_and_agrees)
             ck_assert_int_eq(sqlite3_step(ins), SQLITE_DONE);
             sqlite3_reset(ins);
         }
-        exec(w, "COMMIT");
+        exec_sql(w, "COMMIT");
         /* Move the pages into the database file now and then, as the
          * collector's checkpointer does. */
         if (round % 3 == 0)
-            exec(w, "PRAGMA wal_checkpoint(PASSIVE)");
+            exec_sql(w, "PRAGMA wal_checkpoint(PASSIVE)");
         long long n1, s1, n2, s2;
         sums(mapped, &n1, &s1);
         sums(plain, &n2, &s2);
@@ -117,15 +110,15 @@ START_TEST(test_snapshot_holds)
     const char *path = tmp_path("snap.db");
     ck_assert_int_eq(mapvfs_register(), 0);
     sqlite3 *w = open_writer(path);
-    exec(w, "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB);"
-            "INSERT INTO t(v) VALUES(zeroblob(3000)), (zeroblob(3000))");
+    exec_sql(w, "CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB);"
+                "INSERT INTO t(v) VALUES(zeroblob(3000)), (zeroblob(3000))");
     sqlite3 *r = open_reader(path, MAPVFS_NAME);
-    exec(r, "BEGIN");
+    exec_sql(r, "BEGIN");
     ck_assert_int_eq(q_int(r, "SELECT count(*) FROM t"), 2);
-    exec(w, "INSERT INTO t(v) SELECT zeroblob(3000) FROM t, t, t, t;"
-            "PRAGMA wal_checkpoint(PASSIVE)");
+    exec_sql(w, "INSERT INTO t(v) SELECT zeroblob(3000) FROM t, t, t, t;"
+                "PRAGMA wal_checkpoint(PASSIVE)");
     ck_assert_int_eq(q_int(r, "SELECT count(*) FROM t"), 2);
-    exec(r, "COMMIT");
+    exec_sql(r, "COMMIT");
     ck_assert_int_eq(q_int(r, "SELECT count(*) FROM t"), 18);
     sqlite3_close(r);
     sqlite3_close(w);
@@ -156,7 +149,8 @@ START_TEST(test_edges)
                                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                                      MAPVFS_NAME),
                      SQLITE_OK);
-    exec(db, "PRAGMA temp_store=FILE; PRAGMA cache_size=10;"
+    exec_sql(db,
+             "PRAGMA temp_store=FILE; PRAGMA cache_size=10;"
              "CREATE TABLE t(a); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
              "SELECT x + 1 FROM c WHERE x < 20000) INSERT INTO t SELECT "
              "hex(randomblob(40)) FROM c");

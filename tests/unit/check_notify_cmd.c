@@ -50,21 +50,6 @@ static void nc_tmp_teardown(void)
     testdir_remove(tmpdir);
 }
 
-static const char *db_path(void)
-{
-    static char path[300];
-    snprintf(path, sizeof(path), "%s/tokentap.db", tmpdir);
-    return path;
-}
-
-/* Run SQL that must work. */
-static void exec(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "?");
-}
-
 /* A collector with a fresh database (workspaces w1 and w2), no live
  * segment and no alert engine. */
 static void nc_init(struct col *c)
@@ -72,11 +57,11 @@ static void nc_init(struct col *c)
     char err[512] = "";
     memset(c, 0, sizeof(*c));
     conf_defaults(&c->conf);
-    ck_assert_msg(
-        col_store_open(&c->store, db_path(), "normal", err, sizeof(err)) == 0,
-        "col_store_open: %s", err);
-    exec(c->store.db, "INSERT INTO workspaces VALUES(1, 'w1', 0), "
-                      "(2, 'w2', 0)");
+    ck_assert_msg(col_store_open(&c->store, tmp_db_path(), "normal", err,
+                                 sizeof(err)) == 0,
+                  "col_store_open: %s", err);
+    exec_sql(c->store.db, "INSERT INTO workspaces VALUES(1, 'w1', 0), "
+                          "(2, 'w2', 0)");
 }
 
 static void nc_fini(struct col *c)
@@ -199,7 +184,7 @@ static long long note(struct col *c, int ws, long long alert, const char *event,
         "attempts, created_ms, updated_ms) VALUES(%d, %lld, %Q, %lld, "
         "'pending', 0, 0, 0)",
         ws, alert, event, ch);
-    exec(c->store.db, sql);
+    exec_sql(c->store.db, sql);
     sqlite3_free(sql);
     return (long long)sqlite3_last_insert_rowid(c->store.db);
 }
@@ -411,7 +396,7 @@ START_TEST(test_result_once)
     struct col c;
     nc_init(&c);
     long long x = chan(&c, "w1", "x", "webhook");
-    exec(c.store.db, "UPDATE channels SET failures = 2");
+    exec_sql(c.store.db, "UPDATE channels SET failures = 2");
     long long n = note(&c, 1, 7, "firing", x);
     for (int i = 0; i < 2; i++) {
         int st = cmd(&c,
@@ -577,7 +562,7 @@ START_TEST(test_disable_after_run)
                   "'enabled':false}",
                   x),
               200);
-    exec(c.store.db, "UPDATE channels SET failures = 5");
+    exec_sql(c.store.db, "UPDATE channels SET failures = 5");
     long long n8 = note(&c, 1, 13, "firing", x);
     result(&c, n8, 1, "failed", "");
     ck_assert_int_eq(qi(&c, "SELECT count(*) FROM inbox"), 1);
@@ -938,10 +923,11 @@ START_TEST(test_inbox)
     long long app = chan(&c, "w1", "app", "in_app");
     long long hook = chan(&c, "w1", "hook", "webhook");
     long long app2 = chan(&c, "w2", "app", "in_app");
-    exec(c.store.db, "INSERT INTO alerts(id, ws, rule_id, rule_name, severity, "
-                     "group_key, group_json, status, started_ms, values_json, "
-                     "last_notified_ms, updated_ms) VALUES(7, 1, 1, 'errors', "
-                     "'critical', '', '{}', 'firing', 0, '[]', 0, 0)");
+    exec_sql(c.store.db,
+             "INSERT INTO alerts(id, ws, rule_id, rule_name, severity, "
+             "group_key, group_json, status, started_ms, values_json, "
+             "last_notified_ms, updated_ms) VALUES(7, 1, 1, 'errors', "
+             "'critical', '', '{}', 'firing', 0, '[]', 0, 0)");
     long long n = note(&c, 1, 7, "firing", app);
     result(&c, n, 1, "sent", "");
     result(&c, n, 1, "sent", "");
@@ -1034,8 +1020,8 @@ START_TEST(test_batch)
 
     /* An in-app delivery whose inbox row cannot be written: its attempt
      * row and status change are undone, the next result is written. */
-    exec(c.store.db, "CREATE TEMP TRIGGER no_inbox BEFORE INSERT ON inbox "
-                     "BEGIN SELECT RAISE(ABORT, 'inbox refused'); END");
+    exec_sql(c.store.db, "CREATE TEMP TRIGGER no_inbox BEFORE INSERT ON inbox "
+                         "BEGIN SELECT RAISE(ABORT, 'inbox refused'); END");
     long long m = note(&c, 1, 9, "firing", app);
     st = cmd(&c,
              "{'op':'notify.result','results':[{'id':%lld,'attempt':1,"
@@ -1058,7 +1044,7 @@ START_TEST(test_batch)
                         "FROM notifications WHERE id = %lld",
                         b),
                      "retrying 1 55");
-    exec(c.store.db, "DROP TRIGGER no_inbox");
+    exec_sql(c.store.db, "DROP TRIGGER no_inbox");
     result(&c, m, 1, "sent", "");
     ck_assert_str_eq(n_status(&c, m), "sent");
     ck_assert_int_eq(qi(&c, "SELECT count(*) FROM inbox"), 1);

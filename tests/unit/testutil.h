@@ -94,4 +94,20 @@ static inline long long q_int(sqlite3 *db, const char *sql)
     return v;
 }
 
+/* Run SQL that must work. */
+static inline void exec_sql(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "?");
+}
+
+/* tmpdir's tokentap.db (a static buffer). */
+static inline const char *tmp_db_path(void)
+{
+    static char path[300];
+    snprintf(path, sizeof(path), "%s/tokentap.db", tmpdir);
+    return path;
+}
+
 #endif
