@@ -64,7 +64,7 @@
 
 /* One delivery in flight. */
 struct nd_job {
-    int64_t id, channel_id, alert_id;
+    int64_t id, channel_id;
     int attempt; /* this one's number, from 1 */
     int type;    /* enum channel_type */
     CURL *easy;
@@ -264,9 +264,10 @@ static void nd_text(char *dst, size_t n, sqlite3_stmt *st, int col)
 }
 
 /* Fill x for notification id of alert_id (0: a test), event, channel and
- * workspace names.  Returns 0, or -1 when the alert is gone. */
-static int nd_msg(struct nd *d, struct nd_msg *x, int64_t id, int64_t alert_id,
-                  const char *event, const char *channel, const char *workspace)
+ * workspace names (an alert deleted since: what is left of it). */
+static void nd_msg(struct nd *d, struct nd_msg *x, int64_t id, int64_t alert_id,
+                   const char *event, const char *channel,
+                   const char *workspace)
 {
     memset(x, 0, sizeof(*x));
     struct notify_msg *m = &x->m;
@@ -296,7 +297,7 @@ static int nd_msg(struct nd *d, struct nd_msg *x, int64_t id, int64_t alert_id,
         snprintf(x->status, sizeof(x->status), "firing");
         m->started_ms = m->now_ms;
         snprintf(x->url, sizeof(x->url), "%s/channels", d->public_url);
-        return 0;
+        return;
     }
     sqlite3_stmt *st = d->alert;
     sqlite3_bind_int64(st, 1, alert_id);
@@ -326,7 +327,7 @@ static int nd_msg(struct nd *d, struct nd_msg *x, int64_t id, int64_t alert_id,
         snprintf(x->severity, sizeof(x->severity), "low");
         snprintf(x->status, sizeof(x->status), "%s",
                  m->event == NE_RESOLVED ? "resolved" : "firing");
-        return 0;
+        return;
     }
     const char *desc =
         json_string_value(json_object_get(x->spec, "description"));
@@ -346,7 +347,6 @@ static int nd_msg(struct nd *d, struct nd_msg *x, int64_t id, int64_t alert_id,
         }
         sqlite3_reset(st);
     }
-    return 0;
 }
 
 /* ---- starting a delivery ---- */
@@ -549,7 +549,6 @@ static void nd_start(struct nd *d, int64_t id, int64_t alert_id,
         return; /* out of memory: the next scan tries again */
     }
     j->id = id;
-    j->alert_id = alert_id;
     j->channel_id = channel_id;
     j->type = type;
     j->attempt = attempt;
