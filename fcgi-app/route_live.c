@@ -9,14 +9,10 @@
  */
 #include "api.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "event.h"
 #include "livejson.h"
-#include "log.h"
-#include "proto.h"
 
 #define API_CACHE 64
 
