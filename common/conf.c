@@ -107,6 +107,9 @@ static const struct conf_opt conf_table[] = {
      "system's only)"},
     {"relay_queue", CONF_INT, F(relay_queue), "16", 2, 600, NULL,
      "seconds a live stream may fall behind before the relay closes it"},
+    {"relay_ping", CONF_INT, F(relay_ping), "20", 1, 3600, NULL,
+     "seconds a stream may be silent before the relay pings it (no answer "
+     "in twice as long: closed)"},
     {"public_url", CONF_STR, F(public_url), "", 0, 0, NULL,
      "the UI's address, for links in notifications (\"\": "
      "http://LISTEN:PORT)"},

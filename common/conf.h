@@ -54,6 +54,7 @@ struct conf {
     char notify_ca_file[CONF_PATH_MAX]; /* extra CA certificates */
     char public_url[256]; /* the UI's address, for links in messages */
     int relay_queue;      /* messages a stream may fall behind at most */
+    int relay_ping;       /* seconds of silence before a ping */
 };
 
 /* Fill c with every default.  data_dir defaults to "./var". */

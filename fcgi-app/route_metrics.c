@@ -743,7 +743,7 @@ static void met_health(struct api_req *r, struct strbuf *b,
     char path[CONF_PATH_MAX + 32], key[32];
     snprintf(path, sizeof(path), "%s/run/relay.stats", r->t->g->conf.data_dir);
     FILE *f = fopen(path, "r");
-    long long v, clients = 0, cut = 0, msgs = 0;
+    long long v, clients = 0, cut = 0, msgs = 0, silent = 0, fanout = 0;
     while (f != NULL && fscanf(f, "%31s %lld", key, &v) == 2) {
         if (strcmp(key, "clients") == 0)
             clients = v;
@@ -751,6 +751,10 @@ static void met_health(struct api_req *r, struct strbuf *b,
             cut = v;
         else if (strcmp(key, "messages") == 0)
             msgs = v;
+        else if (strcmp(key, "silent") == 0)
+            silent = v;
+        else if (strcmp(key, "fanout_ms") == 0)
+            fanout = v;
     }
     if (f != NULL)
         fclose(f);
@@ -762,6 +766,14 @@ static void met_health(struct api_req *r, struct strbuf *b,
     met_one(b, "tokentap_relay_messages_total", "counter",
             "Messages the relay queued to streams, since it started.",
             (double)msgs);
+    met_one(b, "tokentap_relay_silent_closed_total", "counter",
+            "Streams the relay closed for not answering a ping, since it "
+            "started.",
+            (double)silent);
+    met_one(b, "tokentap_relay_fanout_seconds", "gauge",
+            "From the end of the last streamed second until its frame was "
+            "written or queued to every stream.",
+            (double)fanout / 1000.0);
 
     met_one(b, "tokentap_latency_start_time_seconds", "gauge",
             "Since when the latency and TTFT histograms count (the later "

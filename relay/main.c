@@ -34,6 +34,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <ev.h>
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <signal.h>
@@ -90,7 +91,11 @@ struct rclient {
     int64_t qt[RELAY_QUEUE]; /* when each was queued (ms) */
     int qhead, qlen;
     int too_slow;
-    json_t *rounds; /* crosstalk: {round: {calls, tokens, cost_usd}} */
+    int ping_due;      /* a ping waits for the socket */
+    int silent;        /* no answer to a ping: being closed */
+    int64_t heard_ms;  /* the peer's last message or pong */
+    int64_t pinged_ms; /* our last ping */
+    json_t *rounds;    /* crosstalk: {round: {calls, tokens, cost_usd}} */
 };
 
 /* A workspace being streamed. */
@@ -122,6 +127,12 @@ struct relay {
     int unstarted;    /* clients waiting for their first message */
     int64_t cut_off;  /* clients closed for falling behind */
     int64_t messages; /* messages queued */
+    /* The last frame: from its second's end until the relay began building
+     * it (start_ms) and until it was written or queued to every client
+     * (fanout_ms). */
+    int64_t start_ms, fanout_ms;
+    int64_t keepalive_ms; /* relay_keepalive()'s last pass */
+    int64_t silenced;     /* clients closed for not answering a ping */
     char stats_path[CONF_PATH_MAX + 32];
 };
 
@@ -156,7 +167,7 @@ static void rmsg_unref(struct rmsg *m)
  * marked too slow and closed at its next writeable callback. */
 static void rclient_send(struct rclient *c, struct rmsg *m)
 {
-    if (m == NULL || c->too_slow)
+    if (m == NULL || c->too_slow || c->silent)
         return;
     /* Too far behind: its oldest waiting message was queued more than
      * relay_queue seconds ago (a resume queues many at once: that is not
@@ -420,9 +431,10 @@ static void relay_write_stats(void)
         return;
     fprintf(f,
             "clients %lld\ncut_off %lld\nmessages %lld\nworkspaces %d\n"
-            "ts_ms %lld\n",
+            "ts_ms %lld\nstart_ms %lld\nfanout_ms %lld\nsilent %lld\n",
             (long long)R.nclients, (long long)R.cut_off, (long long)R.messages,
-            R.nws, (long long)relay_now());
+            R.nws, (long long)relay_now(), (long long)R.start_ms,
+            (long long)R.fanout_ms, (long long)R.silenced);
     if (fclose(f) == 0)
         rename(tmp, R.stats_path);
 }
@@ -563,6 +575,54 @@ static void relay_start_clients(const struct shm_header *h)
     }
 }
 
+/* Write a ping to wsi.  It has a payload: lws tells us of no empty pong. */
+static int relay_ping_write(struct lws *wsi)
+{
+    static unsigned char ping[LWS_PRE + 4];
+    memcpy(ping + LWS_PRE, "ping", 4);
+    return lws_write(wsi, ping + LWS_PRE, 4, LWS_WRITE_PING);
+}
+
+/* Ping c now, or as soon as what waits for it is written. */
+static void relay_ping(struct rclient *c)
+{
+    if (c->qlen == 0 && !lws_partial_buffered(c->wsi)) {
+        if (relay_ping_write(c->wsi) < 0)
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    c->ping_due = 1;
+    lws_callback_on_writable(c->wsi);
+}
+
+/* Keepalive, once a second: ping a stream whose peer has said nothing
+ * (no message, no pong) for relay_ping seconds; close it if the ping has
+ * no answer within twice that.  Not lws's validity timers: they keep every
+ * connection in one sorted list, and at thousands of streams re-sorting it
+ * on every pong cost the relay more than streaming did. */
+static void relay_keepalive(int64_t now)
+{
+    int64_t ping = (int64_t)R.conf.relay_ping * 1000;
+    for (struct rclient *c = R.clients; c != NULL; c = c->next) {
+        if (c->too_slow || c->silent)
+            continue;
+        int waiting = c->pinged_ms > c->heard_ms; /* for an answer */
+        if (waiting && now - c->pinged_ms >= 2 * ping) {
+            /* Closed with a close frame at its next writeable callback;
+             * one that never comes (a full socket) ends in 5 s. */
+            c->silent = 1;
+            R.silenced++;
+            log_warn(c->rid, "msg=\"client silent: closed\" workspace=%s",
+                     c->ws);
+            lws_callback_on_writable(c->wsi);
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
+        } else if (!waiting && now - c->heard_ms >= ping) {
+            c->pinged_ms = now;
+            relay_ping(c);
+        }
+    }
+}
+
 static void relay_tick(lws_sorted_usec_list_t *sul)
 {
     (void)sul;
@@ -594,11 +654,18 @@ static void relay_tick(lws_sorted_usec_list_t *sul)
         int64_t as_of = shm_summary(h)->as_of_sec;
         if (as_of > R.as_of) {
             R.as_of = as_of;
+            R.start_ms = now - (as_of + 1) * 1000;
             relay_second(h);
+            R.fanout_ms = relay_now() - (as_of + 1) * 1000;
             relay_write_stats();
         }
         if (R.as_of > 0)
             relay_start_clients(h);
+    }
+    /* Keepalive goes on while the collector is away. */
+    if (relay_now() - R.keepalive_ms >= 1000) {
+        R.keepalive_ms = relay_now();
+        relay_keepalive(R.keepalive_ms);
     }
     /* Sleep until just after the next second should close (then look
      * every RELAY_TICK_MS until it has), at most 200 ms; new clients are
@@ -677,6 +744,7 @@ static int relay_established(struct lws *wsi, struct rclient *c)
     c->wsi = wsi;
     c->topics = T_DEFAULT;
     c->rounds = json_object();
+    c->heard_ms = relay_now();
     relay_header(wsi, "x-request-id:", c->rid, sizeof(c->rid));
     if (relay_header(wsi, "x-tokentap-workspace:", c->ws, sizeof(c->ws)) <= 0) {
         lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
@@ -758,7 +826,11 @@ static int relay_callback(struct lws *wsi, enum lws_callback_reasons reason,
             relay_closed(c);
         break;
     case LWS_CALLBACK_RECEIVE:
+        c->heard_ms = relay_now();
         relay_subscribe(c, in, len);
+        break;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        c->heard_ms = relay_now();
         break;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (c->too_slow) {
@@ -766,7 +838,18 @@ static int relay_callback(struct lws *wsi, enum lws_callback_reasons reason,
                              (unsigned char *)"too slow", 8);
             return -1;
         }
-        if (c->qlen > 0) {
+        if (c->silent) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                             (unsigned char *)"no pong", 7);
+            return -1;
+        }
+        if (c->ping_due) {
+            c->ping_due = 0;
+            if (relay_ping_write(wsi) < 0)
+                return -1;
+            if (c->qlen > 0)
+                lws_callback_on_writable(wsi);
+        } else if (c->qlen > 0) {
             struct rmsg *m = c->q[c->qhead];
             c->qhead = (c->qhead + 1) % RELAY_QUEUE;
             c->qlen--;
@@ -788,12 +871,21 @@ static const struct lws_protocols relay_protocols[] = {
     {"tokentap", relay_callback, sizeof(struct rclient), 4096, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0}};
 
-/* Pings keep idle streams (and nginx's proxy) alive; a peer silent for
- * a minute is gone. */
+/* No validity timers (relay_keepalive() pings instead): a hang-up time of
+ * 0 turns them off. */
 static const lws_retry_bo_t relay_retry = {
-    .secs_since_valid_ping = 20,
-    .secs_since_valid_hangup = 60,
+    .secs_since_valid_ping = 0,
+    .secs_since_valid_hangup = 0,
 };
+
+/* Before the loop would block: stop it once asked to. */
+static void relay_until_stop(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    if (R.stop)
+        ev_break(loop, EVBREAK_ALL);
+}
 
 static void relay_lws_log(int level, const char *line)
 {
@@ -841,8 +933,19 @@ int main(int argc, char **argv)
     unlink(sock);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
-    info.options =
-        LWS_SERVER_OPTION_UNIX_SOCK | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
+    /* libev's epoll loop: lws's own poll() walks every connection on every
+     * wakeup (a pong, a new client), most of the relay's CPU at thousands
+     * of streams. */
+    struct ev_loop *loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK);
+    void *loops[1] = {loop};
+    if (loop == NULL) {
+        log_error(NULL, "msg=\"cannot create the event loop\"");
+        return 1;
+    }
+    info.foreign_loops = loops;
+    info.options = LWS_SERVER_OPTION_UNIX_SOCK |
+                   LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS |
+                   LWS_SERVER_OPTION_LIBEV;
     info.iface = sock;
     info.port = 0;
     info.protocols = relay_protocols;
@@ -857,11 +960,15 @@ int main(int argc, char **argv)
     log_info(NULL, "msg=\"relay ready\" socket=\"%s\"", sock);
     lws_sul_schedule(R.ctx, 0, &R.sul, relay_tick,
                      RELAY_TICK_MS * LWS_US_PER_MS);
-    while (!R.stop && lws_service(R.ctx, 0) >= 0)
-        ;
+    ev_prepare until_stop;
+    ev_prepare_init(&until_stop, relay_until_stop);
+    ev_prepare_start(loop, &until_stop);
+    ev_run(loop, 0);
+    ev_prepare_stop(loop, &until_stop);
     log_info(NULL, "msg=\"relay stopping\" clients=%lld",
              (long long)R.nclients);
     lws_context_destroy(R.ctx);
+    ev_loop_destroy(loop);
     for (int i = R.nws - 1; i >= 0; i--)
         rws_drop(i);
     shm_reader_close(&R.rd);

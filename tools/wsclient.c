@@ -22,13 +22,17 @@
  * that received it, and for each with a numeric "sent_ms" it puts recv_ms -
  * sent_ms into a histogram of 1 ms buckets up to WS_HIST_MS, except for a
  * "type":"snapshot" (a stream's first message, as old as the second it
- * shows).  At the end it prints one JSON line, e.g.
+ * shows).  "delay_ms" holds the frames of seconds that began after every
+ * connection had opened (or failed), "ramp_delay_ms" the earlier ones,
+ * sent while connections were still being opened.  At the end it prints
+ * one JSON line, e.g.
  *
  *   {"connections":2,"connections_ok":2,"connections_failed":0,
  *    "closed_by_server":0,"close_codes":{},"messages":6,"snapshots":2,
  *    "duplicates":0,"seqs":3,"complete_seqs":3,
  *    "frames":{"41":2,"42":2,"43":2},
  *    "delay_ms":{"count":4,"min":1.2,"p50":3,"p90":4,"p99":4,"max":4.6},
+ *    "ramp_delay_ms":{"count":0,"min":null,...},
  *    "elapsed_s":3.0}
  *
  * (one line in reality; the delays are null without any).  Percentiles are
@@ -51,6 +55,7 @@
  * Everything runs on one thread inside one lws context; the only state
  * outside struct ws_app is the signal flag.
  */
+#include <ev.h>
 #include <libwebsockets.h>
 #include <getopt.h>
 #include <math.h>
@@ -79,8 +84,6 @@
 #define WS_CLOSE_MS    1000       /* our close handshakes may take this */
 #define WS_TICK_US     100000     /* housekeeping period */
 #define WS_FD_SPARE    256        /* fds beyond the connections */
-#define WS_BATCH_MIN   256        /* connections that make ws_batch() pause */
-#define WS_BATCH_US    1000       /* ... for this long */
 
 /* What ws_scan() found in a message. */
 #define WS_F_SEQ      1 /* "seq" */
@@ -138,6 +141,13 @@ struct ws_seq {
     int64_t last_us; /* the latest arrival */
 };
 
+/* Delays in 1 ms buckets; the last bucket: overflow. */
+struct ws_hist {
+    uint32_t b[WS_HIST_MS + 1];
+    uint64_t n;
+    double min, max;
+};
+
 /* Phases of a run: running, the grace after stopping, closing, done. */
 enum ws_phase { WS_RUN, WS_GRACE, WS_CLOSING, WS_DONE };
 
@@ -153,15 +163,15 @@ struct ws_app {
     int64_t t0_us, stop_us;     /* start, stop (realtime, us) */
     uint64_t messages, dups;    /* messages counted, repeated seqs */
     uint64_t snapshots;         /* ... of which "type":"snapshot" */
-    uint64_t rx_calls;          /* receive callbacks, for ws_batch() */
     char first_err[200];        /* the first connection error */
     char close_reason[128];     /* print mode: the server's reason */
     int warned;                 /* skipped messages reported once */
     int codes[WS_MAX_CODES][2]; /* close code, count */
     int ncodes;
-    uint32_t hist[WS_HIST_MS + 1]; /* delays; the last bucket: overflow */
-    uint64_t ndelay;
-    double dmin, dmax;
+    /* Delays of the frames of seconds that began once every connection
+     * was open, and of those before (the ramp). */
+    struct ws_hist steady, ramp;
+    double all_open_ms;  /* when the last connection opened or failed */
     struct ws_seq *seqs; /* in order of first arrival */
     uint32_t nseqs, capseqs;
     uint32_t *slots; /* hash of seq -> index + 1 */
@@ -436,15 +446,27 @@ static int ws_scan(const char *s, size_t n, double *seq, double *sent)
     return found;
 }
 
-/* Count one delay in ms into the histogram. */
-static void ws_delay(struct ws_app *a, double d)
+/* Count the delay of a frame sent at sent_ms (the end of its second)
+ * that arrived at now_ms. */
+static void ws_delay(struct ws_app *a, double sent_ms, double now_ms)
 {
+    struct ws_hist *h = a->all_open_ms > 0 && sent_ms - 1000 >= a->all_open_ms
+                            ? &a->steady
+                            : &a->ramp;
+    double d = now_ms - sent_ms;
     int b = d <= 0 ? 0 : d >= WS_HIST_MS ? WS_HIST_MS : (int)d;
-    a->hist[b]++;
-    if (a->ndelay++ == 0 || d < a->dmin)
-        a->dmin = d;
-    if (a->ndelay == 1 || d > a->dmax)
-        a->dmax = d;
+    h->b[b]++;
+    if (h->n++ == 0 || d < h->min)
+        h->min = d;
+    if (h->n == 1 || d > h->max)
+        h->max = d;
+}
+
+/* Every connection has opened or failed: the ramp is over. */
+static void ws_opened_one(struct ws_app *a)
+{
+    if (a->all_open_ms == 0 && a->ok + a->failed >= a->n)
+        a->all_open_ms = (double)ws_now_us() / 1000;
 }
 
 /* Stats mode: account one complete text message of connection c.  A
@@ -463,7 +485,7 @@ static void ws_account(struct ws_app *a, struct ws_conn *c, const char *s,
     a->messages++;
     a->snapshots += (f & WS_F_SNAPSHOT) != 0;
     if ((f & WS_F_SENT) && !(f & WS_F_SNAPSHOT))
-        ws_delay(a, now_ms - sent);
+        ws_delay(a, sent, now_ms);
     if (q == NULL)
         return;
     uint32_t idx = (uint32_t)(q - a->seqs), w = idx / 64;
@@ -641,6 +663,7 @@ static void ws_failed(struct ws_app *a, struct ws_conn *c, struct lws *wsi,
             *p = ' ';
     if (!c->by_us) {
         a->failed++;
+        ws_opened_one(a);
         if (!a->first_err[0])
             snprintf(a->first_err, sizeof a->first_err, "%s", msg);
         if (!a->cfg->stats) {
@@ -700,6 +723,7 @@ static void ws_established(struct ws_app *a, struct ws_conn *c, struct lws *wsi)
     c->wsi = wsi;
     c->est_us = ws_now_us();
     a->ok++;
+    ws_opened_one(a);
     if (!a->cfg->stats)
         cli_msg("connected to %s", a->cfg->url);
     if (!a->cfg->slow)
@@ -744,7 +768,6 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
             ws_established(a, c, wsi);
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
-        a->rx_calls++;
         if (c && c->state == WS_OPEN)
             ws_rx(a, c, in ? in : "", len);
         break;
@@ -925,15 +948,29 @@ static int ws_cmp_seq(const void *x, const void *y, void *arg)
 }
 
 /* The delay in whole ms at percentile p (0..1), from the histogram. */
-static double ws_pct(const struct ws_app *a, double p)
+static double ws_pct(const struct ws_hist *h, double p)
 {
-    uint64_t want = (uint64_t)ceil(p * (double)a->ndelay), sum = 0;
+    uint64_t want = (uint64_t)ceil(p * (double)h->n), sum = 0;
     if (want == 0)
         want = 1;
     for (int b = 0; b < WS_HIST_MS; b++)
-        if ((sum += a->hist[b]) >= want)
+        if ((sum += h->b[b]) >= want)
             return b;
-    return floor(a->dmax);
+    return floor(h->max);
+}
+
+/* Print a histogram as "name":{"count":..,"min":..,"p50":..,...}. */
+static void ws_print_hist(const char *name, const struct ws_hist *h)
+{
+    if (h->n)
+        printf(",\"%s\":{\"count\":%llu,\"min\":%.1f,\"p50\":%.0f,"
+               "\"p90\":%.0f,\"p99\":%.0f,\"max\":%.1f}",
+               name, (unsigned long long)h->n, h->min, ws_pct(h, .5),
+               ws_pct(h, .9), ws_pct(h, .99), h->max);
+    else
+        printf(",\"%s\":{\"count\":0,\"min\":null,\"p50\":null,"
+               "\"p90\":null,\"p99\":null,\"max\":null}",
+               name);
 }
 
 /* Print the stats-mode summary line. */
@@ -968,29 +1005,21 @@ static void ws_summary(struct ws_app *a)
     for (uint32_t k = 0; k < a->nseqs; k++)
         printf("%s\"%lld\":%u", k ? "," : "", (long long)a->seqs[ord[k]].seq,
                a->seqs[ord[k]].count);
-    if (a->ndelay)
-        printf("},\"delay_ms\":{\"count\":%llu,\"min\":%.1f,\"p50\":%.0f,"
-               "\"p90\":%.0f,\"p99\":%.0f,\"max\":%.1f}",
-               (unsigned long long)a->ndelay, a->dmin, ws_pct(a, .5),
-               ws_pct(a, .9), ws_pct(a, .99), a->dmax);
-    else
-        printf("},\"delay_ms\":{\"count\":0,\"min\":null,\"p50\":null,"
-               "\"p90\":null,\"p99\":null,\"max\":null}");
+    printf("}");
+    ws_print_hist("delay_ms", &a->steady);
+    ws_print_hist("ramp_delay_ms", &a->ramp);
     printf(",\"elapsed_s\":%.1f}\n", (double)(end - a->t0_us) / 1e6);
     fflush(stdout);
     free(ord);
 }
 
-/* Many connections: after a pass of the service loop that read little,
- * let reads gather for WS_BATCH_US.  lws polls every descriptor on every
- * pass, so a pass per frame would cost 5000 connections their CPU (and the
- * delays their truth); the pause adds at most WS_BATCH_US to a delay, and a
- * burst (a frame fanned out to everyone) is read without pauses. */
-static void ws_batch(const struct ws_app *a, uint64_t reads)
+/* Before the loop would block: stop it once the run is over. */
+static void ws_until_done(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-    struct timespec ts = {0, WS_BATCH_US * 1000};
-    if (a->opened >= WS_BATCH_MIN && reads < (uint64_t)a->opened / 64)
-        nanosleep(&ts, NULL);
+    (void)revents;
+    const struct ws_app *a = w->data;
+    if (a->phase == WS_DONE)
+        ev_break(loop, EVBREAK_ALL);
 }
 
 /* Let n connections have file descriptors: raise the soft limit. */
@@ -1051,7 +1080,14 @@ int main(int argc, char **argv)
      * fd indexes a table as large as RLIMIT_NOFILE. */
     info.timeout_secs = 10;
     info.connect_timeout_secs = 10;
-    app.ctx = lws_create_context(&info);
+    /* libev's epoll loop: lws's own poll() walks every connection on every
+     * wakeup, which at thousands of connections cost more than the reads
+     * and delayed them. */
+    struct ev_loop *loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK);
+    void *loops[1] = {loop};
+    info.options |= LWS_SERVER_OPTION_LIBEV;
+    info.foreign_loops = loops;
+    app.ctx = loop != NULL ? lws_create_context(&info) : NULL;
     if (app.ctx == NULL) {
         cli_msg("cannot create the libwebsockets context");
         return 2;
@@ -1062,15 +1098,16 @@ int main(int argc, char **argv)
     if (cfg.duration > 0)
         lws_sul_schedule(app.ctx, 0, &app.sul_stop, ws_duration,
                          (lws_usec_t)(cfg.duration * 1e6));
-    while (app.phase != WS_DONE) {
-        uint64_t before = app.rx_calls;
-        if (lws_service(app.ctx, 0) < 0)
-            break;
-        ws_batch(&app, app.rx_calls - before);
-    }
+    ev_prepare done;
+    ev_prepare_init(&done, ws_until_done);
+    done.data = &app;
+    ev_prepare_start(loop, &done);
+    ev_run(loop, 0);
+    ev_prepare_stop(loop, &done);
     if (app.stop_us == 0)
         app.stop_us = ws_now_us();
     lws_context_destroy(app.ctx);
+    ev_loop_destroy(loop);
     if (cfg.stats) {
         ws_summary(&app);
         if (app.first_err[0])

@@ -6,7 +6,9 @@ snapshot; topics and provider filters narrow it; a key sees only its
 workspace; no key, a bad key or a bad token is refused and a token from
 POST /api/v1/ws-token works; a reader that stops reading is cut off while
 a fast one keeps receiving; the relay keeps streaming across a collector
-restart; a crosstalk session streams its calls with running totals."""
+restart; a crosstalk session streams its calls with running totals; a
+peer that answers pings keeps an idle stream, one that does not is
+closed."""
 import json
 import os
 import signal
@@ -15,7 +17,7 @@ import sys
 import threading
 import time
 
-from stack import BUILD, Stack, run_tests
+from stack import BUILD, Stack, run_tests, wait_for
 
 S = None
 WS = os.path.join(BUILD, "tools", "tt-ws")
@@ -240,6 +242,33 @@ def test_crosstalk_session():
     assert calls["rounds"]["1"]["calls"] == 2
 
 
+def test_keepalive():
+    # relay_ping=1 here: a stream silent for a second is pinged, one silent
+    # for two is closed.  tt-ws answers pings (as browsers do) and keeps its
+    # idle stream; a --slow one never answers and is closed (1008 "no
+    # pong"), by itself.
+    key = workspace("r-i")
+    res = {}
+    th = threading.Thread(target=lambda: res.update(r=ws(
+        "/ws/crosstalk/idle", key=key, duration=8, slow=True)))
+    th.start()
+    msgs, close, err, rc = ws("/ws/crosstalk/idle", key=key, duration=7)
+    th.join()
+    assert err is None and close is None, (close, err)
+    assert [m["type"] for m in msgs] == ["snapshot"], msgs
+    _, slow_close, _, _ = res["r"]
+    assert slow_close == "CLOSE 1008 no pong", slow_close
+    with open(os.path.join(S.data, "log", "relay.log")) as f:
+        silent = [line for line in f if "client silent: closed" in line]
+    assert len(silent) == 1 and "workspace=r-i" in silent[0], silent
+    # ... and /metrics counts it (relay.stats is written each second).
+    def counted():
+        r = S.get("/metrics", key=key)
+        assert r.status == 200, r
+        return "\ntokentap_relay_silent_closed_total 1\n" in r.body.decode()
+    wait_for(counted, timeout=5)
+
+
 def main():
     global S
     with Stack(sets=["relay_queue=3"]) as s:
@@ -251,6 +280,11 @@ def main():
                             test_slow_reader_cut_off_fast_one_not,
                             test_survives_collector_restart,
                             test_crosstalk_session], s)
+    # Pings once a second: a stack of its own (a --slow reader would be
+    # closed for its silence before it could fall behind).
+    with Stack(sets=["relay_ping=1"]) as s:
+        S = s
+        failed += run_tests([test_keepalive], s)
     sys.exit(1 if failed else 0)
 
 
