@@ -110,6 +110,8 @@ static const struct conf_opt conf_table[] = {
     {"relay_ping", CONF_INT, F(relay_ping), "20", 1, 3600, NULL,
      "seconds a stream may be silent before the relay pings it (no answer "
      "in twice as long: closed)"},
+    {"session_hours", CONF_INT, F(session_hours), "12", 1, 720, NULL,
+     "hours a web UI session (its cookie) lasts after logging in"},
     {"public_url", CONF_STR, F(public_url), "", 0, 0, NULL,
      "the UI's address, for links in notifications (\"\": "
      "http://LISTEN:PORT)"},

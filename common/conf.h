@@ -55,6 +55,7 @@ struct conf {
     char public_url[256]; /* the UI's address, for links in messages */
     int relay_queue;      /* messages a stream may fall behind at most */
     int relay_ping;       /* seconds of silence before a ping */
+    int session_hours;    /* browser sessions (cookies) last this long */
 };
 
 /* Fill c with every default.  data_dir defaults to "./var". */

@@ -29,6 +29,7 @@
 #include "conf.h"
 #include "keys.h"
 #include "shm.h"
+#include "token.h"
 
 struct qry_cache;
 
@@ -42,6 +43,8 @@ struct api_global {
     struct api_cache_ent *cache; /* serialized live stats, see route_live.c */
     int cache_size;
     uint64_t cache_clock; /* use counter for eviction */
+    /* The secret of browser sessions (DIR/session.secret), read at start. */
+    unsigned char session_secret[TOK_SECRET_LEN];
 };
 
 /* A remembered key use, to send last_used to the collector sparingly. */
@@ -54,7 +57,7 @@ struct api_touch {
  * and keys_gen are unchanged (the collector bumps keys_gen on any key
  * change, so a revoked key stops working on the next request). */
 struct api_keycache {
-    char hash[KEY_HASH_HEX + 1];
+    char hash[KEY_HASH_HEX + 1]; /* "" when verified by id (a session) */
     int64_t id;
     enum key_role role;
     char workspace[72];
@@ -69,6 +72,7 @@ struct api_thread {
     struct arena arena;
     sqlite3 *db;              /* read-only connection */
     sqlite3_stmt *key_lookup; /* by hash */
+    sqlite3_stmt *key_by_id;  /* active key by id (sessions) */
     struct qry_cache *qcache; /* analytics statements (query.h), made on
                                  first use, freed before db closes */
     int col_fd;               /* collector connection or -1 */
@@ -96,6 +100,8 @@ struct api_req {
     int64_t key_id;
     enum key_role role;
     char workspace[72];
+    int64_t session_exp; /* expiry (unix seconds) of the session cookie
+                            that stood for the key; 0 for a key */
     int64_t now_ms;
     int status; /* status sent, for the access log */
 };
@@ -182,9 +188,18 @@ void api_dispatch(struct api_req *r);
 
 /* ---- auth.c ---- */
 
-/* Check the Bearer key for role need: fills r->key_id, role, workspace.
- * Returns 0, or -1 after answering 401/403. */
+/* Check the Bearer key, or without an Authorization header the session
+ * cookie (route_session.c), for role need (KEY_ROLE_NONE: any role):
+ * fills r->key_id, role, workspace and session_exp.  A request with the
+ * cookie whose method is not GET or HEAD must also carry
+ * "X-Requested-With: tokentap" (403 csrf otherwise).  Returns 0, or -1
+ * after answering 401/403 (503 when the keys cannot be read). */
 int api_auth(struct api_req *r, enum key_role need);
+
+/* Check a key the client presented (len bytes: in a header or a body):
+ * well formed, known and not revoked; fills r->key_id, role and
+ * workspace.  Returns 0, or -1 after answering 401 (503). */
+int api_key_check(struct api_req *r, const char *key, size_t len);
 
 /* ---- client.c ---- */
 
@@ -315,6 +330,9 @@ int64_t api_ws_id(struct api_req *r);
 /* ---- handlers ---- */
 int api_ws_auth(struct api_req *r);
 int api_ws_token(struct api_req *r);
+int api_session_create(struct api_req *r);
+int api_session_get(struct api_req *r);
+int api_session_delete(struct api_req *r);
 int api_channels_list(struct api_req *r);
 int api_channels_create(struct api_req *r);
 int api_channels_get(struct api_req *r);

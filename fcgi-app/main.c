@@ -4,10 +4,14 @@
  * Usage: tt-api --data DIR [-c FILE] [--set key=value]...
  *
  * It listens on DIR/run/api.sock and runs conf.api_threads worker threads,
- * each accepting and answering one request at a time.  nginx keeps at most
- * two idle FastCGI connections per worker, for the live reads only (see
- * nginx/tokentap.conf.in); a thread waiting on such a connection is one of
- * api_threads, so the default leaves most threads free for ingest.
+ * each accepting and answering one request at a time.  At start it reads
+ * DIR/session.secret, the key of browser sessions (making it the first
+ * time; token.h), and stops if it cannot.
+ *
+ * nginx keeps at most two idle FastCGI connections per worker, for the
+ * live reads only (see nginx/tokentap.conf.in); a thread waiting on such a
+ * connection is one of api_threads, so the default leaves most threads
+ * free for ingest.
  *
  * Shutdown: the signals are blocked in every thread and taken by the main
  * thread with sigwait().  On SIGTERM it shuts the listening socket down,
@@ -80,13 +84,20 @@ static int api_open_db(struct api_thread *t)
                            "SELECT id, role, workspace FROM api_keys WHERE "
                            "hash = ? AND revoked_ms IS NULL",
                            -1, SQLITE_PREPARE_PERSISTENT, &t->key_lookup,
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(t->db,
+                           "SELECT role, workspace, name FROM api_keys WHERE "
+                           "id = ? AND revoked_ms IS NULL",
+                           -1, SQLITE_PREPARE_PERSISTENT, &t->key_by_id,
                            NULL) != SQLITE_OK) {
         log_error(NULL, "msg=\"cannot open database\" path=\"%s\" error=\"%s\"",
                   t->g->db_path, t->db ? sqlite3_errmsg(t->db) : "?");
         sqlite3_finalize(t->key_lookup);
+        sqlite3_finalize(t->key_by_id);
         sqlite3_close(t->db);
         t->db = NULL;
         t->key_lookup = NULL;
+        t->key_by_id = NULL;
         return -1;
     }
     sqlite3_busy_timeout(t->db, 2000);
@@ -161,6 +172,12 @@ int main(int argc, char **argv)
              g.conf.data_dir);
     if (api_cache_init(&g) != 0)
         return 1;
+    /* Browser sessions outlive this process: their secret is on disk. */
+    snprintf(path, sizeof(path), "%s/session.secret", g.conf.data_dir);
+    if (tok_secret_load(path, g.session_secret, err, sizeof(err)) != 0) {
+        log_error(NULL, "msg=\"no session secret\" error=\"%s\"", err);
+        return 1;
+    }
 
     /* Before any thread starts: all inherit the mask. */
     sigset_t mask;
@@ -249,6 +266,7 @@ int main(int argc, char **argv)
         struct api_thread *t = &threads[i];
         qry_cache_free(t->qcache);
         sqlite3_finalize(t->key_lookup);
+        sqlite3_finalize(t->key_by_id);
         sqlite3_close(t->db);
         arena_free(&t->arena);
         shm_reader_close(&t->shm);

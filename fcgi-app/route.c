@@ -20,6 +20,10 @@ const struct api_route api_routes[] = {
     {"GET", "/metrics", KEY_ROLE_READ, api_metrics},
     {"GET", "/_tt/ws-auth", KEY_ROLE_NONE, api_ws_auth},
     {"POST", "/api/v1/ws-token", KEY_ROLE_READ, api_ws_token},
+    /* Sessions check the key or the cookie themselves (any role). */
+    {"POST", "/api/v1/session", KEY_ROLE_NONE, api_session_create},
+    {"GET", "/api/v1/session", KEY_ROLE_NONE, api_session_get},
+    {"DELETE", "/api/v1/session", KEY_ROLE_NONE, api_session_delete},
     {"POST", "/api/v1/events", KEY_ROLE_INGEST, api_events_post},
     {"GET", "/api/v1/live/stats", KEY_ROLE_READ, api_live_stats},
     {"GET", "/api/v1/live/feed", KEY_ROLE_READ, api_live_feed},

@@ -11,28 +11,25 @@
  *
  * The relay reads shared memory only, never the keys: nginx asks here and
  * passes the workspace on in a header it sets itself.  A token is
- * "<workspace>.<expiry unix seconds>.<hex HMAC-SHA256 of the two>", keyed
- * by a secret this process draws at start: tokens live a minute, and a
- * restart of tt-api only makes browsers ask for a new one.
+ * "<workspace>.<expiry unix seconds>.<hex HMAC-SHA256 of the two>"
+ * (token.h), keyed by a secret this process draws at start: tokens live a
+ * minute, and a restart of tt-api only makes browsers ask for a new one.
+ * A browser with a session cookie (route_session.c) may also open a
+ * stream without a token: the cookie comes along with the handshake.
  */
 #include "api.h"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "event.h"
 #include "keys.h"
-#include "proto.h"
+#include "token.h"
 
 #define WS_TOKEN_SECONDS 60
 
-static unsigned char ws_secret[32];
+static unsigned char ws_secret[TOK_SECRET_LEN];
 static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
 static int ws_secret_ok;
 
@@ -41,35 +38,17 @@ static void ws_secret_init(void)
     ws_secret_ok = RAND_bytes(ws_secret, sizeof(ws_secret)) == 1;
 }
 
-/* The hex MAC of "<workspace>.<exp>" into out (65 bytes); 0 or -1. */
-static int ws_mac(const char *ws, long long exp, char out[65])
-{
-    pthread_once(&ws_once, ws_secret_init);
-    if (!ws_secret_ok)
-        return -1;
-    char msg[128];
-    int n = snprintf(msg, sizeof(msg), "%s.%lld", ws, exp);
-    unsigned char md[32];
-    unsigned int len = 0;
-    if (n < 0 || (size_t)n >= sizeof(msg) ||
-        HMAC(EVP_sha256(), ws_secret, sizeof(ws_secret),
-             (const unsigned char *)msg, (size_t)n, md, &len) == NULL)
-        return -1;
-    for (unsigned int i = 0; i < len; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    return 0;
-}
-
 int api_ws_token(struct api_req *r)
 {
     static const char *const none[] = {NULL};
     if (api_query_only(r, none) != 0)
         return -1;
     long long exp = r->now_ms / 1000 + WS_TOKEN_SECONDS;
-    char mac[65], tok[160];
-    if (ws_mac(r->workspace, exp, mac) != 0)
+    char tok[TOK_MAX];
+    pthread_once(&ws_once, ws_secret_init);
+    if (!ws_secret_ok || tok_make(ws_secret, sizeof(ws_secret), r->workspace,
+                                  exp, tok, sizeof(tok)) != 0)
         return api_error(r, 500, "internal", NULL, "no token secret");
-    snprintf(tok, sizeof(tok), "%s.%lld.%s", r->workspace, exp, mac);
     return api_send_json(r, 200,
                          json_pack("{s:s, s:o}", "token", tok, "expires_at",
                                    api_time(exp * 1000)),
@@ -81,26 +60,12 @@ int api_ws_token(struct api_req *r)
 static int ws_token_check(const char *t, size_t tlen, int64_t now_ms, char *ws,
                           size_t n)
 {
-    char buf[160];
-    if (tlen >= sizeof(buf))
+    long long exp;
+    pthread_once(&ws_once, ws_secret_init);
+    if (!ws_secret_ok || tok_check(ws_secret, sizeof(ws_secret), t, tlen,
+                                   now_ms / 1000, ws, n, &exp) != 0)
         return -1;
-    memcpy(buf, t, tlen);
-    buf[tlen] = '\0';
-    char *d1 = strchr(buf, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
-    if (d1 == NULL || d2 == NULL)
-        return -1;
-    *d1 = *d2 = '\0';
-    char *end;
-    long long exp = strtoll(d1 + 1, &end, 10);
-    char mac[65];
-    if (*end != '\0' || !key_workspace_ok(buf) || exp < now_ms / 1000 ||
-        strlen(d2 + 1) != 64 || ws_mac(buf, exp, mac) != 0 ||
-        CRYPTO_memcmp(mac, d2 + 1, 64) != 0)
-        return -1;
-    if (strlen(buf) >= n)
-        return -1;
-    memcpy(ws, buf, strlen(buf) + 1);
-    return 0;
+    return key_workspace_ok(ws) ? 0 : -1;
 }
 
 /* The token parameter of the original request's URI (nginx passes it as

@@ -292,13 +292,15 @@ END_TEST
 
 /* Public routes need no key and the rest need one: the health checks are
  * the only routes open to everyone, and nginx's stream check
- * (/_tt/ws-auth, internal) the only one that authenticates by itself (a
- * key or a stream token). */
+ * (/_tt/ws-auth, internal; a key or a stream token) and the browser
+ * session (/api/v1/session: a key in the body, or any role's key or
+ * cookie) the only ones that authenticate by themselves. */
 START_TEST(test_real_routes_roles)
 {
     for (const struct api_route *rt = api_routes; rt->method; rt++) {
         int open = strncmp(rt->pattern, "/health", 7) == 0 ||
-                   strcmp(rt->pattern, "/_tt/ws-auth") == 0;
+                   strcmp(rt->pattern, "/_tt/ws-auth") == 0 ||
+                   strcmp(rt->pattern, "/api/v1/session") == 0;
         ck_assert_msg((rt->role == KEY_ROLE_NONE) == open, "%s %s has role %d",
                       rt->method, rt->pattern, rt->role);
     }

@@ -1,0 +1,42 @@
+"""End-to-end: the web UI in real Chromium (Debian's chromium, driven by
+playwright-core from www/node_modules: www/e2e/ui.mjs) against a private
+stack with demo traffic.  Sign-in (a wrong key refused, a session cookie,
+deep links), the dashboard's tiles changing second by second, the live
+feed, axe-core's accessibility check in light and dark, reload, the phone
+menu, sign-out, and no console errors.  Screenshots of each page at
+desktop and phone width are kept in TT_BUILDDIR/tests/artifacts/ui/."""
+import os
+import shutil
+import subprocess
+import sys
+
+from stack import BUILD, Stack
+
+SRC = os.environ.get("TT_SRCDIR") or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WWW = os.path.join(SRC, "www")
+
+
+def main():
+    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not os.path.isdir(os.path.join(WWW, "node_modules")) or \
+            not os.path.exists(chromium) or not shutil.which("node"):
+        print("ui: no www/node_modules, node or chromium; skipping")
+        sys.exit(0)
+    out = os.path.join(BUILD, "tests", "artifacts", "ui")
+    shutil.rmtree(out, ignore_errors=True)
+    with Stack(demo=True) as s:
+        p = subprocess.run(
+            ["node", os.path.join(WWW, "e2e", "ui.mjs"), "--url",
+             "http://127.0.0.1:%d" % s.port, "--key", s.admin_key, "--out",
+             out, "--chromium", chromium],
+            cwd=WWW, capture_output=True, text=True, timeout=300)
+        print(p.stdout + p.stderr)
+        if p.returncode != 0:
+            s.dump_logs()
+            sys.exit(1)
+    print("screenshots: " + out)
+
+
+if __name__ == "__main__":
+    main()
