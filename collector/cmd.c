@@ -63,6 +63,22 @@ int64_t col_q_int(sqlite3 *db, const char *sql, int64_t a, const char *b,
     return v;
 }
 
+int col_run(sqlite3 *db, const char *sql, int64_t a, const char *b, int64_t c3)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return SQLITE_ERROR;
+    int n = sqlite3_bind_parameter_count(st);
+    sqlite3_bind_int64(st, 1, a);
+    if (n >= 2 && b != NULL)
+        sqlite3_bind_text(st, 2, b, -1, SQLITE_TRANSIENT);
+    if (n >= 3)
+        sqlite3_bind_int64(st, 3, c3);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int64_t col_ws_id(sqlite3 *db, const char *ws, int make, int64_t now)
 {
     if (make && col_q_int(db,

@@ -346,6 +346,11 @@ int col_bad(json_t **reply, const char *field, const json_t *v,
 int64_t col_q_int(sqlite3 *db, const char *sql, int64_t a, const char *b,
                   int64_t def);
 
+/* Run a statement that returns no row with integer ?1, text ?2 (b NULL:
+ * SQL NULL) and integer ?3 (when it has them); sqlite3_step's result
+ * (SQLITE_DONE on success), SQLITE_ERROR if it does not prepare. */
+int col_run(sqlite3 *db, const char *sql, int64_t a, const char *b, int64_t c3);
+
 /* The id of workspace ws, made first when make (inside the caller's
  * transaction); 0 if it does not exist or cannot be made. */
 int64_t col_ws_id(sqlite3 *db, const char *ws, int make, int64_t now);

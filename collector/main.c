@@ -75,12 +75,9 @@ int main(int argc, char **argv)
     struct conf *cf = &c.conf;
     if (col_mkdirs(cf->data_dir) != 0)
         return 1;
-    char path[CONF_PATH_MAX + 32];
-    snprintf(path, sizeof(path), "%s/log/collector.log", cf->data_dir);
-    if (log_init("collector", log_level_parse(cf->log_level), path) != 0) {
-        fprintf(stderr, "tt-collector: cannot open %s\n", path);
+    if (conf_open_log(cf, "collector") != 0)
         return 1;
-    }
+    char path[CONF_PATH_MAX + 32];
     /* One collector per data directory: a second one would take over the
      * socket and the segment while the first still writes.  The lock goes
      * with the process, however it ends. */

@@ -252,17 +252,10 @@ static int col_notify_fail(sqlite3 *db, int64_t n, const char *error,
                            int64_t now)
 {
     sqlite3_stmt *st;
-    int rc = SQLITE_ERROR;
-    if (sqlite3_prepare_v2(db,
-                           "UPDATE notifications SET status = 'failed', "
-                           "last_error = ?2, updated_ms = ?3 WHERE id = ?1",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, n);
-        sqlite3_bind_text(st, 2, error, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 3, now);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-    }
+    int rc = col_run(db,
+                     "UPDATE notifications SET status = 'failed', "
+                     "last_error = ?2, updated_ms = ?3 WHERE id = ?1",
+                     n, error, now);
     if (rc != SQLITE_DONE)
         return rc;
     if (sqlite3_prepare_v2(
@@ -344,18 +337,10 @@ static int col_channel_disable(struct col *c, int64_t ch, int64_t ws,
              "disabled after %d consecutive failed deliveries; the last: %s",
              failures, error);
     snprintf(title, sizeof(title), "Channel \"%s\" was disabled", name);
-    sqlite3_stmt *st;
-    int rc = SQLITE_ERROR;
-    if (sqlite3_prepare_v2(db,
-                           "UPDATE channels SET enabled = 0, disabled_reason "
-                           "= ?2, updated_ms = ?3 WHERE id = ?1",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, ch);
-        sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, now);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-    }
+    int rc = col_run(db,
+                     "UPDATE channels SET enabled = 0, disabled_reason "
+                     "= ?2, updated_ms = ?3 WHERE id = ?1",
+                     ch, reason, now);
     if (rc == SQLITE_DONE)
         rc = col_inbox_add(c, ws, "channel_disabled", "high", title, reason, 0,
                            0, now);
@@ -534,18 +519,10 @@ static int col_result_one(struct col *c, json_t *r, int64_t now,
     int failed = strcmp(outcome, "failed") == 0 && fault;
     if (!sent && !failed)
         return SQLITE_DONE;
-    if (sqlite3_prepare_v2(db,
-                           "UPDATE channels SET failures = iif(?2, 0, "
-                           "failures + 1), last_error = iif(?2, last_error, "
-                           "?3) WHERE id = ?1",
-                           -1, &st, NULL) != SQLITE_OK)
-        return SQLITE_ERROR;
-    sqlite3_bind_int64(st, 1, ch);
-    sqlite3_bind_int(st, 2, sent);
-    if (error != NULL)
-        sqlite3_bind_text(st, 3, error, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    rc = col_run(db,
+                 "UPDATE channels SET failures = iif(?3, 0, failures + 1), "
+                 "last_error = iif(?3, last_error, ?2) WHERE id = ?1",
+                 ch, error, sent);
     if (rc != SQLITE_DONE)
         return rc;
     if (!sent && enabled && failures + 1 >= c->conf.notify_disable_after) {
@@ -642,20 +619,12 @@ static int col_channel_delete(struct col *c, json_t *args, json_t **reply)
     if (col_nbegin(c, reply) != 0)
         return 503;
     int64_t now = proto_now_ms();
-    sqlite3_stmt *st;
     int rc = col_channel_fail_waiting(db, id, "the channel was deleted", now);
-    static const char *const sql[] = {
-        "DELETE FROM channel_routes WHERE channel_id = ?1",
-        "DELETE FROM channels WHERE id = ?1"};
-    for (int i = 0; rc == SQLITE_DONE && i < 2; i++) {
-        if (sqlite3_prepare_v2(db, sql[i], -1, &st, NULL) != SQLITE_OK) {
-            rc = SQLITE_ERROR;
-            break;
-        }
-        sqlite3_bind_int64(st, 1, id);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-    }
+    if (rc == SQLITE_DONE)
+        rc = col_run(db, "DELETE FROM channel_routes WHERE channel_id = ?1", id,
+                     NULL, 0);
+    if (rc == SQLITE_DONE)
+        rc = col_run(db, "DELETE FROM channels WHERE id = ?1", id, NULL, 0);
     status = col_ncommit(c, rc, reply,
                          json_pack("{s:I}", "deleted", (json_int_t)id));
     if (status == 200)
@@ -738,30 +707,15 @@ static int col_routes_set(struct col *c, json_t *args, json_t **reply)
     }
     if (col_nbegin(c, reply) != 0)
         return 503;
-    sqlite3_stmt *st;
-    int rc = SQLITE_ERROR;
-    if (sqlite3_prepare_v2(db, "DELETE FROM channel_routes WHERE ws = ?1", -1,
-                           &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, ws);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-    }
+    int rc =
+        col_run(db, "DELETE FROM channel_routes WHERE ws = ?1", ws, NULL, 0);
     json_object_foreach(routes, k, v)
     {
-        for (size_t i = 0; rc == SQLITE_DONE && i < json_array_size(v); i++) {
-            if (sqlite3_prepare_v2(db,
-                                   "INSERT OR IGNORE INTO channel_routes(ws, "
-                                   "route, channel_id) VALUES(?1, ?2, ?3)",
-                                   -1, &st, NULL) != SQLITE_OK) {
-                rc = SQLITE_ERROR;
-                break;
-            }
-            sqlite3_bind_int64(st, 1, ws);
-            sqlite3_bind_text(st, 2, k, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(st, 3, json_integer_value(json_array_get(v, i)));
-            rc = sqlite3_step(st);
-            sqlite3_finalize(st);
-        }
+        for (size_t i = 0; rc == SQLITE_DONE && i < json_array_size(v); i++)
+            rc = col_run(db,
+                         "INSERT OR IGNORE INTO channel_routes(ws, route, "
+                         "channel_id) VALUES(?1, ?2, ?3)",
+                         ws, k, json_integer_value(json_array_get(v, i)));
     }
     return col_ncommit(c, rc, reply, json_object());
 }

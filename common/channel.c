@@ -166,12 +166,10 @@ static int ch_url_has_login(CURLU *u)
     return a || b || c;
 }
 
-char *channel_url_redact(const char *url, int path_secret)
+/* channel_url_redact() of the parsed URL u, which it cleans up. */
+static char *ch_url_redact(CURLU *u, int path_secret)
 {
-    CURLU *u = url != NULL ? ch_url_parse(url, NULL) : NULL;
     char *path = NULL, *built = NULL, *out = NULL;
-    if (u == NULL)
-        return NULL;
     int login = ch_url_has_login(u);
     int query = ch_url_has(u, CURLUPART_QUERY, NULL);
     int haspath = ch_url_part(u, CURLUPART_PATH, &path);
@@ -197,15 +195,21 @@ done:
     return out;
 }
 
+char *channel_url_redact(const char *url, int path_secret)
+{
+    CURLU *u = url != NULL ? ch_url_parse(url, NULL) : NULL;
+    return u != NULL ? ch_url_redact(u, path_secret) : NULL;
+}
+
 /* What a reader sees of url, stored in a field of kind k (malloc'ed; NULL
  * when out of memory): a URL with secret parts redacted, the URL itself
  * when it has none, and CHANNEL_REDACTED when it does not even parse.
- * The webhook url's path is secret as Slack's is: Discord, Teams and
+ * u is url parsed (NULL when it does not parse), cleaned up here.  The
+ * webhook url's path is secret as Slack's is: Discord, Teams and
  * Mattermost put their tokens there. */
-static char *ch_url_view(const char *url, int k)
+static char *ch_url_view(CURLU *u, const char *url, int k)
 {
     int secret = 1;
-    CURLU *u = ch_url_parse(url, NULL);
     if (u != NULL && k != CU_SLACK) {
         secret = ch_url_has_login(u);
         if (secret == 0 && k == CU_HOOK)
@@ -216,10 +220,12 @@ static char *ch_url_view(const char *url, int k)
             secret = path < 0 || root < 0 ? -1 : path && !root;
         }
     }
-    curl_url_cleanup(u);
-    if (secret == 0)
+    if (secret == 0) {
+        curl_url_cleanup(u);
         return strdup(url);
-    char *r = channel_url_redact(url, k == CU_SLACK || k == CU_HOOK);
+    }
+    char *r =
+        u != NULL ? ch_url_redact(u, k == CU_SLACK || k == CU_HOOK) : NULL;
     return r != NULL ? r : strdup(CHANNEL_REDACTED);
 }
 
@@ -305,10 +311,9 @@ static const char *ch_url_got(char *buf, size_t n, const char *s, int k)
     CURLU *u = ch_url_parse(s, NULL);
     char *view = NULL;
     if (u != NULL)
-        view = ch_url_view(s, k);
+        view = ch_url_view(u, s, k);
     else if (k != CU_HOOK && k != CU_SLACK && strchr(s, '@') == NULL)
         view = strdup(s);
-    curl_url_cleanup(u);
     json_t *j = view ? json_stringn_nocheck(view, strlen(view)) : NULL;
     free(view);
     if (j == NULL)
@@ -551,7 +556,8 @@ static int ch_url(struct ch_check *c, const char *key, int k, const char *def)
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
     if (old != NULL) {
-        char *view = ch_url_view(json_string_value(old), k);
+        const char *was = json_string_value(old);
+        char *view = ch_url_view(ch_url_parse(was, NULL), was, k);
         if (view == NULL)
             return ch_oom(c, key);
         int same = strlen(view) == n && memcmp(view, s, n) == 0;
@@ -998,7 +1004,8 @@ static int ch_redact_url(json_t *o, const char *key, int k)
         return 0;
     if (!json_is_string(v))
         return ch_redact_field(o, key);
-    char *view = ch_url_view(json_string_value(v), k);
+    const char *url = json_string_value(v);
+    char *view = ch_url_view(ch_url_parse(url, NULL), url, k);
     if (view == NULL)
         return -1;
     int rc = json_object_set_new(o, key, json_string_nocheck(view));

@@ -7,6 +7,7 @@
  * so a bad value is reported the same way wherever it came from.
  */
 #include "conf.h"
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -14,6 +15,7 @@
 #include <limits.h>
 #include <openssl/evp.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -462,4 +464,14 @@ int conf_from_args(struct conf *c, int argc, char **argv, int *rest, int nrest,
     if (check)
         exit(0);
     return nr;
+}
+
+int conf_open_log(const struct conf *c, const char *comp)
+{
+    char path[CONF_PATH_MAX + 48];
+    snprintf(path, sizeof(path), "%s/log/%s.log", c->data_dir, comp);
+    if (log_init(comp, log_level_parse(c->log_level), path) == 0)
+        return 0;
+    fprintf(stderr, "tt-%s: cannot open %s\n", comp, path);
+    return -1;
 }

@@ -89,4 +89,8 @@ void conf_describe(FILE *f);
 int conf_from_args(struct conf *c, int argc, char **argv, int *rest, int nrest,
                    char *err, size_t errlen);
 
+/* Open the log of component comp: DIR/log/<comp>.log at the configured
+ * level; 0, or -1 after saying "tt-<comp>: cannot open PATH" on stderr. */
+int conf_open_log(const struct conf *c, const char *comp);
+
 #endif

@@ -3,11 +3,23 @@
  */
 #include "keys.h"
 
+#include <limits.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <string.h>
 
 static const char key_hex[] = "0123456789abcdef";
+
+/* n bytes as 2n hex digits and a NUL. */
+static void key_hexify(const unsigned char *b, size_t n, char *hex)
+{
+    for (size_t i = 0; i < n; i++) {
+        hex[2 * i] = key_hex[b[i] >> 4];
+        hex[2 * i + 1] = key_hex[b[i] & 15];
+    }
+    hex[2 * n] = '\0';
+}
 
 int key_generate(char *out)
 {
@@ -15,11 +27,20 @@ int key_generate(char *out)
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         return -1;
     memcpy(out, "tt_", 3);
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        out[3 + 2 * i] = key_hex[raw[i] >> 4];
-        out[4 + 2 * i] = key_hex[raw[i] & 15];
-    }
-    out[KEY_LEN] = '\0';
+    key_hexify(raw, sizeof(raw), out + 3);
+    return 0;
+}
+
+int key_hmac_hex(const void *secret, size_t slen, const void *msg, size_t len,
+                 char *hex)
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    if (slen > INT_MAX ||
+        HMAC(EVP_sha256(), secret, (int)slen, msg, len, md, &n) == NULL ||
+        n != sizeof(md))
+        return -1;
+    key_hexify(md, n, hex);
     return 0;
 }
 
@@ -28,11 +49,7 @@ void key_hash(const char *key, size_t len, char *hex)
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     EVP_Digest(key, len, md, &n, EVP_sha256(), NULL);
-    for (unsigned int i = 0; i < n; i++) {
-        hex[2 * i] = key_hex[md[i] >> 4];
-        hex[2 * i + 1] = key_hex[md[i] & 15];
-    }
-    hex[2 * n] = '\0';
+    key_hexify(md, n, hex);
 }
 
 int key_well_formed(const char *key, size_t len)

@@ -29,6 +29,11 @@ int key_generate(char *out);
 /* Hash key (len bytes) into hex (KEY_HASH_HEX + 1 bytes). */
 void key_hash(const char *key, size_t len, char *hex);
 
+/* HMAC-SHA256 of msg under secret, as 64 lowercase hex digits and a NUL in
+ * hex (65 bytes); 0, or -1 if libcrypto fails. */
+int key_hmac_hex(const void *secret, size_t slen, const void *msg, size_t len,
+                 char *hex);
+
 /* Check that key looks like a tokentap key (prefix and length). */
 int key_well_formed(const char *key, size_t len);
 

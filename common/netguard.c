@@ -25,13 +25,13 @@
 
 /* One default rule.  A rule either denies its range, saying what the
  * address is, or hands the IPv4 address embedded at byte embed to the
- * IPv4 rules, naming the kind of embedding in how. */
+ * IPv4 rules, its note naming the kind of embedding.  The family is the
+ * table's (and the text's). */
 struct netguard_rule {
-    int family;       /* AF_INET or AF_INET6 */
     const char *net;  /* the range, "a.b.c.d/n" or "v6/n" */
     const char *what; /* "a loopback address", or NULL to embed */
-    const char *note; /* said after what, e.g. "cloud metadata", or NULL */
-    const char *how;  /* the embedding, e.g. "IPv4-mapped" (what is NULL) */
+    const char *note; /* in brackets after what ("cloud metadata"), or the
+                         embedding ("IPv4-mapped") when what is NULL */
     int embed;        /* where the embedded IPv4 address starts */
 };
 
@@ -39,26 +39,23 @@ struct netguard_rule {
  * Single addresses come before the ranges that hold them so that they get
  * their own note. */
 static const struct netguard_rule netguard_rules4[] = {
-    {AF_INET, "0.0.0.0/8", "a \"this network\" address", NULL, NULL, 0},
-    {AF_INET, "10.0.0.0/8", "a private address", NULL, NULL, 0},
-    {AF_INET, "100.100.100.200/32", "a carrier-grade NAT address",
-     "cloud metadata", NULL, 0},
-    {AF_INET, "100.64.0.0/10", "a carrier-grade NAT address", NULL, NULL, 0},
-    {AF_INET, "127.0.0.0/8", "a loopback address", NULL, NULL, 0},
-    {AF_INET, "169.254.169.254/32", "a link-local address", "cloud metadata",
-     NULL, 0},
-    {AF_INET, "169.254.0.0/16", "a link-local address", NULL, NULL, 0},
-    {AF_INET, "172.16.0.0/12", "a private address", NULL, NULL, 0},
-    {AF_INET, "192.0.0.0/24", "an IETF protocol assignment address", NULL, NULL,
-     0},
-    {AF_INET, "192.0.2.0/24", "a documentation address", NULL, NULL, 0},
-    {AF_INET, "192.168.0.0/16", "a private address", NULL, NULL, 0},
-    {AF_INET, "198.18.0.0/15", "a benchmarking address", NULL, NULL, 0},
-    {AF_INET, "198.51.100.0/24", "a documentation address", NULL, NULL, 0},
-    {AF_INET, "203.0.113.0/24", "a documentation address", NULL, NULL, 0},
-    {AF_INET, "224.0.0.0/4", "a multicast address", NULL, NULL, 0},
-    {AF_INET, "255.255.255.255/32", "a broadcast address", NULL, NULL, 0},
-    {AF_INET, "240.0.0.0/4", "a reserved address", NULL, NULL, 0},
+    {"0.0.0.0/8", "a \"this network\" address", NULL, 0},
+    {"10.0.0.0/8", "a private address", NULL, 0},
+    {"100.100.100.200/32", "a carrier-grade NAT address", "cloud metadata", 0},
+    {"100.64.0.0/10", "a carrier-grade NAT address", NULL, 0},
+    {"127.0.0.0/8", "a loopback address", NULL, 0},
+    {"169.254.169.254/32", "a link-local address", "cloud metadata", 0},
+    {"169.254.0.0/16", "a link-local address", NULL, 0},
+    {"172.16.0.0/12", "a private address", NULL, 0},
+    {"192.0.0.0/24", "an IETF protocol assignment address", NULL, 0},
+    {"192.0.2.0/24", "a documentation address", NULL, 0},
+    {"192.168.0.0/16", "a private address", NULL, 0},
+    {"198.18.0.0/15", "a benchmarking address", NULL, 0},
+    {"198.51.100.0/24", "a documentation address", NULL, 0},
+    {"203.0.113.0/24", "a documentation address", NULL, 0},
+    {"224.0.0.0/4", "a multicast address", NULL, 0},
+    {"255.255.255.255/32", "a broadcast address", NULL, 0},
+    {"240.0.0.0/4", "a reserved address", NULL, 0},
 };
 
 /* Denied IPv6 ranges, and those that carry an IPv4 address.  Only
@@ -66,24 +63,23 @@ static const struct netguard_rule netguard_rules4[] = {
  * everything outside it is denied as reserved; the embedding prefixes
  * (all inside ::/8) come before that catch-all. */
 static const struct netguard_rule netguard_rules6[] = {
-    {AF_INET6, "::/128", "an unspecified address", NULL, NULL, 0},
-    {AF_INET6, "::1/128", "a loopback address", NULL, NULL, 0},
-    {AF_INET6, "::ffff:0:0/96", NULL, NULL, "IPv4-mapped", 12},
-    {AF_INET6, "::/96", NULL, NULL, "IPv4-compatible", 12},
-    {AF_INET6, "64:ff9b::/96", NULL, NULL, "NAT64", 12},
-    {AF_INET6, "64:ff9b:1::/48", "a local-use NAT64 address", NULL, NULL, 0},
-    {AF_INET6, "2002::/16", NULL, NULL, "6to4", 2},
-    {AF_INET6, "fd00:ec2::254/128", "a unique-local address", "cloud metadata",
-     NULL, 0},
-    {AF_INET6, "fc00::/7", "a unique-local address", NULL, NULL, 0},
-    {AF_INET6, "fe80::/10", "a link-local address", NULL, NULL, 0},
-    {AF_INET6, "fec0::/10", "a site-local address", NULL, NULL, 0},
-    {AF_INET6, "ff00::/8", "a multicast address", NULL, NULL, 0},
-    {AF_INET6, "2001:db8::/32", "a documentation address", NULL, NULL, 0},
-    {AF_INET6, "100::/64", "a discard-only address", NULL, NULL, 0},
-    {AF_INET6, "::/3", "a reserved address", NULL, NULL, 0},
-    {AF_INET6, "4000::/2", "a reserved address", NULL, NULL, 0},
-    {AF_INET6, "8000::/1", "a reserved address", NULL, NULL, 0},
+    {"::/128", "an unspecified address", NULL, 0},
+    {"::1/128", "a loopback address", NULL, 0},
+    {"::ffff:0:0/96", NULL, "IPv4-mapped", 12},
+    {"::/96", NULL, "IPv4-compatible", 12},
+    {"64:ff9b::/96", NULL, "NAT64", 12},
+    {"64:ff9b:1::/48", "a local-use NAT64 address", NULL, 0},
+    {"2002::/16", NULL, "6to4", 2},
+    {"fd00:ec2::254/128", "a unique-local address", "cloud metadata", 0},
+    {"fc00::/7", "a unique-local address", NULL, 0},
+    {"fe80::/10", "a link-local address", NULL, 0},
+    {"fec0::/10", "a site-local address", NULL, 0},
+    {"ff00::/8", "a multicast address", NULL, 0},
+    {"2001:db8::/32", "a documentation address", NULL, 0},
+    {"100::/64", "a discard-only address", NULL, 0},
+    {"::/3", "a reserved address", NULL, 0},
+    {"4000::/2", "a reserved address", NULL, 0},
+    {"8000::/1", "a reserved address", NULL, 0},
 };
 
 #define NETGUARD_N(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -99,6 +95,13 @@ static const struct netguard_rule netguard_rules6[] = {
 static int netguard_len(int family)
 {
     return family == AF_INET ? 4 : 16;
+}
+
+/* The bits of byte i of an address that a prefix of prefix bits covers. */
+static unsigned netguard_mask(int prefix, int i)
+{
+    int bits = prefix - 8 * i;
+    return bits >= 8 ? 0xff : bits <= 0 ? 0 : (0xff00 >> bits) & 0xff;
 }
 
 /* Copy the entry s (len bytes) into out (NETGUARD_ENTRY bytes) for an
@@ -117,11 +120,10 @@ static void netguard_quote(const char *s, size_t len, char *out)
 static int netguard_range_parse(const char *s, size_t len,
                                 struct netguard_range *r, char *err, size_t n)
 {
-    char text[NETGUARD_ENTRY], shown[NETGUARD_ENTRY];
-    netguard_quote(s, len, shown);
+    char text[NETGUARD_ENTRY], shown[NETGUARD_ENTRY], why[2 * NETGUARD_ENTRY];
     if (len >= sizeof(text)) {
-        netguard_say(err, n, "bad network \"%s\": it is too long", shown);
-        return -1;
+        snprintf(why, sizeof(why), "it is too long");
+        goto bad;
     }
     memcpy(text, s, len);
     text[len] = '\0';
@@ -135,11 +137,9 @@ static int netguard_range_parse(const char *s, size_t len,
     if (inet_pton(r->family, text, r->addr) != 1) {
         char addr[NETGUARD_ENTRY];
         netguard_quote(text, strlen(text), addr);
-        netguard_say(err, n,
-                     "bad network \"%s\": \"%s\" is not an IPv4 or IPv6 "
-                     "address",
-                     shown, addr);
-        return -1;
+        snprintf(why, sizeof(why), "\"%s\" is not an IPv4 or IPv6 address",
+                 addr);
+        goto bad;
     }
 
     /* The prefix length: one to three digits, at most the address's bits;
@@ -149,11 +149,9 @@ static int netguard_range_parse(const char *s, size_t len,
         const char *p = slash + 1;
         size_t digits = strspn(p, "0123456789");
         if (digits == 0 || digits > 3 || p[digits] != '\0' || atoi(p) > max) {
-            netguard_say(err, n,
-                         "bad network \"%s\": the prefix length must be a "
-                         "number from 0 to %d",
-                         shown, max);
-            return -1;
+            snprintf(why, sizeof(why),
+                     "the prefix length must be a number from 0 to %d", max);
+            goto bad;
         }
         r->prefix = atoi(p);
     }
@@ -162,36 +160,32 @@ static int netguard_range_parse(const char *s, size_t len,
      * way of writing 10.0.0.0/8, so it is refused, naming the network. */
     unsigned char net[16];
     int bytes = netguard_len(r->family);
-    for (int i = 0; i < bytes; i++) {
-        int bits = r->prefix - 8 * i;
-        unsigned mask = bits >= 8 ? 0xff : bits <= 0 ? 0 : 0xff00 >> bits;
-        net[i] = r->addr[i] & mask;
-    }
+    for (int i = 0; i < bytes; i++)
+        net[i] = r->addr[i] & netguard_mask(r->prefix, i);
     if (memcmp(net, r->addr, (size_t)bytes) != 0) {
         char want[INET6_ADDRSTRLEN];
         inet_ntop(r->family, net, want, sizeof(want));
-        netguard_say(err, n,
-                     "bad network \"%s\": host bits are set (the network "
-                     "is %s/%d)",
-                     shown, want, r->prefix);
-        return -1;
+        snprintf(why, sizeof(why), "host bits are set (the network is %s/%d)",
+                 want, r->prefix);
+        goto bad;
     }
     return 0;
+bad:
+    netguard_quote(s, len, shown);
+    netguard_say(err, n, "bad network \"%s\": %s", shown, why);
+    return -1;
 }
 
-/* Is a (an address of family) inside r? */
+/* Is a (an address of family) inside r?  r's host bits are zero. */
 static int netguard_in(const struct netguard_range *r, int family,
                        const unsigned char *a)
 {
     if (r->family != family)
         return 0;
-    int whole = r->prefix / 8, rest = r->prefix % 8;
-    if (memcmp(r->addr, a, (size_t)whole) != 0)
-        return 0;
-    if (rest == 0)
-        return 1;
-    unsigned mask = (0xff00 >> rest) & 0xff;
-    return (r->addr[whole] & mask) == (a[whole] & mask);
+    for (int i = 0; i < netguard_len(family); i++)
+        if ((a[i] & netguard_mask(r->prefix, i)) != r->addr[i])
+            return 0;
+    return 1;
 }
 
 /* Does the allow list g (NULL for none) hold a? */
@@ -263,7 +257,7 @@ static int netguard_judge(const struct netguard *g, int family,
             const unsigned char *v4 = a + rule->embed;
             if (netguard_opened(g, AF_INET, v4))
                 return 1;
-            return netguard_judge(g, AF_INET, v4, text, rule->how, why, n);
+            return netguard_judge(g, AF_INET, v4, text, rule->note, why, n);
         }
         const char *note = rule->note != NULL ? rule->note : "";
         const char *comma = rule->note != NULL && how != NULL ? ", " : "";

@@ -13,14 +13,13 @@
 #include "notify_fmt.h"
 
 #include <limits.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alert.h"
 #include "event.h"
+#include "keys.h"
 #include "strbuf.h"
 
 /* Block Kit's limits, in characters, and PagerDuty's. */
@@ -45,18 +44,22 @@ _Static_assert(sizeof(nf_events) / sizeof(nf_events[0]) == NE_NEVENTS,
 /* One severity: its emoji in Slack, its colour there and in email, and
  * PagerDuty's name for it. */
 struct nf_sev {
-    const char *name, *emoji, *colour, *pagerduty;
+    const char *emoji, *colour, *pagerduty;
 };
 
+/* By enum alert_severity: critical, high, medium, low. */
 static const struct nf_sev nf_sevs[] = {
-    {"critical", "\xf0\x9f\x94\xb4", "#D32F2F", "critical"}, /* red */
-    {"high", "\xf0\x9f\x9f\xa0", "#F57C00", "error"},        /* orange */
-    {"medium", "\xf0\x9f\x9f\xa1", "#FBC02D", "warning"},    /* yellow */
-    {"low", "\xf0\x9f\x94\xb5", "#1976D2", "info"},          /* blue */
+    {"\xf0\x9f\x94\xb4", "#D32F2F", "critical"}, /* red */
+    {"\xf0\x9f\x9f\xa0", "#F57C00", "error"},    /* orange */
+    {"\xf0\x9f\x9f\xa1", "#FBC02D", "warning"},  /* yellow */
+    {"\xf0\x9f\x94\xb5", "#1976D2", "info"},     /* blue */
 };
+
+_Static_assert(sizeof(nf_sevs) / sizeof(nf_sevs[0]) == ALERT_NSEVERITIES,
+               "severities");
 
 /* An unknown severity: white, grey, and PagerDuty's middle. */
-static const struct nf_sev nf_sev_unknown = {"", "\xe2\x9a\xaa", "#9E9E9E",
+static const struct nf_sev nf_sev_unknown = {"\xe2\x9a\xaa", "#9E9E9E",
                                              "warning"};
 
 #define NF_EMOJI_RESOLVED     "\xe2\x9c\x85"     /* white heavy check mark */
@@ -79,11 +82,8 @@ int notify_event_parse(const char *s)
 
 static const struct nf_sev *nf_sev_of(const char *s)
 {
-    for (size_t i = 0; s != NULL && i < sizeof(nf_sevs) / sizeof(nf_sevs[0]);
-         i++)
-        if (strcmp(nf_sevs[i].name, s) == 0)
-            return &nf_sevs[i];
-    return &nf_sev_unknown;
+    int i = alert_severity_parse(s);
+    return i >= 0 ? &nf_sevs[i] : &nf_sev_unknown;
 }
 
 /* A string member of the message, "" for a NULL one. */
@@ -93,20 +93,6 @@ static const char *nf_s(const char *s)
 }
 
 /* --- Text ------------------------------------------------------------ */
-
-__attribute__((format(printf, 2, 3))) static void
-nf_printf(struct strbuf *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    /* Only numbers and short literals come through here. */
-    if (w > 0)
-        strbuf_put(b, tmp,
-                   (size_t)w < sizeof(tmp) ? (size_t)w : sizeof(tmp) - 1);
-}
 
 /* How to escape a string being written. */
 enum nf_esc {
@@ -211,25 +197,28 @@ static size_t nf_cut(const char *s, size_t len, size_t max, int units, int *ell)
     return nf_fit(s, len, max - ell_size, units);
 }
 
-/* s cut to max characters (an ellipsis ending it when cut), into b.  In
- * escaped text (entities set) an entity at the cut (&amp;) is dropped
- * whole rather than split. */
-static void nf_put_cut(struct strbuf *b, const char *s, size_t max,
-                       int entities)
+/* Cut what b holds to max (as nf_cut), an ellipsis ending it when cut.
+ * In escaped text (entities set) an entity at the cut (&amp;) is
+ * dropped whole rather than split. */
+static void nf_cut_buf(struct strbuf *b, size_t max, int units, int entities)
 {
     int ell;
-    size_t len = strlen(s), k = nf_cut(s, len, max, 1, &ell);
-    for (size_t j = k; ell && entities && j > 0 && k - j < 6; j--) {
-        if (s[j - 1] == ';')
+    if (b->oom || b->p == NULL)
+        return;
+    size_t k = nf_cut(b->p, b->len, max, units, &ell);
+    if (!ell)
+        return;
+    for (size_t j = k; entities && j > 0 && k - j < 6; j--) {
+        if (b->p[j - 1] == ';')
             break;
-        if (s[j - 1] == '&') {
+        if (b->p[j - 1] == '&') {
             k = j - 1;
             break;
         }
     }
-    strbuf_put(b, s, k);
-    if (ell)
-        strbuf_puts(b, NF_ELLIPSIS);
+    b->len = k;
+    b->p[k] = '\0';
+    strbuf_puts(b, NF_ELLIPSIS);
 }
 
 /* A JSON string of the n bytes at s.  Bytes that are not UTF-8 become
@@ -304,10 +293,10 @@ static void nf_put_scalar(struct strbuf *b, const json_t *v, enum nf_esc esc)
         nf_put_esc(b, json_string_value(v), esc);
         break;
     case JSON_INTEGER:
-        nf_printf(b, "%lld", (long long)json_integer_value(v));
+        strbuf_printf(b, "%lld", (long long)json_integer_value(v));
         break;
     case JSON_REAL:
-        nf_printf(b, "%.10g", json_real_value(v));
+        strbuf_printf(b, "%.10g", json_real_value(v));
         break;
     case JSON_TRUE:
         strbuf_puts(b, "true");
@@ -339,7 +328,7 @@ static json_t *nf_jscalar(const json_t *v)
 }
 
 /* The group as "model=gpt-4o, provider=openai" ("" when empty). */
-static void nf_put_group(struct strbuf *b, const json_t *group, enum nf_esc esc)
+static void nf_put_group(struct strbuf *b, const json_t *group)
 {
     const char *k;
     const json_t *v;
@@ -351,10 +340,28 @@ static void nf_put_group(struct strbuf *b, const json_t *group, enum nf_esc esc)
         if (!first)
             strbuf_puts(b, ", ");
         first = 0;
-        nf_put_esc(b, k, esc);
+        nf_put_esc(b, k, NF_RAW);
         strbuf_puts(b, "=");
-        nf_put_scalar(b, v, esc);
+        nf_put_scalar(b, v, NF_RAW);
     }
+}
+
+/* The group in brackets after a name, " (model=gpt-4o)"; nothing when
+ * it is empty. */
+static void nf_put_group_after(struct strbuf *b, const json_t *group)
+{
+    if (json_object_size(group) == 0)
+        return;
+    strbuf_puts(b, " (");
+    nf_put_group(b, group);
+    strbuf_puts(b, ")");
+}
+
+/* Whether m tells of someone (or the alert itself) acknowledging or
+ * resolving it: who and note apply. */
+static int nf_acted(const struct notify_msg *m)
+{
+    return m->event == NE_ACKNOWLEDGED || m->event == NE_RESOLVED;
 }
 
 /* How many values there are. */
@@ -436,11 +443,7 @@ static void nf_put_summary(struct strbuf *b, const struct notify_msg *m,
         return;
     }
     strbuf_puts(b, nf_s(m->rule_name));
-    if (json_object_size(m->group) > 0) {
-        strbuf_puts(b, " (");
-        nf_put_group(b, m->group, NF_RAW);
-        strbuf_puts(b, ")");
-    }
+    nf_put_group_after(b, m->group);
     switch (m->event) {
     case NE_RENOTIFY:
         strbuf_puts(b, " is still firing");
@@ -455,8 +458,7 @@ static void nf_put_summary(struct strbuf *b, const struct notify_msg *m,
         strbuf_puts(b, " is firing");
         break;
     }
-    if ((m->event == NE_ACKNOWLEDGED || m->event == NE_RESOLVED) &&
-        who[0] != '\0') {
+    if (nf_acted(m) && who[0] != '\0') {
         strbuf_puts(b, " by ");
         strbuf_puts(b, who);
     }
@@ -495,14 +497,11 @@ void notify_summary(const struct notify_msg *m, char *buf, size_t n, size_t max)
 static json_t *nf_jsummary(const struct notify_msg *m, int tag,
                            const char *prefix, size_t max)
 {
-    struct strbuf s = {0}, b = {0};
-    strbuf_puts(&s, prefix);
-    nf_put_summary(&s, m, tag);
-    if (!s.oom)
-        nf_put_cut(&b, strbuf_str(&s), max, 0);
-    b.oom |= s.oom;
+    struct strbuf b = {0};
+    strbuf_puts(&b, prefix);
+    nf_put_summary(&b, m, tag);
+    nf_cut_buf(&b, max, 1, 0);
     json_t *j = nf_jbuf(&b);
-    free(s.p);
     free(b.p);
     return j;
 }
@@ -522,21 +521,24 @@ static void nf_origin(const char *url, char *buf, size_t n)
 
 /* --- Slack ----------------------------------------------------------- */
 
+/* An mrkdwn text object of what b holds (escaped), cut to max
+ * characters; b is emptied for reuse. */
+static json_t *nf_slack_text(struct strbuf *b, size_t max)
+{
+    nf_cut_buf(b, max, 1, 1);
+    return json_pack("{s:s, s:o}", "type", "mrkdwn", "text", nf_jbuf(b));
+}
+
 /* One mrkdwn field: "*label*\nvalue" (value escaped), cut to Slack's
- * limit. */
-static json_t *nf_slack_field(struct strbuf *tmp, const char *label,
+ * limit; built in b (emptied for reuse). */
+static json_t *nf_slack_field(struct strbuf *b, const char *label,
                               const char *value)
 {
-    struct strbuf b = {0};
-    strbuf_puts(&b, "*");
-    strbuf_puts(&b, label);
-    strbuf_puts(&b, "*\n");
-    nf_put_esc(&b, value[0] != '\0' ? value : NF_NONE, NF_MRKDWN);
-    if (!b.oom)
-        nf_put_cut(tmp, strbuf_str(&b), NF_SLACK_FIELD, 1);
-    tmp->oom |= b.oom;
-    free(b.p);
-    return json_pack("{s:s, s:o}", "type", "mrkdwn", "text", nf_jbuf(tmp));
+    strbuf_puts(b, "*");
+    strbuf_puts(b, label);
+    strbuf_puts(b, "*\n");
+    nf_put_esc(b, value[0] != '\0' ? value : NF_NONE, NF_MRKDWN);
+    return nf_slack_text(b, NF_SLACK_FIELD);
 }
 
 /* The section's fields: severity, status, workspace, group, then the
@@ -547,7 +549,7 @@ static json_t *nf_slack_fields(const struct notify_msg *m)
     struct strbuf t = {0}, g = {0};
     json_t *a = json_array();
     int bad = a == NULL;
-    nf_put_group(&g, m->group, NF_RAW);
+    nf_put_group(&g, m->group);
     bad |= json_array_append_new(
         a, nf_slack_field(&t, "Severity", nf_s(m->severity)));
     bad |=
@@ -559,19 +561,12 @@ static json_t *nf_slack_fields(const struct notify_msg *m)
     size_t nv = nf_nvalues(m->values), room = NF_SLACK_FIELDS - 4;
     size_t shown = nv <= room ? nv : room - 1;
     for (size_t i = 0; i < shown && !bad; i++) {
-        struct strbuf b = {0};
-        nf_put_value(&b, m->values, i, NF_MRKDWN);
-        if (!b.oom)
-            nf_put_cut(&t, strbuf_str(&b), NF_SLACK_FIELD, 1);
-        t.oom |= b.oom;
-        free(b.p);
-        bad |= json_array_append_new(
-            a, json_pack("{s:s, s:o}", "type", "mrkdwn", "text", nf_jbuf(&t)));
+        nf_put_value(&t, m->values, i, NF_MRKDWN);
+        bad |= json_array_append_new(a, nf_slack_text(&t, NF_SLACK_FIELD));
     }
     if (shown < nv) {
-        nf_printf(&t, "%s and %zu more", NF_ELLIPSIS, nv - shown);
-        bad |= json_array_append_new(
-            a, json_pack("{s:s, s:o}", "type", "mrkdwn", "text", nf_jbuf(&t)));
+        strbuf_printf(&t, "%s and %zu more", NF_ELLIPSIS, nv - shown);
+        bad |= json_array_append_new(a, nf_slack_text(&t, NF_SLACK_FIELD));
     }
     free(t.p);
     free(g.p);
@@ -585,13 +580,9 @@ static json_t *nf_slack_fields(const struct notify_msg *m)
 /* An mrkdwn text object of s (escaped), cut to max characters. */
 static json_t *nf_slack_mrkdwn(const char *s, size_t max)
 {
-    struct strbuf e = {0}, b = {0};
-    nf_put_esc(&e, s, NF_MRKDWN);
-    if (!e.oom)
-        nf_put_cut(&b, strbuf_str(&e), max, 1);
-    b.oom |= e.oom;
-    free(e.p);
-    json_t *j = json_pack("{s:s, s:o}", "type", "mrkdwn", "text", nf_jbuf(&b));
+    struct strbuf b = {0};
+    nf_put_esc(&b, s, NF_MRKDWN);
+    json_t *j = nf_slack_text(&b, max);
     free(b.p);
     return j;
 }
@@ -603,19 +594,19 @@ static json_t *nf_slack_context(const struct notify_msg *m)
     struct strbuf b = {0};
     char t[40];
     if (m->rule_id > 0)
-        nf_printf(&b, "Rule %lld \xc2\xb7 ", (long long)m->rule_id);
+        strbuf_printf(&b, "Rule %lld \xc2\xb7 ", (long long)m->rule_id);
     else if (m->rule_id < 0)
-        nf_printf(&b, "Budget %lld \xc2\xb7 ", -(long long)m->rule_id);
+        strbuf_printf(&b, "Budget %lld \xc2\xb7 ", -(long long)m->rule_id);
     if (m->alert_id != 0)
-        nf_printf(&b, "Alert %lld \xc2\xb7 ", (long long)m->alert_id);
+        strbuf_printf(&b, "Alert %lld \xc2\xb7 ", (long long)m->alert_id);
     else
         strbuf_puts(&b, "Test \xc2\xb7 ");
     /* Slack shows <!date^...> in the reader's zone, the rest as is. */
     ev_format_rfc3339(m->now_ms, t, sizeof(t));
-    nf_printf(&b, "<!date^%lld^{date_short_pretty} {time_secs}|%s>",
-              (long long)(m->now_ms / 1000), t);
-    json_t *j = json_pack("{s:s, s:[{s:s, s:o}]}", "type", "context",
-                          "elements", "type", "mrkdwn", "text", nf_jbuf(&b));
+    strbuf_printf(&b, "<!date^%lld^{date_short_pretty} {time_secs}|%s>",
+                  (long long)(m->now_ms / 1000), t);
+    json_t *j = json_pack("{s:s, s:[o]}", "type", "context", "elements",
+                          nf_slack_text(&b, NF_SLACK_TEXT));
     free(b.p);
     return j;
 }
@@ -627,8 +618,7 @@ static json_t *nf_slack_who(const struct notify_msg *m, int *none)
     const char *who = nf_s(m->who), *note = nf_s(m->note);
     struct strbuf b = {0};
     *none = 0;
-    if ((m->event != NE_ACKNOWLEDGED && m->event != NE_RESOLVED) ||
-        (who[0] == '\0' && note[0] == '\0')) {
+    if (!nf_acted(m) || (who[0] == '\0' && note[0] == '\0')) {
         *none = 1;
         return NULL;
     }
@@ -713,7 +703,7 @@ json_t *notify_pagerduty(const struct notify_msg *m, const char *routing_key)
                   "event_action", action, "dedup_key", dedup);
     /* PagerDuty reads only the three members above for acknowledge and
      * resolve. */
-    if (o == NULL || m->event == NE_ACKNOWLEDGED || m->event == NE_RESOLVED)
+    if (o == NULL || nf_acted(m))
         return o;
 
     json_t *details = json_pack(
@@ -740,7 +730,7 @@ json_t *notify_pagerduty(const struct notify_msg *m, const char *routing_key)
         json_object_del(payload, "timestamp");
     if (payload != NULL && json_object_size(m->group) > 0) {
         struct strbuf b = {0};
-        nf_put_group(&b, m->group, NF_RAW);
+        nf_put_group(&b, m->group);
         bad |= json_object_set_new(payload, "component", nf_jbuf(&b));
         free(b.p);
     }
@@ -793,7 +783,7 @@ json_t *notify_webhook_tokentap(const struct notify_msg *m)
         json_pack("{s:s, s:I, s:s?, s:o, s:o}", "version", "1", "id",
                   (json_int_t)m->id, "event", notify_event_name(m->event),
                   "alert", alert, "sent_at", nf_jtime(m->now_ms));
-    if (m->event == NE_ACKNOWLEDGED || m->event == NE_RESOLVED) {
+    if (nf_acted(m)) {
         bad |= json_object_set_new(
             o, m->event == NE_ACKNOWLEDGED ? "acknowledged_by" : "resolved_by",
             nf_jstr_or_null(m->who));
@@ -862,17 +852,10 @@ static json_t *nf_group_key(const json_t *labels)
  * notification of one alert, and another for each test. */
 static void nf_fingerprint(const struct notify_msg *m, char *hex)
 {
-    static const char digits[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    char key[48];
+    char key[48], sha[KEY_HASH_HEX + 1];
     notify_dedup_key(m, key, sizeof(key));
-    EVP_Digest(key, strlen(key), md, &n, EVP_sha256(), NULL);
-    for (int i = 0; i < 8; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[16] = '\0';
+    key_hash(key, strlen(key), sha);
+    snprintf(hex, 17, "%.16s", sha);
 }
 
 json_t *notify_webhook_alertmanager(const struct notify_msg *m)
@@ -977,7 +960,7 @@ static int nf_rows(const struct notify_msg *m, struct nf_row *rows)
     bad |= nf_row(rows, &n, "Severity", nf_s(m->severity));
     bad |= nf_row(rows, &n, "Status", nf_s(m->status));
     bad |= nf_row(rows, &n, "Workspace", nf_s(m->workspace));
-    nf_put_group(&g, m->group, NF_RAW);
+    nf_put_group(&g, m->group);
     bad |= nf_row(rows, &n, "Group", strbuf_str(&g));
     free(g.p);
     if (m->started_ms != 0) {
@@ -988,7 +971,7 @@ static int nf_rows(const struct notify_msg *m, struct nf_row *rows)
         ev_format_rfc3339(m->ended_ms, t, sizeof(t));
         bad |= nf_row(rows, &n, "Ended", t);
     }
-    if (m->event == NE_ACKNOWLEDGED || m->event == NE_RESOLVED) {
+    if (nf_acted(m)) {
         bad |= nf_row(rows, &n,
                       m->event == NE_ACKNOWLEDGED ? "Acknowledged by"
                                                   : "Resolved by",
@@ -1070,8 +1053,8 @@ static void nf_email_body(struct strbuf *b, const struct notify_msg *m,
             nf_put_esc(b, rows[i].value, NF_HTML);
             strbuf_puts(b, "</td></tr>\n");
         } else {
-            nf_printf(b, "%s:%*s", rows[i].label,
-                      (int)(17 - strlen(rows[i].label)), "");
+            strbuf_printf(b, "%s:%*s", rows[i].label,
+                          (int)(17 - strlen(rows[i].label)), "");
             strbuf_puts(b, rows[i].value);
             strbuf_puts(b, "\n");
         }
@@ -1093,7 +1076,7 @@ static void nf_email_body(struct strbuf *b, const struct notify_msg *m,
         strbuf_puts(b, html ? "</p>\n" : "\n");
     }
     strbuf_puts(b, html ? "<p style=\"color: #888888\">" : "\n-- \n");
-    nf_printf(b, "Sent by tokentap (notification %lld", (long long)m->id);
+    strbuf_printf(b, "Sent by tokentap (notification %lld", (long long)m->id);
     if (channel[0] != '\0') {
         strbuf_puts(b, html ? ", channel &quot;" : ", channel \"");
         nf_put_esc(b, channel, html ? NF_HTML : NF_RAW);
@@ -1116,21 +1099,13 @@ static void nf_email_subject(struct strbuf *b, const struct notify_msg *m)
         strbuf_puts(&s, m->event == NE_RENOTIFY
                             ? "still firing"
                             : nf_s(notify_event_name(m->event)));
-        if (json_object_size(m->group) > 0) {
-            strbuf_puts(&s, " (");
-            nf_put_group(&s, m->group, NF_RAW);
-            strbuf_puts(&s, ")");
-        }
+        nf_put_group_after(&s, m->group);
     }
     nf_put_esc(&l, strbuf_str(&s) != NULL ? strbuf_str(&s) : "", NF_LINE);
     l.oom |= s.oom;
-    if (!l.oom) {
-        int ell;
-        size_t k = nf_cut(strbuf_str(&l), l.len, NF_EMAIL_SUBJECT, 0, &ell);
-        strbuf_put(b, l.p, k);
-        if (ell)
-            strbuf_puts(b, NF_ELLIPSIS);
-    }
+    nf_cut_buf(&l, NF_EMAIL_SUBJECT, 0, 0);
+    if (!l.oom)
+        strbuf_put(b, l.p, l.len);
     b->oom |= l.oom;
     free(s.p);
     free(l.p);
@@ -1171,10 +1146,7 @@ int notify_email(const struct notify_msg *m, char **subject, char **text,
 int notify_sign(const char *secret, int64_t ts, const char *body, size_t len,
                 char *buf, size_t n)
 {
-    static const char digits[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    char head[32], hex[2 * EVP_MAX_MD_SIZE + 1];
+    char head[32], hex[65];
 
     if (buf != NULL && n > 0)
         buf[0] = '\0';
@@ -1190,16 +1162,10 @@ int notify_sign(const char *secret, int64_t ts, const char *body, size_t len,
     memcpy(msg, head, (size_t)hl);
     if (len > 0)
         memcpy(msg + hl, body, len);
-    unsigned char *r = HMAC(EVP_sha256(), secret, (int)strlen(secret), msg,
-                            (size_t)hl + len, md, &mdlen);
+    int r = key_hmac_hex(secret, strlen(secret), msg, (size_t)hl + len, hex);
     free(msg);
-    if (r == NULL)
+    if (r != 0)
         return -1;
-    for (unsigned int i = 0; i < mdlen; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[2 * mdlen] = '\0';
     int w = snprintf(buf, n, "t=%lld,v1=%s", (long long)ts, hex);
     if (w < 0 || (size_t)w >= n) {
         if (n > 0)

@@ -153,6 +153,10 @@ json_t *api_json_body(struct api_req *r, long max, const char *const *fields,
  * what it is the id of ("rule"). */
 int64_t api_path_id(struct api_req *r, const char *what);
 
+/* The same for a route that takes no query parameters: 0 after answering
+ * 400 for one. */
+int64_t api_path_id_only(struct api_req *r, const char *what);
+
 /* Check the query has only the named parameters; answers 400 otherwise. */
 int api_query_only(struct api_req *r, const char *const *names);
 

@@ -352,6 +352,12 @@ json_t *api_json_body(struct api_req *r, long max, const char *const *fields,
     return in;
 }
 
+int64_t api_path_id_only(struct api_req *r, const char *what)
+{
+    static const char *const none[] = {NULL};
+    return api_query_only(r, none) != 0 ? 0 : api_path_id(r, what);
+}
+
 int64_t api_path_id(struct api_req *r, const char *what)
 {
     char *end;

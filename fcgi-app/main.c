@@ -160,12 +160,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "tt-api: %s\n", err);
         return 1;
     }
-    char path[CONF_PATH_MAX + 32];
-    snprintf(path, sizeof(path), "%s/log/api.log", g.conf.data_dir);
-    if (log_init("api", log_level_parse(g.conf.log_level), path) != 0) {
-        fprintf(stderr, "tt-api: cannot open %s\n", path);
+    if (conf_open_log(&g.conf, "api") != 0)
         return 1;
-    }
     g.started_ms = proto_now_ms();
     snprintf(g.db_path, sizeof(g.db_path), "%s/tokentap.db", g.conf.data_dir);
     snprintf(g.col_path, sizeof(g.col_path), "%s/run/collector.sock",
@@ -173,6 +169,7 @@ int main(int argc, char **argv)
     if (api_cache_init(&g) != 0)
         return 1;
     /* Browser sessions outlive this process: their secret is on disk. */
+    char path[CONF_PATH_MAX + 32];
     snprintf(path, sizeof(path), "%s/session.secret", g.conf.data_dir);
     if (tok_secret_load(path, g.session_secret, err, sizeof(err)) != 0) {
         log_error(NULL, "msg=\"no session secret\" error=\"%s\"", err);

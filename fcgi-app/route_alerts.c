@@ -285,9 +285,8 @@ int api_alerts_active(struct api_req *r)
 
 int api_alerts_get(struct api_req *r)
 {
-    static const char *const none[] = {NULL};
     int64_t id, ws;
-    if (api_query_only(r, none) != 0 || (id = api_path_id(r, "alert")) == 0)
+    if ((id = api_path_id_only(r, "alert")) == 0)
         return -1;
     if ((ws = api_ws_id(r)) < 0 || api_read_begin(r) < 0)
         return ws < 0 ? api_db_unavailable(r) : -1;

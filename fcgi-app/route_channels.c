@@ -88,9 +88,8 @@ int api_channels_list(struct api_req *r)
 
 int api_channels_get(struct api_req *r)
 {
-    static const char *const none[] = {NULL};
     int64_t id;
-    if (api_query_only(r, none) != 0 || (id = api_path_id(r, "channel")) == 0)
+    if ((id = api_path_id_only(r, "channel")) == 0)
         return -1;
     return api_channel_send(r, id, 200);
 }
@@ -131,9 +130,8 @@ int api_channels_update(struct api_req *r)
 
 int api_channels_delete(struct api_req *r)
 {
-    static const char *const none[] = {NULL};
     int64_t id;
-    if (api_query_only(r, none) != 0 || (id = api_path_id(r, "channel")) == 0)
+    if ((id = api_path_id_only(r, "channel")) == 0)
         return -1;
     return api_command_relay(r, json_pack("{s:s, s:s, s:I}", "op",
                                           "channel.delete", "workspace",
@@ -289,9 +287,8 @@ static json_t *api_note_get(struct api_req *r, int64_t id)
 
 int api_channels_test(struct api_req *r)
 {
-    static const char *const none[] = {NULL};
     int64_t id;
-    if (api_query_only(r, none) != 0 || (id = api_path_id(r, "channel")) == 0)
+    if ((id = api_path_id_only(r, "channel")) == 0)
         return -1;
     int status;
     json_t *o = api_command_ok(r,

@@ -108,9 +108,8 @@ int api_rules_list(struct api_req *r)
 
 int api_rules_get(struct api_req *r)
 {
-    static const char *const none[] = {NULL};
     int64_t id;
-    if (api_query_only(r, none) != 0 || (id = api_path_id(r, "rule")) == 0)
+    if ((id = api_path_id_only(r, "rule")) == 0)
         return -1;
     return api_rule_send(r, id, 200);
 }
@@ -155,9 +154,8 @@ int api_rules_put(struct api_req *r)
 
 int api_rules_delete(struct api_req *r)
 {
-    static const char *const none[] = {NULL};
     int64_t id;
-    if (api_query_only(r, none) != 0 || (id = api_path_id(r, "rule")) == 0)
+    if ((id = api_path_id_only(r, "rule")) == 0)
         return -1;
     return api_rule_cmd(r,
                         json_pack("{s:s, s:s, s:I}", "op", "rule.delete",

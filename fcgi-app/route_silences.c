@@ -166,18 +166,16 @@ int api_silences_list(struct api_req *r)
 
 int api_silences_get(struct api_req *r)
 {
-    static const char *const none[] = {NULL};
     int64_t id;
-    if (api_query_only(r, none) != 0 || (id = api_path_id(r, "silence")) == 0)
+    if ((id = api_path_id_only(r, "silence")) == 0)
         return -1;
     return api_silence_send(r, id, 200);
 }
 
 int api_silences_delete(struct api_req *r)
 {
-    static const char *const none[] = {NULL};
     int64_t id;
-    if (api_query_only(r, none) != 0 || (id = api_path_id(r, "silence")) == 0)
+    if ((id = api_path_id_only(r, "silence")) == 0)
         return -1;
     return api_silence_cmd(r,
                            json_pack("{s:s, s:s, s:I}", "op", "silence.expire",

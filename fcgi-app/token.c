@@ -5,11 +5,11 @@
  */
 #include "token.h"
 
+#include "keys.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,19 +21,7 @@
 static int tok_mac(const unsigned char *secret, size_t slen, const char *msg,
                    size_t n, char *out)
 {
-    unsigned char md[32];
-    unsigned int len = 0;
-    if (HMAC(EVP_sha256(), secret, (int)slen, (const unsigned char *)msg, n, md,
-             &len) == NULL ||
-        len != sizeof(md))
-        return -1;
-    static const char hex[] = "0123456789abcdef";
-    for (unsigned int i = 0; i < len; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[TOK_MAC_HEX] = '\0';
-    return 0;
+    return key_hmac_hex(secret, slen, msg, n, out);
 }
 
 int tok_make(const unsigned char *secret, size_t slen, const char *subject,

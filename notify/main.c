@@ -40,6 +40,7 @@
 #include <openssl/evp.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@
 #include "notify_fmt.h"
 #include "proto.h"
 #include "sig.h"
+#include "strbuf.h"
 
 #define ND_SCAN_MS            200  /* the outbox is read this often */
 #define ND_JOBS_MAX           64   /* deliveries at once */
@@ -74,7 +76,8 @@ struct nd_job {
     char response[ND_RESPONSE_MAX + 1];
     size_t rlen;
     char errbuf[CURL_ERROR_SIZE];
-    char refused[256]; /* the SSRF guard's reason, when it refused */
+    const struct netguard *guard; /* the dispatcher's */
+    char refused[256];            /* the guard's reason, when it refused */
     struct nd_job *next;
 };
 
@@ -91,8 +94,7 @@ struct nd {
     CURLM *multi;
     struct nd_job *jobs;
     int njobs;
-    json_t *results;  /* outcomes not yet written */
-    int64_t *waiting; /* their ids */
+    json_t *results; /* outcomes not yet written */
     struct nd_pace *pace;
     size_t npace, cappace;
     char col_path[CONF_PATH_MAX + 32];
@@ -103,25 +105,15 @@ struct nd {
 
 /* ---- helpers ---- */
 
-static int64_t nd_now(void)
-{
-    return proto_now_ms();
-}
-
-/* The pace of channel id (made when new). */
+/* The pace of channel id (made when new; NULL when out of memory). */
 static struct nd_pace *nd_pace(struct nd *d, int64_t id)
 {
     for (size_t i = 0; i < d->npace; i++)
         if (d->pace[i].channel_id == id)
             return &d->pace[i];
-    if (d->npace == d->cappace) {
-        size_t cap = d->cappace ? d->cappace * 2 : 16;
-        struct nd_pace *p = realloc(d->pace, cap * sizeof(*p));
-        if (p == NULL)
-            return NULL;
-        d->pace = p;
-        d->cappace = cap;
-    }
+    if (strbuf_grow(&d->pace, &d->cappace, d->npace + 1, sizeof(*d->pace),
+                    16) != 0)
+        return NULL;
     d->pace[d->npace] = (struct nd_pace){id, 0};
     return &d->pace[d->npace++];
 }
@@ -162,7 +154,7 @@ static void nd_result(struct nd *d, int64_t id, int attempt, int fault,
         json_pack("{s:I, s:i, s:b, s:s, s:I, s:I, s:I}", "id", (json_int_t)id,
                   "attempt", attempt, "channel_fault", fault, "outcome",
                   outcome, "latency_ms", (json_int_t)latency_ms, "next_ms",
-                  (json_int_t)next_ms, "ts_ms", (json_int_t)nd_now());
+                  (json_int_t)next_ms, "ts_ms", (json_int_t)proto_now_ms());
     if (r == NULL)
         return;
     if (code > 0)
@@ -180,7 +172,7 @@ static void nd_result(struct nd *d, int64_t id, int attempt, int fault,
  * not answer: in a second, saying so every ten). */
 static void nd_flush(struct nd *d)
 {
-    int64_t now = nd_now();
+    int64_t now = proto_now_ms();
     if (json_array_size(d->results) == 0 || now < d->flush_after)
         return;
     json_t *cmd =
@@ -215,18 +207,15 @@ static curl_socket_t nd_opensocket(void *arg, curlsocktype purpose,
                                    struct curl_sockaddr *a)
 {
     struct nd_job *j = arg;
-    extern struct nd *nd_self;
     (void)purpose;
     char why[160];
-    if (!netguard_allowed(&nd_self->guard, &a->addr, why, sizeof(why))) {
+    if (!netguard_allowed(j->guard, &a->addr, why, sizeof(why))) {
         snprintf(j->refused, sizeof(j->refused),
                  "refused: %s (notify_allow_networks opens ranges)", why);
         return CURL_SOCKET_BAD;
     }
     return socket(a->family, a->socktype, a->protocol);
 }
-
-struct nd *nd_self;
 
 static size_t nd_write(char *p, size_t size, size_t n, void *arg)
 {
@@ -276,7 +265,7 @@ static void nd_msg(struct nd *d, struct nd_msg *x, int64_t id, int64_t alert_id,
     if (m->event < 0)
         m->event = NE_FIRING;
     m->alert_id = alert_id;
-    m->now_ms = nd_now();
+    m->now_ms = proto_now_ms();
     snprintf(x->channel, sizeof(x->channel), "%s", channel);
     snprintf(x->workspace, sizeof(x->workspace), "%s", workspace);
     m->channel_name = x->channel;
@@ -351,30 +340,46 @@ static void nd_msg(struct nd *d, struct nd_msg *x, int64_t id, int64_t alert_id,
 
 /* ---- starting a delivery ---- */
 
-/* "=?UTF-8?B?...?=" for a subject that is not plain ASCII (RFC 2047),
- * else a copy; malloc'ed. */
-static char *nd_subject(const char *s)
+/* Append a printf-style line to *list (a header, a recipient); a line
+ * that cannot be made (out of memory) is left out. */
+__attribute__((format(printf, 2, 3))) static void
+nd_line(struct curl_slist **list, const char *fmt, ...)
 {
-    int ascii = 1;
-    for (const char *p = s; *p; p++)
-        ascii &= (unsigned char)*p < 0x80;
+    char *line;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vasprintf(&line, fmt, ap);
+    va_end(ap);
+    if (w < 0)
+        return;
+    struct curl_slist *l = curl_slist_append(*list, line);
+    free(line);
+    if (l != NULL)
+        *list = l;
+}
+
+/* The Subject header of j: s as it is when plain ASCII, else one
+ * "=?UTF-8?B?...?=" word (RFC 2047). */
+static void nd_subject(struct nd_job *j, const char *s)
+{
     size_t n = strlen(s);
-    char *out = malloc(ascii ? n + 10 : 4 * n / 3 + 32);
-    if (out == NULL)
-        return NULL;
+    int ascii = 1;
+    for (size_t i = 0; i < n; i++)
+        ascii &= (unsigned char)s[i] < 0x80;
     if (ascii) {
-        snprintf(out, n + 10, "Subject: %s", s);
-        return out;
+        nd_line(&j->headers, "Subject: %s", s);
+        return;
     }
-    int k = snprintf(out, 32, "Subject: =?UTF-8?B?");
-    k += EVP_EncodeBlock((unsigned char *)out + k, (const unsigned char *)s,
-                         (int)n);
-    memcpy(out + k, "?=", 3);
-    return out;
+    unsigned char *b64 = malloc(4 * ((n + 2) / 3) + 1);
+    if (b64 == NULL)
+        return;
+    EVP_EncodeBlock(b64, (const unsigned char *)s, (int)n);
+    nd_line(&j->headers, "Subject: =?UTF-8?B?%s?=", (const char *)b64);
+    free(b64);
 }
 
 /* Set up an email delivery on j from config cf. */
-static int nd_email(struct nd *d, struct nd_job *j, const json_t *cf,
+static int nd_email(struct nd_job *j, const json_t *cf,
                     const struct notify_msg *m)
 {
     char *subject, *text, *html;
@@ -397,42 +402,35 @@ static int nd_email(struct nd *d, struct nd_job *j, const json_t *cf,
     char buf[600];
     snprintf(buf, sizeof(buf), "<%s>", from);
     curl_easy_setopt(e, CURLOPT_MAIL_FROM, buf);
-    json_t *to = json_object_get(cf, "to");
-    char tolist[4096] = "";
+    struct strbuf tohdr = {0};
     size_t i;
     json_t *v;
-    json_array_foreach(to, i, v)
+    strbuf_puts(&tohdr, "To: ");
+    json_array_foreach(json_object_get(cf, "to"), i, v)
     {
-        snprintf(buf, sizeof(buf), "<%s>", json_string_value(v));
-        j->rcpt = curl_slist_append(j->rcpt, buf);
-        size_t l = strlen(tolist);
-        snprintf(tolist + l, sizeof(tolist) - l, "%s%s", l ? ", " : "",
-                 json_string_value(v));
+        const char *to = json_string_value(v);
+        if (to == NULL)
+            continue;
+        nd_line(&j->rcpt, "<%s>", to);
+        strbuf_puts(&tohdr, i ? ", " : "");
+        strbuf_puts(&tohdr, to);
     }
     curl_easy_setopt(e, CURLOPT_MAIL_RCPT, j->rcpt);
     /* The headers, then a multipart/alternative body: text, then HTML. */
-    char *subj = nd_subject(subject);
     char date[64];
     time_t now = (time_t)(m->now_ms / 1000);
     struct tm tm;
     gmtime_r(&now, &tm);
-    strftime(date, sizeof(date), "Date: %a, %d %b %Y %H:%M:%S +0000", &tm);
-    snprintf(buf, sizeof(buf), "From: %s", from);
-    j->headers = curl_slist_append(j->headers, buf);
-    char *tohdr = malloc(strlen(tolist) + 8);
-    if (tohdr != NULL) {
-        sprintf(tohdr, "To: %s", tolist);
-        j->headers = curl_slist_append(j->headers, tohdr);
-        free(tohdr);
-    }
-    if (subj != NULL)
-        j->headers = curl_slist_append(j->headers, subj);
-    j->headers = curl_slist_append(j->headers, date);
-    snprintf(buf, sizeof(buf), "Message-ID: <tokentap-%lld@tokentap>",
-             (long long)m->id);
-    j->headers = curl_slist_append(j->headers, buf);
-    snprintf(buf, sizeof(buf), "X-Tokentap-Delivery: %lld", (long long)m->id);
-    j->headers = curl_slist_append(j->headers, buf);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    nd_line(&j->headers, "From: %s", from);
+    if (strbuf_str(&tohdr) != NULL)
+        nd_line(&j->headers, "%s", tohdr.p);
+    free(tohdr.p);
+    nd_subject(j, subject);
+    nd_line(&j->headers, "Date: %s", date);
+    nd_line(&j->headers, "Message-ID: <tokentap-%lld@tokentap>",
+            (long long)m->id);
+    nd_line(&j->headers, "X-Tokentap-Delivery: %lld", (long long)m->id);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->headers);
     j->mime = curl_mime_init(e);
     curl_mime *alt = curl_mime_init(e);
@@ -451,7 +449,6 @@ static int nd_email(struct nd *d, struct nd_job *j, const json_t *cf,
         curl_slist_append(NULL, "Content-Disposition: inline");
     curl_mime_headers(part, inline_hdr, 1);
     curl_easy_setopt(e, CURLOPT_MIMEPOST, j->mime);
-    free(subj);
     free(subject);
     free(text);
     free(html);
@@ -482,39 +479,28 @@ static int nd_http(struct nd_job *j, const json_t *cf,
     json_decref(body);
     if (j->body == NULL || url == NULL)
         return -1;
+    size_t len = strlen(j->body);
     CURL *e = j->easy;
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, j->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(j->body));
-    char buf[512];
-    j->headers =
-        curl_slist_append(j->headers, "Content-Type: application/json");
-    j->headers = curl_slist_append(j->headers, "Expect:");
-    snprintf(buf, sizeof(buf), "X-Tokentap-Delivery: %lld", (long long)m->id);
-    j->headers = curl_slist_append(j->headers, buf);
-    snprintf(buf, sizeof(buf), "X-Tokentap-Event: %s",
-             notify_event_name(m->event));
-    j->headers = curl_slist_append(j->headers, buf);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)len);
+    nd_line(&j->headers, "Content-Type: application/json");
+    nd_line(&j->headers, "Expect:");
+    nd_line(&j->headers, "X-Tokentap-Delivery: %lld", (long long)m->id);
+    nd_line(&j->headers, "X-Tokentap-Event: %s", notify_event_name(m->event));
     if (j->type == CH_WEBHOOK) {
         const char *secret = json_string_value(json_object_get(cf, "secret"));
         char sig[160];
         if (secret != NULL && secret[0] != '\0' &&
-            notify_sign(secret, m->now_ms / 1000, j->body, strlen(j->body), sig,
-                        sizeof(sig)) == 0) {
-            snprintf(buf, sizeof(buf), "X-Tokentap-Signature: %s", sig);
-            j->headers = curl_slist_append(j->headers, buf);
-        }
+            notify_sign(secret, m->now_ms / 1000, j->body, len, sig,
+                        sizeof(sig)) == 0)
+            nd_line(&j->headers, "X-Tokentap-Signature: %s", sig);
         const char *k;
         json_t *v;
         json_object_foreach(json_object_get(cf, "headers"), k, v)
         {
-            char *h = malloc(strlen(k) + json_string_length(v) + 4);
-            if (h == NULL)
-                continue;
-            sprintf(h, "%s: %s", k, json_string_value(v));
-            j->headers = curl_slist_append(j->headers, h);
-            free(h);
+            nd_line(&j->headers, "%s: %s", k, json_string_value(v));
         }
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->headers);
@@ -552,7 +538,8 @@ static void nd_start(struct nd *d, int64_t id, int64_t alert_id,
     j->channel_id = channel_id;
     j->type = type;
     j->attempt = attempt;
-    int rc = type == CH_EMAIL ? nd_email(d, j, cf, &x.m) : nd_http(j, cf, &x.m);
+    j->guard = &d->guard;
+    int rc = type == CH_EMAIL ? nd_email(j, cf, &x.m) : nd_http(j, cf, &x.m);
     nd_msg_free(&x);
     if (rc != 0) {
         nd_job_free(j);
@@ -562,9 +549,10 @@ static void nd_start(struct nd *d, int64_t id, int64_t alert_id,
     }
     CURL *e = j->easy;
     long timeout = (long)json_integer_value(json_object_get(cf, "timeout_ms"));
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout > 0 ? timeout : 10000L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     timeout > 0 ? timeout : 10000L);
+    if (timeout <= 0)
+        timeout = 10000L;
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     /* No proxy from the environment: the guard judges the address curl
@@ -628,7 +616,7 @@ static int64_t nd_backoff(const struct conf *cf, int attempt,
 /* A finished transfer: its outcome. */
 static void nd_done(struct nd *d, struct nd_job *j, CURLcode res)
 {
-    int64_t now = nd_now();
+    int64_t now = proto_now_ms();
     long code = 0;
     curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &code);
     curl_off_t total = 0;
@@ -662,9 +650,7 @@ static void nd_done(struct nd *d, struct nd_job *j, CURLcode res)
                      code ? ": SMTP reply " : "", code);
     } else if (!ok) {
         snprintf(error, sizeof(error), "%s", why); /* a URL, TLS, protocol */
-    } else if (code >= 200 && code < 300) {
-        ok = 1;
-    } else {
+    } else if (code < 200 || code >= 300) {
         ok = 0;
         retry = code == 408 || code == 429 || code >= 500;
         if (code == 429 || code == 503) {
@@ -705,15 +691,14 @@ static void nd_done(struct nd *d, struct nd_job *j, CURLcode res)
 
 /* ---- the outbox ---- */
 
-/* Read the waiting notifications and start those that may go now.
+/* Read the waiting notifications and start those that may go now (now).
  * Returns 1 when some could not start for want of room (transfers or
  * outcomes at their limit): scan again as soon as there is some. */
-static int nd_scan(struct nd *d)
+static int nd_scan(struct nd *d, int64_t now)
 {
     if (json_array_size(d->results) >= ND_RESULTS_MAX)
         return 1;
     int full = 0;
-    int64_t now = nd_now();
     /* The query returns only rows that may go now (due, first of their
      * alert on their channel, channel not paced), so a backlog on one
      * channel never hides the others' rows. */
@@ -758,9 +743,12 @@ static int nd_scan(struct nd *d)
             nd_result(d, id, attempt, 1, "sent", 0, NULL, 0, 0);
             continue;
         }
+        if (d->njobs >= ND_JOBS_MAX) {
+            full = 1;
+            continue;
+        }
         struct nd_pace *p = nd_pace(d, ch);
-        full |= d->njobs >= ND_JOBS_MAX;
-        if (p == NULL || p->next_ok_ms > now || d->njobs >= ND_JOBS_MAX)
+        if (p == NULL || p->next_ok_ms > now)
             continue;
         json_t *cf =
             json_loads((const char *)sqlite3_column_text(st, 6), 0, NULL);
@@ -786,6 +774,17 @@ static int nd_scan(struct nd *d)
     free(list);
     free(busy);
     return full;
+}
+
+/* Close the database and its queries. */
+static void nd_close(struct nd *d)
+{
+    sqlite3_finalize(d->scan);
+    sqlite3_finalize(d->alert);
+    sqlite3_finalize(d->event);
+    d->scan = d->alert = d->event = NULL;
+    sqlite3_close(d->db);
+    d->db = NULL;
 }
 
 /* Open the database and prepare the queries (again after a failure). */
@@ -826,12 +825,7 @@ static int nd_open(struct nd *d)
     return 0;
 fail:
     /* Not there yet (the collector creates and migrates it). */
-    sqlite3_finalize(d->scan);
-    sqlite3_finalize(d->alert);
-    sqlite3_finalize(d->event);
-    d->scan = d->alert = d->event = NULL;
-    sqlite3_close(d->db);
-    d->db = NULL;
+    nd_close(d);
     return -1;
 }
 
@@ -873,12 +867,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "tt-notify: notify_allow_networks: %s\n", err);
         return 1;
     }
-    char path[CONF_PATH_MAX + 32];
-    snprintf(path, sizeof(path), "%s/log/notify.log", d.conf.data_dir);
-    if (log_init("notify", log_level_parse(d.conf.log_level), path) != 0) {
-        fprintf(stderr, "tt-notify: cannot open %s\n", path);
+    if (conf_open_log(&d.conf, "notify") != 0)
         return 1;
-    }
     snprintf(d.col_path, sizeof(d.col_path), "%s/run/collector.sock",
              d.conf.data_dir);
     if (d.conf.public_url[0] != '\0')
@@ -889,8 +879,7 @@ int main(int argc, char **argv)
     size_t ul = strlen(d.public_url);
     if (ul > 0 && d.public_url[ul - 1] == '/')
         d.public_url[ul - 1] = '\0';
-    nd_self = &d;
-    srand48((long)nd_now() ^ (long)getpid());
+    srand48((long)proto_now_ms() ^ (long)getpid());
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
         (d.multi = curl_multi_init()) == NULL ||
         (d.results = json_array()) == NULL) {
@@ -903,9 +892,9 @@ int main(int argc, char **argv)
     int64_t next_scan = 0;
     int full = 0; /* the last scan left rows for want of room */
     while (!d.stop) {
-        int64_t now = nd_now();
+        int64_t now = proto_now_ms();
         if (now >= next_scan) {
-            full = nd_open(&d) == 0 && nd_scan(&d);
+            full = nd_open(&d) == 0 && nd_scan(&d, now);
             next_scan = now + ND_SCAN_MS;
         }
         int running, before = d.njobs;
@@ -918,7 +907,7 @@ int main(int argc, char **argv)
             json_array_size(d.results) < ND_RESULTS_MAX)
             next_scan = now;
         struct curl_waitfd w = {.fd = sfd, .events = CURL_WAIT_POLLIN};
-        int64_t wait = next_scan - nd_now();
+        int64_t wait = next_scan - proto_now_ms();
         curl_multi_poll(d.multi, &w, sfd >= 0, wait > 0 ? (int)wait : 0, NULL);
         struct signalfd_siginfo si;
         while (sfd >= 0 && read(sfd, &si, sizeof(si)) == sizeof(si)) {
@@ -942,10 +931,7 @@ int main(int argc, char **argv)
     curl_global_cleanup();
     json_decref(d.results);
     free(d.pace);
-    sqlite3_finalize(d.scan);
-    sqlite3_finalize(d.alert);
-    sqlite3_finalize(d.event);
-    sqlite3_close(d.db);
+    nd_close(&d);
     if (sfd >= 0)
         close(sfd);
     return 0;

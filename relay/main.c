@@ -79,6 +79,7 @@ enum { T_STATS = 1, T_FEED = 2, T_EVENTS = 4, T_BREAKDOWN = 8, T_DEFAULT = 7 };
 struct rclient {
     struct lws *wsi;
     struct rclient *next;
+    struct rws *w; /* a live stream's workspace (NULL: none streamed) */
     char ws[72];
     char rid[68];
     int crosstalk;
@@ -90,20 +91,34 @@ struct rclient {
     struct rmsg *q[RELAY_QUEUE];
     int64_t qt[RELAY_QUEUE]; /* when each was queued (ms) */
     int qhead, qlen;
-    int too_slow;
-    int ping_due;      /* a ping waits for the socket */
-    int silent;        /* no answer to a ping: being closed */
-    int64_t heard_ms;  /* the peer's last message or pong */
-    int64_t pinged_ms; /* our last ping */
-    json_t *rounds;    /* crosstalk: {round: {calls, tokens, cost_usd}} */
+    const char *closing; /* why it is being closed with 1008, or NULL */
+    int ping_due;        /* a ping waits for the socket */
+    int64_t heard_ms;    /* the peer's last message or pong */
+    int64_t pinged_ms;   /* our last ping */
+    json_t *rounds;      /* crosstalk: {round: {calls, tokens, cost_usd}} */
 };
 
-/* A workspace being streamed. */
+/* A message made of a frame for the clients with like's topics and
+ * filters. */
+struct rvariant {
+    const struct rclient *like;
+    struct rmsg *m;
+};
+
+/* A workspace being streamed; its address stays while it is. */
 struct rws {
     char name[72];
-    int clients;
+    int clients;        /* live clients whose w is this */
     int64_t idle_since; /* no clients since (ms), 0 while it has some */
     struct rmsg *hist[RELAY_HIST]; /* frames by seq % RELAY_HIST */
+    /* While relay_second() fans a frame out, else NULL and 0: the frame
+     * with its breakdown, without it (lean), lean's message (shared by
+     * the clients of the default topics without filters) and the
+     * variants made of the frame for the others. */
+    json_t *frame, *lean;
+    struct rmsg *shared;
+    struct rvariant var[RELAY_VARIANTS];
+    int nvar;
 };
 
 struct relay {
@@ -114,7 +129,7 @@ struct relay {
     int64_t as_of; /* the last second streamed */
     uint64_t feed_head, ring_head;
     struct rclient *clients;
-    struct rws ws[RELAY_MAX_WS];
+    struct rws *ws[RELAY_MAX_WS]; /* malloc'ed */
     int nws;
     struct shm_item *items;
     size_t nitems;
@@ -137,6 +152,10 @@ struct relay {
 };
 
 static struct relay R;
+
+/* A ping.  It has a payload: lws tells us of no empty pong. */
+static unsigned char relay_ping_msg[LWS_PRE + 4] = {
+    [LWS_PRE] = 'p', 'i', 'n', 'g'};
 
 /* ---- messages ---- */
 
@@ -163,79 +182,118 @@ static void rmsg_unref(struct rmsg *m)
         free(m);
 }
 
-/* Queue m for c (a reference taken); a client whose queue is full is
- * marked too slow and closed at its next writeable callback. */
-static void rclient_send(struct rclient *c, struct rmsg *m)
+/* Stash a 1008 close with reason why for wsi's close frame. */
+static void relay_close_reason(struct lws *wsi, const char *why)
 {
-    if (m == NULL || c->too_slow || c->silent)
+    lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                     (unsigned char *)why, strlen(why));
+}
+
+/* Write what waits for c, a ping first: one write per call, as lws wants
+ * of a writeable callback; another callback is asked for while more
+ * waits.  The write's result (< 0: an error; lws keeps what the socket
+ * had no room for). */
+static int rclient_write(struct rclient *c)
+{
+    int n = 0;
+    if (c->ping_due) {
+        c->ping_due = 0;
+        n = lws_write(c->wsi, relay_ping_msg + LWS_PRE, 4, LWS_WRITE_PING);
+    } else if (c->qlen > 0) {
+        struct rmsg *m = c->q[c->qhead];
+        c->qhead = (c->qhead + 1) % RELAY_QUEUE;
+        c->qlen--;
+        n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+        rmsg_unref(m);
+    }
+    if (n >= 0 && c->qlen > 0)
+        lws_callback_on_writable(c->wsi);
+    return n;
+}
+
+/* A message or a ping was just queued for c: write it now when nothing
+ * waited before it, here (waited) or in lws, without the round trip
+ * through poll; else at c's writeable callback. */
+static void rclient_flush(struct rclient *c, int waited)
+{
+    if (waited || lws_partial_buffered(c->wsi))
+        lws_callback_on_writable(c->wsi);
+    else if (rclient_write(c) < 0)
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+/* Queue m for c at now (a reference taken); a client too far behind is
+ * closed. */
+static void rclient_send(struct rclient *c, struct rmsg *m, int64_t now)
+{
+    if (m == NULL || c->closing)
         return;
     /* Too far behind: its oldest waiting message was queued more than
      * relay_queue seconds ago (a resume queues many at once: that is not
      * being behind). */
-    int64_t now = proto_now_ms();
     if (c->qlen == RELAY_QUEUE ||
         (c->qlen > 0 &&
          now - c->qt[c->qhead] > (int64_t)R.conf.relay_queue * 1000)) {
-        c->too_slow = 1;
+        c->closing = "too slow";
         R.cut_off++;
         log_warn(c->rid, "msg=\"client too slow: closed\" workspace=%s", c->ws);
         /* Now: its socket is full, so no writeable callback would come
          * to close it (nor could a close frame get through). */
-        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-                         (unsigned char *)"too slow", 8);
+        relay_close_reason(c->wsi, c->closing);
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return;
     }
     R.messages++;
-    /* Nothing waiting here nor in lws: write now, without the round trip
-     * through poll (a socket without room has lws keep the rest, and the
-     * next frames wait here until it is sent). */
-    if (c->qlen == 0 && !lws_partial_buffered(c->wsi)) {
-        if (lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < 0)
-            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        return;
-    }
+    int waited = c->qlen > 0 || c->ping_due;
     m->refs++;
     c->qt[(c->qhead + c->qlen) % RELAY_QUEUE] = now;
     c->q[(c->qhead + c->qlen++) % RELAY_QUEUE] = m;
-    lws_callback_on_writable(c->wsi);
+    rclient_flush(c, waited);
 }
 
 /* ---- workspaces ---- */
 
-static struct rws *rws_get(const char *name, int make)
+/* Workspace name, added if it is new and there is room; NULL if not. */
+static struct rws *rws_get(const char *name)
 {
     for (int i = 0; i < R.nws; i++)
-        if (strcmp(R.ws[i].name, name) == 0)
-            return &R.ws[i];
-    if (!make || R.nws == RELAY_MAX_WS)
+        if (strcmp(R.ws[i]->name, name) == 0)
+            return R.ws[i];
+    struct rws *w = R.nws < RELAY_MAX_WS ? calloc(1, sizeof(*w)) : NULL;
+    if (w == NULL)
         return NULL;
-    struct rws *w = &R.ws[R.nws++];
-    memset(w, 0, sizeof(*w));
     snprintf(w->name, sizeof(w->name), "%s", name);
+    R.ws[R.nws++] = w;
     return w;
 }
 
 static void rws_drop(int i)
 {
     for (int k = 0; k < RELAY_HIST; k++)
-        rmsg_unref(R.ws[i].hist[k]);
+        rmsg_unref(R.ws[i]->hist[k]);
+    free(R.ws[i]);
     R.ws[i] = R.ws[--R.nws];
 }
 
-/* ---- building ---- */
-
-static int64_t relay_now(void)
+/* Let live client c receive its workspace's frames (not when
+ * RELAY_MAX_WS workspaces are streamed already). */
+static void rws_attach(struct rclient *c)
 {
-    return proto_now_ms();
+    c->w = rws_get(c->ws);
+    if (c->w != NULL) {
+        c->w->clients++;
+        c->w->idle_since = 0;
+    }
 }
+
+/* ---- building ---- */
 
 /* Is the data stale (the collector's heartbeat old)? */
 static int relay_stale(const struct shm_header *h)
 {
     int64_t hb = atomic_load_explicit(
         &((struct shm_header *)h)->health.heartbeat_ms, memory_order_relaxed);
-    return relay_now() - hb > R.conf.stale_after_ms;
+    return proto_now_ms() - hb > R.conf.stale_after_ms;
 }
 
 /* The live stats of workspace ws (1m window). */
@@ -263,11 +321,29 @@ static json_t *relay_msg(const char *type, int64_t seq)
                      (json_int_t)R.generation);
 }
 
-/* Does feed entry f pass c's provider and model filters? */
-static int relay_feed_ok(const struct rclient *c, const struct shm_feed_ent *f)
+/* Does c take every message whole (the default topics, no filters)? */
+static int relay_plain(const struct rclient *c)
 {
-    return (c->provider[0] == '\0' || strcmp(c->provider, f->provider) == 0) &&
-           (c->model[0] == '\0' || strcmp(c->model, f->model) == 0);
+    return c->topics == T_DEFAULT && c->provider[0] == '\0' &&
+           c->model[0] == '\0';
+}
+
+/* The entries of list l (feed entries, or stats with "provider" and, for
+ * a model's, "model") that pass c's provider and model filters; an entry
+ * without a model passes a model filter. */
+static json_t *relay_filter(const struct rclient *c, json_t *l)
+{
+    json_t *keep = json_array(), *e;
+    size_t i;
+    json_array_foreach(l, i, e)
+    {
+        const char *p = json_string_value(json_object_get(e, "provider"));
+        const char *m = json_string_value(json_object_get(e, "model"));
+        if ((c->provider[0] == '\0' || (p && strcmp(c->provider, p) == 0)) &&
+            (c->model[0] == '\0' || m == NULL || strcmp(c->model, m) == 0))
+            json_array_append(keep, e);
+    }
+    return keep;
 }
 
 /* Frame o without its stats' breakdown (a shallow copy). */
@@ -283,64 +359,59 @@ static json_t *relay_lean(json_t *o)
     return x;
 }
 
-/* The message for client c from the workspace frame o (the default
- * topics' message shared, when c has those and filters nothing; a
- * snapshot keeps the breakdown). */
-static struct rmsg *relay_for(struct rclient *c, json_t *o, struct rmsg *shared,
-                              int64_t seq, int snapshot)
+/* Message o (a frame or a snapshot) narrowed to c's topics and filters:
+ * a shallow copy, o unchanged.  The stats keep the lists o has, filtered,
+ * and gain empty ones where o has none. */
+static json_t *relay_narrow(const struct rclient *c, json_t *o)
 {
-    if (c->topics == T_DEFAULT && c->provider[0] == '\0' &&
-        c->model[0] == '\0' && (shared != NULL || snapshot)) {
-        if (shared == NULL)
-            return rmsg_make(o, seq);
-        shared->refs++;
-        return shared;
-    }
-    json_t *x = json_deep_copy(o);
-    json_t *st = json_object_get(x, "stats");
-    if (!snapshot && !(c->topics & T_BREAKDOWN) && json_is_object(st)) {
-        json_object_del(st, "providers");
-        json_object_del(st, "models");
-    }
+    static const char *const lists[] = {"providers", "models"};
+    json_t *x = json_copy(o), *st = json_object_get(o, "stats");
     if (!(c->topics & T_STATS))
         json_object_del(x, "stats");
+    else if (st != NULL) {
+        st = json_copy(st);
+        for (int k = 0; k < 2; k++) /* only in a frame with the breakdown */
+            if (json_object_get(st, lists[k]) != NULL)
+                json_object_set_new(
+                    st, lists[k],
+                    relay_filter(c, json_object_get(st, lists[k])));
+        json_object_set_new(x, "stats", st);
+    }
     if (!(c->topics & T_EVENTS))
         json_object_del(x, "events");
-    json_t *feed = json_object_get(x, "feed"), *keep = json_array();
-    size_t i;
-    json_t *e;
-    json_array_foreach(feed, i, e)
-    {
-        const char *p = json_string_value(json_object_get(e, "provider"));
-        const char *m = json_string_value(json_object_get(e, "model"));
-        if ((c->provider[0] == '\0' || (p && strcmp(c->provider, p) == 0)) &&
-            (c->model[0] == '\0' || (m && strcmp(c->model, m) == 0)))
-            json_array_append(keep, e);
-    }
     if (c->topics & T_FEED)
-        json_object_set_new(x, "feed", keep);
-    else {
-        json_decref(keep);
+        json_object_set_new(x, "feed",
+                            relay_filter(c, json_object_get(o, "feed")));
+    else
         json_object_del(x, "feed");
+    return x;
+}
+
+/* This second's message for live client c (its workspace's frame being
+ * fanned out): the shared one, or the variant of c's topics and filters,
+ * made once for every client that has them.  A reference for the
+ * caller. */
+static struct rmsg *relay_for(struct rclient *c)
+{
+    struct rws *w = c->w;
+    struct rmsg *m = relay_plain(c) ? w->shared : NULL;
+    for (int v = 0; m == NULL && v < w->nvar; v++)
+        if (w->var[v].like->topics == c->topics &&
+            strcmp(w->var[v].like->provider, c->provider) == 0 &&
+            strcmp(w->var[v].like->model, c->model) == 0)
+            m = w->var[v].m;
+    if (m != NULL) {
+        m->refs++;
+        return m;
     }
-    /* Stats narrowed to the provider or model asked for. */
-    json_t *stats = json_object_get(x, "stats");
-    static const char *const lists[] = {"providers", "models"};
-    for (int k = 0; stats != NULL && k < 2; k++) {
-        json_t *l = json_object_get(stats, lists[k]), *n = json_array();
-        json_array_foreach(l, i, e)
-        {
-            const char *p = json_string_value(json_object_get(e, "provider"));
-            const char *m = json_string_value(json_object_get(e, "model"));
-            if ((c->provider[0] == '\0' ||
-                 (p && strcmp(c->provider, p) == 0)) &&
-                (c->model[0] == '\0' || m == NULL || strcmp(c->model, m) == 0))
-                json_array_append(n, e);
-        }
-        json_object_set_new(stats, lists[k], n);
-    }
-    struct rmsg *m = rmsg_make(x, seq);
+    /* The lean frame makes the same message without the breakdown. */
+    json_t *x = relay_narrow(c, c->topics & T_BREAKDOWN ? w->frame : w->lean);
+    m = rmsg_make(x, R.as_of);
     json_decref(x);
+    if (m != NULL && w->nvar < RELAY_VARIANTS) {
+        w->var[w->nvar++] = (struct rvariant){c, m};
+        m->refs++;
+    }
     return m;
 }
 
@@ -353,12 +424,16 @@ static struct rmsg *relay_snapshot(const struct shm_header *h,
     json_t *feed = json_array();
     int n = ents ? shm_read_feed(h, c->ws, ents, RELAY_SNAP_FEED) : 0;
     for (int i = 0; i < n; i++)
-        if (relay_feed_ok(c, &ents[i]))
-            json_array_append_new(feed, livejson_feed_entry(&ents[i]));
+        json_array_append_new(feed, livejson_feed_entry(&ents[i]));
     free(ents);
     json_object_set_new(o, "stats", relay_stats(h, c->ws));
     json_object_set_new(o, "feed", feed);
-    struct rmsg *m = relay_for(c, o, NULL, R.as_of, 1);
+    if (!relay_plain(c)) {
+        json_t *x = relay_narrow(c, o);
+        json_decref(o);
+        o = x;
+    }
+    struct rmsg *m = rmsg_make(o, R.as_of);
     json_decref(o);
     return m;
 }
@@ -395,9 +470,9 @@ static json_t *relay_call(struct rclient *c, const struct shm_feed_ent *f)
     return call;
 }
 
-/* The calls of c's session among ents[0..n) (oldest first) as a message
- * of type (NULL when none and not a snapshot). */
-static struct rmsg *relay_calls(struct rclient *c, const char *type,
+/* The calls of c's session among ents[0..n) (oldest first) as a snapshot
+ * or a "calls" message (NULL when none and not a snapshot). */
+static struct rmsg *relay_calls(struct rclient *c, int snapshot,
                                 const struct shm_feed_ent *ents, int n)
 {
     json_t *calls = json_array();
@@ -405,11 +480,11 @@ static struct rmsg *relay_calls(struct rclient *c, const char *type,
         if (strcmp(ents[i].workspace, c->ws) == 0 &&
             strcmp(ents[i].session, c->session) == 0)
             json_array_append_new(calls, relay_call(c, &ents[i]));
-    if (json_array_size(calls) == 0 && strcmp(type, "snapshot") != 0) {
+    if (json_array_size(calls) == 0 && !snapshot) {
         json_decref(calls);
         return NULL;
     }
-    json_t *o = relay_msg(type, R.as_of);
+    json_t *o = relay_msg(snapshot ? "snapshot" : "calls", R.as_of);
     json_object_set_new(o, "session", json_string(c->session));
     json_object_set_new(o, "calls", calls);
     json_object_set(o, "rounds", c->rounds);
@@ -433,13 +508,61 @@ static void relay_write_stats(void)
             "clients %lld\ncut_off %lld\nmessages %lld\nworkspaces %d\n"
             "ts_ms %lld\nstart_ms %lld\nfanout_ms %lld\nsilent %lld\n",
             (long long)R.nclients, (long long)R.cut_off, (long long)R.messages,
-            R.nws, (long long)relay_now(), (long long)R.start_ms,
+            R.nws, (long long)proto_now_ms(), (long long)R.start_ms,
             (long long)R.fanout_ms, (long long)R.silenced);
     if (fclose(f) == 0)
         rename(tmp, R.stats_path);
 }
 
-/* Stream the seconds closed since the last tick. */
+/* Make workspace w's frame of the second just closed from the new feed
+ * entries R.feed[0..nf) and events R.ring[0..nr), keep its shared message
+ * for resuming, and leave both in w for the fan-out. */
+static void relay_frame(const struct shm_header *h, struct rws *w, int nf,
+                        int nr)
+{
+    static const char *const types[] = {"", "alert", "budget", "notification"};
+    json_t *o = relay_msg("frame", R.as_of);
+    json_t *feed = json_array(), *events = json_array();
+    for (int k = nf - 1; k >= 0; k--) /* newest first, as the feed */
+        if (strcmp(R.feed[k].workspace, w->name) == 0)
+            json_array_append_new(feed, livejson_feed_entry(&R.feed[k]));
+    for (int k = 0; k < nr; k++) {
+        if (strcmp(R.ring[k].workspace, w->name) != 0)
+            continue;
+        json_t *ev = json_loads(R.ring[k].json, 0, NULL);
+        json_array_append_new(
+            events, json_pack("{s:s, s:o}", "topic",
+                              types[R.ring[k].type <= 3 ? R.ring[k].type : 0],
+                              "event", ev ? ev : json_string(R.ring[k].json)));
+    }
+    json_object_set_new(o, "stats", relay_stats(h, w->name));
+    json_object_set_new(o, "feed", feed);
+    json_object_set_new(o, "events", events);
+    w->frame = o;
+    w->lean = relay_lean(o);
+    w->shared = rmsg_make(w->lean, R.as_of);
+    if (w->shared != NULL) {
+        rmsg_unref(w->hist[R.as_of % RELAY_HIST]);
+        w->hist[R.as_of % RELAY_HIST] = w->shared;
+        w->shared->refs++;
+    }
+}
+
+/* Drop what relay_frame() left in w for the fan-out. */
+static void relay_frame_done(struct rws *w)
+{
+    for (int v = 0; v < w->nvar; v++)
+        rmsg_unref(w->var[v].m);
+    w->nvar = 0;
+    rmsg_unref(w->shared);
+    json_decref(w->frame);
+    json_decref(w->lean);
+    w->shared = NULL;
+    w->frame = w->lean = NULL;
+}
+
+/* Stream the seconds closed since the last tick: a frame per workspace,
+ * made once and sent to its clients in one pass over them. */
 static void relay_second(const struct shm_header *h)
 {
     uint64_t fh = atomic_load_explicit(&((struct shm_header *)h)->feed_head,
@@ -450,81 +573,29 @@ static void relay_second(const struct shm_header *h)
     int nr = shm_read_ring_range(h, R.ring_head, rh, R.ring, RELAY_RING_MAX);
     R.feed_head = fh;
     R.ring_head = rh;
-    int64_t now = relay_now();
+    for (int i = 0; i < R.nws; i++)
+        relay_frame(h, R.ws[i], nf, nr);
+    int64_t now = proto_now_ms();
+    for (struct rclient *c = R.clients; c != NULL; c = c->next) {
+        struct rmsg *m;
+        if (!c->started)
+            continue;
+        if (c->crosstalk)
+            m = relay_calls(c, 0, R.feed, nf);
+        else if (c->w != NULL && c->w->shared != NULL)
+            m = relay_for(c);
+        else
+            continue;
+        rclient_send(c, m, now);
+        rmsg_unref(m);
+    }
     for (int i = 0; i < R.nws; i++) {
-        struct rws *w = &R.ws[i];
-        json_t *o = relay_msg("frame", R.as_of);
-        json_t *feed = json_array(), *events = json_array();
-        for (int k = nf - 1; k >= 0; k--) /* newest first, as the feed */
-            if (strcmp(R.feed[k].workspace, w->name) == 0)
-                json_array_append_new(feed, livejson_feed_entry(&R.feed[k]));
-        static const char *const types[] = {"", "alert", "budget",
-                                            "notification"};
-        for (int k = 0; k < nr; k++) {
-            if (strcmp(R.ring[k].workspace, w->name) != 0)
-                continue;
-            json_t *ev = json_loads(R.ring[k].json, 0, NULL);
-            json_array_append_new(
-                events,
-                json_pack("{s:s, s:o}", "topic",
-                          types[R.ring[k].type <= 3 ? R.ring[k].type : 0],
-                          "event", ev ? ev : json_string(R.ring[k].json)));
-        }
-        json_object_set_new(o, "stats", relay_stats(h, w->name));
-        json_object_set_new(o, "feed", feed);
-        json_object_set_new(o, "events", events);
-        json_t *lean = relay_lean(o);
-        struct rmsg *shared = rmsg_make(lean, R.as_of);
-        json_decref(lean);
-        if (shared != NULL) {
-            rmsg_unref(w->hist[R.as_of % RELAY_HIST]);
-            w->hist[R.as_of % RELAY_HIST] = shared;
-            shared->refs++;
-        }
-        /* Clients with the same filters share one message: a variant is
-         * made once per (topics, provider, model). */
-        struct rvariant {
-            const struct rclient *like;
-            struct rmsg *m;
-        } var[RELAY_VARIANTS];
-        int nvar = 0;
-        for (struct rclient *c = R.clients; shared && c; c = c->next) {
-            if (c->crosstalk || !c->started || strcmp(c->ws, w->name) != 0)
-                continue;
-            struct rmsg *m = NULL;
-            for (int v = 0; m == NULL && v < nvar; v++)
-                if (var[v].like->topics == c->topics &&
-                    strcmp(var[v].like->provider, c->provider) == 0 &&
-                    strcmp(var[v].like->model, c->model) == 0) {
-                    m = var[v].m;
-                    m->refs++;
-                }
-            if (m == NULL) {
-                m = relay_for(c, o, shared, R.as_of, 0);
-                if (m != NULL && nvar < RELAY_VARIANTS) {
-                    var[nvar++] = (struct rvariant){c, m};
-                    m->refs++;
-                }
-            }
-            rclient_send(c, m);
-            rmsg_unref(m);
-        }
-        for (int v = 0; v < nvar; v++)
-            rmsg_unref(var[v].m);
-        rmsg_unref(shared);
-        json_decref(o);
+        struct rws *w = R.ws[i];
+        relay_frame_done(w);
         /* A workspace nobody watched for RELAY_HIST seconds goes. */
         if (w->clients == 0 && w->idle_since > 0 &&
-            now - w->idle_since > RELAY_HIST * 1000) {
+            now - w->idle_since > RELAY_HIST * 1000)
             rws_drop(i--);
-        }
-    }
-    for (struct rclient *c = R.clients; c != NULL; c = c->next) {
-        if (!c->crosstalk || !c->started)
-            continue;
-        struct rmsg *m = relay_calls(c, "calls", R.feed, nf);
-        rclient_send(c, m);
-        rmsg_unref(m);
     }
 }
 
@@ -532,6 +603,7 @@ static void relay_second(const struct shm_header *h)
  * the frames they missed. */
 static void relay_start_clients(const struct shm_header *h)
 {
+    int64_t now = proto_now_ms();
     for (struct rclient *c = R.clients; R.unstarted > 0 && c != NULL;
          c = c->next) {
         if (c->started)
@@ -539,22 +611,23 @@ static void relay_start_clients(const struct shm_header *h)
         c->started = 1;
         R.unstarted--;
         if (c->crosstalk) {
+            /* The whole feed, oldest first, for the running totals. */
+            uint64_t head = atomic_load_explicit(
+                &((struct shm_header *)h)->feed_head, memory_order_acquire);
             struct shm_feed_ent *ents =
                 calloc(h->feed_size ? h->feed_size : 1, sizeof(*ents));
-            int n = ents ? shm_read_feed(h, c->ws, ents, (int)h->feed_size) : 0;
-            /* Oldest first, for the running totals. */
-            for (int i = 0; i < n / 2; i++) {
-                struct shm_feed_ent t = ents[i];
-                ents[i] = ents[n - 1 - i];
-                ents[n - 1 - i] = t;
-            }
-            struct rmsg *m = relay_calls(c, "snapshot", ents, n);
+            int n =
+                ents ? shm_read_feed_range(h, 0, head, ents, (int)h->feed_size)
+                     : 0;
+            struct rmsg *m = relay_calls(c, 1, ents, n);
             free(ents);
-            rclient_send(c, m);
+            rclient_send(c, m, now);
             rmsg_unref(m);
             continue;
         }
-        struct rws *w = rws_get(c->ws, 1);
+        if (c->w == NULL) /* no room when it connected */
+            rws_attach(c);
+        struct rws *w = c->w;
         int64_t oldest = R.as_of - RELAY_HIST + 1;
         int resumed = 0;
         if (w != NULL && c->since > 0 && c->since >= oldest - 1 &&
@@ -565,34 +638,14 @@ static void relay_start_clients(const struct shm_header *h)
                 resumed = f != NULL && f->seq == s;
             }
             for (int64_t s = c->since + 1; resumed && s <= R.as_of; s++)
-                rclient_send(c, w->hist[s % RELAY_HIST]);
+                rclient_send(c, w->hist[s % RELAY_HIST], now);
         }
         if (!resumed) {
             struct rmsg *m = relay_snapshot(h, c);
-            rclient_send(c, m);
+            rclient_send(c, m, now);
             rmsg_unref(m);
         }
     }
-}
-
-/* Write a ping to wsi.  It has a payload: lws tells us of no empty pong. */
-static int relay_ping_write(struct lws *wsi)
-{
-    static unsigned char ping[LWS_PRE + 4];
-    memcpy(ping + LWS_PRE, "ping", 4);
-    return lws_write(wsi, ping + LWS_PRE, 4, LWS_WRITE_PING);
-}
-
-/* Ping c now, or as soon as what waits for it is written. */
-static void relay_ping(struct rclient *c)
-{
-    if (c->qlen == 0 && !lws_partial_buffered(c->wsi)) {
-        if (relay_ping_write(c->wsi) < 0)
-            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        return;
-    }
-    c->ping_due = 1;
-    lws_callback_on_writable(c->wsi);
 }
 
 /* Keepalive, once a second: ping a stream whose peer has said nothing
@@ -604,21 +657,23 @@ static void relay_keepalive(int64_t now)
 {
     int64_t ping = (int64_t)R.conf.relay_ping * 1000;
     for (struct rclient *c = R.clients; c != NULL; c = c->next) {
-        if (c->too_slow || c->silent)
+        if (c->closing)
             continue;
         int waiting = c->pinged_ms > c->heard_ms; /* for an answer */
         if (waiting && now - c->pinged_ms >= 2 * ping) {
             /* Closed with a close frame at its next writeable callback;
              * one that never comes (a full socket) ends in 5 s. */
-            c->silent = 1;
+            c->closing = "no pong";
             R.silenced++;
             log_warn(c->rid, "msg=\"client silent: closed\" workspace=%s",
                      c->ws);
             lws_callback_on_writable(c->wsi);
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
         } else if (!waiting && now - c->heard_ms >= ping) {
+            /* Now, or as soon as what waits for it is written. */
             c->pinged_ms = now;
-            relay_ping(c);
+            c->ping_due = 1;
+            rclient_flush(c, c->qlen > 0);
         }
     }
 }
@@ -637,7 +692,7 @@ static void relay_tick(lws_sorted_usec_list_t *sul)
         lws_cancel_service(R.ctx);
         return;
     }
-    int64_t now = relay_now();
+    int64_t now = proto_now_ms();
     if (shm_reader_check(&R.rd, now, 500) == 0) {
         const struct shm_header *h = R.rd.h;
         if (h->generation != R.generation) {
@@ -656,22 +711,22 @@ static void relay_tick(lws_sorted_usec_list_t *sul)
             R.as_of = as_of;
             R.start_ms = now - (as_of + 1) * 1000;
             relay_second(h);
-            R.fanout_ms = relay_now() - (as_of + 1) * 1000;
+            R.fanout_ms = proto_now_ms() - (as_of + 1) * 1000;
             relay_write_stats();
         }
         if (R.as_of > 0)
             relay_start_clients(h);
     }
     /* Keepalive goes on while the collector is away. */
-    if (relay_now() - R.keepalive_ms >= 1000) {
-        R.keepalive_ms = relay_now();
+    if (proto_now_ms() - R.keepalive_ms >= 1000) {
+        R.keepalive_ms = proto_now_ms();
         relay_keepalive(R.keepalive_ms);
     }
     /* Sleep until just after the next second should close (then look
      * every RELAY_TICK_MS until it has), at most 200 ms; new clients are
      * started at once.  Every wakeup polls every socket: with thousands of
      * clients, a fixed 10 ms tick was most of the relay's CPU. */
-    int64_t due = (R.as_of + 2) * 1000 + 2 - relay_now(), ms = RELAY_TICK_MS;
+    int64_t due = (R.as_of + 2) * 1000 + 2 - proto_now_ms(), ms = RELAY_TICK_MS;
     if (R.unstarted == 0 && R.as_of > 0 && due > ms)
         ms = due < 200 ? due : 200;
     lws_sul_schedule(R.ctx, 0, &R.sul, relay_tick, ms * LWS_US_PER_MS);
@@ -744,11 +799,10 @@ static int relay_established(struct lws *wsi, struct rclient *c)
     c->wsi = wsi;
     c->topics = T_DEFAULT;
     c->rounds = json_object();
-    c->heard_ms = relay_now();
+    c->heard_ms = proto_now_ms();
     relay_header(wsi, "x-request-id:", c->rid, sizeof(c->rid));
     if (relay_header(wsi, "x-tokentap-workspace:", c->ws, sizeof(c->ws)) <= 0) {
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-                         (unsigned char *)"no workspace", 12);
+        relay_close_reason(wsi, "no workspace");
         return -1;
     }
     char uri[256], arg[160];
@@ -758,14 +812,12 @@ static int relay_established(struct lws *wsi, struct rclient *c)
         c->crosstalk = 1;
         size_t sl = strlen(uri + 14);
         if (sl >= sizeof(c->session)) {
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-                             (unsigned char *)"session id too long", 19);
+            relay_close_reason(wsi, "session id too long");
             return -1;
         }
         memcpy(c->session, uri + 14, sl + 1);
     } else if (strcmp(uri, "/ws/live") != 0) {
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-                         (unsigned char *)"no such stream", 14);
+        relay_close_reason(wsi, "no such stream");
         return -1;
     }
     relay_arg(wsi, "since=", arg, sizeof(arg));
@@ -780,11 +832,8 @@ static int relay_established(struct lws *wsi, struct rclient *c)
     R.nclients++;
     R.unstarted++;
     lws_sul_schedule(R.ctx, 0, &R.sul, relay_tick, 1); /* start it now */
-    struct rws *w = c->crosstalk ? NULL : rws_get(c->ws, 1);
-    if (w != NULL) {
-        w->clients++;
-        w->idle_since = 0;
-    }
+    if (!c->crosstalk)
+        rws_attach(c);
     log_info(c->rid,
              "msg=\"stream opened\" workspace=%s stream=%s clients=%lld", c->ws,
              uri, (long long)R.nclients);
@@ -805,9 +854,8 @@ static void relay_closed(struct rclient *c)
         c->qhead = (c->qhead + 1) % RELAY_QUEUE;
         c->qlen--;
     }
-    struct rws *w = c->crosstalk ? NULL : rws_get(c->ws, 0);
-    if (w != NULL && --w->clients == 0)
-        w->idle_since = relay_now();
+    if (c->w != NULL && --c->w->clients == 0)
+        c->w->idle_since = proto_now_ms();
     json_decref(c->rounds);
     c->rounds = NULL;
     log_info(c->rid, "msg=\"stream closed\" workspace=%s clients=%lld", c->ws,
@@ -826,41 +874,18 @@ static int relay_callback(struct lws *wsi, enum lws_callback_reasons reason,
             relay_closed(c);
         break;
     case LWS_CALLBACK_RECEIVE:
-        c->heard_ms = relay_now();
+        c->heard_ms = proto_now_ms();
         relay_subscribe(c, in, len);
         break;
     case LWS_CALLBACK_RECEIVE_PONG:
-        c->heard_ms = relay_now();
+        c->heard_ms = proto_now_ms();
         break;
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        if (c->too_slow) {
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-                             (unsigned char *)"too slow", 8);
+        if (c->closing) {
+            relay_close_reason(wsi, c->closing);
             return -1;
         }
-        if (c->silent) {
-            lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-                             (unsigned char *)"no pong", 7);
-            return -1;
-        }
-        if (c->ping_due) {
-            c->ping_due = 0;
-            if (relay_ping_write(wsi) < 0)
-                return -1;
-            if (c->qlen > 0)
-                lws_callback_on_writable(wsi);
-        } else if (c->qlen > 0) {
-            struct rmsg *m = c->q[c->qhead];
-            c->qhead = (c->qhead + 1) % RELAY_QUEUE;
-            c->qlen--;
-            int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-            rmsg_unref(m);
-            if (n < 0) /* lws keeps what it could not send: only an error */
-                return -1;
-            if (c->qlen > 0)
-                lws_callback_on_writable(wsi);
-        }
-        break;
+        return rclient_write(c) < 0 ? -1 : 0;
     default:
         break;
     }
@@ -913,12 +938,8 @@ int main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    char path[CONF_PATH_MAX + 32];
-    snprintf(path, sizeof(path), "%s/log/relay.log", R.conf.data_dir);
-    if (log_init("relay", log_level_parse(R.conf.log_level), path) != 0) {
-        fprintf(stderr, "tt-relay: cannot open %s\n", path);
+    if (conf_open_log(&R.conf, "relay") != 0)
         return 1;
-    }
     lws_set_log_level(LLL_ERR | LLL_WARN, relay_lws_log);
     R.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     R.feed = calloc(RELAY_FEED_MAX, sizeof(*R.feed));
@@ -969,8 +990,8 @@ int main(int argc, char **argv)
              (long long)R.nclients);
     lws_context_destroy(R.ctx);
     ev_loop_destroy(loop);
-    for (int i = R.nws - 1; i >= 0; i--)
-        rws_drop(i);
+    while (R.nws > 0)
+        rws_drop(R.nws - 1);
     shm_reader_close(&R.rd);
     unlink(sock);
     free(R.items);

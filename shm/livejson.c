@@ -7,7 +7,6 @@
 
 #include <math.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "event.h"
 
@@ -38,6 +37,12 @@ static json_t *lj_pct(float v, uint64_t n)
     return n ? json_real(round((double)v * 1000) / 1000) : json_null();
 }
 
+/* The average of n measurements summing to sum, or null when none. */
+static json_t *lj_avg(double sum, uint64_t n)
+{
+    return n ? json_real(sum / (double)n) : json_null();
+}
+
 /* Totals since the database began. */
 static json_t *lj_totals(const struct shm_agg *a)
 {
@@ -65,18 +70,16 @@ static json_t *lj_stat(const struct shm_stat *s, const struct shm_agg *tot,
     json_object_set_new(o, "cost_usd", json_real((double)a->cost_nusd / 1e9));
     json_object_set_new(o, "cost_per_second",
                         json_real((double)a->cost_nusd / 1e9 / secs));
-    json_object_set_new(
-        o, "latency_ms",
-        json_pack("{s:o, s:o, s:o, s:o}", "p50", lj_pct(s->p50, a->lat_n),
-                  "p95", lj_pct(s->p95, a->lat_n), "p99",
-                  lj_pct(s->p99, a->lat_n), "avg",
-                  a->lat_n ? json_real(a->lat_sum_ms / (double)a->lat_n)
-                           : json_null()));
-    json_object_set_new(
-        o, "ttft_ms",
-        json_pack("{s:o, s:o}", "p95", lj_pct(s->ttft_p95, a->ttft_n), "avg",
-                  a->ttft_n ? json_real(a->ttft_sum_ms / (double)a->ttft_n)
-                            : json_null()));
+    json_object_set_new(o, "latency_ms",
+                        json_pack("{s:o, s:o, s:o, s:o}", "p50",
+                                  lj_pct(s->p50, a->lat_n), "p95",
+                                  lj_pct(s->p95, a->lat_n), "p99",
+                                  lj_pct(s->p99, a->lat_n), "avg",
+                                  lj_avg(a->lat_sum_ms, a->lat_n)));
+    json_object_set_new(o, "ttft_ms",
+                        json_pack("{s:o, s:o}", "p95",
+                                  lj_pct(s->ttft_p95, a->ttft_n), "avg",
+                                  lj_avg(a->ttft_sum_ms, a->ttft_n)));
     json_object_set_new(o, "totals", lj_totals(tot));
     return o;
 }
@@ -89,10 +92,8 @@ json_t *livejson_stats(const struct shm_header *h, int w, const char *ws,
     int64_t as_of = 0;
     int n = shm_read_window(h, w, ws, items, cap, &as_of);
     int secs = shm_window_secs[w];
-    struct shm_stat empty_stat;
-    struct shm_agg empty_tot;
-    memset(&empty_stat, 0, sizeof(empty_stat));
-    memset(&empty_tot, 0, sizeof(empty_tot));
+    static const struct shm_stat empty_stat;
+    static const struct shm_agg empty_tot;
     json_t *o = n > 0 ? lj_stat(&items[0].win, &items[0].tot, secs)
                       : lj_stat(&empty_stat, &empty_tot, secs);
     char ts[40];

@@ -291,72 +291,59 @@ int shm_read_window(const struct shm_header *h, int w, const char *ws,
     return n;
 }
 
+/* Copy the ring entry e (size bytes, starting with its seq: index + 1
+ * once written, 0 while being written) to dst if it holds index seq - 1
+ * and did not change while copied.  1 if copied, else 0. */
+static int shm_copy_ent(_Atomic uint64_t *e, uint64_t seq, void *dst,
+                        size_t size)
+{
+    if (atomic_load_explicit(e, memory_order_acquire) != seq)
+        return 0;
+    memcpy(dst, (const void *)e, size);
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(e, memory_order_relaxed) == seq;
+}
+
 int shm_read_feed(const struct shm_header *h, const char *ws,
                   struct shm_feed_ent *out, int cap)
 {
     uint64_t head = atomic_load_explicit(&((struct shm_header *)h)->feed_head,
                                          memory_order_acquire);
     int n = 0;
-    for (uint64_t k = head; k > 0 && n < cap && head - k < h->feed_size; k--) {
-        struct shm_feed_ent *e = shm_feed(h, k - 1);
-        uint64_t s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
-        if (s1 != k)
-            continue;
-        out[n] = *e;
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&e->seq, memory_order_relaxed) != s1)
-            continue;
-        if (ws != NULL && strcmp(out[n].workspace, ws) != 0)
-            continue;
-        n++;
-    }
+    for (uint64_t k = head; k > 0 && n < cap && head - k < h->feed_size; k--)
+        if (shm_copy_ent(&shm_feed(h, k - 1)->seq, k, &out[n], sizeof(*out)) &&
+            (ws == NULL || strcmp(out[n].workspace, ws) == 0))
+            n++;
     return n;
 }
 
-/* Copy entries [from, to) of a ring of n entries of size bytes, each
- * starting with its seq (index + 1 once written), at(h, i) the i-th. */
-static int shm_read_range(const struct shm_header *h, uint64_t from,
-                          uint64_t to, uint64_t n, size_t size,
-                          void *(*at)(const struct shm_header *, uint64_t),
-                          void *out, int cap)
+/* Copy entries [from, to) of the ring of n entries of size bytes at offset
+ * off of the segment, each starting with its seq (shm_copy_ent), to out. */
+static int shm_read_range(const struct shm_header *h, uint64_t off, uint64_t n,
+                          size_t size, uint64_t from, uint64_t to, void *out,
+                          int cap)
 {
+    const char *base = (const char *)h + off;
     int k = 0;
     if (to > n && from < to - n)
         from = to - n; /* overwritten since */
-    for (uint64_t i = from; i < to && k < cap; i++) {
-        _Atomic uint64_t *e = at(h, i);
-        if (atomic_load_explicit(e, memory_order_acquire) != i + 1)
-            continue;
-        char *dst = (char *)out + (size_t)k * size;
-        memcpy(dst, (const void *)e, size);
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(e, memory_order_relaxed) == i + 1)
-            k++;
-    }
+    for (uint64_t i = from; i < to && k < cap; i++)
+        k += shm_copy_ent((_Atomic uint64_t *)(base + i % n * size), i + 1,
+                          (char *)out + (size_t)k * size, size);
     return k;
-}
-
-static void *shm_feed_at(const struct shm_header *h, uint64_t i)
-{
-    return &shm_feed(h, i)->seq;
-}
-
-static void *shm_ring_at(const struct shm_header *h, uint64_t i)
-{
-    return &shm_ring(h, i)->seq;
 }
 
 int shm_read_feed_range(const struct shm_header *h, uint64_t from, uint64_t to,
                         struct shm_feed_ent *out, int cap)
 {
-    return shm_read_range(h, from, to, h->feed_size, sizeof(*out), shm_feed_at,
+    return shm_read_range(h, h->off_feed, h->feed_size, sizeof(*out), from, to,
                           out, cap);
 }
 
 int shm_read_ring_range(const struct shm_header *h, uint64_t from, uint64_t to,
                         struct shm_ring_ent *out, int cap)
 {
-    int n = shm_read_range(h, from, to, h->ring_size, sizeof(*out), shm_ring_at,
+    int n = shm_read_range(h, h->off_ring, h->ring_size, sizeof(*out), from, to,
                            out, cap);
     for (int i = 0; i < n; i++) {
         out[i].json[sizeof(out[i].json) - 1] = '\0';

@@ -340,12 +340,17 @@ static int ws_parse_args(struct ws_cfg *c, int argc, char **argv)
     return ws_parse_url(c) < 0 ? 1 : 0;
 }
 
+/* The first slot to probe for seq in a table of mask + 1 slots. */
+static uint32_t ws_slot(int64_t seq, uint32_t mask)
+{
+    return (uint32_t)((uint64_t)seq * 0x9E3779B97F4A7C15ull >> 32) & mask;
+}
+
 /* Find seq in the table, adding it unless after the stop; NULL if it is
  * not (and will not be) tracked. */
 static struct ws_seq *ws_seq_get(struct ws_app *a, int64_t seq, double ref_ms)
 {
-    uint64_t h = (uint64_t)seq * 0x9E3779B97F4A7C15ull;
-    uint32_t mask = a->nslots - 1, i = (uint32_t)(h >> 32) & mask;
+    uint32_t mask = a->nslots - 1, i = ws_slot(seq, mask);
     for (; a->slots[i]; i = (i + 1) & mask)
         if (a->seqs[a->slots[i] - 1].seq == seq)
             return &a->seqs[a->slots[i] - 1];
@@ -365,8 +370,7 @@ static struct ws_seq *ws_seq_get(struct ws_app *a, int64_t seq, double ref_ms)
         memset(a->slots, 0, a->nslots * sizeof *a->slots);
         mask = a->nslots - 1;
         for (uint32_t k = 0; k < a->nseqs; k++) {
-            h = (uint64_t)a->seqs[k].seq * 0x9E3779B97F4A7C15ull;
-            for (i = (uint32_t)(h >> 32) & mask; a->slots[i];
+            for (i = ws_slot(a->seqs[k].seq, mask); a->slots[i];
                  i = (i + 1) & mask)
                 ;
             a->slots[i] = k + 1;
@@ -532,6 +536,13 @@ static void ws_print(const char *s, size_t n, int64_t now_us)
 
 static void ws_stop(struct ws_app *a);
 
+/* Close open connection c ourselves, with a close frame when writable. */
+static void ws_close(struct ws_conn *c)
+{
+    c->by_us = c->want_close = 1;
+    lws_callback_on_writable(c->wsi);
+}
+
 /* One complete message of c (s, n bytes, NUL-terminated) has arrived. */
 static void ws_message(struct ws_app *a, struct ws_conn *c, const char *s,
                        size_t n)
@@ -552,8 +563,7 @@ static void ws_message(struct ws_app *a, struct ws_conn *c, const char *s,
         if (!a->cfg->stats) {
             ws_stop(a);
         } else if (c->state == WS_OPEN && !c->by_us) {
-            c->by_us = c->want_close = 1;
-            lws_callback_on_writable(c->wsi);
+            ws_close(c);
         }
     }
 }
@@ -595,6 +605,14 @@ static void ws_rx(struct ws_app *a, struct ws_conn *c, const char *in,
         c->buf = NULL;
         c->cap = 0;
     }
+}
+
+/* Make the text s (n bytes) one printable line: controls become spaces. */
+static void ws_one_line(char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < ' ')
+            s[i] = ' ';
 }
 
 /* Count a close code for the summary. */
@@ -658,9 +676,7 @@ static void ws_failed(struct ws_app *a, struct ws_conn *c, struct lws *wsi,
                  why ? why : "handshake failed");
     else
         snprintf(msg, sizeof msg, "%s", why ? why : "connection failed");
-    for (char *p = msg; *p; p++)
-        if ((unsigned char)*p < ' ')
-            *p = ' ';
+    ws_one_line(msg, strlen(msg));
     if (!c->by_us) {
         a->failed++;
         ws_opened_one(a);
@@ -703,6 +719,12 @@ static void ws_read_again(struct ws_conn *c)
     lws_rx_flow_control(c->wsi, 1);
 }
 
+/* --slow: look at connection wsi's TCP state again after a while. */
+static void ws_watch(const struct ws_app *a, struct lws *wsi)
+{
+    lws_set_timer_usecs(wsi, a->cfg->stats ? 1000000 : WS_TICK_US);
+}
+
 /* --slow: probe an idle connection every second, so that a server that has
  * gone (its reset lost against our closed window) shows in the TCP state. */
 static void ws_keepalive(struct lws *wsi)
@@ -734,7 +756,7 @@ static void ws_established(struct ws_app *a, struct ws_conn *c, struct lws *wsi)
      * the persist timer's pace, and the final drain would take minutes. */
     lws_rx_flow_control(wsi, 0);
     ws_keepalive(wsi);
-    lws_set_timer_usecs(wsi, a->cfg->stats ? 1000000 : WS_TICK_US);
+    ws_watch(a, wsi);
 }
 
 /* The one protocol callback for every connection. */
@@ -786,9 +808,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
                 rl = sizeof a->close_reason - 1;
             memcpy(a->close_reason, (char *)in + (len > 2 ? 2 : 0), rl);
             a->close_reason[rl] = '\0';
-            for (size_t i = 0; i < rl; i++)
-                if ((unsigned char)a->close_reason[i] < ' ')
-                    a->close_reason[i] = ' ';
+            ws_one_line(a->close_reason, rl);
         }
         break;
     case LWS_CALLBACK_CLIENT_WRITEABLE:
@@ -803,7 +823,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
             if (ws_peer_gone(wsi))
                 ws_read_again(c);
             else
-                lws_set_timer_usecs(wsi, a->cfg->stats ? 1000000 : WS_TICK_US);
+                ws_watch(a, wsi);
         }
         break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
@@ -886,8 +906,7 @@ static void ws_close_all(lws_sorted_usec_list_t *sul)
     for (int i = 0; i < a->opened; i++) {
         struct ws_conn *c = &a->conns[i];
         if (c->state == WS_OPEN) {
-            c->by_us = c->want_close = 1;
-            lws_callback_on_writable(c->wsi);
+            ws_close(c);
         } else if (c->state == WS_CONNECTING && c->wsi) {
             c->by_us = 1;
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -973,12 +992,11 @@ static void ws_print_hist(const char *name, const struct ws_hist *h)
                name);
 }
 
-/* Print the stats-mode summary line. */
+/* Print the stats-mode summary line, once the run has stopped. */
 static void ws_summary(struct ws_app *a)
 {
     uint32_t *ord = ws_realloc(NULL, (a->nseqs + 1) * sizeof *ord);
     uint32_t complete = 0;
-    int64_t end = a->stop_us ? a->stop_us : ws_now_us();
     for (uint32_t k = 0; k < a->nseqs; k++) {
         const struct ws_seq *q = &a->seqs[k];
         int got = 1;
@@ -1008,7 +1026,7 @@ static void ws_summary(struct ws_app *a)
     printf("}");
     ws_print_hist("delay_ms", &a->steady);
     ws_print_hist("ramp_delay_ms", &a->ramp);
-    printf(",\"elapsed_s\":%.1f}\n", (double)(end - a->t0_us) / 1e6);
+    printf(",\"elapsed_s\":%.1f}\n", (double)(a->stop_us - a->t0_us) / 1e6);
     fflush(stdout);
     free(ord);
 }

@@ -147,6 +147,15 @@ class Stack:
     def ingest(self, events, key="admin"):
         return self.post("/api/v1/events", events, key=key)
 
+    def send_alike(self, key, model, n, status=200):
+        """Ingest n alike openai events of model (10 input and 5 output
+        tokens, 100 ms, the given status) as key; assert it is accepted."""
+        ev = [{"provider": "openai", "model": model, "input_tokens": 10,
+               "output_tokens": 5, "status": status, "latency_ms": 100}
+              for _ in range(n)]
+        r = self.ingest(ev, key=key)
+        assert r.status in (200, 201, 202), r
+
     def stats(self, window="1m", key="admin"):
         r = self.get("/api/v1/live/stats?window=" + window, key=key)
         assert r.status == 200, r

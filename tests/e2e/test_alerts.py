@@ -38,16 +38,6 @@ def inbox_channels(key, n):
     return ids
 
 
-def send(key, model, n, status=200):
-    ev = [{"provider": "openai", "model": model, "input_tokens": 10,
-           "output_tokens": 5, "status": status, "latency_ms": 100}
-          for _ in range(n)]
-    r = S.request("POST", "/api/v1/events", body=ev, key=key)
-    assert r.status in (200, 201, 202), r
-
-
-
-
 def active(key, **q):
     qs = "&".join("%s=%s" % kv for kv in q.items())
     r = S.get("/api/v1/alerts/active" + ("?" + qs if qs else ""), key=key)
@@ -86,8 +76,8 @@ def test_fire_ack_resolve_by_itself():
                condition=ERRORS, window="1m", group_by=["model"],
                channels=[c1, c2])
     wait_for(lambda: cycles() > 0)
-    send(key, "m-bad", 4, status=500)
-    send(key, "m-good", 5)
+    S.send_alike(key, "m-bad", 4, status=500)
+    S.send_alike(key, "m-good", 5)
     c0 = cycles()
     got = wait_for(lambda: active(key), timeout=30)
     # Within two evaluation cycles of the events (counted, not timed: the
@@ -111,7 +101,7 @@ def test_fire_ack_resolve_by_itself():
     assert r.status == 409, r
     # The condition clears (the error rate falls under 50%): resolved by
     # the engine, without anyone.
-    send(key, "m-bad", 10)
+    S.send_alike(key, "m-bad", 10)
     d = wait_for(lambda: (lambda x: x["status"] == "resolved" and x)(
         alert(key, a["id"])))
     assert d["resolved_by"] == "engine"
@@ -133,7 +123,7 @@ def test_fire_ack_resolve_by_itself():
     assert kinds == ["alert.firing", "alert.acknowledged",
                      "alert.resolved"], kinds
     # Breaking again opens a new alert, not the old one.
-    send(key, "m-bad", 40, status=500)
+    S.send_alike(key, "m-bad", 40, status=500)
     again = wait_for(lambda: active(key))
     assert len(again) == 1 and again[0]["id"] != a["id"]
 
@@ -141,7 +131,7 @@ def test_fire_ack_resolve_by_itself():
 def test_for_holds_pending_first():
     key = workspace("al-b")
     rule(key, name="slow burn", condition=ERRORS, window="1m", **{"for": "3s"})
-    send(key, "m", 5, status=500)
+    S.send_alike(key, "m", 5, status=500)
     p = wait_for(lambda: active(key, status="pending"))
     assert len(p) == 1 and p[0]["fired_at"] is None
     f = wait_for(lambda: active(key, status="firing"), timeout=8)
@@ -156,7 +146,7 @@ def test_for_holds_pending_first():
 def test_restart_mid_firing_no_duplicate():
     key = workspace("al-c")
     rule(key, name="restart", condition=ERRORS, window="5m")
-    send(key, "m", 6, status=500)
+    S.send_alike(key, "m", 6, status=500)
     a = wait_for(lambda: active(key))[0]
     col = S.pid("collector")
     os.kill(col, signal.SIGKILL)
@@ -174,7 +164,7 @@ def test_manual_resolve_bulk_delete_stats_csv():
     rid = rule(key, name="per model", condition=ERRORS, window="5m",
                group_by=["model"], description="payments team rule")
     for m in ("m1", "m2", "m3", "m4"):
-        send(key, m, 4, status=500)
+        S.send_alike(key, m, 4, status=500)
     got = wait_for(lambda: len(active(key)) == 4 and active(key))
     ids = sorted(x["id"] for x in got)
     # Resolve needs a note.
@@ -245,7 +235,7 @@ def test_workspaces_apart():
     key = workspace("al-e")
     other = workspace("al-f")
     rule(key, name="mine", condition=ERRORS, window="1m")
-    send(key, "m", 5, status=500)
+    S.send_alike(key, "m", 5, status=500)
     a = wait_for(lambda: active(key))[0]
     assert active(other) == []
     assert S.get("/api/v1/alerts/%d" % a["id"], key=other).status == 404
@@ -299,8 +289,8 @@ def test_budget_thresholds_become_one_alert():
 
 def test_rule_test_changes_nothing():
     key = workspace("al-h")
-    send(key, "m-bad", 6, status=500)
-    send(key, "m-good", 6)
+    S.send_alike(key, "m-bad", 6, status=500)
+    S.send_alike(key, "m-good", 6)
     body = {"name": "try", "condition": ERRORS, "window": "5m",
             "group_by": ["model"]}
 
@@ -340,7 +330,7 @@ def test_rule_tests_wait_apart_from_ingest():
     # and ingest goes on meanwhile.
     from concurrent.futures import ThreadPoolExecutor
     key = workspace("al-par")
-    send(key, "m", 3)
+    S.send_alike(key, "m", 3)
     body = {"name": "many", "window": "30d", "group_by": ["model"],
             "condition": {"metric": "requests", "operator": ">", "threshold": 0}}
     wait_for(lambda: S.post("/api/v1/alerts/rules/test", body,
@@ -352,7 +342,7 @@ def test_rule_tests_wait_apart_from_ingest():
         return r.status, r.json()
 
     def one_send(_):
-        send(key, "m", 5)
+        S.send_alike(key, "m", 5)
         return True
     with ThreadPoolExecutor(32) as pool:
         tests = [pool.submit(one_test, i) for i in range(40)]
@@ -383,7 +373,7 @@ def test_silences_hold_back_but_record():
     assert sil["matchers"] == {"group": {"model": "m1"},
                                "labels": {"team": "infra"}}
     for m in ("m1", "m2"):
-        send(key, m, 5, status=500)
+        S.send_alike(key, m, 5, status=500)
     got = wait_for(lambda: len(active(key)) == 3 and active(key))
     by = {(a["rule_id"], a["group"].get("model")): a for a in got}
     # The alert the silence selects still fires, and says who held it.
@@ -449,7 +439,7 @@ def test_quiet_hours_hold_back_below_critical():
     low = rule(key, name="medium one", condition=ERRORS, window="5m")
     crit = rule(key, name="critical one", condition=ERRORS, window="5m",
                 severity="critical")
-    send(key, "m", 5, status=500)
+    S.send_alike(key, "m", 5, status=500)
     got = wait_for(lambda: len(active(key)) == 2 and active(key))
     by = {a["rule_id"]: a for a in got}
     assert by[low]["quiet_hours"] is True and by[low]["status"] == "firing"

@@ -139,6 +139,14 @@ def test_topics_filters_and_workspaces():
     msgs, _, _, _ = ws("/ws/live", key=b, messages=1)
     assert {e["model"] for e in msgs[0]["feed"]} == {"other-ws"}
     assert msgs[0]["stats"]["requests"] == 4
+    # A filter narrows the breakdown when asked for, and adds none when not.
+    msgs, _, _, _ = ws("/ws/live?topics=stats&provider=openai", key=a,
+                       messages=2)
+    assert "providers" not in msgs[1]["stats"], msgs[1]["stats"]
+    msgs, _, _, _ = ws("/ws/live?topics=stats,breakdown&provider=openai",
+                       key=a, messages=2)
+    provs = [p["provider"] for p in msgs[1]["stats"]["providers"]]
+    assert provs == ["openai"], msgs[1]["stats"]["providers"]
 
 
 def test_authentication():

@@ -17,7 +17,6 @@
 #include <check.h>
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,16 +33,6 @@
 #define MIN 60000LL
 #define SEC 1000LL
 #define USD 1000000000LL /* nano-USD */
-
-static void eng_tmp_setup(void)
-{
-    ck_assert_int_eq(testdir_make(tmpdir, sizeof(tmpdir)), 0);
-}
-
-static void eng_tmp_teardown(void)
-{
-    testdir_remove(tmpdir);
-}
 
 /* A collector with a fresh database (workspace 1, "w1"), no live segment,
  * and the engine open without its thread. */
@@ -71,26 +60,35 @@ static void eng_fini(struct col *c)
 #define AND(a, b) "{'op':'and','conditions':[" a "," b "]}"
 #define OR(a, b)  "{'op':'or','conditions':[" a "," b "]}"
 
-/* Store rule name (options opts, e.g. "'window':'1m'", and condition
- * cond; ' for ") in workspace 1 as rule_cmd.c does, as its canonical
- * JSON; returns its id. */
-static int64_t rule_add(struct col *c, const char *name, const char *opts,
-                        const char *cond)
+/* Parse rule text (' for ") into r; it must be valid. */
+static void rule_parse(const char *text, struct alert_rule *r)
 {
     char buf[2048], path[256], msg[512];
-    snprintf(buf, sizeof(buf), "{'name':'%s',%s%s'condition':%s}", name, opts,
-             opts[0] ? "," : "", cond);
+    int n = snprintf(buf, sizeof(buf), "%s", text);
+    ck_assert_msg(n >= 0 && (size_t)n < sizeof(buf), "rule too long");
     for (char *p = buf; *p; p++)
         if (*p == '\'')
             *p = '"';
     json_error_t jerr;
     json_t *in = json_loads(buf, 0, &jerr);
     ck_assert_msg(in != NULL, "%s: %s", buf, jerr.text);
-    struct alert_rule r;
     ck_assert_msg(
-        alert_rule_parse(in, &r, path, sizeof(path), msg, sizeof(msg)) == 0,
+        alert_rule_parse(in, r, path, sizeof(path), msg, sizeof(msg)) == 0,
         "%s: %s", path, msg);
     json_decref(in);
+}
+
+/* Store rule name (options opts, e.g. "'window':'1m'", and condition
+ * cond; ' for ") in workspace 1 as rule_cmd.c does, as its canonical
+ * JSON; returns its id. */
+static int64_t rule_add(struct col *c, const char *name, const char *opts,
+                        const char *cond)
+{
+    char buf[2048];
+    snprintf(buf, sizeof(buf), "{'name':'%s',%s%s'condition':%s}", name, opts,
+             opts[0] ? "," : "", cond);
+    struct alert_rule r;
+    rule_parse(buf, &r);
     json_t *canon = alert_rule_json(&r);
     char *spec = json_dumps(canon, JSON_COMPACT);
     char *sql = sqlite3_mprintf("INSERT INTO alert_rules(ws, name, enabled, "
@@ -139,36 +137,9 @@ static void turn(struct col *c, int64_t now)
     col_alert_apply(c);
 }
 
-/* q_int on printf-formatted SQL. */
-static long long qi(struct col *c, const char *fmt, ...)
-{
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof(sql), fmt, ap);
-    va_end(ap);
-    return q_int(c->store.db, sql);
-}
-
-/* A one-text query on printf-formatted SQL ("" for NULL; static buffer). */
-static const char *qs(struct col *c, const char *fmt, ...)
-{
-    static char out[4096];
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof(sql), fmt, ap);
-    va_end(ap);
-    sqlite3_stmt *st;
-    ck_assert_msg(sqlite3_prepare_v2(c->store.db, sql, -1, &st, NULL) ==
-                      SQLITE_OK,
-                  "%s: %s", sql, sqlite3_errmsg(c->store.db));
-    ck_assert_msg(sqlite3_step(st) == SQLITE_ROW, "%s: no row", sql);
-    const char *t = (const char *)sqlite3_column_text(st, 0);
-    snprintf(out, sizeof(out), "%s", t ? t : "");
-    sqlite3_finalize(st);
-    return out;
-}
+/* q_intf and q_textf on collector c's database. */
+#define qi(c, ...) q_intf((c)->store.db, __VA_ARGS__)
+#define qs(c, ...) q_textf((c)->store.db, __VA_ARGS__)
 
 /* Alerts of rule id with status (NULL: any). */
 static long long n_alerts(struct col *c, int64_t id, const char *status)
@@ -774,22 +745,6 @@ static void answers_free(struct answers *a)
     a->n = 0;
 }
 
-/* Parse rule text (' for ") into r. */
-static void rule_parse(const char *text, struct alert_rule *r)
-{
-    char buf[2048], path[256], msg[512];
-    snprintf(buf, sizeof(buf), "%s", text);
-    for (char *p = buf; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    json_t *in = json_loads(buf, 0, NULL);
-    ck_assert_ptr_nonnull(in);
-    ck_assert_msg(
-        alert_rule_parse(in, r, path, sizeof(path), msg, sizeof(msg)) == 0,
-        "%s: %s", path, msg);
-    json_decref(in);
-}
-
 static void hour_row(struct col *c, int cube, int64_t ts, const char *prov,
                      const char *model, int calls, int errors);
 
@@ -1097,7 +1052,7 @@ static Suite *alert_eng_suite(void)
 {
     Suite *s = suite_create("alert_eng");
     TCase *tc = tcase_create("engine");
-    tcase_add_checked_fixture(tc, eng_tmp_setup, eng_tmp_teardown);
+    tcase_add_checked_fixture(tc, tmpdir_setup, tmpdir_teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_operators_and_trees);
     tcase_add_test(tc, test_group_by);

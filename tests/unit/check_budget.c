@@ -35,17 +35,6 @@
 #define APR01     1775001600000LL
 #define NUSD(usd) ((int64_t)((usd)*1000000000.0 + 0.5))
 
-/* A fresh directory per test (checked fixture: it runs in the test). */
-static void budget_tmp_setup(void)
-{
-    ck_assert_int_eq(testdir_make(tmpdir, sizeof(tmpdir)), 0);
-}
-
-static void budget_tmp_teardown(void)
-{
-    testdir_remove(tmpdir);
-}
-
 /* Insert a raw event: workspace id, ts, provider, model, cost. */
 static void add_event(sqlite3 *db, int64_t seq, int ws, int64_t ts,
                       const char *prov, const char *model, double usd)
@@ -162,11 +151,10 @@ END_TEST
 /* A collector with its database in tmpdir and, if seg, a live segment. */
 static void col_init(struct col *c, int seg)
 {
-    char err[512] = "", path[300];
+    char err[512] = "";
     memset(c, 0, sizeof(*c));
-    snprintf(path, sizeof(path), "%s/tokentap.db", tmpdir);
-    ck_assert_msg(col_store_open(&c->store, path, "normal", err, sizeof(err)) ==
-                      0,
+    ck_assert_msg(col_store_open(&c->store, tmp_db_path(), "normal", err,
+                                 sizeof(err)) == 0,
                   "col_store_open: %s", err);
     exec_sql(c->store.db, "INSERT INTO workspaces VALUES(1, 'w1', 0);"
                           "INSERT INTO workspaces VALUES(2, 'w2', 0)");
@@ -178,6 +166,7 @@ static void col_init(struct col *c, int seg)
                            .feed_size = 4,
                            .ring_size = 16,
                            .budget_slots = 8};
+    char path[64];
     snprintf(path, sizeof(path), "/tt-test-budget-%d", (int)getpid());
     c->live = live_open(path, &p, 1, MAR15);
     ck_assert_ptr_nonnull(c->live);
@@ -484,7 +473,7 @@ static Suite *budget_suite(void)
     tcase_add_test(tc, test_crossed_and_scope);
     suite_add_tcase(s, tc);
     tc = tcase_create("tracker");
-    tcase_add_checked_fixture(tc, budget_tmp_setup, budget_tmp_teardown);
+    tcase_add_checked_fixture(tc, tmpdir_setup, tmpdir_teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_cells_rollups_plus_tail);
     tcase_add_test(tc, test_tracker_counts_scope_and_period);

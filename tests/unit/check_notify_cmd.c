@@ -36,18 +36,14 @@
 #define HOOK_CONFIG "{'url':'https://hook.example.com/in'}"
 #define APP_CONFIG  "{}"
 
-static json_t *last; /* the reply of the last command (owned here) */
-
-static void nc_tmp_setup(void)
-{
-    ck_assert_int_eq(testdir_make(tmpdir, sizeof(tmpdir)), 0);
-}
+static json_t *last;        /* the reply of the last command (owned here) */
+static char last_cmd[8192]; /* the text of the last command, for messages */
 
 static void nc_tmp_teardown(void)
 {
     json_decref(last);
     last = NULL;
-    testdir_remove(tmpdir);
+    tmpdir_teardown();
 }
 
 /* A collector with a fresh database (workspaces w1 and w2), no live
@@ -69,24 +65,55 @@ static void nc_fini(struct col *c)
     col_store_close(&c->store);
 }
 
-/* Run the printf-formatted command (' for ") as the API would; its
- * status, its reply in last. */
-static int cmd(struct col *c, const char *fmt, ...)
+/* cmd() on a va_list. */
+static int vcmd(struct col *c, const char *fmt, va_list ap)
 {
-    char text[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    ck_assert_msg(n > 0 && (size_t)n < sizeof(text), "command too long");
-    for (char *p = text; *p; p++)
+    int n = vsnprintf(last_cmd, sizeof(last_cmd), fmt, ap);
+    ck_assert_msg(n > 0 && (size_t)n < sizeof(last_cmd), "command too long");
+    for (char *p = last_cmd; *p; p++)
         if (*p == '\'')
             *p = '"';
     json_decref(last);
     last = NULL;
-    int status = col_command(c, text, strlen(text), &last);
-    ck_assert_msg(last != NULL, "%s: no reply", text);
+    int status = col_command(c, last_cmd, strlen(last_cmd), &last);
+    ck_assert_msg(last != NULL, "%s: no reply", last_cmd);
     return status;
+}
+
+/* Run the printf-formatted command (' for ") as the API would; its
+ * status, its reply in last and its text in last_cmd. */
+__attribute__((format(printf, 2, 3))) static int cmd(struct col *c,
+                                                     const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int status = vcmd(c, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+/* routes.set in w1 with the printf-formatted routes (' for "), e.g.
+ * "{'fallback':[%lld]}"; its status. */
+__attribute__((format(printf, 2, 3))) static int
+routes_set(struct col *c, const char *fmt, ...)
+{
+    char whole[1024];
+    snprintf(whole, sizeof(whole),
+             "{'op':'routes.set','workspace':'w1','routes':%s}", fmt);
+    va_list ap;
+    va_start(ap, fmt);
+    int status = vcmd(c, whole, ap);
+    va_end(ap);
+    return status;
+}
+
+/* channel.update of channel id in workspace ws with members (' for "),
+ * e.g. "'name':'b'"; its status. */
+static int update(struct col *c, const char *ws, long long id,
+                  const char *members)
+{
+    return cmd(c, "{'op':'channel.update','workspace':'%s','id':%lld,%s}", ws,
+               id, members);
 }
 
 /* The last reply, compact (static buffer), for messages. */
@@ -99,10 +126,20 @@ static const char *last_text(void)
     return out;
 }
 
-/* Assert the last command's status. */
+/* Assert a command's status (got, evaluated once), naming the command. */
 #define ck_status(got, want)                                                   \
-    ck_assert_msg((got) == (want), "status %d, want %d: %s", (got), (want),    \
-                  last_text())
+    do {                                                                       \
+        int got_ = (got);                                                      \
+        ck_assert_msg(got_ == (want), "%s: status %d, want %d: %s", last_cmd,  \
+                      got_, (want), last_text());                              \
+    } while (0)
+
+/* Assert a command's status and the field its error reply names. */
+#define ck_refused(got, want, field)                                           \
+    do {                                                                       \
+        ck_status(got, want);                                                  \
+        ck_assert_str_eq(err_field(), field);                                  \
+    } while (0)
 
 /* The field the last (error) reply names ("" when none). */
 static const char *err_field(void)
@@ -127,48 +164,21 @@ static long long reply_int(const char *key)
     return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
 }
 
-/* q_int on printf-formatted SQL. */
-static long long qi(struct col *c, const char *fmt, ...)
-{
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof(sql), fmt, ap);
-    va_end(ap);
-    return q_int(c->store.db, sql);
-}
-
-/* A one-text query on printf-formatted SQL ("" for NULL; static buffer). */
-static const char *qs(struct col *c, const char *fmt, ...)
-{
-    static char out[2048];
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof(sql), fmt, ap);
-    va_end(ap);
-    sqlite3_stmt *st;
-    ck_assert_msg(sqlite3_prepare_v2(c->store.db, sql, -1, &st, NULL) ==
-                      SQLITE_OK,
-                  "%s: %s", sql, sqlite3_errmsg(c->store.db));
-    ck_assert_msg(sqlite3_step(st) == SQLITE_ROW, "%s: no row", sql);
-    const char *t = (const char *)sqlite3_column_text(st, 0);
-    snprintf(out, sizeof(out), "%s", t ? t : "");
-    sqlite3_finalize(st);
-    return out;
-}
+/* q_intf and q_textf on collector c's database. */
+#define qi(c, ...) q_intf((c)->store.db, __VA_ARGS__)
+#define qs(c, ...) q_textf((c)->store.db, __VA_ARGS__)
 
 /* Create channel name of type (webhook or in_app) in workspace ws through
  * channel.create; its id. */
 static long long chan(struct col *c, const char *ws, const char *name,
                       const char *type)
 {
-    int st = cmd(c,
-                 "{'op':'channel.create','workspace':'%s','name':'%s',"
-                 "'type':'%s','config':%s}",
-                 ws, name, type,
-                 strcmp(type, "in_app") == 0 ? APP_CONFIG : HOOK_CONFIG);
-    ck_status(st, 201);
+    ck_status(cmd(c,
+                  "{'op':'channel.create','workspace':'%s','name':'%s',"
+                  "'type':'%s','config':%s}",
+                  ws, name, type,
+                  strcmp(type, "in_app") == 0 ? APP_CONFIG : HOOK_CONFIG),
+              201);
     long long id = reply_int("id");
     ck_assert_int_gt(id, 0);
     return id;
@@ -194,12 +204,22 @@ static long long note(struct col *c, int ws, long long alert, const char *event,
 static void result(struct col *c, long long id, int attempt,
                    const char *outcome, const char *extra)
 {
-    int st = cmd(c,
-                 "{'op':'notify.result','results':[{'id':%lld,'attempt':%d,"
-                 "'outcome':'%s','code':500,'error':'HTTP 500',"
-                 "'latency_ms':3,'next_ms':123,'ts_ms':1%s}]}",
-                 id, attempt, outcome, extra);
-    ck_status(st, 200);
+    ck_status(cmd(c,
+                  "{'op':'notify.result','results':[{'id':%lld,'attempt':%d,"
+                  "'outcome':'%s','code':500,'error':'HTTP 500',"
+                  "'latency_ms':3,'next_ms':123,'ts_ms':1%s}]}",
+                  id, attempt, outcome, extra),
+              200);
+}
+
+/* A notification as note() makes whose first try ended in outcome (as
+ * result() sends it, with no extra members); its id. */
+static long long tried(struct col *c, int ws, long long alert,
+                       const char *event, long long ch, const char *outcome)
+{
+    long long n = note(c, ws, alert, event, ch);
+    result(c, n, 1, outcome, "");
+    return n;
 }
 
 /* The status of notification n. */
@@ -215,6 +235,72 @@ static long long copies(struct col *c, long long n)
               n);
 }
 
+/* The attempt rows of notification n. */
+static long long tries(struct col *c, long long n)
+{
+    return qi(c,
+              "SELECT count(*) FROM notification_attempts WHERE "
+              "notification_id = %lld",
+              n);
+}
+
+/* How many of notifications a and b failed with last_error why. */
+static long long failed_with(struct col *c, long long a, long long b,
+                             const char *why)
+{
+    return qi(c,
+              "SELECT count(*) FROM notifications WHERE id IN (%lld, %lld) "
+              "AND status = 'failed' AND last_error = '%s'",
+              a, b, why);
+}
+
+/* Channel id's run of failures. */
+static long long failures(struct col *c, long long id)
+{
+    return qi(c, "SELECT failures FROM channels WHERE id = %lld", id);
+}
+
+/* Channel id's webhook url. */
+static const char *url_of(struct col *c, long long id)
+{
+    return qs(c,
+              "SELECT json_extract(config, '$.url') FROM channels WHERE id "
+              "= %lld",
+              id);
+}
+
+/* channel.test of w1's channel ch (200); the test notification's id. */
+static long long test_note(struct col *c, long long ch)
+{
+    ck_status(cmd(c, "{'op':'channel.test','workspace':'w1','id':%lld}", ch),
+              200);
+    long long n = reply_int("notification_id");
+    ck_assert_int_gt(n, 0);
+    return n;
+}
+
+/* inbox.read in workspace ws of the rows named by what (' for "), e.g.
+ * "'all':true" (200); how many it marked read. */
+static long long read_inbox(struct col *c, const char *ws, const char *what)
+{
+    ck_status(cmd(c, "{'op':'inbox.read','workspace':'%s',%s}", ws, what), 200);
+    return reply_int("changed");
+}
+
+/* read_inbox of the one row id in w1. */
+static long long read_row(struct col *c, long long id)
+{
+    char what[64];
+    snprintf(what, sizeof(what), "'ids':[%lld]", id);
+    return read_inbox(c, "w1", what);
+}
+
+/* Make ch w1's only route, its fallback. */
+static void set_fallback(struct col *c, long long ch)
+{
+    ck_status(routes_set(c, "{'fallback':[%lld]}", ch), 200);
+}
+
 /* ---- channels ---- */
 
 /* channel.create validates type, name, enabled and config (naming the
@@ -224,44 +310,36 @@ START_TEST(test_create_validates)
 {
     struct col c;
     nc_init(&c);
-    int st = cmd(&c, "{'op':'channel.create','workspace':'w1','name':'a',"
-                     "'type':'sms','config':{}}");
-    ck_status(st, 400);
-    ck_assert_str_eq(err_field(), "type");
-    st = cmd(&c, "{'op':'channel.create','workspace':'w1','name':'a',"
-                 "'config':{}}");
-    ck_status(st, 400);
-    ck_assert_str_eq(err_field(), "type");
-    st = cmd(&c, "{'op':'channel.create','workspace':'w1','name':'',"
-                 "'type':'in_app','config':{}}");
-    ck_status(st, 400);
-    ck_assert_str_eq(err_field(), "name");
-    st = cmd(&c, "{'op':'channel.create','workspace':'w1','name':'a',"
-                 "'type':'in_app','config':{},'enabled':'yes'}");
-    ck_status(st, 400);
-    ck_assert_str_eq(err_field(), "enabled");
-    st = cmd(&c, "{'op':'channel.create','workspace':'W 1','name':'a',"
-                 "'type':'in_app','config':{}}");
-    ck_status(st, 400);
-    ck_assert_str_eq(err_field(), "workspace");
+    ck_refused(cmd(&c, "{'op':'channel.create','workspace':'w1','name':'a',"
+                       "'type':'sms','config':{}}"),
+               400, "type");
+    ck_refused(cmd(&c, "{'op':'channel.create','workspace':'w1','name':'a',"
+                       "'config':{}}"),
+               400, "type");
+    ck_refused(cmd(&c, "{'op':'channel.create','workspace':'w1','name':'',"
+                       "'type':'in_app','config':{}}"),
+               400, "name");
+    ck_refused(cmd(&c, "{'op':'channel.create','workspace':'w1','name':'a',"
+                       "'type':'in_app','config':{},'enabled':'yes'}"),
+               400, "enabled");
+    ck_refused(cmd(&c, "{'op':'channel.create','workspace':'W 1','name':'a',"
+                       "'type':'in_app','config':{}}"),
+               400, "workspace");
     /* A bad config names the path of the bad field. */
-    st = cmd(&c, "{'op':'channel.create','workspace':'w1','name':'mail',"
-                 "'type':'email','config':{'smtp_url':'smtp://mail.example."
-                 "com','from':'alerts@example.com','to':['ops@example.com',"
-                 "'example.com']}}");
-    ck_status(st, 400);
+    ck_refused(cmd(&c, "{'op':'channel.create','workspace':'w1','name':'mail',"
+                       "'type':'email','config':{'smtp_url':'smtp://mail."
+                       "example.com','from':'alerts@example.com','to':["
+                       "'ops@example.com','example.com']}}"),
+               400, "config.to[1]");
     ck_assert_str_eq(err_code(), "invalid_field");
-    ck_assert_str_eq(err_field(), "config.to[1]");
-    st = cmd(&c, "{'op':'channel.create','workspace':'w1','name':'hook',"
-                 "'type':'webhook','config':{'url':'https://hook.example."
-                 "com/in','color':'red'}}");
-    ck_status(st, 400);
-    ck_assert_str_eq(err_field(), "config.color");
+    ck_refused(cmd(&c, "{'op':'channel.create','workspace':'w1','name':'hook',"
+                       "'type':'webhook','config':{'url':'https://hook."
+                       "example.com/in','color':'red'}}"),
+               400, "config.color");
     /* A webhook with no config at all: its url is required. */
-    st = cmd(&c, "{'op':'channel.create','workspace':'w1','name':'hook',"
-                 "'type':'webhook'}");
-    ck_status(st, 400);
-    ck_assert_str_eq(err_field(), "config.url");
+    ck_refused(cmd(&c, "{'op':'channel.create','workspace':'w1','name':'hook',"
+                       "'type':'webhook'}"),
+               400, "config.url");
     ck_assert_int_eq(qi(&c, "SELECT count(*) FROM channels"), 0);
 
     long long id = chan(&c, "w1", "hook", "webhook");
@@ -272,17 +350,16 @@ START_TEST(test_create_validates)
                         id),
                      "webhook 1 1 10000");
     /* The same name again in w1: 409 on the name; in w2: its own. */
-    st = cmd(&c, "{'op':'channel.create','workspace':'w1','name':'hook',"
-                 "'type':'in_app','config':{}}");
-    ck_status(st, 409);
-    ck_assert_str_eq(err_field(), "name");
+    ck_refused(cmd(&c, "{'op':'channel.create','workspace':'w1','name':'hook',"
+                       "'type':'in_app','config':{}}"),
+               409, "name");
     ck_assert_int_eq(qi(&c, "SELECT count(*) FROM channels WHERE ws = 1"), 1);
     long long other = chan(&c, "w2", "hook", "in_app");
     ck_assert_int_ne(other, id);
     /* Created disabled when asked. */
-    st = cmd(&c, "{'op':'channel.create','workspace':'w1','name':'off',"
-                 "'type':'in_app','config':{},'enabled':false}");
-    ck_status(st, 201);
+    ck_status(cmd(&c, "{'op':'channel.create','workspace':'w1','name':'off',"
+                      "'type':'in_app','config':{},'enabled':false}"),
+              201);
     ck_assert_int_eq(
         qi(&c, "SELECT enabled FROM channels WHERE id = %lld", reply_int("id")),
         0);
@@ -301,9 +378,9 @@ START_TEST(test_create_limit)
         snprintf(name, sizeof(name), "c%d", i);
         chan(&c, "w1", name, "in_app");
     }
-    int st = cmd(&c, "{'op':'channel.create','workspace':'w1','name':'one "
-                     "more','type':'in_app','config':{}}");
-    ck_status(st, 409);
+    ck_status(cmd(&c, "{'op':'channel.create','workspace':'w1','name':'one "
+                      "more','type':'in_app','config':{}}"),
+              409);
     ck_assert_str_eq(err_code(), "limit");
     ck_assert_int_eq(qi(&c, "SELECT count(*) FROM channels WHERE ws = 1"), 200);
     chan(&c, "w2", "one more", "in_app");
@@ -321,68 +398,33 @@ START_TEST(test_update)
     long long a = chan(&c, "w1", "a", "webhook");
     chan(&c, "w1", "b", "webhook");
     long long other = chan(&c, "w2", "x", "webhook");
-    int st = cmd(&c,
-                 "{'op':'channel.update','workspace':'w1','id':%lld,"
-                 "'type':'in_app'}",
-                 a);
-    ck_status(st, 400);
-    ck_assert_str_eq(err_field(), "type");
+    ck_refused(update(&c, "w1", a, "'type':'in_app'"), 400, "type");
     ck_assert_str_eq(qs(&c, "SELECT type FROM channels WHERE id = %lld", a),
                      "webhook");
     /* The same type may be sent back. */
-    st = cmd(&c,
-             "{'op':'channel.update','workspace':'w1','id':%lld,"
-             "'type':'webhook','name':'a2'}",
-             a);
-    ck_status(st, 200);
+    ck_status(update(&c, "w1", a, "'type':'webhook','name':'a2'"), 200);
     ck_assert_int_eq(reply_int("id"), a);
     ck_assert_str_eq(qs(&c, "SELECT name FROM channels WHERE id = %lld", a),
                      "a2");
-    ck_assert_str_eq(
-        qs(&c,
-           "SELECT json_extract(config, '$.url') FROM channels WHERE id "
-           "= %lld",
-           a),
-        "https://hook.example.com/in");
+    ck_assert_str_eq(url_of(&c, a), "https://hook.example.com/in");
     /* Another channel's name: 409, nothing changed. */
-    st = cmd(
-        &c, "{'op':'channel.update','workspace':'w1','id':%lld,'name':'b'}", a);
-    ck_status(st, 409);
-    ck_assert_str_eq(err_field(), "name");
+    ck_refused(update(&c, "w1", a, "'name':'b'"), 409, "name");
     ck_assert_str_eq(qs(&c, "SELECT name FROM channels WHERE id = %lld", a),
                      "a2");
     /* A bad config names its path. */
-    st = cmd(&c,
-             "{'op':'channel.update','workspace':'w1','id':%lld,"
-             "'config':{'url':'ftp://hook.example.com/in'}}",
-             a);
-    ck_status(st, 400);
-    ck_assert_str_eq(err_field(), "config.url");
-    st = cmd(&c,
-             "{'op':'channel.update','workspace':'w1','id':%lld,"
-             "'config':{'url':'https://other.example.com/in'}}",
-             a);
-    ck_status(st, 200);
-    ck_assert_str_eq(
-        qs(&c,
-           "SELECT json_extract(config, '$.url') FROM channels WHERE id "
-           "= %lld",
-           a),
-        "https://other.example.com/in");
+    ck_refused(
+        update(&c, "w1", a, "'config':{'url':'ftp://hook.example.com/in'}"),
+        400, "config.url");
+    ck_status(
+        update(&c, "w1", a, "'config':{'url':'https://other.example.com/in'}"),
+        200);
+    ck_assert_str_eq(url_of(&c, a), "https://other.example.com/in");
     /* Another workspace's channel, an unknown id or workspace: 404. */
-    st = cmd(&c,
-             "{'op':'channel.update','workspace':'w1','id':%lld,"
-             "'name':'mine'}",
-             other);
-    ck_status(st, 404);
+    ck_status(update(&c, "w1", other, "'name':'mine'"), 404);
     ck_assert_str_eq(qs(&c, "SELECT name FROM channels WHERE id = %lld", other),
                      "x");
-    st = cmd(&c, "{'op':'channel.update','workspace':'w1','id':9999,"
-                 "'name':'z'}");
-    ck_status(st, 404);
-    st = cmd(
-        &c, "{'op':'channel.update','workspace':'w9','id':%lld,'name':'z'}", a);
-    ck_status(st, 404);
+    ck_status(update(&c, "w1", 9999, "'name':'z'"), 404);
+    ck_status(update(&c, "w9", a, "'name':'z'"), 404);
     nc_fini(&c);
 }
 END_TEST
@@ -399,23 +441,14 @@ START_TEST(test_result_once)
     exec_sql(c.store.db, "UPDATE channels SET failures = 2");
     long long n = note(&c, 1, 7, "firing", x);
     for (int i = 0; i < 2; i++) {
-        int st = cmd(&c,
-                     "{'op':'notify.result','results':[{'id':%lld,"
-                     "'attempt':1,'outcome':'retry','code':500,'error':"
-                     "'HTTP 500','latency_ms':3,'next_ms':123,'ts_ms':1}]}",
-                     n);
-        ck_status(st, 200);
+        result(&c, n, 1, "retry", "");
         ck_assert_str_eq(qs(&c,
                             "SELECT attempts || ' ' || status || ' ' || "
                             "next_ms || ' ' || last_code || ' ' || "
                             "last_error FROM notifications WHERE id = %lld",
                             n),
                          "1 retrying 123 500 HTTP 500");
-        ck_assert_int_eq(qi(&c,
-                            "SELECT count(*) FROM notification_attempts "
-                            "WHERE notification_id = %lld",
-                            n),
-                         1);
+        ck_assert_int_eq(tries(&c, n), 1);
     }
     ck_assert_str_eq(qs(&c,
                         "SELECT outcome || ' ' || code || ' ' || error || ' ' "
@@ -424,8 +457,7 @@ START_TEST(test_result_once)
                         n),
                      "retry 500 HTTP 500 3 1");
     /* A retry is no failure for good: the run is as it was. */
-    ck_assert_int_eq(qi(&c, "SELECT failures FROM channels WHERE id = %lld", x),
-                     2);
+    ck_assert_int_eq(failures(&c, x), 2);
     /* A result for a try not made yet (3) is stale too. */
     result(&c, n, 3, "sent", "");
     ck_assert_str_eq(n_status(&c, n), "retrying");
@@ -435,16 +467,11 @@ START_TEST(test_result_once)
                         "(sent_ms > 0) FROM notifications WHERE id = %lld",
                         n),
                      "2 sent 1");
-    ck_assert_int_eq(qi(&c, "SELECT failures FROM channels WHERE id = %lld", x),
-                     0);
+    ck_assert_int_eq(failures(&c, x), 0);
     /* Sent: no longer waiting, so a late result changes nothing. */
     result(&c, n, 3, "failed", "");
     ck_assert_str_eq(n_status(&c, n), "sent");
-    ck_assert_int_eq(qi(&c,
-                        "SELECT count(*) FROM notification_attempts WHERE "
-                        "notification_id = %lld",
-                        n),
-                     2);
+    ck_assert_int_eq(tries(&c, n), 2);
     nc_fini(&c);
 }
 END_TEST
@@ -460,46 +487,34 @@ START_TEST(test_disable_after_run)
     c.conf.notify_disable_after = 3;
     long long x = chan(&c, "w1", "flaky", "webhook");
     long long f = chan(&c, "w1", "fb", "webhook");
-    ck_status(cmd(&c,
-                  "{'op':'routes.set','workspace':'w1','routes':{"
-                  "'fallback':[%lld]}}",
-                  f),
-              200);
-#define FAILURES qi(&c, "SELECT failures FROM channels WHERE id = %lld", x)
+    set_fallback(&c, f);
     /* Three retries of one notification, then it fails for good: one. */
-    long long n1 = note(&c, 1, 1, "firing", x);
-    result(&c, n1, 1, "retry", "");
+    long long n1 = tried(&c, 1, 1, "firing", x, "retry");
     result(&c, n1, 2, "retry", "");
     result(&c, n1, 3, "retry", "");
-    ck_assert_int_eq(FAILURES, 0);
+    ck_assert_int_eq(failures(&c, x), 0);
     result(&c, n1, 4, "failed", ",'channel_fault':true");
     ck_assert_str_eq(n_status(&c, n1), "failed");
-    ck_assert_int_eq(FAILURES, 1);
+    ck_assert_int_eq(failures(&c, x), 1);
     /* Not the channel's fault: not counted. */
     long long n2 = note(&c, 1, 2, "firing", x);
     result(&c, n2, 1, "failed", ",'channel_fault':false");
     ck_assert_str_eq(n_status(&c, n2), "failed");
-    ck_assert_int_eq(FAILURES, 1);
-    long long n3 = note(&c, 1, 3, "firing", x);
-    result(&c, n3, 1, "failed", "");
-    ck_assert_int_eq(FAILURES, 2);
+    ck_assert_int_eq(failures(&c, x), 1);
+    tried(&c, 1, 3, "firing", x, "failed");
+    ck_assert_int_eq(failures(&c, x), 2);
     /* A sent ends the run. */
-    long long n4 = note(&c, 1, 4, "firing", x);
-    result(&c, n4, 1, "sent", "");
-    ck_assert_int_eq(FAILURES, 0);
+    tried(&c, 1, 4, "firing", x, "sent");
+    ck_assert_int_eq(failures(&c, x), 0);
     long long waiting = note(&c, 1, 5, "firing", x);
-    long long retrying = note(&c, 1, 6, "firing", x);
-    result(&c, retrying, 1, "retry", "");
-    for (int i = 0; i < 2; i++) {
-        long long n = note(&c, 1, 10 + i, "firing", x);
-        result(&c, n, 1, "failed", "");
-    }
-    ck_assert_int_eq(FAILURES, 2);
+    long long retrying = tried(&c, 1, 6, "firing", x, "retry");
+    for (int i = 0; i < 2; i++)
+        tried(&c, 1, 10 + i, "firing", x, "failed");
+    ck_assert_int_eq(failures(&c, x), 2);
     ck_assert_int_eq(qi(&c, "SELECT enabled FROM channels WHERE id = %lld", x),
                      1);
     ck_assert_int_eq(qi(&c, "SELECT count(*) FROM inbox"), 0);
-    long long n7 = note(&c, 1, 12, "firing", x);
-    result(&c, n7, 1, "failed", "");
+    long long n7 = tried(&c, 1, 12, "firing", x, "failed");
     ck_assert_int_eq(qi(&c,
                         "SELECT enabled = 0 AND failures = 3 AND "
                         "disabled_reason LIKE '%%3 consecutive%%HTTP 500%%' "
@@ -515,12 +530,8 @@ START_TEST(test_disable_after_run)
     ck_assert_int_eq(qi(&c, "SELECT count(*) FROM inbox"), 1);
     /* Its waiting rows (pending and retrying) failed, each to the
      * fallback. */
-    ck_assert_int_eq(qi(&c,
-                        "SELECT count(*) FROM notifications WHERE id IN "
-                        "(%lld, %lld) AND status = 'failed' AND last_error = "
-                        "'the channel is disabled'",
-                        waiting, retrying),
-                     2);
+    ck_assert_int_eq(
+        failed_with(&c, waiting, retrying, "the channel is disabled"), 2);
     ck_assert_int_eq(copies(&c, waiting), 1);
     ck_assert_int_eq(copies(&c, retrying), 1);
     ck_assert_int_eq(copies(&c, n7), 1);
@@ -531,13 +542,9 @@ START_TEST(test_disable_after_run)
                      0);
     /* A retry of an outcome still in flight changes nothing now. */
     result(&c, retrying, 2, "failed", "");
-    ck_assert_int_eq(FAILURES, 3);
+    ck_assert_int_eq(failures(&c, x), 3);
     /* A rename keeps it disabled, its reason and its run. */
-    ck_status(cmd(&c,
-                  "{'op':'channel.update','workspace':'w1','id':%lld,"
-                  "'name':'flaky2'}",
-                  x),
-              200);
+    ck_status(update(&c, "w1", x, "'name':'flaky2'"), 200);
     ck_assert_int_eq(qi(&c,
                         "SELECT enabled = 0 AND failures = 3 AND "
                         "disabled_reason IS NOT NULL FROM channels WHERE id "
@@ -545,11 +552,7 @@ START_TEST(test_disable_after_run)
                         x),
                      1);
     /* Enabled again: the run and the reason are gone. */
-    ck_status(cmd(&c,
-                  "{'op':'channel.update','workspace':'w1','id':%lld,"
-                  "'enabled':true}",
-                  x),
-              200);
+    ck_status(update(&c, "w1", x, "'enabled':true"), 200);
     ck_assert_int_eq(qi(&c,
                         "SELECT enabled = 1 AND failures = 0 AND "
                         "disabled_reason IS NULL FROM channels WHERE id = "
@@ -557,20 +560,14 @@ START_TEST(test_disable_after_run)
                         x),
                      1);
     /* Disabled by hand: a failure counts, but no second disable. */
-    ck_status(cmd(&c,
-                  "{'op':'channel.update','workspace':'w1','id':%lld,"
-                  "'enabled':false}",
-                  x),
-              200);
+    ck_status(update(&c, "w1", x, "'enabled':false"), 200);
     exec_sql(c.store.db, "UPDATE channels SET failures = 5");
-    long long n8 = note(&c, 1, 13, "firing", x);
-    result(&c, n8, 1, "failed", "");
+    tried(&c, 1, 13, "firing", x, "failed");
     ck_assert_int_eq(qi(&c, "SELECT count(*) FROM inbox"), 1);
     ck_assert_int_eq(
         qi(&c, "SELECT disabled_reason IS NULL FROM channels WHERE id = %lld",
            x),
         1);
-#undef FAILURES
     nc_fini(&c);
 }
 END_TEST
@@ -589,19 +586,14 @@ START_TEST(test_fallback)
     long long f = chan(&c, "w1", "f", "webhook");
     long long g = chan(&c, "w1", "g", "webhook");
     long long y = chan(&c, "w2", "y", "webhook");
-    ck_status(cmd(&c,
-                  "{'op':'routes.set','workspace':'w1','routes':{"
-                  "'fallback':[%lld]}}",
-                  f),
-              200);
+    set_fallback(&c, f);
     ck_assert_int_eq(qi(&c,
                         "SELECT count(*) FROM channel_routes WHERE ws = 1 "
                         "AND route = 'fallback' AND channel_id = %lld",
                         f),
                      1);
     /* The copy. */
-    long long n = note(&c, 1, 7, "firing", x);
-    result(&c, n, 1, "failed", "");
+    long long n = tried(&c, 1, 7, "firing", x, "failed");
     ck_assert_int_eq(copies(&c, n), 1);
     ck_assert_int_eq(qi(&c,
                         "SELECT count(*) FROM notifications WHERE "
@@ -613,14 +605,12 @@ START_TEST(test_fallback)
     long long copy =
         qi(&c, "SELECT id FROM notifications WHERE fallback_of = %lld", n);
     /* A retry is not final: no copy. */
-    long long r = note(&c, 1, 8, "firing", x);
-    result(&c, r, 1, "retry", "");
+    long long r = tried(&c, 1, 8, "firing", x, "retry");
     ck_assert_int_eq(copies(&c, r), 0);
     /* The fallback already has this event of the alert (it is routed
      * there too): no copy. */
     long long direct = note(&c, 1, 9, "firing", f);
-    n = note(&c, 1, 9, "firing", x);
-    result(&c, n, 1, "failed", "");
+    n = tried(&c, 1, 9, "firing", x, "failed");
     ck_assert_int_eq(copies(&c, n), 0);
     /* ... or a later row of it: a late "firing" would arrive after the
      * "resolved". */
@@ -630,8 +620,7 @@ START_TEST(test_fallback)
     ck_assert_int_eq(copies(&c, n), 0);
     /* An earlier row of another event of it does not stand in. */
     note(&c, 1, 11, "firing", f);
-    n = note(&c, 1, 11, "resolved", x);
-    result(&c, n, 1, "failed", "");
+    n = tried(&c, 1, 11, "resolved", x, "failed");
     ck_assert_int_eq(copies(&c, n), 1);
     /* The fallback's own failure: no copy to itself. */
     result(&c, direct, 1, "failed", "");
@@ -640,10 +629,7 @@ START_TEST(test_fallback)
     /* Tests (alert 0) are not of one alert: each failed one of x is
      * copied, but the fallback's own is not copied to itself. */
     for (int i = 0; i < 2; i++) {
-        ck_status(
-            cmd(&c, "{'op':'channel.test','workspace':'w1','id':%lld}", x),
-            200);
-        n = reply_int("notification_id");
+        n = test_note(&c, x);
         result(&c, n, 1, "failed", "");
         ck_assert_int_eq(qi(&c,
                             "SELECT count(*) FROM notifications WHERE "
@@ -652,19 +638,13 @@ START_TEST(test_fallback)
                             n, f),
                          1);
     }
-    ck_status(cmd(&c, "{'op':'channel.test','workspace':'w1','id':%lld}", f),
-              200);
-    n = reply_int("notification_id");
+    n = test_note(&c, f);
     result(&c, n, 1, "failed", "");
     ck_assert_str_eq(n_status(&c, n), "failed");
     ck_assert_int_eq(copies(&c, n), 0);
     /* A copy is not copied again, even once the route names another
      * channel. */
-    ck_status(cmd(&c,
-                  "{'op':'routes.set','workspace':'w1','routes':{"
-                  "'fallback':[%lld]}}",
-                  g),
-              200);
+    set_fallback(&c, g);
     result(&c, copy, 1, "failed", "");
     ck_assert_str_eq(n_status(&c, copy), "failed");
     ck_assert_int_eq(copies(&c, copy), 0);
@@ -672,25 +652,15 @@ START_TEST(test_fallback)
         qi(&c, "SELECT count(*) FROM notifications WHERE channel_id = %lld", g),
         0);
     /* A disabled fallback gets nothing. */
-    ck_status(cmd(&c,
-                  "{'op':'channel.update','workspace':'w1','id':%lld,"
-                  "'enabled':false}",
-                  g),
-              200);
-    n = note(&c, 1, 12, "firing", x);
-    result(&c, n, 1, "failed", "");
+    ck_status(update(&c, "w1", g, "'enabled':false"), 200);
+    n = tried(&c, 1, 12, "firing", x, "failed");
     ck_assert_int_eq(copies(&c, n), 0);
     /* Another workspace's rows do not take w1's route. */
-    n = note(&c, 2, 13, "firing", y);
-    result(&c, n, 1, "failed", "");
+    n = tried(&c, 2, 13, "firing", y, "failed");
     ck_assert_str_eq(n_status(&c, n), "failed");
     ck_assert_int_eq(copies(&c, n), 0);
     /* A failure that is not the channel's still fails over. */
-    ck_status(cmd(&c,
-                  "{'op':'routes.set','workspace':'w1','routes':{"
-                  "'fallback':[%lld]}}",
-                  f),
-              200);
+    set_fallback(&c, f);
     n = note(&c, 1, 14, "firing", x);
     result(&c, n, 1, "failed", ",'channel_fault':false");
     ck_assert_int_eq(copies(&c, n), 1);
@@ -712,11 +682,7 @@ START_TEST(test_fallback_after_earlier_copy)
     nc_init(&c);
     long long x = chan(&c, "w1", "x", "webhook");
     long long f = chan(&c, "w1", "f", "webhook");
-    ck_status(cmd(&c,
-                  "{'op':'routes.set','workspace':'w1','routes':{"
-                  "'fallback':[%lld]}}",
-                  f),
-              200);
+    set_fallback(&c, f);
     long long firing = note(&c, 1, 7, "firing", x);
     long long resolved = note(&c, 1, 7, "resolved", x);
     result(&c, firing, 1, "failed", "");
@@ -738,10 +704,10 @@ START_TEST(test_routes_set)
     long long a = chan(&c, "w1", "a", "webhook");
     long long b = chan(&c, "w1", "b", "in_app");
     long long y = chan(&c, "w2", "y", "webhook");
-    ck_status(cmd(&c,
-                  "{'op':'routes.set','workspace':'w1','routes':{"
-                  "'critical':[%lld,%lld],'low':[%lld],'fallback':[%lld]}}",
-                  a, b, b, b),
+    ck_status(routes_set(&c,
+                         "{'critical':[%lld,%lld],'low':[%lld],"
+                         "'fallback':[%lld]}",
+                         a, b, b, b),
               200);
     ck_assert_int_eq(qi(&c, "SELECT count(*) FROM channel_routes WHERE ws = 1"),
                      4);
@@ -751,52 +717,23 @@ START_TEST(test_routes_set)
            "channel_id)")
     char before[256];
     snprintf(before, sizeof(before), "%s", ROUTES);
-    int st = cmd(&c,
-                 "{'op':'routes.set','workspace':'w1','routes':{"
-                 "'fallback':[%lld]}}",
-                 y);
-    ck_status(st, 400);
-    ck_assert_str_eq(err_field(), "routes.fallback[0]");
-    st = cmd(&c,
-             "{'op':'routes.set','workspace':'w1','routes':{'high':[%lld,"
-             "%lld]}}",
-             a, y);
-    ck_status(st, 400);
-    ck_assert_str_eq(err_field(), "routes.high[1]");
-    st = cmd(&c,
-             "{'op':'routes.set','workspace':'w1','routes':{'urgent':"
-             "[%lld]}}",
-             a);
-    ck_status(st, 400);
-    ck_assert_str_eq(err_field(), "routes.urgent");
-    st = cmd(&c,
-             "{'op':'routes.set','workspace':'w1','routes':{'fallback':"
-             "[%lld,%lld]}}",
-             a, b);
-    ck_status(st, 400);
-    ck_assert_str_eq(err_field(), "routes.fallback");
-    st = cmd(&c, "{'op':'routes.set','workspace':'w1','routes':{'low':%lld}}",
-             a);
-    ck_status(st, 400);
-    ck_assert_str_eq(err_field(), "routes.low");
-    st = cmd(&c, "{'op':'routes.set','workspace':'w1','routes':{'low':"
-                 "['1']}}");
-    ck_status(st, 400);
-    ck_assert_str_eq(err_field(), "routes.low[0]");
-    st = cmd(&c, "{'op':'routes.set','workspace':'w1','routes':[]}");
-    ck_status(st, 400);
-    ck_assert_str_eq(err_field(), "routes");
+    ck_refused(routes_set(&c, "{'fallback':[%lld]}", y), 400,
+               "routes.fallback[0]");
+    ck_refused(routes_set(&c, "{'high':[%lld,%lld]}", a, y), 400,
+               "routes.high[1]");
+    ck_refused(routes_set(&c, "{'urgent':[%lld]}", a), 400, "routes.urgent");
+    ck_refused(routes_set(&c, "{'fallback':[%lld,%lld]}", a, b), 400,
+               "routes.fallback");
+    ck_refused(routes_set(&c, "{'low':%lld}", a), 400, "routes.low");
+    ck_refused(routes_set(&c, "{'low':['1']}"), 400, "routes.low[0]");
+    ck_refused(routes_set(&c, "[]"), 400, "routes");
     ck_assert_str_eq(ROUTES, before);
     /* Replaced whole. */
-    ck_status(cmd(&c,
-                  "{'op':'routes.set','workspace':'w1','routes':{"
-                  "'medium':[%lld]}}",
-                  a),
-              200);
+    ck_status(routes_set(&c, "{'medium':[%lld]}", a), 200);
     char want[64];
     snprintf(want, sizeof(want), "medium:%lld", a);
     ck_assert_str_eq(ROUTES, want);
-    ck_status(cmd(&c, "{'op':'routes.set','workspace':'w1','routes':{}}"), 200);
+    ck_status(routes_set(&c, "{}"), 200);
     ck_assert_int_eq(qi(&c, "SELECT count(*) FROM channel_routes"), 0);
 #undef ROUTES
     nc_fini(&c);
@@ -814,26 +751,20 @@ START_TEST(test_delete)
     nc_init(&c);
     long long x = chan(&c, "w1", "x", "webhook");
     long long f = chan(&c, "w1", "f", "webhook");
-    ck_status(cmd(&c,
-                  "{'op':'routes.set','workspace':'w1','routes':{'high':"
-                  "[%lld],'fallback':[%lld]}}",
-                  x, f),
-              200);
+    ck_status(routes_set(&c, "{'high':[%lld],'fallback':[%lld]}", x, f), 200);
     long long pending = note(&c, 1, 7, "firing", x);
-    long long retrying = note(&c, 1, 8, "firing", x);
-    result(&c, retrying, 1, "retry", "");
-    long long sent = note(&c, 1, 9, "firing", x);
-    result(&c, sent, 1, "sent", "");
-    int st = cmd(&c, "{'op':'channel.delete','workspace':'w2','id':%lld}", x);
-    ck_status(st, 404);
-    st = cmd(&c, "{'op':'channel.delete','workspace':'w9','id':%lld}", x);
-    ck_status(st, 404);
+    long long retrying = tried(&c, 1, 8, "firing", x, "retry");
+    long long sent = tried(&c, 1, 9, "firing", x, "sent");
+    ck_status(cmd(&c, "{'op':'channel.delete','workspace':'w2','id':%lld}", x),
+              404);
+    ck_status(cmd(&c, "{'op':'channel.delete','workspace':'w9','id':%lld}", x),
+              404);
     ck_assert_int_eq(qi(&c, "SELECT count(*) FROM channels WHERE id = %lld", x),
                      1);
     ck_assert_str_eq(n_status(&c, pending), "pending");
 
-    st = cmd(&c, "{'op':'channel.delete','workspace':'w1','id':%lld}", x);
-    ck_status(st, 200);
+    ck_status(cmd(&c, "{'op':'channel.delete','workspace':'w1','id':%lld}", x),
+              200);
     ck_assert_int_eq(reply_int("deleted"), x);
     ck_assert_int_eq(qi(&c, "SELECT count(*) FROM channels WHERE id = %lld", x),
                      0);
@@ -841,38 +772,25 @@ START_TEST(test_delete)
         qi(&c, "SELECT count(*) FROM channel_routes WHERE channel_id = %lld",
            x),
         0);
-    ck_assert_int_eq(qi(&c,
-                        "SELECT count(*) FROM notifications WHERE id IN "
-                        "(%lld, %lld) AND status = 'failed' AND last_error = "
-                        "'the channel was deleted'",
-                        pending, retrying),
-                     2);
+    ck_assert_int_eq(
+        failed_with(&c, pending, retrying, "the channel was deleted"), 2);
     ck_assert_str_eq(n_status(&c, sent), "sent");
     ck_assert_int_eq(copies(&c, pending), 1);
     ck_assert_int_eq(copies(&c, retrying), 1);
     /* The dispatcher's results for them, arriving late: ignored. */
     result(&c, pending, 1, "sent", "");
     result(&c, retrying, 2, "failed", "");
-    ck_assert_int_eq(qi(&c,
-                        "SELECT count(*) FROM notifications WHERE id IN "
-                        "(%lld, %lld) AND status = 'failed' AND last_error = "
-                        "'the channel was deleted'",
-                        pending, retrying),
-                     2);
+    ck_assert_int_eq(
+        failed_with(&c, pending, retrying, "the channel was deleted"), 2);
     ck_assert_int_eq(
         qi(&c, "SELECT attempts FROM notifications WHERE id = %lld", pending),
         0);
-    ck_assert_int_eq(qi(&c,
-                        "SELECT count(*) FROM notification_attempts WHERE "
-                        "notification_id IN (%lld, %lld)",
-                        pending, retrying),
-                     1);
-    st = cmd(&c, "{'op':'channel.delete','workspace':'w1','id':%lld}", x);
-    ck_status(st, 404);
+    ck_assert_int_eq(tries(&c, pending) + tries(&c, retrying), 1);
+    ck_status(cmd(&c, "{'op':'channel.delete','workspace':'w1','id':%lld}", x),
+              404);
     /* A row whose channel is gone some other way: its failure is not the
      * channel's (nothing to count), and nothing breaks. */
-    long long orphan = note(&c, 1, 10, "firing", 999);
-    result(&c, orphan, 1, "failed", "");
+    long long orphan = tried(&c, 1, 10, "firing", 999, "failed");
     ck_assert_str_eq(n_status(&c, orphan), "failed");
     nc_fini(&c);
 }
@@ -885,13 +803,10 @@ START_TEST(test_channel_test)
     struct col c;
     nc_init(&c);
     long long a = chan(&c, "w1", "app", "in_app");
-    int st = cmd(&c, "{'op':'channel.test','workspace':'w2','id':%lld}", a);
-    ck_status(st, 404);
+    ck_status(cmd(&c, "{'op':'channel.test','workspace':'w2','id':%lld}", a),
+              404);
     ck_assert_int_eq(qi(&c, "SELECT count(*) FROM notifications"), 0);
-    st = cmd(&c, "{'op':'channel.test','workspace':'w1','id':%lld}", a);
-    ck_status(st, 200);
-    long long n = reply_int("notification_id");
-    ck_assert_int_gt(n, 0);
+    long long n = test_note(&c, a);
     char want[64];
     snprintf(want, sizeof(want), "1 0 test %lld pending 0", a);
     ck_assert_str_eq(qs(&c,
@@ -928,8 +843,7 @@ START_TEST(test_inbox)
              "group_key, group_json, status, started_ms, values_json, "
              "last_notified_ms, updated_ms) VALUES(7, 1, 1, 'errors', "
              "'critical', '', '{}', 'firing', 0, '[]', 0, 0)");
-    long long n = note(&c, 1, 7, "firing", app);
-    result(&c, n, 1, "sent", "");
+    long long n = tried(&c, 1, 7, "firing", app, "sent");
     result(&c, n, 1, "sent", "");
     ck_assert_str_eq(n_status(&c, n), "sent");
     ck_assert_int_eq(qi(&c, "SELECT count(*) FROM inbox"), 1);
@@ -942,47 +856,30 @@ START_TEST(test_inbox)
                      "1 firing critical errors: firing 7 1 1");
     long long row = qi(&c, "SELECT id FROM inbox");
     /* A webhook's sent is not an inbox row; nor is an in-app retry. */
-    long long h = note(&c, 1, 7, "firing", hook);
-    result(&c, h, 1, "sent", "");
-    long long later = note(&c, 1, 7, "resolved", app);
-    result(&c, later, 1, "retry", "");
+    tried(&c, 1, 7, "firing", hook, "sent");
+    long long later = tried(&c, 1, 7, "resolved", app, "retry");
     ck_assert_int_eq(qi(&c, "SELECT count(*) FROM inbox"), 1);
     result(&c, later, 2, "sent", "");
-    long long n2 = note(&c, 2, 0, "test", app2);
-    result(&c, n2, 1, "sent", "");
+    tried(&c, 2, 0, "test", app2, "sent");
     ck_assert_int_eq(qi(&c, "SELECT count(*) FROM inbox WHERE ws = 1"), 2);
     ck_assert_int_eq(qi(&c, "SELECT count(*) FROM inbox WHERE ws = 2"), 1);
     long long other = qi(&c, "SELECT id FROM inbox WHERE ws = 2");
 
-    int st = cmd(&c, "{'op':'inbox.read','workspace':'w1'}");
-    ck_status(st, 400);
-    ck_assert_str_eq(err_field(), "ids");
-    st = cmd(&c, "{'op':'inbox.read','workspace':'w1','ids':[%lld]}", row);
-    ck_status(st, 200);
-    ck_assert_int_eq(reply_int("changed"), 1);
+    ck_refused(cmd(&c, "{'op':'inbox.read','workspace':'w1'}"), 400, "ids");
+    ck_assert_int_eq(read_row(&c, row), 1);
     ck_assert_int_eq(
         qi(&c, "SELECT read_ms > 0 FROM inbox WHERE id = %lld", row), 1);
-    st = cmd(&c, "{'op':'inbox.read','workspace':'w1','ids':[%lld]}", row);
-    ck_status(st, 200);
-    ck_assert_int_eq(reply_int("changed"), 0);
+    ck_assert_int_eq(read_row(&c, row), 0);
     /* Another workspace's row, by id: untouched. */
-    st = cmd(&c, "{'op':'inbox.read','workspace':'w1','ids':[%lld]}", other);
-    ck_status(st, 200);
-    ck_assert_int_eq(reply_int("changed"), 0);
-    st = cmd(&c, "{'op':'inbox.read','workspace':'w1','all':true}");
-    ck_status(st, 200);
-    ck_assert_int_eq(reply_int("changed"), 1);
+    ck_assert_int_eq(read_row(&c, other), 0);
+    ck_assert_int_eq(read_inbox(&c, "w1", "'all':true"), 1);
     ck_assert_int_eq(
         qi(&c, "SELECT count(*) FROM inbox WHERE ws = 1 AND read_ms IS NULL"),
         0);
     ck_assert_int_eq(
         qi(&c, "SELECT read_ms IS NULL FROM inbox WHERE id = %lld", other), 1);
-    st = cmd(&c, "{'op':'inbox.read','workspace':'w1','all':true}");
-    ck_status(st, 200);
-    ck_assert_int_eq(reply_int("changed"), 0);
-    st = cmd(&c, "{'op':'inbox.read','workspace':'w2','all':true}");
-    ck_status(st, 200);
-    ck_assert_int_eq(reply_int("changed"), 1);
+    ck_assert_int_eq(read_inbox(&c, "w1", "'all':true"), 0);
+    ck_assert_int_eq(read_inbox(&c, "w2", "'all':true"), 1);
     nc_fini(&c);
 }
 END_TEST
@@ -1000,45 +897,40 @@ START_TEST(test_batch)
     long long app = chan(&c, "w1", "app", "in_app");
     long long a = note(&c, 1, 7, "firing", x);
     long long b = note(&c, 1, 8, "firing", x);
-    int st = cmd(&c,
-                 "{'op':'notify.result','results':['garbage',17,{'id':999999,"
-                 "'attempt':1,'outcome':'sent'},{'id':%lld,'attempt':1,"
-                 "'outcome':'bounced'},{'id':%lld,'attempt':1,'outcome':"
-                 "'sent','latency_ms':5,'ts_ms':1},{'id':%lld,'outcome':"
-                 "'sent'}]}",
-                 a, a, b);
-    ck_status(st, 200);
+    ck_status(cmd(&c,
+                  "{'op':'notify.result','results':['garbage',17,{'id':999999,"
+                  "'attempt':1,'outcome':'sent'},{'id':%lld,'attempt':1,"
+                  "'outcome':'bounced'},{'id':%lld,'attempt':1,'outcome':"
+                  "'sent','latency_ms':5,'ts_ms':1},{'id':%lld,'outcome':"
+                  "'sent'}]}",
+                  a, a, b),
+              200);
     ck_assert_int_eq(reply_int("applied"), 6);
     ck_assert_str_eq(n_status(&c, a), "sent");
     ck_assert_int_eq(qi(&c, "SELECT count(*) FROM notification_attempts"), 1);
     /* b's result had no attempt number: not this try's, ignored. */
     ck_assert_str_eq(n_status(&c, b), "pending");
     /* Not an array: 400. */
-    st = cmd(&c, "{'op':'notify.result','results':{'id':%lld}}", b);
-    ck_status(st, 400);
-    ck_assert_str_eq(err_field(), "results");
+    ck_refused(cmd(&c, "{'op':'notify.result','results':{'id':%lld}}", b), 400,
+               "results");
 
     /* An in-app delivery whose inbox row cannot be written: its attempt
      * row and status change are undone, the next result is written. */
     exec_sql(c.store.db, "CREATE TEMP TRIGGER no_inbox BEFORE INSERT ON inbox "
                          "BEGIN SELECT RAISE(ABORT, 'inbox refused'); END");
     long long m = note(&c, 1, 9, "firing", app);
-    st = cmd(&c,
-             "{'op':'notify.result','results':[{'id':%lld,'attempt':1,"
-             "'outcome':'sent'},{'id':%lld,'attempt':1,'outcome':'retry',"
-             "'next_ms':55}]}",
-             m, b);
-    ck_status(st, 200);
+    ck_status(cmd(&c,
+                  "{'op':'notify.result','results':[{'id':%lld,'attempt':1,"
+                  "'outcome':'sent'},{'id':%lld,'attempt':1,'outcome':'retry',"
+                  "'next_ms':55}]}",
+                  m, b),
+              200);
     ck_assert_str_eq(qs(&c,
                         "SELECT status || ' ' || attempts FROM "
                         "notifications WHERE id = %lld",
                         m),
                      "pending 0");
-    ck_assert_int_eq(qi(&c,
-                        "SELECT count(*) FROM notification_attempts WHERE "
-                        "notification_id = %lld",
-                        m),
-                     0);
+    ck_assert_int_eq(tries(&c, m), 0);
     ck_assert_str_eq(qs(&c,
                         "SELECT status || ' ' || attempts || ' ' || next_ms "
                         "FROM notifications WHERE id = %lld",
@@ -1056,7 +948,7 @@ static Suite *notify_cmd_suite(void)
 {
     Suite *s = suite_create("notify_cmd");
     TCase *tc = tcase_create("commands");
-    tcase_add_checked_fixture(tc, nc_tmp_setup, nc_tmp_teardown);
+    tcase_add_checked_fixture(tc, tmpdir_setup, nc_tmp_teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_create_validates);
     tcase_add_test(tc, test_create_limit);

@@ -848,7 +848,7 @@ START_TEST(test_email_html_escaped)
                              "</th>");
     /* Every '<' the HTML has opens one of our tags. */
     for (const char *p = strchr(html, '<'); p != NULL; p = strchr(p + 1, '<'))
-        ck_assert_msg(strchr("!/hmtbpaul", p[1]) != NULL,
+        ck_assert_msg(p[1] != '\0' && strchr("!/hmtbpaul", p[1]) != NULL,
                       "raw '<' at \"%.20s\"", p);
 
     /* The text is as written. */

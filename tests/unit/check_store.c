@@ -59,21 +59,6 @@ static void col_fini(struct col *c)
     price_free(c->prices);
 }
 
-/* Run a query that returns one text value (copied into a static buffer;
- * "(null)" for NULL). */
-static const char *q_text(sqlite3 *db, const char *sql)
-{
-    static char buf[1024];
-    sqlite3_stmt *st;
-    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK,
-                  "%s: %s", sql, sqlite3_errmsg(db));
-    ck_assert_msg(sqlite3_step(st) == SQLITE_ROW, "%s: no row", sql);
-    const unsigned char *t = sqlite3_column_text(st, 0);
-    snprintf(buf, sizeof(buf), "%s", t ? (const char *)t : "(null)");
-    sqlite3_finalize(st);
-    return buf;
-}
-
 /* Parse body into batch (asserting it is valid). */
 static void parse(const char *body, struct ev_batch *b)
 {
@@ -199,7 +184,7 @@ START_TEST(test_upgrade_from_each_version)
         ck_assert_int_eq(col_store_version(&c.store), v);
         ck_assert_int_eq(insert_body(&c, "default", body, NULL, NULL, 1), 3);
         ck_assert_int_eq(insert_body(&c, "other", body, NULL, NULL, 1), 3);
-        char before[1024];
+        char before[4096];
         snprintf(before, sizeof(before), "%s",
                  q_text(c.store.db,
                         "SELECT group_concat(seq || ws || id || ts || model "

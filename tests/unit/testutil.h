@@ -1,11 +1,13 @@
 /*
  * testutil.h: what the Check suites share: temporary directories and
- * one-value SQL queries.
+ * one-value SQL queries (plain or printf-formatted).
  *
  * Directories: base_setup/base_teardown make and remove one directory per
  * test case (unchecked fixtures: they run in the runner's process, so the
  * directory goes even when a test crashes), tmp_setup one per test inside
- * it; a suite with a single directory uses testdir_make/testdir_remove.
+ * it; a suite with a single directory uses testdir_make/testdir_remove,
+ * and one with a directory per test and no base tmpdir_setup and
+ * tmpdir_teardown.
  * A suite defines TESTDIR_NAME (e.g. "tt-store") before including this.
  * Everything is static inline: a suite uses what it needs.
  */
@@ -16,6 +18,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -66,6 +69,18 @@ static inline void base_teardown(void)
     testdir_remove(basedir);
 }
 
+/* This test's own directory, tmpdir, with no basedir (a checked fixture:
+ * it runs in the test's process). */
+static inline void tmpdir_setup(void)
+{
+    ck_assert_int_eq(testdir_make(tmpdir, sizeof(tmpdir)), 0);
+}
+
+static inline void tmpdir_teardown(void)
+{
+    testdir_remove(tmpdir);
+}
+
 /* This test's directory inside basedir (a checked fixture). */
 static inline void tmp_setup(void)
 {
@@ -92,6 +107,52 @@ static inline long long q_int(sqlite3 *db, const char *sql)
     long long v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return v;
+}
+
+/* Run a query that returns one text value ("" for NULL; a static
+ * buffer). */
+static inline const char *q_text(sqlite3 *db, const char *sql)
+{
+    static char out[4096];
+    sqlite3_stmt *st;
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK,
+                  "%s: %s", sql, sqlite3_errmsg(db));
+    ck_assert_msg(sqlite3_step(st) == SQLITE_ROW, "%s: no row", sql);
+    const char *t = (const char *)sqlite3_column_text(st, 0);
+    snprintf(out, sizeof(out), "%s", t ? t : "");
+    sqlite3_finalize(st);
+    return out;
+}
+
+/* Format SQL into sql (n bytes), asserting that it fits. */
+static inline void sql_vformat(char *sql, size_t n, const char *fmt, va_list ap)
+{
+    int len = vsnprintf(sql, n, fmt, ap);
+    ck_assert_msg(len >= 0 && (size_t)len < n, "SQL too long: %s", sql);
+}
+
+/* q_int on printf-formatted SQL. */
+__attribute__((format(printf, 2, 3))) static inline long long
+q_intf(sqlite3 *db, const char *fmt, ...)
+{
+    char sql[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    sql_vformat(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    return q_int(db, sql);
+}
+
+/* q_text on printf-formatted SQL. */
+__attribute__((format(printf, 2, 3))) static inline const char *
+q_textf(sqlite3 *db, const char *fmt, ...)
+{
+    char sql[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    sql_vformat(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    return q_text(db, sql);
 }
 
 /* Run SQL that must work. */

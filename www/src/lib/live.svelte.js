@@ -59,7 +59,6 @@ export class LiveStream {
   generation = $state(null);
   series = $state({ rps: [], tokens: [], cost: [], errors: [], p95: [] });
   feed = $state([]);
-  firstDataAt = $state(0); // performance.now() of the first numbers
 
   #ws = null;
   #timer = 0;
@@ -132,7 +131,6 @@ export class LiveStream {
       this.feed = st.feed;
       this.generation = st.generation;
       this.sentMs = st.sentMs;
-      if (st.stats && !this.firstDataAt) this.firstDataAt = performance.now();
       if (events.length) for (const fn of this.#listeners) fn(events);
     };
     ws.onclose = (ev) => {
