@@ -1,10 +1,12 @@
 """End-to-end: the web UI in real Chromium (Debian's chromium, driven by
 playwright-core from www/node_modules: www/e2e/ui.mjs) against a private
 stack with demo traffic.  Sign-in (a wrong key refused, a session cookie,
-deep links), the dashboard's tiles changing second by second, the live
-feed, axe-core's accessibility check in light and dark, reload, the phone
-menu, sign-out, and no console errors.  Screenshots of each page at
-desktop and phone width are kept in TT_BUILDDIR/tests/artifacts/ui/."""
+deep links), then every page's module in www/e2e/pages/, sign-out, and no
+console errors.  Screenshots of each page at desktop and phone width are
+kept in TT_BUILDDIR/tests/artifacts/ui/ (or TT_UI_OUT).
+
+TT_UI_ONLY=word,word runs only the page modules whose names hold one;
+TT_WWW_DIR serves a build of the UI other than www/dist."""
 import os
 import shutil
 import subprocess
@@ -23,14 +25,15 @@ def main():
             not os.path.exists(chromium) or not shutil.which("node"):
         print("ui: no www/node_modules, node or chromium; skipping")
         sys.exit(0)
-    out = os.path.join(BUILD, "tests", "artifacts", "ui")
+    out = os.environ.get("TT_UI_OUT") or os.path.join(BUILD, "tests",
+                                                      "artifacts", "ui")
     shutil.rmtree(out, ignore_errors=True)
     with Stack(demo=True) as s:
         p = subprocess.run(
             ["node", os.path.join(WWW, "e2e", "ui.mjs"), "--url",
              "http://127.0.0.1:%d" % s.port, "--key", s.admin_key, "--out",
              out, "--chromium", chromium],
-            cwd=WWW, capture_output=True, text=True, timeout=300)
+            cwd=WWW, capture_output=True, text=True, timeout=900)
         print(p.stdout + p.stderr)
         if p.returncode != 0:
             s.dump_logs()

@@ -49,27 +49,27 @@ export function applyMessage(st, m) {
   return Array.isArray(m.events) ? m.events : [];
 }
 
-export class LiveStream {
+/**
+ * A relay stream that reopens itself: a token from POST /api/v1/ws-token,
+ * then `path` (e.g. '/ws/live', '/ws/crosstalk/ID'); a dropped stream
+ * reconnects after 1 s, 2 s, ... 15 s, with `since=` the last seq seen.
+ * onMessage(m) gets every parsed message.
+ */
+export class RelaySocket {
   online = $state(false);
   connecting = $state(false);
   error = $state('');
-  stats = $state(null);
-  seq = $state(0);
-  sentMs = $state(0);
-  generation = $state(null);
-  series = $state({ rps: [], tokens: [], cost: [], errors: [], p95: [] });
-  feed = $state([]);
+  lastSeq = 0;
 
   #ws = null;
   #timer = 0;
   #backoff = 1000;
-  #stopped = false;
-  #listeners = new Set();
+  #stopped = true;
 
-  /** fn(events) for every message's alert/budget/notification events. */
-  onEvents(fn) {
-    this.#listeners.add(fn);
-    return () => this.#listeners.delete(fn);
+  constructor(path, { query = '', onMessage = () => {} } = {}) {
+    this.path = path;
+    this.query = query;
+    this.onMessage = onMessage;
   }
 
   start() {
@@ -83,6 +83,7 @@ export class LiveStream {
     if (this.#ws) this.#ws.close(1000, 'bye');
     this.#ws = null;
     this.online = false;
+    this.connecting = false;
   }
 
   async #open() {
@@ -99,8 +100,9 @@ export class LiveStream {
     }
     if (this.#stopped) return;
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    let url = `${proto}//${location.host}/ws/live?token=${encodeURIComponent(token)}`;
-    if (this.seq) url += '&since=' + this.seq;
+    let url = `${proto}//${location.host}${this.path}?token=${encodeURIComponent(token)}`;
+    if (this.query) url += '&' + this.query;
+    if (this.lastSeq) url += '&since=' + this.lastSeq;
     const ws = new WebSocket(url);
     this.#ws = ws;
     ws.onopen = () => {
@@ -116,22 +118,8 @@ export class LiveStream {
       } catch {
         return;
       }
-      const st = {
-        seq: this.seq,
-        stats: this.stats,
-        series: $state.snapshot(this.series),
-        feed: this.feed,
-        generation: this.generation,
-        sentMs: this.sentMs,
-      };
-      const events = applyMessage(st, m);
-      this.seq = st.seq;
-      this.stats = st.stats;
-      this.series = st.series;
-      this.feed = st.feed;
-      this.generation = st.generation;
-      this.sentMs = st.sentMs;
-      if (events.length) for (const fn of this.#listeners) fn(events);
+      if (m && typeof m.seq === 'number') this.lastSeq = m.seq;
+      this.onMessage(m);
     };
     ws.onclose = (ev) => {
       if (this.#ws !== ws) return;
@@ -147,5 +135,61 @@ export class LiveStream {
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => this.#open(), this.#backoff);
     this.#backoff = Math.min(this.#backoff * 2, 15000);
+  }
+}
+
+/** /ws/live: the dashboard's numbers, sparklines, feed and events. */
+export class LiveStream {
+  stats = $state(null);
+  seq = $state(0);
+  sentMs = $state(0);
+  generation = $state(null);
+  series = $state({ rps: [], tokens: [], cost: [], errors: [], p95: [] });
+  feed = $state([]);
+
+  #listeners = new Set();
+  #sock = new RelaySocket('/ws/live', { onMessage: (m) => this.#message(m) });
+
+  get online() {
+    return this.#sock.online;
+  }
+  get connecting() {
+    return this.#sock.connecting;
+  }
+  get error() {
+    return this.#sock.error;
+  }
+
+  /** fn(events) for every message's alert/budget/notification events. */
+  onEvents(fn) {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  start() {
+    this.#sock.start();
+  }
+
+  stop() {
+    this.#sock.stop();
+  }
+
+  #message(m) {
+    const st = {
+      seq: this.seq,
+      stats: this.stats,
+      series: $state.snapshot(this.series),
+      feed: this.feed,
+      generation: this.generation,
+      sentMs: this.sentMs,
+    };
+    const events = applyMessage(st, m);
+    this.seq = st.seq;
+    this.stats = st.stats;
+    this.series = st.series;
+    this.feed = st.feed;
+    this.generation = st.generation;
+    this.sentMs = st.sentMs;
+    if (events.length) for (const fn of this.#listeners) fn(events);
   }
 }

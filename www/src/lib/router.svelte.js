@@ -3,14 +3,14 @@
 
 export const route = $state({ path: location.pathname, query: location.search });
 
-export function navigate(path, { replace = false } = {}) {
+export function navigate(path, { replace = false, scroll = true } = {}) {
   if (path === route.path + route.query) return;
   if (replace) history.replaceState({}, '', path);
   else history.pushState({}, '', path);
   const u = new URL(path, location.origin);
   route.path = u.pathname;
   route.query = u.search;
-  window.scrollTo(0, 0);
+  if (scroll) window.scrollTo(0, 0);
 }
 
 addEventListener('popstate', () => {
@@ -34,4 +34,36 @@ export function linkHandler(e) {
   if (a.pathname.startsWith('/api/') || a.pathname.startsWith('/ws/')) return;
   e.preventDefault();
   navigate(a.pathname + a.search);
+}
+
+/**
+ * Match a route pattern ('/alerts/:id') against a path: the parameters
+ * ({id: '42'}) or null.
+ */
+export function matchPath(pattern, path) {
+  const a = pattern.split('/');
+  const b = (path.length > 1 ? path.replace(/\/+$/, '') : path).split('/');
+  if (a.length !== b.length) return null;
+  const params = {};
+  for (let i = 0; i < a.length; i++) {
+    if (a[i].startsWith(':')) {
+      if (!b[i]) return null;
+      params[a[i].slice(1)] = decodeURIComponent(b[i]);
+    } else if (a[i] !== b[i]) return null;
+  }
+  return params;
+}
+
+/** The query string as an object, and a way to replace parts of it. */
+export function queryParams() {
+  return Object.fromEntries(new URLSearchParams(route.query));
+}
+export function setQuery(changes, { replace = true } = {}) {
+  const q = new URLSearchParams(route.query);
+  for (const [k, v] of Object.entries(changes)) {
+    if (v === undefined || v === null || v === '') q.delete(k);
+    else q.set(k, v);
+  }
+  const s = q.toString();
+  navigate(route.path + (s ? '?' + s : ''), { replace, scroll: false });
 }
