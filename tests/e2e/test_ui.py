@@ -28,7 +28,9 @@ def main():
     out = os.environ.get("TT_UI_OUT") or os.path.join(BUILD, "tests",
                                                       "artifacts", "ui")
     shutil.rmtree(out, ignore_errors=True)
-    with Stack(demo=True) as s:
+    # Webhooks set up in the browser go to a receiver the test runs on
+    # loopback, which the notifier refuses unless allowed.
+    with Stack(demo=True, sets=["notify_allow_networks=127.0.0.1/32"]) as s:
         p = subprocess.run(
             ["node", os.path.join(WWW, "e2e", "ui.mjs"), "--url",
              "http://127.0.0.1:%d" % s.port, "--key", s.admin_key, "--out",
