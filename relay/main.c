@@ -611,9 +611,11 @@ static void relay_start_clients(const struct shm_header *h)
         c->started = 1;
         R.unstarted--;
         if (c->crosstalk) {
-            /* The whole feed, oldest first, for the running totals. */
-            uint64_t head = atomic_load_explicit(
-                &((struct shm_header *)h)->feed_head, memory_order_acquire);
+            /* The feed up to where the last second's pass read, oldest
+             * first, for the running totals: newer calls come in the next
+             * "calls" message, and only there (reading to the feed's
+             * present end here counted them twice). */
+            uint64_t head = R.feed_head;
             struct shm_feed_ent *ents =
                 calloc(h->feed_size ? h->feed_size : 1, sizeof(*ents));
             int n =

@@ -250,6 +250,33 @@ def test_crosstalk_session():
     assert calls["rounds"]["1"]["calls"] == 2
 
 
+def test_crosstalk_counts_each_call_once():
+    # Calls that reach the feed after a second closed but before the
+    # stream starts are in its snapshot, and must not come again in the
+    # next "calls" message (they once did, doubling the running totals).
+    # Connecting 0.3 s after sending lands in that gap most of the time;
+    # three sessions make a miss of the bug unlikely.
+    key = workspace("r-k")
+    for n in range(3):
+        sid = "once%d" % n
+        send(key, 2, session=sid, rnd=1)
+        time.sleep(0.3)
+
+        def later(sid=sid):
+            time.sleep(2)
+            send(key, 1, session=sid, rnd=2)
+        t = threading.Thread(target=later)
+        t.start()
+        # The snapshot and the calls after it: two or three messages.
+        msgs, _, _, _ = ws("/ws/crosstalk/" + sid, key=key, messages=3,
+                           duration=5)
+        t.join()
+        ids = [c["id"] for m in msgs for c in m["calls"]]
+        assert len(ids) == len(set(ids)) == 3, msgs
+        last = msgs[-1]["rounds"]
+        assert last["1"]["calls"] == 2 and last["2"]["calls"] == 1, last
+
+
 def test_keepalive():
     # relay_ping=1 here: a stream silent for a second is pinged, one silent
     # for two is closed.  tt-ws answers pings (as browsers do) and keeps its
@@ -287,7 +314,8 @@ def main():
                             test_authentication,
                             test_slow_reader_cut_off_fast_one_not,
                             test_survives_collector_restart,
-                            test_crosstalk_session], s)
+                            test_crosstalk_session,
+                            test_crosstalk_counts_each_call_once], s)
     # Pings once a second: a stack of its own (a --slow reader would be
     # closed for its silence before it could fall behind).
     with Stack(sets=["relay_ping=1"]) as s:
