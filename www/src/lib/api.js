@@ -3,11 +3,12 @@
 // changes.
 
 export class ApiError extends Error {
-  constructor(status, code, message, requestId) {
+  constructor(status, code, message, requestId, field) {
     super(message || code || 'HTTP ' + status);
     this.status = status;
     this.code = code;
     this.requestId = requestId;
+    this.field = field; // invalid_field: the path of the bad field
   }
 }
 
@@ -48,7 +49,7 @@ export async function api(path, { method = 'GET', body, signal } = {}) {
   if (!r.ok) {
     const e = data && data.error ? data.error : {};
     if (r.status === 401) onUnauthorized();
-    throw new ApiError(r.status, e.code, e.message, e.request_id);
+    throw new ApiError(r.status, e.code, e.message, e.request_id, e.field);
   }
   return data;
 }

@@ -1,7 +1,13 @@
 // Number and time formatting shared by every page.
 
-const nf = (digits) =>
-  new Intl.NumberFormat('en-US', { maximumFractionDigits: digits });
+// Intl formatters are slow to make and quick to use: one per option set.
+const cache = new Map();
+function formatter(key, opts) {
+  let f = cache.get(key);
+  if (!f) cache.set(key, (f = new Intl.NumberFormat('en-US', opts)));
+  return f;
+}
+const nf = (digits) => formatter('n' + digits, { maximumFractionDigits: digits });
 
 /** A count or rate: 1234 -> "1,234", 1234567 -> "1.23M", 0.5 -> "0.5". */
 export function fmtNum(v) {
@@ -20,7 +26,7 @@ export function fmtUsd(v) {
   const digits = a === 0 ? 2 : a < 0.01 ? 5 : a < 1 ? 4 : 2;
   return (
     (v < 0 ? '-$' : '$') +
-    new Intl.NumberFormat('en-US', {
+    formatter('usd' + digits, {
       minimumFractionDigits: Math.min(2, digits),
       maximumFractionDigits: digits,
     }).format(a)

@@ -15,7 +15,8 @@ let pendingTimer = 0;
 export function addShortcut(s) {
   shortcuts.list.push(s);
   return () => {
-    const i = shortcuts.list.indexOf(s);
+    // The list holds a proxy of s: find it by its function.
+    const i = shortcuts.list.findIndex((x) => x.run === s.run);
     if (i >= 0) shortcuts.list.splice(i, 1);
   };
 }
