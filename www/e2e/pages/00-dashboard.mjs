@@ -50,6 +50,23 @@ export default async function dashboard(h) {
     await page.fill('#feed-filter', '');
   });
 
+  await h.check('dashboard: the crosstalk overview lists sessions the API knows', async () => {
+    const box = page.locator('[data-testid="crosstalk-overview"]');
+    // The demo starts sessions within seconds; the card reloads every 15 s.
+    await box.locator('li a').first().waitFor({ timeout: 35000 });
+    const ids = await box.locator('li a').evaluateAll((as) =>
+      as.map((a) => decodeURIComponent(a.pathname.split('/').pop())));
+    assert(ids.length >= 1 && ids.length <= 5, 'rows: ' + ids.length);
+    for (const id of ids) {
+      const r = await h.api('GET', '/api/v1/sessions/' + encodeURIComponent(id));
+      assert(r.status === 200 && r.data.session.id === id, id + ": " + r.status);
+    }
+    const stats = await h.api('GET', '/api/v1/sessions/stats?range=24h');
+    const shown = await box.locator('.xt-stats').innerText();
+    const n = Number(shown.match(/^([\d,]+) sessions?/)[1].replace(/,/g, ''));
+    assert(n >= 1 && n <= stats.data.sessions, `shown ${n}, the API ${stats.data.sessions}`);
+  });
+
   await h.check('dashboard: accessible (axe: no serious or critical violations)', async () => {
     await h.axeCheck('dashboard');
   });

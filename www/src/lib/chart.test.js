@@ -52,3 +52,17 @@ describe('chart arithmetic', () => {
     expect(nearest(xs, 99)).toBe(3);
   });
 });
+
+describe('align, the shared-times case', () => {
+  it('gives the same answer as the general case', () => {
+    const a = [{ points: [[1, 1], [2, null], [3, 3]] }, { points: [[1, 4], [2, 5], [3, 6]] }];
+    const r = align(a);
+    expect([...r.xs]).toEqual([1, 2, 3]);
+    expect([...r.ys[0]]).toEqual([1, NaN, 3]);
+    expect([...r.ys[1]]).toEqual([4, 5, 6]);
+    // Unsorted times take the general path and come out sorted.
+    const u = align([{ points: [[3, 1], [1, 2]] }]);
+    expect([...u.xs]).toEqual([1, 3]);
+    expect([...u.ys[0]]).toEqual([2, 1]);
+  });
+});

@@ -57,3 +57,8 @@ export function timeAgo(iso, nowMs = Date.now()) {
   if (s < 86400) return Math.floor(s / 3600) + ' h ago';
   return Math.floor(s / 86400) + ' d ago';
 }
+
+/** "1 session", "3 sessions", "1,200 sessions". */
+export function plural(n, word, many = word + 's') {
+  return fmtNum(n) + ' ' + (n === 1 ? word : many);
+}
