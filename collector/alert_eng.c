@@ -811,13 +811,15 @@ static char *aeng_values(const struct aeng_rule *ar, const double *vals,
         const struct alert_node *nd = &ar->r.nodes[i];
         if (nd->kind != AK_LEAF)
             continue;
-        json_array_append_new(
-            arr, json_pack("{s:s, s:s, s:f, s:o, s:b}", "metric",
-                           alert_metric_name(nd->metric), "operator",
-                           alert_op_name(nd->op), "threshold", nd->threshold,
-                           "value",
-                           isnan(vals[i]) ? json_null() : json_real(vals[i]),
-                           "holds", verdicts[i]));
+        /* The condition as the rule has it (a budget's period too), with
+         * its value and verdict. */
+        json_t *v = alert_condition_json(&ar->r, i);
+        if (v == NULL)
+            continue;
+        json_object_set_new(v, "value",
+                            isnan(vals[i]) ? json_null() : json_real(vals[i]));
+        json_object_set_new(v, "holds", json_boolean(verdicts[i]));
+        json_array_append_new(arr, v);
     }
     char *t = json_dumps(arr, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(arr);

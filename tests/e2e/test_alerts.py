@@ -287,6 +287,23 @@ def test_budget_thresholds_become_one_alert():
     assert kinds == ["alert.firing", "alert.escalated", "alert.escalated"]
 
 
+def test_alert_values_keep_a_budget_period():
+    # An alert's values are its rule's conditions as written, so a monthly
+    # budget condition says "month" (it once lost its period, and read as
+    # the daily one).
+    key = workspace("al-p")
+    r = S.request("PUT", "/api/v1/budgets", key=key, body={"budgets": [
+        {"period": "month", "limit_usd": 1000}]})
+    assert r.status == 200, r
+    rule(key, name="month budget", window="1m", condition={
+        "metric": "budget_used_percent", "operator": ">=", "threshold": 0,
+        "period": "month"})
+    a = wait_for(lambda: active(key), timeout=30)
+    assert a[0]["values"] == [{
+        "metric": "budget_used_percent", "operator": ">=", "threshold": 0,
+        "period": "month", "value": 0, "holds": True}], a[0]["values"]
+
+
 def test_rule_test_changes_nothing():
     key = workspace("al-h")
     S.send_alike(key, "m-bad", 6, status=500)
@@ -473,6 +490,7 @@ def main():
                             test_manual_resolve_bulk_delete_stats_csv,
                             test_workspaces_apart,
                             test_budget_thresholds_become_one_alert,
+                            test_alert_values_keep_a_budget_period,
                             test_rule_test_changes_nothing,
                             test_rule_tests_wait_apart_from_ingest,
                             test_silences_hold_back_but_record,

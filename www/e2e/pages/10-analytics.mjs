@@ -320,8 +320,11 @@ export default async function analytics(h) {
       const a = bm0.models.find((x) => x.model === m && x.provider === p)?.cost_usd ?? 0;
       const b = bm1.models.find((x) => x.model === m && x.provider === p)?.cost_usd;
       assert(b != null, m + ' is not in the API answer');
-      // Costs are shown rounded: compare with a cent's hundredth of slack.
-      assert(num(cost) >= a - 1e-4 && num(cost) <= b + 1e-4, `${m}: ${cost} not within ${a}..${b}`);
+      // Costs are shown rounded (two decimals from $1 up): allow half of
+      // the last digit shown.
+      const decimals = (String(cost).split('.')[1] ?? '').replace(/\D/g, '').length;
+      const slack = 0.5 * 10 ** -decimals + 1e-9;
+      assert(num(cost) >= a - slack && num(cost) <= b + slack, `${m}: ${cost} not within ${a}..${b}`);
     }
     assert((await tableRows('cost-by-provider')).length >= 1, 'no providers');
     await h.pageChecks('analytics-cost');

@@ -27,6 +27,23 @@ describe('InboxBell', () => {
     expect(a.getAttribute('aria-label')).toBe('Inbox, 1 unread');
     unmount(c);
   });
+  it('asks again when the inbox changes while a count is on its way', async () => {
+    let release;
+    const first = new Promise((r) => (release = r));
+    const fetch = vi.fn().mockReturnValueOnce(first).mockResolvedValueOnce(answer(0));
+    vi.stubGlobal('fetch', fetch);
+    const target = document.createElement('div');
+    const c = mount(InboxBell, { target });
+    flushSync(); // mounted: the first count is asked for
+    inboxChanged(); // a row marked read while the first count is out
+    release(answer(2));
+    await settle();
+    await settle();
+    flushSync();
+    expect(fetch).toHaveBeenCalledTimes(2);
+    expect(target.querySelector('a').getAttribute('aria-label')).toBe('Inbox, no unread notifications');
+    unmount(c);
+  });
   it('says when there is nothing unread, and no badge', async () => {
     vi.stubGlobal('fetch', vi.fn().mockResolvedValue(answer(0)));
     const target = document.createElement('div');

@@ -67,9 +67,9 @@ export function apiQuery(f, extra = {}) {
   return p.toString();
 }
 
-/** GET /api/v1/alerts for the filters (a page of them). */
-export function listUrl(f, cursor) {
-  return '/api/v1/alerts?' + apiQuery(f, { limit: 100, cursor });
+/** GET /api/v1/alerts for the filters: `limit` of them from `cursor`. */
+export function listUrl(f, cursor, limit = 100) {
+  return '/api/v1/alerts?' + apiQuery(f, { limit, cursor });
 }
 
 /** The CSV of every alert the filters select (the cookie authenticates the download). */
@@ -86,22 +86,25 @@ export function statsUrl(f) {
   } else p.set('range', !f.range || f.range === 'all' ? '90d' : f.range);
   return '/api/v1/alerts/stats?' + p.toString();
 }
+/** The range the statistics cover, in words ("Last 90 days" for all time). */
 export function rangeLabel(f) {
   if (f.range === 'custom') return 'From ' + f.from + (f.to ? ' to ' + f.to : '');
   if (!f.range || f.range === 'all') return 'Last 90 days';
   return RANGES.find((r) => r.value === f.range)?.label ?? f.range;
 }
 
-/** An alert's group ({model: "x"}) in words: "model x, user y"; '' when none. */
+/** An alert's group or a rule's filters ({model: "x"}) in words: "model x, user y"; '' when none. */
 export function groupWords(g) {
   const e = Object.entries(g ?? {});
   return e.map(([k, v]) => (k === 'api_key' ? 'API key' : k) + ' ' + v).join(', ');
 }
 
+const oneDecimal = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 });
+
 /** Seconds as a short duration: 45 -> "45 s", 150 -> "2.5 min", 7200 -> "2 h". */
 export function fmtSeconds(s) {
   if (s === null || s === undefined || !Number.isFinite(s)) return '–';
-  const r = (v) => new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 }).format(v);
+  const r = (v) => oneDecimal.format(v);
   if (s < 60) return r(s) + ' s';
   if (s < 3600) return r(s / 60) + ' min';
   if (s < 86400) return r(s / 3600) + ' h';

@@ -29,6 +29,7 @@ describe('alert filters', () => {
     expect(apiQuery(f)).toBe('status=firing%2Cacknowledged&severity=critical%2Chigh&rule=4&range=24h&q=gpt+4o');
     expect(listUrl(f)).toBe('/api/v1/alerts?' + apiQuery(f) + '&limit=100');
     expect(listUrl(f, 55)).toBe('/api/v1/alerts?' + apiQuery(f) + '&limit=100&cursor=55');
+    expect(listUrl(f, undefined, 300)).toBe('/api/v1/alerts?' + apiQuery(f) + '&limit=300');
     expect(csvUrl(f)).toBe('/api/v1/alerts?' + apiQuery(f) + '&format=csv');
     expect(statsUrl(f)).toBe('/api/v1/alerts/stats?range=24h');
     const all = filtersFromQuery({ range: 'all' });

@@ -62,7 +62,7 @@ export function parseState(q = {}) {
     by: pick(DIST_BY, q.by, 'model'),
   };
   // A from= makes the range custom (range=custom alone, without one, is 24h).
-  if (isTime(q.from)) {
+  if (isTime(q.from) && Date.parse(q.from) >= 0) { // the API takes no from before 1970
     st.range = 'custom';
     st.from = new Date(q.from).toISOString();
     if (isTime(q.to) && Date.parse(q.to) > Date.parse(q.from)) st.to = new Date(q.to).toISOString();

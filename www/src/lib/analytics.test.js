@@ -32,6 +32,8 @@ describe('state from the URL query', () => {
     expect(parseState({ from: '2026-11-22T10:00:00Z', to: '2026-11-21T10:00:00Z' }).to).toBe('');
     expect(parseState({ range: 'custom' }).range).toBe('24h');
     expect(parseState({ range: 'custom', from: 'yesterday' }).range).toBe('24h');
+    // The API takes no start before 1970.
+    expect(parseState({ from: '1969-12-31T00:00:00Z' }).range).toBe('24h');
   });
 });
 

@@ -418,8 +418,8 @@ export function kindText(kind) {
  * The field an API 400 is about, and its message without the field's path
  * in front: {field, text}.  The API's errors name the field in `field`
  * and begin the message with it ("budgets[0].limit_usd must be ...");
- * ApiError keeps only the message, so the path is read back from there.
- * Shared by the budget and channel forms.
+ * ApiError keeps that `field`, and when an answer has none the path is
+ * read back from the message.  Shared by the budget and channel forms.
  */
 export function errorField(e) {
   const msg = e?.message ?? String(e);

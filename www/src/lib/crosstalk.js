@@ -149,9 +149,9 @@ export const callTokens = (c) =>
  * Apply one /ws/crosstalk message to {rounds, calls, ids, seen}: a
  * snapshot starts over, then each call not seen before (by id) is added to
  * its round's totals and to the list (newest first, at most max kept).
- * The running rounds are summed here from the calls rather than taken
- * from the message: the relay's snapshot can hold calls that its next
- * "calls" message sends again, and its own sums count those twice.
+ * The running rounds are summed here from the calls, each id once,
+ * rather than taken from the message: they are the relay's sums (every
+ * call it sent on this stream) without trusting that no call comes twice.
  * Returns whether the message brought new calls after the snapshot.
  */
 export function applyCrosstalk(st, m, max = 50) {

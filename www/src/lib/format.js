@@ -62,3 +62,8 @@ export function timeAgo(iso, nowMs = Date.now()) {
 export function plural(n, word, many = word + 's') {
   return fmtNum(n) + ' ' + (n === 1 ? word : many);
 }
+
+/** A time in full, in the browser's locale and zone (e.g. for a title); '' for none. */
+export function fmtDateTime(iso) {
+  return iso ? new Date(iso).toLocaleString() : '';
+}

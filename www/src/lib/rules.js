@@ -39,6 +39,8 @@ export const OPERATORS = [
   { value: '!=', label: '≠' },
 ];
 const opWord = Object.fromEntries(OPERATORS.map((o) => [o.value, o.label]));
+/** An operator as it reads: ">=" -> "≥". */
+export const operatorWord = (op) => opWord[op] ?? op;
 
 export const SEVERITIES = ['critical', 'high', 'medium', 'low'];
 export const DIMENSIONS = ['provider', 'model', 'agent', 'user', 'api_key'];
@@ -308,7 +310,7 @@ export function valueWords(metric, v) {
 
 /** One condition: "error rate > 5%". */
 export function conditionText(c) {
-  return metricLabel(c.metric, c.period) + ' ' + (opWord[c.operator] ?? c.operator) + ' ' +
+  return metricLabel(c.metric, c.period) + ' ' + operatorWord(c.operator) + ' ' +
     thresholdWords(c.metric, c.threshold);
 }
 
@@ -390,8 +392,8 @@ const FIELD_ROOTS = ['name', 'description', 'enabled', 'severity', 'condition', 
 
 /**
  * The field an API error is about, as {field, message}, or null: the
- * error's own `field`, else (the shared ApiError may not carry it) the
- * path the invalid_field message starts with.
+ * error's own `field`, else (an answer that names none, such as the 409
+ * on a taken name) the path the invalid_field message starts with.
  */
 export function apiFieldError(e) {
   if (!e || (e.code !== 'invalid_field' && e.code !== 'conflict' && !e.field)) return null;
