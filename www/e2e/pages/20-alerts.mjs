@@ -207,6 +207,38 @@ export default async function alerts(h) {
     await until(async () => /resolved/i.test(await row.innerText()), { what: 'the row resolved' });
   });
 
+  await h.check('alerts: the list follows the live stream, without a refresh or its timer', async () => {
+    // The rule still holds, so the engine opens a new alert after the one
+    // just resolved.  A second page with the browser's clock paused (no
+    // timer fires unless the test lets it) must show it once the stream's
+    // alert event has come and only the page's 300 ms debounce is let run.
+    assert(alertId, 'no alert fired');
+    // The clock is a context's: a context of its own, with this session's
+    // cookie, so the other pages' timers run on.
+    const ctx = await h.browser.newContext();
+    await ctx.addCookies(await h.context.cookies());
+    const p2 = await ctx.newPage();
+    try {
+      await p2.clock.install();
+      await p2.goto(h.args.url + '/alerts?rule=' + ruleId);
+      await p2.getByTestId('alerts-updated').filter({ hasText: 'live' }).waitFor({ timeout: 10000 });
+      const before = await p2.$$eval('[data-testid="alerts"] tbody tr', (trs) => trs.map((tr) => Number(tr.dataset.id)));
+      await p2.clock.pauseAt(Date.now() + 1000);
+      const fresh = await until(async () => {
+        const r = await h.api('GET', '/api/v1/alerts/active?rule=' + ruleId);
+        return r.data.alerts.find((a) => a.status === 'firing' && !before.includes(a.id));
+      }, { timeout: 40000, every: 500, what: 'the engine to open a new alert' });
+      // The relay sends the second's events after it closes.
+      await p2.waitForTimeout(2500);
+      await p2.clock.runFor(400);
+      await until(async () => (await p2.$$eval('[data-testid="alerts"] tbody tr',
+        (trs) => trs.map((tr) => Number(tr.dataset.id)))).includes(fresh.id),
+      { timeout: 5000, what: 'alert ' + fresh.id + ' in the list without a refresh' });
+    } finally {
+      await ctx.close();
+    }
+  });
+
   await h.check('alerts: CSV export of the list as filtered', async () => {
     assert(alertId, 'no alert fired');
     await page.selectOption('#al-status', 'resolved');
