@@ -52,8 +52,14 @@ export default async function dashboard(h) {
 
   await h.check('dashboard: the crosstalk overview lists sessions the API knows', async () => {
     const box = page.locator('[data-testid="crosstalk-overview"]');
-    // The demo starts sessions within seconds; the card reloads every 15 s.
-    await box.locator('li a').first().waitFor({ timeout: 35000 });
+    // A session of our own (the demo's first may be a minute away): the
+    // newest activity, so first in the card once it reloads (every 15 s).
+    const mine = 'e2e-dash-' + Date.now().toString(36);
+    const r = await h.api('POST', '/api/v1/events', [1, 2].map((round) => ({
+      id: mine + '-' + round, provider: 'openai', model: 'gpt-4o-mini', input_tokens: 10,
+      output_tokens: 5, cost_usd: 0.001, session: mine, round })));
+    assert(r.status === 200, 'POST events ' + r.status);
+    await box.locator(`li a[href="/crosstalk/${mine}"]`).waitFor({ timeout: 25000 });
     const ids = await box.locator('li a').evaluateAll((as) =>
       as.map((a) => decodeURIComponent(a.pathname.split('/').pop())));
     assert(ids.length >= 1 && ids.length <= 5, 'rows: ' + ids.length);
