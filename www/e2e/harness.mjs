@@ -112,14 +112,18 @@ export function assert(cond, msg) {
   if (!cond) throw new Error(msg);
 }
 
-/** Poll fn until it returns a truthy value (returned) or time runs out. */
+/**
+ * Poll fn until it returns a truthy value (returned) or time runs out;
+ * `what` (text, or a function giving it at the time) names what failed.
+ */
 export async function until(fn, { timeout = 10000, every = 250, what = 'condition' } = {}) {
   const end = Date.now() + timeout;
   let last;
   for (;;) {
     last = await fn();
     if (last) return last;
-    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
+    if (Date.now() > end)
+      throw new Error('timed out waiting for ' + (typeof what === 'function' ? what() : what));
     await new Promise((r) => setTimeout(r, every));
   }
 }

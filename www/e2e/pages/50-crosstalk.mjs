@@ -49,6 +49,8 @@ export default async function crosstalk(h) {
     const s = { url: ws.url(), closed: false, frames: 0 };
     ws.on('framereceived', () => s.frames++);
     ws.on('close', () => (s.closed = true));
+    // A socket closed while its handshake was still going fails instead.
+    ws.on('socketerror', () => (s.closed = true));
     xtSockets.push(s);
   });
 
@@ -234,7 +236,10 @@ export default async function crosstalk(h) {
     assert(xtSockets.filter((s) => s.frames > 0).length >= 2, 'streams without messages');
     await h.go('/crosstalk');
     await table.waitFor();
-    await until(() => xtSockets.every((s) => s.closed), { timeout: 5000, what: 'every crosstalk stream to close' });
+    await until(() => xtSockets.every((s) => s.closed), {
+      timeout: 10000,
+      what: () => 'every crosstalk stream to close; open: ' + JSON.stringify(xtSockets.filter((s) => !s.closed)),
+    });
   });
 
   await h.check('crosstalk: empty, error and not-found states', async () => {

@@ -65,6 +65,7 @@ export class RelaySocket {
   #timer = 0;
   #backoff = 1000;
   #stopped = true;
+  #gen = 0; // bumped by stop(): an #open() begun before it opens nothing
 
   constructor(path, { query = '', onMessage = () => {} } = {}) {
     this.path = path;
@@ -79,6 +80,7 @@ export class RelaySocket {
 
   stop() {
     this.#stopped = true;
+    this.#gen++;
     clearTimeout(this.#timer);
     if (this.#ws) this.#ws.close(1000, 'bye');
     this.#ws = null;
@@ -88,17 +90,21 @@ export class RelaySocket {
 
   async #open() {
     if (this.#stopped) return;
+    const gen = this.#gen;
     this.connecting = true;
     let token;
     try {
       token = (await api('/api/v1/ws-token', { method: 'POST' })).token;
     } catch (e) {
+      if (gen !== this.#gen) return;
       this.error = e.message;
       this.connecting = false;
       if (e.status !== 401) this.#retry();
       return;
     }
-    if (this.#stopped) return;
+    // Stopped (and perhaps started again) while the token came: this
+    // attempt is over, or two sockets would be open and one never closed.
+    if (gen !== this.#gen || this.#stopped) return;
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     let url = `${proto}//${location.host}${this.path}?token=${encodeURIComponent(token)}`;
     if (this.query) url += '&' + this.query;

@@ -56,3 +56,27 @@ describe('live stream messages', () => {
     expect(tileValues(stats(3, 42)).p95).toBe(42);
   });
 });
+
+describe('RelaySocket', () => {
+  it('a stop while the token is on its way opens nothing, also after a new start', async () => {
+    const { RelaySocket } = await import('./live.svelte.js');
+    const opened = [];
+    const resolvers = [];
+    globalThis.fetch = () => new Promise((res) => resolvers.push(res));
+    globalThis.WebSocket = class {
+      constructor(url) { opened.push(url); }
+      close() {}
+    };
+    const s = new RelaySocket('/ws/live');
+    s.start();
+    s.stop();
+    s.start();
+    const answer = (t) => ({ status: 200, ok: true, text: async () => JSON.stringify({ token: t }) });
+    resolvers[0](answer('old'));
+    resolvers[1](answer('new'));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(opened.length).toBe(1);
+    expect(opened[0]).toContain('token=new');
+    s.stop();
+  });
+});
