@@ -97,6 +97,23 @@ export async function openHarness(args) {
     return { status: r.status, data };
   };
 
+  /**
+   * Run fn, which makes the API refuse or fail on purpose: the browser
+   * logs those answers ("status of 400") as console errors, which are not
+   * the page's.  Drops those of the given statuses logged during fn (only
+   * those) and returns how many it dropped.
+   */
+  h.expectingErrors = async (statuses, fn) => {
+    const mark = h.consoleErrors.length;
+    await fn();
+    await page.waitForTimeout(100);
+    const re = new RegExp('status of (' + statuses.join('|') + ')\\b');
+    const mine = h.consoleErrors.splice(mark);
+    const keep = mine.filter((e) => !re.test(e));
+    h.consoleErrors.push(...keep);
+    return mine.length - keep.length;
+  };
+
   /** The standard page checks: no serious axe violation, light and dark, and screenshots. */
   h.pageChecks = async (name) => {
     await h.axeCheck(name);

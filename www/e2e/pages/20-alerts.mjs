@@ -42,14 +42,6 @@ export default async function alerts(h) {
   const label = (s) => page.getByLabel(s, { exact: true });
   const tableIds = (testid) => page.$$eval(`[data-testid="${testid}"] tbody tr`,
     (trs) => trs.map((tr) => Number(tr.dataset.id)));
-  // An expected 4xx answer is logged by the browser as a failed resource:
-  // not an error of the page.  Drop those a step caused on purpose.
-  const expectingErrors = async (fn) => {
-    const n = h.consoleErrors.length;
-    await fn();
-    const added = h.consoleErrors.splice(n);
-    h.consoleErrors.push(...added.filter((e) => !/status of (400|409)/.test(e)));
-  };
 
   await h.check('rule builder: a nested AND/OR rule built by hand reads back in words', async () => {
     // A channel for the rule to notify (in-app: delivered without a network).
@@ -285,7 +277,7 @@ export default async function alerts(h) {
     let r = (await h.api('GET', '/api/v1/alerts/rules/' + ruleId)).data;
     assert(r.severity === 'medium' && sameJson(r.condition, built) && r.window === '1m', JSON.stringify(r));
 
-    await expectingErrors(async () => {
+    await h.expectingErrors([400, 409], async () => {
       await page.fill('#f-name', '');
       await page.getByTestId('rule-save').click();
       const e1 = page.locator('#f-name-error');

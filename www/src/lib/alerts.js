@@ -2,6 +2,8 @@
 // (the same filters give the CSV export), and the small words the alert
 // pages share.  Pure: no DOM, no fetch.
 
+import { SEVERITIES } from './rules.js';
+
 export const STATUSES = ['pending', 'firing', 'acknowledged', 'resolved'];
 export const OPEN = 'pending,firing,acknowledged';
 export const RANGES = [
@@ -15,7 +17,6 @@ export const RANGES = [
 ];
 export const DEFAULT_RANGE = '7d';
 
-const SEVS = ['critical', 'high', 'medium', 'low'];
 const okList = (s, names) =>
   typeof s === 'string' && s !== '' && s.split(',').every((x) => names.includes(x));
 
@@ -29,7 +30,7 @@ export function filtersFromQuery(qp = {}) {
   const custom = !!from;
   return {
     status: okList(qp.status, STATUSES) ? qp.status : '',
-    severity: okList(qp.severity, SEVS) ? qp.severity : '',
+    severity: okList(qp.severity, SEVERITIES) ? qp.severity : '',
     rule: /^[1-9]\d*$/.test(qp.rule ?? '') ? qp.rule : '',
     range: custom ? 'custom' : RANGES.some((r) => r.value === qp.range) ? qp.range : DEFAULT_RANGE,
     from: custom ? from : '',

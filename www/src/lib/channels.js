@@ -5,6 +5,8 @@
 // field paths back to a form field, the delivery log's words, and the
 // signal that tells the header's bell the inbox changed.
 
+import { SEVERITIES } from './rules.js';
+
 export const REDACTED = '********';
 export const DEFAULT_EVENTS_URL = 'https://events.pagerduty.com/v2/enqueue';
 
@@ -370,7 +372,8 @@ export function outcomeText(n) {
 /** The history's statuses, for the filter. */
 export const STATUSES = ['sent', 'failed', 'retrying', 'pending'];
 
-export const ROUTES = ['critical', 'high', 'medium', 'low'];
+/** The severities a default route is set for: every one. */
+export const ROUTES = SEVERITIES;
 
 /** GET /channels/routes into {critical: Set, ..., fallback: id|''}. */
 export function routesFromApi(r) {
